@@ -1,0 +1,300 @@
+// Package approvebot holds the domain types every part of approvebot speaks:
+// an approval request, the chain of stages that must approve it, the votes
+// cast on it, the chat messages that show it, and the outcome the waiting
+// agent receives. The engine (bot/), the rules (policy/) and the store
+// (store/) exchange these types; chat SDK types never reach this package.
+package approvebot
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status is where a request stands. Every status but pending is final.
+type Status string
+
+// The statuses an agent can receive.
+const (
+	StatusPending       Status = "pending"
+	StatusApproved      Status = "approved"
+	StatusDenied        Status = "denied"
+	StatusTimedOut      Status = "timed_out"     // nobody decided before the deadline
+	StatusExpired       Status = "expired"       // schema 1.0: expires_at had passed
+	StatusUndeliverable Status = "undeliverable" // no approver could be shown the request
+	StatusNoRoute       Status = "no_route"      // no configured approver group for it
+)
+
+// Final reports whether the status can no longer change.
+func (s Status) Final() bool { return s != StatusPending && s != "" }
+
+// Approved reports whether the status lets the action run.
+func (s Status) Approved() bool { return s == StatusApproved }
+
+// Schema names the body an agent sent.
+const (
+	SchemaLegacy = "legacy" // WebhookApproval: the tutorial's body
+	SchemaV1     = "1.0"    // VersionedWebhookApproval (action-bound)
+)
+
+// Fields are what the agent sent, kept as received. Legacy requests fill the
+// first block; schema 1.0 requests the second. Strings are stored exactly as
+// they arrived so digests can be recomputed byte for byte.
+type Fields struct {
+	Type        string   `json:"type"`
+	RuleName    string   `json:"rule_name,omitempty"`
+	PolicyName  string   `json:"policy_name,omitempty"`
+	AgentID     string   `json:"agent_id"`
+	Action      string   `json:"action,omitempty"`
+	Approvers   []string `json:"approvers,omitempty"`
+	RequestedAt string   `json:"requested_at,omitempty"`
+
+	SchemaVersion        string  `json:"schema_version,omitempty"`
+	InputDigest          string  `json:"input_digest,omitempty"`
+	ApprovalRequestID    string  `json:"approval_request_id,omitempty"`
+	PolicyDecisionID     string  `json:"policy_decision_id,omitempty"`
+	ActionDigest         string  `json:"action_digest,omitempty"`
+	SubjectID            *string `json:"subject_id,omitempty"`
+	Operation            string  `json:"operation,omitempty"`
+	TargetResource       *string `json:"target_resource,omitempty"`
+	PolicyVersion        string  `json:"policy_version,omitempty"`
+	ApprovalChainID      string  `json:"approval_chain_id,omitempty"`
+	ApprovalChainVersion string  `json:"approval_chain_version,omitempty"`
+	ExpiresAt            string  `json:"expires_at,omitempty"`
+}
+
+// Quorum says how many approvals satisfy a stage.
+type Quorum struct {
+	Mode string `json:"mode"`          // QuorumAny, QuorumAll or QuorumCount
+	N    int    `json:"n,omitempty"` // with QuorumCount: distinct approvers needed
+}
+
+// Quorum modes.
+const (
+	QuorumAny   = "any"   // one approval from any group of the stage
+	QuorumAll   = "all"   // one approval from each group of the stage, each by a different person
+	QuorumCount = "count" // N distinct approvers from the stage's groups
+)
+
+func (q Quorum) String() string {
+	if q.Mode == QuorumCount {
+		return fmt.Sprintf("%d", q.N)
+	}
+	if q.Mode == "" {
+		return QuorumAny
+	}
+	return q.Mode
+}
+
+// Group is an approver group as configured: where its requests are shown and
+// who in it may decide. A request keeps a copy of its groups, so a config
+// change never alters a request already open.
+type Group struct {
+	Name  string      `json:"name"`
+	Slack *SlackGroup `json:"slack,omitempty"`
+	Teams *TeamsGroup `json:"teams,omitempty"`
+}
+
+// SlackGroup is a group's Slack side.
+type SlackGroup struct {
+	Channels   []string `json:"channels,omitempty"`
+	Users      []string `json:"users,omitempty"`      // Slack user IDs or emails
+	Usergroups []string `json:"usergroups,omitempty"` // any member may approve
+}
+
+// TeamsGroup is a group's Microsoft Teams side.
+type TeamsGroup struct {
+	Channels []string `json:"channels,omitempty"` // Teams channel ids (19:...@thread.tacv2)
+	Users    []string `json:"users,omitempty"`    // AAD object ids or emails/UPNs
+}
+
+// Stage is one step of a chain: its groups and the quorum that satisfies it.
+type Stage struct {
+	Groups []Group `json:"groups"`
+	Quorum Quorum  `json:"quorum"`
+}
+
+// GroupNames lists the stage's group names.
+func (s Stage) GroupNames() []string {
+	names := make([]string, len(s.Groups))
+	for i, g := range s.Groups {
+		names[i] = g.Name
+	}
+	return names
+}
+
+// Chain is the ordered list of stages a request must pass. A request's chain is
+// fixed when it opens. Legacy requests get a one-stage chain built from the
+// route that matched.
+type Chain struct {
+	ID                 string  `json:"id,omitempty"`
+	Version            string  `json:"version,omitempty"`
+	Stages             []Stage `json:"stages"`
+	SeparationOfDuties bool    `json:"separation_of_duties,omitempty"`
+}
+
+// Approver is a person who clicked, as the platform identified them.
+type Approver struct {
+	Platform  string `json:"platform"`             // "slack" or "teams"
+	Workspace string `json:"workspace"`            // Slack team id, Teams tenant id
+	UserID    string `json:"user_id"`              // Slack user id, AAD object id
+	Email     string `json:"email,omitempty"`      // email or UPN when the platform has one
+	Name      string `json:"name,omitempty"`       // display name
+	Usergroups []string `json:"usergroups,omitempty"` // platform user groups it belongs to, among those asked about
+}
+
+// Principal is the identity returned to the agent: the email when known,
+// otherwise platform:workspace/user.
+func (a Approver) Principal() string {
+	if a.Email != "" {
+		return a.Email
+	}
+	return a.Platform + ":" + a.Workspace + "/" + a.UserID
+}
+
+// Display is how the approver is named on chat messages.
+func (a Approver) Display() string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.Principal()
+}
+
+// Decision values, as ADR-0030 names them.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+)
+
+// Entry is one counted vote: ADR-0030's chain entry. EntryDigest covers the
+// canonical JSON of every other ADR field, and PreviousEntryDigest links it to
+// the entry before it on the same request.
+type Entry struct {
+	ApprovalRequestID   string `json:"approval_request_id"`
+	ChainEntryID        string `json:"chain_entry_id"`
+	StageIndex          int    `json:"stage_index"`
+	ApproverKind        string `json:"approver_kind"`
+	ApproverIdentity    string `json:"approver_identity"`
+	IdentityAssurance   string `json:"identity_assurance"`
+	Decision            string `json:"decision"`
+	ReasonCode          string `json:"reason_code"`
+	InputDigest         string `json:"input_digest"`
+	PreviousEntryDigest string `json:"previous_entry_digest"`
+	DecidedAt           string `json:"decided_at"`
+	EntryDigest         string `json:"entry_digest"`
+
+	// Not part of the digest: which group the vote counted for and who, in
+	// full, cast it.
+	Group    string   `json:"-"`
+	Approver Approver `json:"-"`
+}
+
+// Resolution is how a request ended.
+type Resolution struct {
+	ApprovalResolutionID string    `json:"approval_resolution_id"`
+	Outcome              string    `json:"outcome"` // allow | deny | expired
+	Status               Status    `json:"status"`
+	Approver             string    `json:"approver"` // principal, or system:<why>
+	ApproverName         string    `json:"approver_name,omitempty"`
+	Reason               string    `json:"reason"`
+	FinalEntryDigest     string    `json:"final_entry_digest"`
+	ResolvedAt           time.Time `json:"resolved_at"`
+	Digest               string    `json:"resolution_digest,omitempty"`
+}
+
+// Delivery states of one destination.
+const (
+	DeliveryWaiting = "waiting" // its stage has not opened
+	DeliveryQueued  = "queued"  // to be posted
+	DeliveryPosted  = "posted"
+	DeliveryFailed  = "failed"  // gave up: Error says why
+	DeliverySkipped = "skipped" // the request ended before it was posted
+)
+
+// MessageRef finds a posted message again. Slack: Channel and ID (ts).
+// Teams: Channel (channel id), Conversation (thread conversation id), ID
+// (activity id) and ServiceURL.
+type MessageRef struct {
+	Channel      string `json:"channel"`
+	ID           string `json:"id"`
+	Conversation string `json:"conversation,omitempty"`
+	ServiceURL   string `json:"service_url,omitempty"`
+}
+
+// Destination is one chat channel a request is shown in.
+type Destination struct {
+	Platform string     `json:"platform"`
+	Channel  string     `json:"channel"`
+	Stage    int        `json:"stage"`
+	Groups   []string   `json:"groups"`
+	State    string     `json:"state"`
+	Ref      MessageRef `json:"ref"`
+	Error    string     `json:"error,omitempty"`
+	// Version of the request last shown there.
+	Shown uint64 `json:"shown,omitempty"`
+}
+
+// Request is an approval request and everything that happened to it.
+type Request struct {
+	ID             string          `json:"id"`
+	Schema         string          `json:"schema"`
+	Caller         string          `json:"caller"`
+	IdempotencyKey string          `json:"idempotency_key,omitempty"`
+	Digest         string          `json:"digest"` // what makes a retry the same request
+	Fields         Fields          `json:"fields"`
+	Context        json.RawMessage `json:"context,omitempty"`        // shown to approvers
+	ActionBinding  json.RawMessage `json:"action_binding,omitempty"` // schema 1.0, verified against action_digest
+	Chain          Chain           `json:"chain"`
+	CreatedAt      time.Time       `json:"created_at"`
+	Deadline       time.Time       `json:"deadline"`
+	Status         Status          `json:"status"`
+	Stage          int             `json:"stage"`
+	Entries        []Entry         `json:"entries,omitempty"`
+	Resolution     *Resolution     `json:"resolution,omitempty"`
+	Destinations   []Destination   `json:"destinations,omitempty"`
+	Version        uint64          `json:"version"`
+}
+
+// Title is a one-line summary for humans.
+func (r *Request) Title() string {
+	if r.Schema == SchemaV1 {
+		t := r.Fields.Operation
+		if r.Fields.TargetResource != nil && *r.Fields.TargetResource != "" {
+			t += " on " + *r.Fields.TargetResource
+		}
+		return t
+	}
+	return r.Fields.Action
+}
+
+// Ballot is a click, once the platform has verified it and said who clicked.
+type Ballot struct {
+	Platform  string
+	Ref       MessageRef // the message clicked
+	Approver  Approver
+	Decision  string // Allow or Deny
+	Reason    string
+	Assurance string // how the platform authenticated the clicker
+	At        time.Time
+}
+
+// Event is one line of the audit log.
+type Event struct {
+	Type      string          `json:"type"`
+	RequestID string          `json:"request_id"`
+	At        time.Time       `json:"at"`
+	Actor     string          `json:"actor,omitempty"`
+	Detail    json.RawMessage `json:"detail,omitempty"`
+}
+
+// Audit event types. The ADR-0030 names come first.
+const (
+	EventRequested = "approval_requested"
+	EventEntry     = "approval_chain_entry"
+	EventResolved  = "approval_resolved"
+	EventExpired   = "approval_expired"
+	EventPosted    = "message_posted"
+	EventFailed    = "delivery_failed"
+	EventRefused   = "click_refused"
+	EventStage     = "stage_opened"
+)

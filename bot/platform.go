@@ -1,0 +1,44 @@
+package bot
+
+import (
+	"context"
+
+	"github.com/approvebot/approvebot"
+)
+
+// Platform is what the engine needs from a chat platform: show a request in a
+// channel, change what a shown message says, and say who clicked. Adapters
+// (bot/slack, bot/teams) implement it; their SDK types never cross it.
+type Platform interface {
+	// Name is "slack" or "teams", as in approvebot.Destination.Platform.
+	Name() string
+	// Post shows msg as a new message in channel and returns where it is.
+	// Errors are *approvebot.DeliveryError so the outbox knows whether to retry.
+	Post(ctx context.Context, channel string, msg approvebot.Message) (approvebot.MessageRef, error)
+	// Update replaces what the message at ref shows.
+	Update(ctx context.Context, ref approvebot.MessageRef, msg approvebot.Message) error
+	// Identify completes who: it fills Email (and Name) when the platform
+	// knows them, and sets Usergroups to those of usergroups the person
+	// belongs to. ref is the message clicked, for platforms that look people
+	// up by conversation.
+	Identify(ctx context.Context, who approvebot.Approver, ref approvebot.MessageRef, usergroups []string) (approvebot.Approver, error)
+}
+
+// ClickResult is the engine's answer to a click, for the adapter to show the
+// clicker (and only the clicker).
+type ClickResult struct {
+	// Counted is true when the vote was recorded.
+	Counted bool
+	// Decided is true when this vote ended the request.
+	Decided bool
+	// Message is what the clicker is told: why a click was refused, or what it did.
+	Message string
+	// View is the request's message as it now reads, for platforms that
+	// answer the clicker with a refreshed card.
+	View approvebot.Message
+}
+
+// Decider receives verified clicks. The engine implements it; adapters call it.
+type Decider interface {
+	Click(ctx context.Context, b approvebot.Ballot, requestID string) ClickResult
+}

@@ -1,0 +1,104 @@
+package approvebot
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Message is what a chat message shows about a request, independent of the
+// platform. The engine builds it from the stored request; each platform
+// adapter renders it (Block Kit, Adaptive Card) with a pure function.
+type Message struct {
+	RequestID string
+	// Title is the header line, e.g. "Approval needed: transfer".
+	Title string
+	// Fields are the request's facts: agent, action, rule, deadline...
+	Fields []Field
+	// Context is what the agent added for approvers (amounts, accounts,
+	// tool parameters). Values are the agent's: renderers escape them.
+	Context []Field
+	Status  Status
+	// Outcome is the final line once decided: "Approved by Jane at 12:01 UTC".
+	Outcome string
+	// Progress tells a multi-stage or multi-vote request's state:
+	// "stage 1 of 2 approved by Jane; waiting for security".
+	Progress string
+	// Notice warns about delivery: "not delivered to C0X: channel_not_found".
+	Notice string
+	// Actionable is true while buttons should be shown.
+	Actionable bool
+	Deadline   time.Time
+}
+
+// Field is one labelled value.
+type Field struct {
+	Label string
+	Value string
+}
+
+// DeliveryError is how a platform adapter says a post or update failed.
+// Permanent errors are not retried; others are, after RetryAfter when the
+// platform named a wait.
+type DeliveryError struct {
+	Permanent  bool
+	RetryAfter time.Duration
+	// Reason is short and operator-facing: "channel_not_found", "HTTP 503".
+	Reason string
+	Err    error
+}
+
+func (e *DeliveryError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %v", e.Reason, e.Err)
+	}
+	return e.Reason
+}
+
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is a DeliveryError that must not be retried.
+func IsPermanent(err error) bool {
+	var de *DeliveryError
+	return errors.As(err, &de) && de.Permanent
+}
+
+// RetryAfter returns the wait a platform asked for, or zero.
+func RetryAfter(err error) time.Duration {
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		return de.RetryAfter
+	}
+	return 0
+}
+
+// Error is an error meant for the caller: Code maps onto an HTTP status, and
+// Message is safe to show (it never carries internal error text).
+type Error struct {
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes.
+const (
+	EInvalid      = "invalid"      // 400
+	EUnauthorized = "unauthorized" // 401
+	ENotFound     = "not_found"    // 404
+	EConflict     = "conflict"     // 409
+	ETooLarge     = "too_large"    // 413
+	EUnavailable  = "unavailable"  // 503
+	EInternal     = "internal"     // 500
+)
+
+// Errorf makes an Error.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldError makes an EInvalid Error naming the offending field.
+func FieldError(field, format string, args ...any) *Error {
+	return &Error{Code: EInvalid, Field: field, Message: field + ": " + fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,117 @@
+// Package policy owns approvebot's rules: the configuration file, which
+// approver groups a request routes to, and who may decide it. Everything here
+// is pure: no I/O past reading the configuration file.
+package policy
+
+import (
+	"time"
+
+	"github.com/approvebot/approvebot"
+)
+
+// Defaults.
+const (
+	DefaultTimeout         = 290 * time.Second // below AGT's 300 s client default
+	DefaultDeliveryTimeout = 60 * time.Second
+	DefaultListen          = "127.0.0.1:8080"
+)
+
+// Config is approvebot.yaml after parsing, expansion and validation.
+type Config struct {
+	Listen    string
+	Store     StoreConfig
+	Callers   []Caller
+	Slack     *SlackConfig // nil when the file has no slack section
+	Teams     *TeamsConfig // nil when the file has no teams section
+	Signing   SigningConfig
+	Admin     AdminConfig
+	Delivery  DeliveryConfig
+	Approvers map[string]approvebot.Group // by group name
+	Routes    []Route
+	Chains    map[string]ChainConfig // by chain id
+}
+
+// StoreConfig is the bbolt file.
+type StoreConfig struct {
+	Path string
+}
+
+// Caller is an agent allowed to submit requests.
+type Caller struct {
+	Name  string
+	Token string
+}
+
+// SlackConfig is the Slack app's credentials.
+type SlackConfig struct {
+	BotToken      string
+	SigningSecret string
+	APIURL        string // "" means Slack's own; must end in "/" when set
+	// ChannelInterval is the pause between two posts to one channel
+	// (Slack allows about one message per second per channel).
+	ChannelInterval time.Duration
+}
+
+// TeamsConfig is the Azure Bot registration (single tenant).
+type TeamsConfig struct {
+	AppID             string
+	AppPassword       string
+	TenantID          string
+	OpenIDMetadataURL string // default: the Bot Framework's
+	TokenURL          string // default: https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token
+}
+
+// SigningConfig is the key approvebot signs decisions with.
+type SigningConfig struct {
+	KeyFile string // created with mode 0600 on first start if missing
+	Issuer  string // the "iss" of signed decisions
+}
+
+// AdminConfig guards the operator endpoints (/admin/...).
+type AdminConfig struct {
+	Token string // "" disables the admin endpoints
+}
+
+// DeliveryConfig bounds how long a destination is retried.
+type DeliveryConfig struct {
+	// Timeout is how long a post keeps being retried before the destination
+	// counts as failed (never past the request's deadline).
+	Timeout time.Duration
+}
+
+// Match selects requests. Empty fields match anything; values may be globs
+// (path.Match syntax).
+type Match struct {
+	RuleName       string
+	PolicyName     string
+	Action         string
+	AgentID        string
+	ChainID        string // schema 1.0 approval_chain_id
+	Operation      string
+	TargetResource string
+}
+
+// Route overrides the approvers a matching request names.
+type Route struct {
+	Match     Match
+	Approvers []string // group names
+	Quorum    approvebot.Quorum
+	Timeout   time.Duration // 0: DefaultTimeout
+	Chain     string        // optional: route to this chain instead of Approvers
+	Line      int           // where it stands in the file, for messages
+}
+
+// ChainConfig is a versioned, ordered list of stages.
+type ChainConfig struct {
+	ID                 string
+	Version            string
+	Stages             []StageConfig
+	SeparationOfDuties bool
+	Timeout            time.Duration // 0: DefaultTimeout
+}
+
+// StageConfig is one stage of a chain, by group name.
+type StageConfig struct {
+	Approvers []string
+	Quorum    approvebot.Quorum
+}
