@@ -65,7 +65,7 @@ type Fields struct {
 
 // Quorum says how many approvals satisfy a stage.
 type Quorum struct {
-	Mode string `json:"mode"`          // QuorumAny, QuorumAll or QuorumCount
+	Mode string `json:"mode"`        // QuorumAny, QuorumAll or QuorumCount
 	N    int    `json:"n,omitempty"` // with QuorumCount: distinct approvers needed
 }
 
@@ -135,11 +135,11 @@ type Chain struct {
 
 // Approver is a person who clicked, as the platform identified them.
 type Approver struct {
-	Platform  string `json:"platform"`             // "slack" or "teams"
-	Workspace string `json:"workspace"`            // Slack team id, Teams tenant id
-	UserID    string `json:"user_id"`              // Slack user id, AAD object id
-	Email     string `json:"email,omitempty"`      // email or UPN when the platform has one
-	Name      string `json:"name,omitempty"`       // display name
+	Platform   string   `json:"platform"`             // "slack" or "teams"
+	Workspace  string   `json:"workspace"`            // Slack team id, Teams tenant id
+	UserID     string   `json:"user_id"`              // Slack user id, AAD object id
+	Email      string   `json:"email,omitempty"`      // email or UPN when the platform has one
+	Name       string   `json:"name,omitempty"`       // display name
 	Usergroups []string `json:"usergroups,omitempty"` // platform user groups it belongs to, among those asked about
 }
 
