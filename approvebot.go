@@ -185,8 +185,8 @@ type Entry struct {
 
 	// Not part of the digest: which group the vote counted for and who, in
 	// full, cast it.
-	Group    string   `json:"-"`
-	Approver Approver `json:"-"`
+	Group    string   `json:"group,omitempty"`
+	Approver Approver `json:"approver"`
 }
 
 // Resolution is how a request ended.

@@ -1,0 +1,544 @@
+// Package bot is the approval engine: a request's life (route, post, wait,
+// decide, expire, answer), the HTTP API agents call, and the small interface
+// chat platforms implement. Requests enter in Submit, wait in Wait, clicks
+// land in Click, and every change is committed to the store before anything
+// is said to an agent or shown on chat.
+package bot
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/intake"
+	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/store"
+)
+
+// Config holds the engine's parts.
+type Config struct {
+	Policy    *policy.Config
+	Store     *store.Store
+	Platforms []Platform
+	Clock     Clock
+	Logger    *slog.Logger
+	// Workers is how many outbox jobs run at once (default 16).
+	Workers int
+}
+
+// Engine runs approval requests.
+type Engine struct {
+	policy    *policy.Config
+	store     *store.Store
+	platforms map[string]Platform
+	clock     Clock
+	log       *slog.Logger
+	outbox    *outbox
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+	timers  map[string]Timer
+}
+
+// New builds an engine. Call Start before serving.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Policy == nil || cfg.Store == nil {
+		return nil, errors.New("engine: policy and store are required")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 16
+	}
+	e := &Engine{
+		policy:    cfg.Policy,
+		store:     cfg.Store,
+		platforms: map[string]Platform{},
+		clock:     cfg.Clock,
+		log:       cfg.Logger,
+		waiters:   map[string][]chan struct{}{},
+		timers:    map[string]Timer{},
+	}
+	for _, p := range cfg.Platforms {
+		e.platforms[p.Name()] = p
+	}
+	e.outbox = newOutbox(e, cfg.Workers, cfg.Policy.Delivery.Timeout)
+	cfg.Store.OnOutbox(e.outbox.add)
+	return e, nil
+}
+
+// Start reconciles with the store, as after a crash or a deploy: every
+// pending request gets its deadline back (those already past expire now),
+// and every chat side effect still owed is queued. It then starts the outbox
+// workers, which run until ctx ends.
+func (e *Engine) Start(ctx context.Context) error {
+	var due []string
+	err := e.store.Pending(func(id string, deadline time.Time) error {
+		if !e.clock.Now().Before(deadline) {
+			due = append(due, id)
+			return nil
+		}
+		e.arm(id, deadline)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reconcile pending requests: %w", err)
+	}
+	jobs, err := e.store.Jobs()
+	if err != nil {
+		return fmt.Errorf("reconcile outbox: %w", err)
+	}
+	e.outbox.add(jobs)
+	e.outbox.start(ctx)
+	for _, id := range due {
+		e.expire(id)
+	}
+	e.log.Info("reconciled", "pending", e.pendingTimers(), "expired_while_down", len(due), "outbox", len(jobs))
+	return nil
+}
+
+// Drain stops the outbox workers after the jobs they hold, waiting at most
+// until ctx ends.
+func (e *Engine) Drain(ctx context.Context) { e.outbox.drain(ctx) }
+
+// Platform returns the named platform, or nil.
+func (e *Engine) Platform(name string) Platform { return e.platforms[name] }
+
+// Platforms lists the configured platforms.
+func (e *Engine) Platforms() []Platform {
+	out := make([]Platform, 0, len(e.platforms))
+	for _, name := range []string{"slack", "teams"} {
+		if p, ok := e.platforms[name]; ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Store is the engine's store.
+func (e *Engine) Store() *store.Store { return e.store }
+
+// SubmitOptions are what the HTTP layer knows about a submission.
+type SubmitOptions struct {
+	Caller         string
+	IdempotencyKey string        // legacy bodies: the Idempotency-Key header
+	Wait           time.Duration // Prefer: wait=N; 0 means the route's timeout
+}
+
+// Submit opens a request, or returns the existing one when this is a retry
+// of it. The returned request may already be final (no route, expired,
+// undeliverable, or decided earlier).
+func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOptions) (*approvebot.Request, error) {
+	now := e.clock.Now()
+	r := &approvebot.Request{
+		Schema:         sub.Schema,
+		Caller:         o.Caller,
+		IdempotencyKey: o.IdempotencyKey,
+		Digest:         sub.Digest,
+		Fields:         sub.Fields,
+		Context:        sub.Context,
+		ActionBinding:  sub.ActionBinding,
+		CreatedAt:      now,
+		Status:         approvebot.StatusPending,
+		Version:        1,
+	}
+	if sub.Schema == approvebot.SchemaV1 {
+		r.ID = sub.Fields.ApprovalRequestID
+	} else {
+		r.ID = newID()
+	}
+	events := []approvebot.Event{event(approvebot.EventRequested, r.ID, now, o.Caller, map[string]any{
+		"schema": r.Schema, "digest": r.Digest, "fields": r.Fields,
+	})}
+
+	routed, rerr := e.policy.Route(sub.Fields, sub.Schema)
+	timeout := routed.Timeout
+	if timeout <= 0 {
+		timeout = policy.DefaultTimeout
+	}
+	if o.Wait > 0 && o.Wait < timeout {
+		timeout = o.Wait
+	}
+	r.Deadline = now.Add(timeout)
+	if sub.Schema == approvebot.SchemaV1 {
+		exp, err := sub.ExpiresAt()
+		if err != nil {
+			return nil, approvebot.FieldError("expires_at", "%v", err)
+		}
+		if exp.Before(r.Deadline) {
+			r.Deadline = exp
+		}
+	}
+
+	var noRoute *policy.NoRouteError
+	switch {
+	case errors.As(rerr, &noRoute):
+		policy.Expire(r, approvebot.StatusNoRoute, noRoute.Reason, now)
+	case rerr != nil:
+		return nil, fmt.Errorf("route: %w", rerr)
+	case sub.Schema == approvebot.SchemaV1 && !now.Before(r.Deadline):
+		r.Chain = routed.Chain
+		policy.Expire(r, approvebot.StatusExpired, "expires_at "+sub.Fields.ExpiresAt+" had passed when the request arrived", now)
+	default:
+		r.Chain = routed.Chain
+		r.Destinations = destinations(r.Chain, e.platforms)
+		if !hasLive(r) {
+			policy.Expire(r, approvebot.StatusUndeliverable, "no channel on a configured platform for "+groupList(r.Chain.Stages[0]), now)
+		}
+	}
+	if r.Status.Final() {
+		events = append(events, resolvedEvent(r, now))
+	}
+	r.Deadline = r.Deadline.Round(0)
+
+	stored, created, err := e.store.Create(r, events...)
+	if err != nil {
+		return nil, e.storeError(err)
+	}
+	if !created {
+		if stored.Caller != o.Caller || stored.Digest != r.Digest {
+			return nil, approvebot.Errorf(approvebot.EConflict,
+				"approval_request_id %s is already in use for a different request (input digest differs)", stored.ID)
+		}
+		return stored, nil
+	}
+	if !stored.Status.Final() {
+		e.arm(stored.ID, stored.Deadline)
+	}
+	e.log.Info("request opened", "request_id", stored.ID, "caller", o.Caller, "status", stored.Status,
+		"groups", groupList(firstStage(stored.Chain)), "deadline", stored.Deadline)
+	return stored, nil
+}
+
+// storeError turns a store failure into what the caller sees: the request was
+// not recorded, so it was not approved.
+func (e *Engine) storeError(err error) error {
+	e.log.Error("store write failed", "err", err)
+	return approvebot.Errorf(approvebot.EUnavailable, "approvebot could not record the request (storage unavailable); it was not approved")
+}
+
+// Get returns a stored request.
+func (e *Engine) Get(id string) (*approvebot.Request, error) { return e.store.Get(id) }
+
+// Wait blocks until the request is final or ctx ends, and returns it as stored.
+func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, error) {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	e.waiters[id] = append(e.waiters[id], ch)
+	e.mu.Unlock()
+	defer e.unwait(id, ch)
+
+	r, err := e.store.Get(id)
+	if err != nil || r.Status.Final() {
+		return r, err
+	}
+	select {
+	case <-ch:
+		return e.store.Get(id)
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+}
+
+func (e *Engine) unwait(id string, ch chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ws := e.waiters[id]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(e.waiters, id)
+	} else {
+		e.waiters[id] = ws
+	}
+}
+
+// finished wakes everyone waiting on a request that became final and drops
+// its timer.
+func (e *Engine) finished(r *approvebot.Request) {
+	e.mu.Lock()
+	ws := e.waiters[r.ID]
+	delete(e.waiters, r.ID)
+	if t, ok := e.timers[r.ID]; ok {
+		t.Stop()
+		delete(e.timers, r.ID)
+	}
+	e.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+	e.log.Info("request resolved", "request_id", r.ID, "status", r.Status, "approver", r.Resolution.Approver)
+}
+
+func (e *Engine) arm(id string, deadline time.Time) {
+	d := deadline.Sub(e.clock.Now())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t, ok := e.timers[id]; ok {
+		t.Stop()
+	}
+	e.timers[id] = e.clock.AfterFunc(d, func() { e.expire(id) })
+}
+
+func (e *Engine) pendingTimers() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.timers)
+}
+
+// expire ends a request whose deadline has come, unless it was decided first.
+func (e *Engine) expire(id string) {
+	now := e.clock.Now()
+	var changed bool
+	r, err := e.store.Update(id, func(r *approvebot.Request) (store.Change, error) {
+		changed = false
+		if r.Status.Final() {
+			return store.Change{Abort: true}, nil
+		}
+		if now.Before(r.Deadline) {
+			return store.Change{Abort: true}, nil
+		}
+		reason := timeoutReason(r)
+		policy.Expire(r, approvebot.StatusTimedOut, reason, now)
+		changed = true
+		return store.Change{Visible: true, Events: []approvebot.Event{
+			event(approvebot.EventExpired, r.ID, now, "system:timeout", map[string]any{"reason": reason}),
+			resolvedEvent(r, now),
+		}}, nil
+	})
+	if err != nil {
+		// The deadline index keeps the request pending; retry soon so a
+		// timeout is never lost to a transient store error.
+		e.log.Error("expire failed; retrying", "request_id", id, "err", err)
+		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrClosed) {
+			e.mu.Lock()
+			e.timers[id] = e.clock.AfterFunc(time.Second, func() { e.expire(id) })
+			e.mu.Unlock()
+		}
+		return
+	}
+	if changed {
+		e.finished(r)
+	} else if !r.Status.Final() {
+		e.arm(id, r.Deadline)
+	}
+}
+
+// timeoutReason says why a deadline came: the route's timeout (or the
+// caller's Prefer: wait), or a schema 1.0 request's expires_at. It is derived
+// from the stored request, so it reads the same after a restart.
+func timeoutReason(r *approvebot.Request) string {
+	if r.Schema == approvebot.SchemaV1 {
+		if exp, err := time.Parse(time.RFC3339Nano, r.Fields.ExpiresAt); err == nil && !exp.After(r.Deadline) {
+			return "timed out at expires_at " + r.Fields.ExpiresAt + " without a decision"
+		}
+	}
+	return fmt.Sprintf("timed out after %s without a decision", seconds(r.Deadline.Sub(r.CreatedAt)))
+}
+
+// Click counts a verified click. It never returns an error: whatever goes
+// wrong, the click is refused (nothing changes) and the clicker is told why.
+func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) ClickResult {
+	if b.At.IsZero() {
+		b.At = e.clock.Now()
+	}
+	r, err := e.store.Get(id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return ClickResult{Message: "Nothing changed: approvebot does not know this request."}
+		}
+		e.log.Error("click: load request", "request_id", id, "err", err)
+		return ClickResult{Message: "Nothing changed: approvebot could not read the request. Try again in a moment."}
+	}
+	if r.Status.Final() {
+		e.refused(r.ID, b, policy.RefuseDecided)
+		return ClickResult{Message: "Nothing changed: " + policy.Describe(r) + ".", View: View(r, -1)}
+	}
+	p := e.platforms[b.Platform]
+	if p == nil {
+		return ClickResult{Message: "Nothing changed: this platform is not configured."}
+	}
+	who, err := p.Identify(ctx, b.Approver, b.Ref, policy.Usergroups(r.Chain, b.Platform))
+	if err != nil {
+		e.log.Warn("click: cannot identify clicker", "request_id", id, "user", b.Approver.UserID, "err", err)
+		e.refused(r.ID, b, "identity_unverified")
+		return ClickResult{Message: "Nothing changed: approvebot could not verify who you are. Try again in a moment."}
+	}
+	b.Approver = who
+	now := e.clock.Now()
+	var out policy.VoteOutcome
+	r, err = e.store.Update(id, func(r *approvebot.Request) (store.Change, error) {
+		out = policy.Vote(r, b, now)
+		if !out.Counted {
+			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
+		}
+		evs := []approvebot.Event{event(approvebot.EventEntry, r.ID, now, who.Principal(), map[string]any{
+			"entry": entryRecord(*out.Entry), "group": out.Entry.Group, "approver": who, "platform": b.Platform, "message": b.Ref,
+		})}
+		if out.StageOpened {
+			evs = append(evs, event(approvebot.EventStage, r.ID, now, "", map[string]any{"stage": r.Stage}))
+		}
+		if out.Decided {
+			evs = append(evs, resolvedEvent(r, now))
+		}
+		return store.Change{Visible: true, Events: evs}, nil
+	})
+	if err != nil {
+		e.log.Error("click: store", "request_id", id, "err", err)
+		return ClickResult{Message: "Nothing changed: approvebot could not record your decision. Try again in a moment."}
+	}
+	if out.Counted {
+		e.log.Info("vote counted", "request_id", id, "user", who.Principal(), "decision", b.Decision, "decided", out.Decided)
+	} else {
+		e.log.Info("click refused", "request_id", id, "user", who.Principal(), "why", out.RefusalCode)
+	}
+	if out.Decided {
+		e.finished(r)
+	}
+	return ClickResult{Counted: out.Counted, Decided: out.Decided, Message: out.Message, View: View(r, -1)}
+}
+
+// refused audits a click that was turned away before it reached the vote.
+func (e *Engine) refused(id string, b approvebot.Ballot, code string) {
+	now := e.clock.Now()
+	_, err := e.store.Update(id, func(r *approvebot.Request) (store.Change, error) {
+		return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(id, b, code, now)}}, nil
+	})
+	if err != nil {
+		e.log.Error("audit refused click", "request_id", id, "err", err)
+	}
+}
+
+func refusedEvent(id string, b approvebot.Ballot, code string, now time.Time) approvebot.Event {
+	return event(approvebot.EventRefused, id, now, b.Approver.Principal(), map[string]any{
+		"why": code, "decision": b.Decision, "approver": b.Approver, "platform": b.Platform, "message": b.Ref,
+	})
+}
+
+func resolvedEvent(r *approvebot.Request, now time.Time) approvebot.Event {
+	return event(approvebot.EventResolved, r.ID, now, r.Resolution.Approver, map[string]any{
+		"resolution": r.Resolution, "status": r.Status,
+		"action_digest": r.Fields.ActionDigest, "policy_version": r.Fields.PolicyVersion,
+		"approval_chain_version": r.Chain.Version,
+	})
+}
+
+// entryRecord is an entry with every ADR field, for the audit log.
+func entryRecord(e approvebot.Entry) map[string]any {
+	return map[string]any{
+		"approval_request_id": e.ApprovalRequestID, "chain_entry_id": e.ChainEntryID,
+		"stage_index": e.StageIndex, "approver_kind": e.ApproverKind,
+		"approver_identity": e.ApproverIdentity, "identity_assurance": e.IdentityAssurance,
+		"decision": e.Decision, "reason_code": e.ReasonCode, "input_digest": e.InputDigest,
+		"previous_entry_digest": e.PreviousEntryDigest, "decided_at": e.DecidedAt,
+		"entry_digest": e.EntryDigest,
+	}
+}
+
+func event(typ, id string, at time.Time, actor string, detail any) approvebot.Event {
+	var raw json.RawMessage
+	if detail != nil {
+		b, err := json.Marshal(detail)
+		if err != nil {
+			b, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+		}
+		raw = b
+	}
+	return approvebot.Event{Type: typ, RequestID: id, At: at, Actor: actor, Detail: raw}
+}
+
+// destinations lists every channel of every stage, one per (platform,
+// channel) within a stage. Only the first stage's are queued now.
+func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebot.Destination {
+	var out []approvebot.Destination
+	for si, s := range c.Stages {
+		index := map[string]int{}
+		add := func(platform, channel, group string) {
+			if _, ok := platforms[platform]; !ok {
+				return
+			}
+			key := platform + "\x00" + channel
+			if i, ok := index[key]; ok {
+				out[i].Groups = append(out[i].Groups, group)
+				return
+			}
+			state := approvebot.DeliveryWaiting
+			if si == 0 {
+				state = approvebot.DeliveryQueued
+			}
+			index[key] = len(out)
+			out = append(out, approvebot.Destination{Platform: platform, Channel: channel, Stage: si, Groups: []string{group}, State: state})
+		}
+		for _, g := range s.Groups {
+			if g.Slack != nil {
+				for _, ch := range g.Slack.Channels {
+					add("slack", ch, g.Name)
+				}
+			}
+			if g.Teams != nil {
+				for _, ch := range g.Teams.Channels {
+					add("teams", ch, g.Name)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// hasLive reports whether some destination of the current stage is posted or
+// may still be.
+func hasLive(r *approvebot.Request) bool {
+	for _, d := range r.Destinations {
+		if d.Stage == r.Stage && (d.State == approvebot.DeliveryQueued || d.State == approvebot.DeliveryPosted) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstStage(c approvebot.Chain) approvebot.Stage {
+	if len(c.Stages) == 0 {
+		return approvebot.Stage{}
+	}
+	return c.Stages[0]
+}
+
+func groupList(s approvebot.Stage) string {
+	names := s.GroupNames()
+	if len(names) == 0 {
+		return "(no groups)"
+	}
+	out := names[0]
+	for _, n := range names[1:] {
+		out += ", " + n
+	}
+	return out
+}
+
+func seconds(d time.Duration) string {
+	return fmt.Sprintf("%d s", int64(math.Round(d.Seconds())))
+}
+
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return "ar_" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,316 @@
+package bot
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/intake"
+	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/signing"
+	"github.com/approvebot/approvebot/store"
+)
+
+// Limits of the agent API.
+const (
+	maxRequestBody = 64 << 10
+	maxPollWait    = 300 * time.Second
+	// holdSlack is how long past its deadline a held request waits for the
+	// expiry to land before answering on its own.
+	holdSlack = 10 * time.Second
+)
+
+// ServerConfig wires the HTTP API.
+type ServerConfig struct {
+	Engine  *Engine
+	Callers []policy.Caller
+	Signer  *signing.Signer
+	// Issuer names approvebot in signed decisions.
+	Issuer string
+	// Handlers are mounted as given, e.g. "POST /slack/interactions".
+	Handlers map[string]http.Handler
+	// Ready reports whether the chat platforms are reachable.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API: agents' requests, platform callbacks, health.
+type Server struct {
+	cfg      ServerConfig
+	engine   *Engine
+	log      *slog.Logger
+	mux      *http.ServeMux
+	callers  [][sha256.Size]byte
+	draining chan struct{}
+	drainMu  sync.Once
+}
+
+// NewServer builds the API on a private mux.
+func NewServer(cfg ServerConfig) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, mux: http.NewServeMux(), draining: make(chan struct{})}
+	for _, c := range cfg.Callers {
+		s.callers = append(s.callers, sha256.Sum256([]byte(c.Token)))
+	}
+	s.mux.HandleFunc("POST /v1/approvals", s.handleSubmit)
+	s.mux.HandleFunc("GET /v1/approvals/{id}", s.handleGet)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	for pattern, h := range cfg.Handlers {
+		s.mux.Handle(pattern, h)
+	}
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Drain makes held requests answer now: the request stays pending in the
+// store, and the answer tells the agent it was not decided. Used at the end
+// of the shutdown grace period.
+func (s *Server) Drain() { s.drainMu.Do(func() { close(s.draining) }) }
+
+// caller finds the caller whose token the request carries. Every configured
+// token is compared, in constant time, whatever matches.
+func (s *Server) caller(r *http.Request) (string, bool) {
+	auth := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(auth, "Bearer ")
+	if !ok || token == "" {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(token))
+	found := -1
+	for i, c := range s.callers {
+		if subtle.ConstantTimeCompare(sum[:], c[:]) == 1 {
+			found = i
+		}
+	}
+	if found < 0 {
+		return "", false
+	}
+	return s.cfg.Callers[found].Name, true
+}
+
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.caller(r)
+	if !ok {
+		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, approvebot.Errorf(approvebot.ETooLarge, "request body exceeds %d bytes", maxRequestBody))
+			return
+		}
+		writeError(w, approvebot.Errorf(approvebot.EInvalid, "could not read the request body"))
+		return
+	}
+	sub, err := intake.Parse(body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	prefs := parsePrefer(r.Header.Values("Prefer"))
+	opts := SubmitOptions{Caller: caller, Wait: prefs.wait}
+	if k := r.Header.Get("Idempotency-Key"); k != "" {
+		if len(k) > 255 || strings.ContainsFunc(k, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			writeError(w, &approvebot.Error{Code: approvebot.EInvalid, Field: "Idempotency-Key",
+				Message: "Idempotency-Key: want 1 to 255 visible ASCII characters"})
+			return
+		}
+		opts.IdempotencyKey = k
+	}
+	req, err := s.engine.Submit(r.Context(), sub, opts)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if prefs.async && !req.Status.Final() {
+		w.Header().Set("Location", "/v1/approvals/"+req.ID)
+		w.Header().Set("Preference-Applied", "respond-async")
+		writeJSON(w, http.StatusAccepted, s.answer(req, caller))
+		return
+	}
+	s.hold(w, r, req, caller)
+}
+
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.caller(r)
+	if !ok {
+		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
+		return
+	}
+	id := r.PathValue("id")
+	req, err := s.engine.Get(id)
+	if err != nil || req.Caller != caller {
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("get request", "request_id", id, "err", err)
+			writeError(w, approvebot.Errorf(approvebot.EUnavailable, "storage unavailable"))
+			return
+		}
+		// Another caller's request is as unknown as a missing one.
+		writeError(w, approvebot.Errorf(approvebot.ENotFound, "no approval request %q", id))
+		return
+	}
+	if ws := r.URL.Query().Get("wait"); ws != "" && !req.Status.Final() {
+		n, err := strconv.Atoi(ws)
+		if err != nil || n < 0 {
+			writeError(w, &approvebot.Error{Code: approvebot.EInvalid, Field: "wait", Message: "wait: want a whole number of seconds"})
+			return
+		}
+		wait := min(time.Duration(n)*time.Second, maxPollWait)
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		defer cancel()
+		if got, err := s.waitOrDrain(ctx, id); got != nil {
+			req = got
+		} else if err != nil && r.Context().Err() != nil {
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, s.answer(req, caller))
+}
+
+// hold keeps the agent's connection open until the request is final. If the
+// agent goes away, the request stays pending: a retry attaches to it.
+func (s *Server) hold(w http.ResponseWriter, r *http.Request, req *approvebot.Request, caller string) {
+	if !req.Status.Final() {
+		ctx, cancel := context.WithDeadline(r.Context(), req.Deadline.Add(holdSlack))
+		defer cancel()
+		got, err := s.waitOrDrain(ctx, req.ID)
+		if r.Context().Err() != nil {
+			s.log.Info("agent went away; request stays pending", "request_id", req.ID)
+			return
+		}
+		if got != nil {
+			req = got
+		}
+		if err != nil && !req.Status.Final() {
+			s.log.Warn("answering a held request before its decision", "request_id", req.ID, "err", err)
+		}
+	}
+	writeJSON(w, http.StatusOK, s.answer(req, caller))
+}
+
+func (s *Server) waitOrDrain(ctx context.Context, id string) (*approvebot.Request, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return s.engine.Wait(ctx, id)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	select {
+	case <-s.draining:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+		return
+	default:
+	}
+	if err := s.engine.Store().Ping(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
+		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Signer == nil {
+		writeError(w, approvebot.Errorf(approvebot.ENotFound, "decision signing is not configured"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.cfg.Signer.JWKS())
+}
+
+type preferences struct {
+	wait  time.Duration
+	async bool
+}
+
+// parsePrefer reads RFC 7240 preferences. Unknown or malformed ones are
+// ignored, as the RFC asks.
+func parsePrefer(values []string) preferences {
+	var p preferences
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+			name = strings.ToLower(strings.TrimSpace(name))
+			val = strings.Trim(strings.TrimSpace(val), `"`)
+			switch name {
+			case "respond-async":
+				p.async = true
+			case "wait":
+				if n, err := strconv.Atoi(val); err == nil && n > 0 {
+					p.wait = time.Duration(n) * time.Second
+				}
+			}
+		}
+	}
+	return p
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers with a JSON error. Only approvebot.Error messages reach
+// the caller; anything else is logged by the caller of writeError and shown
+// as a bare internal error.
+func writeError(w http.ResponseWriter, err error) {
+	var e *approvebot.Error
+	if !errors.As(err, &e) {
+		e = approvebot.Errorf(approvebot.EInternal, "internal error")
+	}
+	status := map[string]int{
+		approvebot.EInvalid:      http.StatusBadRequest,
+		approvebot.EUnauthorized: http.StatusUnauthorized,
+		approvebot.ENotFound:     http.StatusNotFound,
+		approvebot.EConflict:     http.StatusConflict,
+		approvebot.ETooLarge:     http.StatusRequestEntityTooLarge,
+		approvebot.EUnavailable:  http.StatusServiceUnavailable,
+	}[e.Code]
+	if status == 0 {
+		status = http.StatusInternalServerError
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="approvebot"`)
+	}
+	body := map[string]any{"error": e.Message, "code": e.Code, "approved": false}
+	if e.Field != "" {
+		body["field"] = e.Field
+	}
+	writeJSON(w, status, body)
+}

@@ -1,0 +1,345 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/store"
+)
+
+// How long chat side effects are retried. Posts give up after the delivery
+// timeout (and never outlive the request's deadline): approvers who see a
+// request too late cannot help, and the agent must hear "undeliverable" rather
+// than wait out its timeout. Updates keep trying far longer, because a message
+// still showing buttons for a closed request misleads people.
+const (
+	callTimeout     = 15 * time.Second
+	updateGiveUp    = 6 * time.Hour
+	backoffBase     = 250 * time.Millisecond
+	backoffMax      = 30 * time.Second
+	retryAfterLimit = 10 * time.Minute
+)
+
+// outbox drains the store's outbox: each job brings one destination up to
+// date with its request (post it, or update it). Jobs are durable in the
+// store; this is only the in-memory schedule of who runs what when. One job
+// key never runs twice at once, and notifications that arrive while it runs
+// make it run again, so the last state always reaches chat.
+type outbox struct {
+	e           *Engine
+	workers     int
+	postGiveUp  time.Duration
+	mu          sync.Mutex
+	cond        *sync.Cond
+	queue       []store.JobKey
+	jobs        map[store.JobKey]*job
+	stopping    bool
+	wg          sync.WaitGroup
+	ctx         context.Context
+	cancelCalls context.CancelFunc
+}
+
+type job struct {
+	queued, running, again, delayed bool
+	attempts                        int
+	firstFailure                    time.Time
+}
+
+func newOutbox(e *Engine, workers int, postGiveUp time.Duration) *outbox {
+	if postGiveUp <= 0 {
+		postGiveUp = policy.DefaultDeliveryTimeout
+	}
+	o := &outbox{e: e, workers: workers, postGiveUp: postGiveUp, jobs: map[store.JobKey]*job{}}
+	o.cond = sync.NewCond(&o.mu)
+	return o
+}
+
+func (o *outbox) start(ctx context.Context) {
+	o.ctx, o.cancelCalls = context.WithCancel(context.WithoutCancel(ctx))
+	for range o.workers {
+		o.wg.Add(1)
+		go o.work()
+	}
+	go func() {
+		<-ctx.Done()
+		o.mu.Lock()
+		o.stopping = true
+		o.cond.Broadcast()
+		o.mu.Unlock()
+	}()
+}
+
+// drain waits for the workers to finish what is queued now, then stops them.
+// Jobs not done by the time ctx ends stay in the store for the next start.
+func (o *outbox) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		o.mu.Lock()
+		for len(o.queue) > 0 && !o.stopping {
+			o.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			o.mu.Lock()
+		}
+		o.stopping = true
+		o.cond.Broadcast()
+		o.mu.Unlock()
+		o.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		o.mu.Lock()
+		o.stopping = true
+		o.cond.Broadcast()
+		o.mu.Unlock()
+		if o.cancelCalls != nil {
+			o.cancelCalls()
+		}
+		<-done
+	}
+}
+
+func (o *outbox) add(keys []store.JobKey) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, k := range keys {
+		j := o.jobs[k]
+		if j == nil {
+			j = &job{}
+			o.jobs[k] = j
+		}
+		switch {
+		case j.running:
+			j.again = true
+		case j.queued, j.delayed:
+		default:
+			j.queued = true
+			o.queue = append(o.queue, k)
+			o.cond.Signal()
+		}
+	}
+}
+
+func (o *outbox) work() {
+	defer o.wg.Done()
+	for {
+		o.mu.Lock()
+		for len(o.queue) == 0 && !o.stopping {
+			o.cond.Wait()
+		}
+		if o.stopping {
+			o.mu.Unlock()
+			return
+		}
+		k := o.queue[0]
+		o.queue = o.queue[1:]
+		j := o.jobs[k]
+		j.queued, j.running = false, true
+		o.mu.Unlock()
+
+		retry := o.run(k, j)
+
+		o.mu.Lock()
+		j.running = false
+		switch {
+		case retry > 0:
+			j.delayed = true
+			o.e.clock.AfterFunc(retry, func() {
+				o.mu.Lock()
+				j.delayed = false
+				if !j.queued && !j.running {
+					j.queued = true
+					o.queue = append(o.queue, k)
+					o.cond.Signal()
+				}
+				o.mu.Unlock()
+			})
+		case j.again:
+			j.again = false
+			j.queued = true
+			o.queue = append(o.queue, k)
+			o.cond.Signal()
+		default:
+			delete(o.jobs, k)
+		}
+		o.mu.Unlock()
+	}
+}
+
+// run does one job once and returns how long to wait before retrying it (0:
+// done, or requeued by a notification).
+func (o *outbox) run(k store.JobKey, j *job) time.Duration {
+	e := o.e
+	r, err := e.store.Get(k.ID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return 0
+		}
+		e.log.Error("outbox: load", "request_id", k.ID, "err", err)
+		return o.backoff(j, 0)
+	}
+	if k.Dest >= len(r.Destinations) {
+		o.settle(k, nil)
+		return 0
+	}
+	d := r.Destinations[k.Dest]
+	p := e.platforms[d.Platform]
+	if p == nil {
+		o.fail(k, "platform "+d.Platform+" is not configured", true)
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
+	defer cancel()
+	version := r.Version
+	msg := View(r, k.Dest)
+	now := e.clock.Now()
+
+	switch d.State {
+	case approvebot.DeliveryQueued:
+		if r.Status.Final() {
+			// Nobody can act on it any more: showing it now is noise.
+			o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+				if d.State == approvebot.DeliveryQueued && r.Status.Final() {
+					d.State = approvebot.DeliverySkipped
+				}
+				return store.Change{}
+			})
+			return 0
+		}
+		ref, err := p.Post(ctx, d.Channel, msg)
+		if err != nil {
+			if j.firstFailure.IsZero() {
+				j.firstFailure = now
+			}
+			giveUp := approvebot.IsPermanent(err) || now.Sub(j.firstFailure) >= o.postGiveUp || !now.Before(r.Deadline)
+			e.log.Warn("post failed", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err, "giving_up", giveUp)
+			if giveUp {
+				o.fail(k, reasonOf(err), false)
+				return 0
+			}
+			return o.backoff(j, approvebot.RetryAfter(err))
+		}
+		e.log.Info("posted", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
+		o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+			d.State, d.Ref, d.Shown, d.Error = approvebot.DeliveryPosted, ref, version, ""
+			return store.Change{Events: []approvebot.Event{event(approvebot.EventPosted, r.ID, now, "", map[string]any{
+				"platform": d.Platform, "channel": d.Channel, "ref": ref, "version": version,
+			})}}
+		})
+	case approvebot.DeliveryPosted:
+		if d.Shown >= version {
+			o.settle(k, nil)
+			return 0
+		}
+		if err := p.Update(ctx, d.Ref, msg); err != nil {
+			if j.firstFailure.IsZero() {
+				j.firstFailure = now
+			}
+			if approvebot.IsPermanent(err) || now.Sub(j.firstFailure) >= updateGiveUp {
+				e.log.Error("update failed; giving up", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err)
+				o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+					d.Shown, d.Error = r.Version, "update failed: "+reasonOf(err)
+					return store.Change{Events: []approvebot.Event{event(approvebot.EventFailed, r.ID, now, "", map[string]any{
+						"platform": d.Platform, "channel": d.Channel, "ref": d.Ref, "update": true, "reason": reasonOf(err),
+					})}}
+				})
+				return 0
+			}
+			e.log.Warn("update failed; will retry", "request_id", k.ID, "channel", d.Channel, "err", err)
+			return o.backoff(j, approvebot.RetryAfter(err))
+		}
+		o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+			if d.Shown < version {
+				d.Shown = version
+			}
+			return store.Change{}
+		})
+	default:
+		o.settle(k, nil)
+	}
+	j.attempts, j.firstFailure = 0, time.Time{}
+	return 0
+}
+
+// settle records a job's result and drops it from the store's outbox (unless
+// the request changed meanwhile, in which case the store keeps it owed and
+// announces it again).
+func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) store.Change) {
+	wasFinal := false
+	r, _, err := o.e.store.Deliver(k, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
+		wasFinal = r.Status.Final()
+		if fn == nil {
+			return store.Change{}, nil
+		}
+		return fn(r, d), nil
+	})
+	if err != nil {
+		o.e.log.Error("outbox: record delivery", "request_id", k.ID, "err", err)
+		return
+	}
+	if !wasFinal && r.Status.Final() {
+		o.e.finished(r)
+	}
+}
+
+// fail marks a destination failed. Other messages of the request then say so,
+// and if no approver can see the current stage any more, the request ends as
+// undeliverable at once: an agent is never left to wait out its timeout in
+// silence.
+func (o *outbox) fail(k store.JobKey, reason string, config bool) {
+	now := o.e.clock.Now()
+	o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+		if d.State != approvebot.DeliveryQueued {
+			return store.Change{}
+		}
+		d.State, d.Error = approvebot.DeliveryFailed, reason
+		evs := []approvebot.Event{event(approvebot.EventFailed, r.ID, now, "", map[string]any{
+			"platform": d.Platform, "channel": d.Channel, "reason": reason, "configuration": config,
+		})}
+		if !r.Status.Final() && !hasLive(r) {
+			policy.Expire(r, approvebot.StatusUndeliverable, "could not be shown to any approver: "+failures(r), now)
+			evs = append(evs, resolvedEvent(r, now))
+		}
+		return store.Change{Visible: true, Events: evs}
+	})
+}
+
+func (o *outbox) backoff(j *job, asked time.Duration) time.Duration {
+	j.attempts++
+	d := backoffBase << min(j.attempts-1, 10)
+	d = min(d, backoffMax)
+	d = d/2 + rand.N(d/2+1) // jitter, so retries from many jobs spread out
+	if asked > d {
+		d = min(asked, retryAfterLimit) + rand.N(asked/10+1)
+	}
+	return d
+}
+
+func reasonOf(err error) string {
+	var de *approvebot.DeliveryError
+	if errors.As(err, &de) && de.Reason != "" {
+		return de.Reason
+	}
+	return err.Error()
+}
+
+// failures lists the failed destinations of a request: "slack C0X:
+// channel_not_found; teams 19:...: ...".
+func failures(r *approvebot.Request) string {
+	var parts []string
+	for _, d := range r.Destinations {
+		if d.State == approvebot.DeliveryFailed {
+			parts = append(parts, d.Platform+" "+d.Channel+": "+d.Error)
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,431 @@
+// Package slack is approvebot's Slack adapter: it renders a request as a
+// Block Kit message, posts and updates it through Slack's Web API, says who
+// a clicker is (email, user groups), and receives signed button clicks from
+// Slack's interactivity URL, handing them to the engine as ballots. Slack SDK
+// types stay inside this package; the engine sees only approvebot types.
+package slack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot"
+	goslack "github.com/slack-go/slack"
+)
+
+// Platform is the name used in Destination.Platform and Approver.Platform.
+const Platform = "slack"
+
+// Defaults for Config.
+const (
+	DefaultAPIURL          = "https://slack.com/api/"
+	DefaultChannelInterval = time.Second
+	DefaultCacheTTL        = 2 * time.Minute
+	DefaultHTTPTimeout     = 10 * time.Second
+)
+
+// Config configures the adapter.
+type Config struct {
+	BotToken      string // xoxb-...; never logged
+	SigningSecret string // verifies interactivity requests; never logged
+	// APIURL is the Web API base, ending in "/". Empty means Slack's.
+	APIURL string
+	// ChannelInterval is the least time between two chat.postMessage calls
+	// to one channel (Slack allows about one a second per channel). Zero
+	// means DefaultChannelInterval; a negative value means no pause at all.
+	ChannelInterval time.Duration
+	// CacheTTL is how long users.info and usergroups.users.list answers are
+	// reused. Zero means DefaultCacheTTL; a negative value disables caching.
+	CacheTTL time.Duration
+	// HTTPClient calls Slack. Nil means a client with DefaultHTTPTimeout.
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+	// Workers and Queue size the pool that processes clicks after they are
+	// acknowledged. Zero means 16 workers and 1024 queued clicks.
+	Workers, Queue int
+}
+
+// Slack is the Slack adapter. It is safe for concurrent use.
+type Slack struct {
+	api      *goslack.Client
+	secret   string
+	interval time.Duration
+	ttl      time.Duration
+	log      *slog.Logger
+
+	teamMu sync.Mutex
+	teamID string
+
+	gateMu sync.Mutex
+	gates  map[string]time.Time // channel -> earliest next post
+
+	cacheMu sync.Mutex
+	users   map[string]cached[userInfo]
+	groups  map[string]cached[[]string]
+
+	pool clickPool
+}
+
+type cached[T any] struct {
+	v       T
+	expires time.Time
+}
+
+type userInfo struct {
+	name, email    string
+	deleted, isBot bool
+}
+
+var _ bot.Platform = (*Slack)(nil)
+
+// New checks cfg and builds the adapter, starting the workers that process
+// clicks (Close stops them). It makes no network call; Check does.
+func New(cfg Config) (*Slack, error) {
+	if cfg.BotToken == "" {
+		return nil, errors.New("slack: bot_token is empty: set the Slack app's bot token (xoxb-...)")
+	}
+	if cfg.SigningSecret == "" {
+		return nil, errors.New("slack: signing_secret is empty: set the Slack app's signing secret")
+	}
+	apiURL := cfg.APIURL
+	if apiURL == "" {
+		apiURL = DefaultAPIURL
+	}
+	if apiURL[len(apiURL)-1] != '/' {
+		apiURL += "/"
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	interval := cfg.ChannelInterval
+	switch {
+	case interval == 0:
+		interval = DefaultChannelInterval
+	case interval < 0:
+		interval = 0
+	}
+	ttl := cfg.CacheTTL
+	switch {
+	case ttl == 0:
+		ttl = DefaultCacheTTL
+	case ttl < 0:
+		ttl = 0
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	workers, queue := cfg.Workers, cfg.Queue
+	if workers <= 0 {
+		workers = 16
+	}
+	if queue <= 0 {
+		queue = 1024
+	}
+	// No OptionRetry: a retried chat.postMessage can post a second card. The
+	// engine's outbox decides about retries from the DeliveryError.
+	api := goslack.New(cfg.BotToken, goslack.OptionAPIURL(apiURL), goslack.OptionHTTPClient(hc))
+	s := &Slack{
+		api:      api,
+		secret:   cfg.SigningSecret,
+		interval: interval,
+		ttl:      ttl,
+		log:      log.With("platform", Platform),
+		gates:    map[string]time.Time{},
+		users:    map[string]cached[userInfo]{},
+		groups:   map[string]cached[[]string]{},
+	}
+	s.pool.init(workers, queue, s.log)
+	return s, nil
+}
+
+// Name is "slack".
+func (s *Slack) Name() string { return Platform }
+
+// Check calls auth.test, proving the token works, and remembers the
+// workspace it belongs to.
+func (s *Slack) Check(ctx context.Context) error {
+	resp, err := s.api.AuthTestContext(ctx)
+	if err != nil {
+		return fmt.Errorf("slack auth.test: %w", deliveryError(err))
+	}
+	s.teamMu.Lock()
+	s.teamID = resp.TeamID
+	s.teamMu.Unlock()
+	return nil
+}
+
+// TeamID is the workspace the token belongs to, once Check succeeded.
+func (s *Slack) TeamID() string {
+	s.teamMu.Lock()
+	defer s.teamMu.Unlock()
+	return s.teamID
+}
+
+// Post shows msg in channel. Errors are *approvebot.DeliveryError.
+func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message) (approvebot.MessageRef, error) {
+	if channel == "" {
+		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "empty channel id"}
+	}
+	if err := s.waitTurn(ctx, channel); err != nil {
+		return approvebot.MessageRef{}, deliveryError(err)
+	}
+	blocks, fallback := Render(msg)
+	ch, ts, err := s.api.PostMessageContext(ctx, channel,
+		goslack.MsgOptionText(fallback, false), goslack.MsgOptionBlocks(blocks...))
+	if err != nil {
+		de := deliveryError(err)
+		s.log.WarnContext(ctx, "slack post failed", "request_id", msg.RequestID, "channel", channel, "reason", de.Reason)
+		return approvebot.MessageRef{}, de
+	}
+	return approvebot.MessageRef{Channel: ch, ID: ts}, nil
+}
+
+// Update replaces the message at ref with msg. Errors are
+// *approvebot.DeliveryError.
+func (s *Slack) Update(ctx context.Context, ref approvebot.MessageRef, msg approvebot.Message) error {
+	if ref.Channel == "" || ref.ID == "" {
+		return &approvebot.DeliveryError{Permanent: true, Reason: "message reference lacks channel or ts"}
+	}
+	blocks, fallback := Render(msg)
+	// MsgOptionBlocks with an empty list still sends blocks=[], so stale
+	// buttons can never survive an update.
+	_, _, _, err := s.api.UpdateMessageContext(ctx, ref.Channel, ref.ID,
+		goslack.MsgOptionText(fallback, false), goslack.MsgOptionBlocks(blocks...))
+	if err != nil {
+		de := deliveryError(err)
+		s.log.WarnContext(ctx, "slack update failed", "request_id", msg.RequestID, "channel", ref.Channel, "ts", ref.ID, "reason", de.Reason)
+		return de
+	}
+	return nil
+}
+
+// waitTurn spaces posts to one channel by the configured interval. Each
+// caller reserves the next free slot, so posts leave in call order.
+func (s *Slack) waitTurn(ctx context.Context, channel string) error {
+	if s.interval <= 0 {
+		return ctx.Err()
+	}
+	now := time.Now()
+	s.gateMu.Lock()
+	at := s.gates[channel]
+	if at.Before(now) {
+		at = now
+	}
+	s.gates[channel] = at.Add(s.interval)
+	if len(s.gates) > 4096 {
+		for ch, next := range s.gates {
+			if next.Before(now) {
+				delete(s.gates, ch)
+			}
+		}
+	}
+	s.gateMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	wait := at.Sub(now)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Identify completes who from users.info and usergroups.users.list. It fails
+// (so the click is refused) when Slack cannot say, or when the user is
+// deactivated or a bot.
+func (s *Slack) Identify(ctx context.Context, who approvebot.Approver, _ approvebot.MessageRef, usergroups []string) (approvebot.Approver, error) {
+	if who.Platform != Platform {
+		return who, fmt.Errorf("slack identify: approver platform is %q, want %q", who.Platform, Platform)
+	}
+	if who.UserID == "" {
+		return who, errors.New("slack identify: approver has no user id")
+	}
+	u, err := s.userInfo(ctx, who.UserID)
+	if err != nil {
+		return who, fmt.Errorf("slack users.info %s: %w", who.UserID, err)
+	}
+	if u.deleted {
+		return who, fmt.Errorf("slack user %s is deactivated and may not approve", who.UserID)
+	}
+	if u.isBot {
+		return who, fmt.Errorf("slack user %s is a bot and may not approve", who.UserID)
+	}
+	who.Email = u.email
+	if u.name != "" {
+		who.Name = u.name
+	}
+	who.Usergroups = nil
+	seen := map[string]bool{}
+	for _, g := range usergroups {
+		if g == "" || seen[g] {
+			continue
+		}
+		seen[g] = true
+		members, err := s.groupMembers(ctx, g)
+		if err != nil {
+			return who, fmt.Errorf("slack usergroups.users.list %s: %w", g, err)
+		}
+		if slices.Contains(members, who.UserID) {
+			who.Usergroups = append(who.Usergroups, g)
+		}
+	}
+	return who, nil
+}
+
+func (s *Slack) userInfo(ctx context.Context, id string) (userInfo, error) {
+	if u, ok := lookup(s, s.users, id); ok {
+		return u, nil
+	}
+	resp, err := s.api.GetUserInfoContext(ctx, id)
+	if err != nil {
+		return userInfo{}, deliveryError(err)
+	}
+	u := userInfo{email: resp.Profile.Email, deleted: resp.Deleted, isBot: resp.IsBot}
+	for _, n := range []string{resp.Profile.RealName, resp.RealName, resp.Profile.DisplayName, resp.Name} {
+		if n != "" {
+			u.name = n
+			break
+		}
+	}
+	store(s, s.users, id, u)
+	return u, nil
+}
+
+func (s *Slack) groupMembers(ctx context.Context, id string) ([]string, error) {
+	if m, ok := lookup(s, s.groups, id); ok {
+		return m, nil
+	}
+	members, err := s.api.GetUserGroupMembersContext(ctx, id)
+	if err != nil {
+		return nil, deliveryError(err)
+	}
+	store(s, s.groups, id, members)
+	return members, nil
+}
+
+func lookup[T any](s *Slack, m map[string]cached[T], key string) (T, bool) {
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	c, ok := m[key]
+	if !ok || !time.Now().Before(c.expires) {
+		var zero T
+		return zero, false
+	}
+	return c.v, true
+}
+
+func store[T any](s *Slack, m map[string]cached[T], key string, v T) {
+	if s.ttl <= 0 {
+		return
+	}
+	now := time.Now()
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	// Drop stale entries now and then so the cache cannot grow without bound.
+	if len(m) >= 10000 {
+		for k, c := range m {
+			if !now.Before(c.expires) {
+				delete(m, k)
+			}
+		}
+	}
+	m[key] = cached[T]{v: v, expires: now.Add(s.ttl)}
+}
+
+// Slack error codes worth retrying: Slack's side failed, not our request.
+var retryableSlackErrors = map[string]bool{
+	"ratelimited":         true,
+	"internal_error":      true,
+	"fatal_error":         true,
+	"service_unavailable": true,
+	"request_timeout":     true,
+}
+
+// What an operator should do about a permanent Slack error.
+var slackErrorHints = map[string]string{
+	"channel_not_found":   "invite the bot to the channel",
+	"not_in_channel":      "invite the bot to the channel",
+	"is_archived":         "the channel is archived",
+	"invalid_auth":        "check the Slack bot token",
+	"not_authed":          "check the Slack bot token",
+	"account_inactive":    "the Slack bot token belongs to a deactivated account",
+	"token_revoked":       "the Slack bot token was revoked",
+	"missing_scope":       "add the missing OAuth scope to the Slack app",
+	"invalid_blocks":      "Slack rejected the message layout",
+	"msg_too_long":        "the message is too long for Slack",
+	"msg_blocks_too_long": "the message is too long for Slack",
+	"message_not_found":   "the message was deleted",
+	"cant_update_message": "the message cannot be updated",
+	"edit_window_closed":  "the message can no longer be edited",
+}
+
+// deliveryError classifies a Slack call failure for the outbox.
+func deliveryError(err error) *approvebot.DeliveryError {
+	var de *approvebot.DeliveryError
+	if errors.As(err, &de) {
+		return de
+	}
+	var rl *goslack.RateLimitedError
+	if errors.As(err, &rl) {
+		return &approvebot.DeliveryError{RetryAfter: rl.RetryAfter, Reason: "ratelimited", Err: err}
+	}
+	var sc goslack.StatusCodeError
+	if errors.As(err, &sc) {
+		return &approvebot.DeliveryError{
+			Permanent: sc.Code < 500 && sc.Code != http.StatusTooManyRequests && sc.Code != http.StatusRequestTimeout,
+			Reason:    fmt.Sprintf("HTTP %d", sc.Code),
+			Err:       err,
+		}
+	}
+	var se goslack.SlackErrorResponse
+	if errors.As(err, &se) {
+		reason := se.Err
+		if hint := slackErrorHints[se.Err]; hint != "" {
+			reason += ": " + hint
+		}
+		if se.Err == "missing_scope" && se.Needed != "" {
+			reason += " (" + se.Needed + ")"
+		}
+		return &approvebot.DeliveryError{Permanent: !retryableSlackErrors[se.Err], Reason: reason, Err: err}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &approvebot.DeliveryError{Reason: "timeout", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &approvebot.DeliveryError{Reason: "canceled", Err: err}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		if ne.Timeout() {
+			return &approvebot.DeliveryError{Reason: "timeout", Err: err}
+		}
+		return &approvebot.DeliveryError{Reason: "network error", Err: err}
+	}
+	// An answer that is not Slack's JSON (a proxy's error page, a cut
+	// connection): Slack may or may not have acted; the outbox may try again.
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &syn) || errors.As(err, &typ) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return &approvebot.DeliveryError{Reason: "unreadable response from Slack", Err: err}
+	}
+	return &approvebot.DeliveryError{Permanent: true, Reason: "slack call failed", Err: err}
+}

@@ -1,0 +1,523 @@
+// Package slackfake is a loopback stand-in for Slack's Web API. It speaks
+// the wire format slack-go uses (form-encoded or JSON bodies in, {"ok":...}
+// JSON out), checks the bot token, enforces the Block Kit limits that make
+// real Slack refuse a message, and keeps the messages it was sent so tests
+// can assert what a person in the channel would see. It also signs
+// interaction payloads the way Slack does, so the adapter's click handler can
+// be driven end to end. It needs no *testing.T: benchmarks and a standalone
+// demo binary use it too.
+package slackfake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TeamID is the workspace the fake reports from auth.test.
+const TeamID = "T0FAKETEAM"
+
+// BotUserID is the bot's own user id, as auth.test reports it.
+const BotUserID = "U0FAKEBOT"
+
+// tsBase is the first message timestamp's seconds; later ones grow from it.
+const tsBase = 1700000000
+
+// maxBody caps request bodies, as a guard against a runaway client.
+const maxBody = 4 << 20
+
+// Call is one request the fake received.
+type Call struct {
+	Method string     // e.g. "chat.postMessage"
+	Form   url.Values // the parameters, whether sent as a form, a query or JSON
+	Error  string     // the Slack error answered, or "" when ok
+	Status int        // the HTTP status answered
+}
+
+// Message is a posted message as it now stands.
+type Message struct {
+	Channel    string
+	TS         string
+	Text       string
+	Blocks     json.RawMessage
+	Updates    int
+	Actionable bool // it has an actions block: buttons are showing
+}
+
+// Ephemeral is a message shown to one user only.
+type Ephemeral struct {
+	Channel string
+	User    string
+	Text    string
+}
+
+type user struct {
+	ID, Name, Email string
+	Deleted, Bot    bool
+}
+
+type failRule struct {
+	mode  Failure
+	left  int       // with FailNext: how many more calls fail
+	until time.Time // with FailFor: fail until then
+}
+
+// Fake is a running fake Slack Web API. It is safe for concurrent use.
+type Fake struct {
+	srv      *httptest.Server
+	botToken string
+	done     chan struct{}
+	closeMu  sync.Once
+	calls    chan Call
+
+	mu         sync.Mutex
+	seq        int64
+	messages   map[string]*Message // by channel + "\x00" + ts
+	posts      map[string]int
+	ephemerals []Ephemeral
+	users      map[string]*user
+	groups     map[string][]string
+	fails      map[string][]*failRule
+	counts     map[string]int
+	changed    chan struct{} // closed and replaced on every change
+}
+
+// New starts a fake that accepts botToken. Close it when done.
+func New(botToken string) *Fake {
+	f := &Fake{
+		botToken: botToken,
+		done:     make(chan struct{}),
+		calls:    make(chan Call, 4096),
+		messages: map[string]*Message{},
+		posts:    map[string]int{},
+		users:    map[string]*user{},
+		groups:   map[string][]string{},
+		fails:    map[string][]*failRule{},
+		counts:   map[string]int{},
+		changed:  make(chan struct{}),
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	return f
+}
+
+// URL is the API base URL, ending in "/", for slack-go's OptionAPIURL.
+func (f *Fake) URL() string { return f.srv.URL + "/api/" }
+
+// Close releases hanging requests and stops the server.
+func (f *Fake) Close() {
+	f.closeMu.Do(func() {
+		close(f.done)
+		f.srv.CloseClientConnections()
+		f.srv.Close()
+	})
+}
+
+// AddUser adds (or replaces) a workspace member.
+func (f *Fake) AddUser(id, name, email string) {
+	f.mu.Lock()
+	f.users[id] = &user{ID: id, Name: name, Email: email}
+	f.mu.Unlock()
+}
+
+// AddBot adds a bot user: users.info reports is_bot.
+func (f *Fake) AddBot(id, name string) {
+	f.mu.Lock()
+	f.users[id] = &user{ID: id, Name: name, Bot: true}
+	f.mu.Unlock()
+}
+
+// DeleteUser marks a user deactivated, as Slack does: users.info still
+// answers, with deleted true.
+func (f *Fake) DeleteUser(id string) {
+	f.mu.Lock()
+	if u, ok := f.users[id]; ok {
+		u.Deleted = true
+	}
+	f.mu.Unlock()
+}
+
+// AddUsergroup sets a user group's members.
+func (f *Fake) AddUsergroup(id string, members ...string) {
+	f.mu.Lock()
+	f.groups[id] = slices.Clone(members)
+	f.mu.Unlock()
+}
+
+// Messages returns every posted message, oldest first.
+func (f *Fake) Messages() []Message {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]Message, 0, len(f.messages))
+	for _, m := range f.messages {
+		c := *m
+		c.Blocks = slices.Clone(m.Blocks)
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return tsLess(out[i].TS, out[j].TS) })
+	return out
+}
+
+// Message returns the message at channel and ts.
+func (f *Fake) Message(channel, ts string) (Message, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.messages[channel+"\x00"+ts]
+	if !ok {
+		return Message{}, false
+	}
+	c := *m
+	c.Blocks = slices.Clone(m.Blocks)
+	return c, true
+}
+
+// Posts counts the chat.postMessage calls that succeeded in channel.
+func (f *Fake) Posts(channel string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.posts[channel]
+}
+
+// Ephemerals returns the ephemeral messages sent, oldest first.
+func (f *Fake) Ephemerals() []Ephemeral {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ephemerals)
+}
+
+// CallCount counts the requests received for method, failed ones included.
+func (f *Fake) CallCount(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[method]
+}
+
+// Calls delivers every request received, in order. The channel is buffered;
+// when nobody reads it and it fills, further calls are not delivered (the
+// fake never blocks on it), but CallCount and WaitFor still see them.
+func (f *Fake) Calls() <-chan Call { return f.calls }
+
+// WaitFor blocks until cond reports true or ctx ends. cond is evaluated after
+// each change to the fake's state (a call received, a message posted...), so
+// it may call the fake's other methods.
+func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
+	for {
+		f.mu.Lock()
+		ch := f.changed
+		f.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("slackfake: condition not met: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// FailNext makes the next n calls to method fail with mode.
+func (f *Fake) FailNext(method string, n int, mode Failure) {
+	f.mu.Lock()
+	f.fails[method] = append(f.fails[method], &failRule{mode: mode, left: n})
+	f.mu.Unlock()
+}
+
+// FailFor makes every call to method fail with mode for d.
+func (f *Fake) FailFor(method string, d time.Duration, mode Failure) {
+	f.mu.Lock()
+	f.fails[method] = append(f.fails[method], &failRule{mode: mode, until: time.Now().Add(d)})
+	f.mu.Unlock()
+}
+
+// notifyLocked wakes WaitFor callers; f.mu must be held.
+func (f *Fake) notifyLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// takeFailure returns the failure planned for this call to method, if any.
+func (f *Fake) takeFailureLocked(method string) Failure {
+	rules := f.fails[method]
+	now := time.Now()
+	for len(rules) > 0 {
+		r := rules[0]
+		if r.until.IsZero() && r.left > 0 {
+			r.left--
+			if r.left == 0 {
+				rules = rules[1:]
+			}
+			f.fails[method] = rules
+			return r.mode
+		}
+		if !r.until.IsZero() && now.Before(r.until) {
+			return r.mode
+		}
+		rules = rules[1:]
+		f.fails[method] = rules
+	}
+	return nil
+}
+
+func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
+	method, ok := strings.CutPrefix(r.URL.Path, "/api/")
+	if !ok || method == "" {
+		http.NotFound(w, r)
+		return
+	}
+	form, err := readParams(r)
+	if err != nil {
+		f.finish(w, Call{Method: method, Status: http.StatusOK, Error: "invalid_form_data"}, nil)
+		return
+	}
+	call := Call{Method: method, Form: form, Status: http.StatusOK}
+
+	f.mu.Lock()
+	f.counts[method]++
+	failure := f.takeFailureLocked(method)
+	f.notifyLocked()
+	f.mu.Unlock()
+
+	if failure != nil {
+		call.Status, call.Error = failure.apply(f, w, r)
+		f.record(call)
+		return
+	}
+
+	token := form.Get("token")
+	if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		token = h
+	}
+	switch {
+	case token == "":
+		call.Error = "not_authed"
+		f.finish(w, call, nil)
+		return
+	case token != f.botToken:
+		call.Error = "invalid_auth"
+		f.finish(w, call, nil)
+		return
+	}
+
+	var resp map[string]any
+	switch method {
+	case "auth.test":
+		resp = map[string]any{"url": "https://fake.slack.com/", "team": "Fake", "user": "approvebot",
+			"team_id": TeamID, "user_id": BotUserID, "bot_id": "B0FAKEBOT"}
+	case "chat.postMessage":
+		resp, call.Error = f.postMessage(form)
+	case "chat.update":
+		resp, call.Error = f.update(form)
+	case "chat.postEphemeral":
+		resp, call.Error = f.postEphemeral(form)
+	case "users.info":
+		resp, call.Error = f.userInfo(form)
+	case "users.lookupByEmail":
+		resp, call.Error = f.lookupByEmail(form)
+	case "usergroups.users.list":
+		resp, call.Error = f.usergroupMembers(form)
+	default:
+		call.Error = "unknown_method"
+	}
+	f.finish(w, call, resp)
+}
+
+// finish answers with Slack's envelope and records the call.
+func (f *Fake) finish(w http.ResponseWriter, call Call, resp map[string]any) {
+	if resp == nil {
+		resp = map[string]any{}
+	}
+	resp["ok"] = call.Error == ""
+	if call.Error != "" {
+		resp = map[string]any{"ok": false, "error": call.Error}
+	}
+	writeJSON(w, call.Status, resp)
+	f.record(call)
+}
+
+func (f *Fake) record(call Call) {
+	select {
+	case f.calls <- call:
+	default:
+	}
+	f.mu.Lock()
+	f.notifyLocked()
+	f.mu.Unlock()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readParams gathers a call's parameters from the query and a form or JSON
+// body. JSON values that are not strings (blocks, booleans) are kept as
+// their JSON text, which is how a form would carry them.
+func readParams(r *http.Request) (url.Values, error) {
+	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/json" {
+		if err := r.ParseForm(); err != nil {
+			return nil, err
+		}
+		return r.Form, nil
+	}
+	form := r.URL.Query()
+	var body map[string]json.RawMessage
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	for k, raw := range body {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			form.Set(k, s)
+			continue
+		}
+		form.Set(k, string(raw))
+	}
+	return form, nil
+}
+
+func (f *Fake) postMessage(form url.Values) (map[string]any, string) {
+	channel := form.Get("channel")
+	if channel == "" {
+		return nil, "channel_not_found"
+	}
+	text := form.Get("text")
+	blocks, actionable, errCode := checkBlocks(form.Get("blocks"))
+	if errCode != "" {
+		return nil, errCode
+	}
+	if strings.TrimSpace(text) == "" {
+		return nil, "no_text"
+	}
+	if len([]rune(text)) > 40000 {
+		return nil, "msg_too_long"
+	}
+	f.mu.Lock()
+	f.seq++
+	ts := formatTS(f.seq)
+	f.messages[channel+"\x00"+ts] = &Message{Channel: channel, TS: ts, Text: text, Blocks: blocks, Actionable: actionable}
+	f.posts[channel]++
+	f.mu.Unlock()
+	return map[string]any{"channel": channel, "ts": ts,
+		"message": map[string]any{"type": "message", "text": text, "ts": ts, "bot_id": "B0FAKEBOT"}}, ""
+}
+
+func (f *Fake) update(form url.Values) (map[string]any, string) {
+	channel, ts := form.Get("channel"), form.Get("ts")
+	text, rawBlocks := form.Get("text"), form.Get("blocks")
+	blocks, actionable, errCode := checkBlocks(rawBlocks)
+	if errCode != "" {
+		return nil, errCode
+	}
+	if text == "" && rawBlocks == "" {
+		return nil, "no_text"
+	}
+	if len([]rune(text)) > 40000 {
+		return nil, "msg_too_long"
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.messages[channel+"\x00"+ts]
+	if !ok {
+		return nil, "message_not_found"
+	}
+	if text != "" {
+		m.Text = text
+	}
+	// Slack keeps the blocks when none are sent; "[]" clears them.
+	if rawBlocks != "" {
+		m.Blocks, m.Actionable = blocks, actionable
+	}
+	m.Updates++
+	return map[string]any{"channel": channel, "ts": ts, "text": m.Text}, ""
+}
+
+func (f *Fake) postEphemeral(form url.Values) (map[string]any, string) {
+	channel, userID, text := form.Get("channel"), form.Get("user"), form.Get("text")
+	if channel == "" {
+		return nil, "channel_not_found"
+	}
+	if userID == "" {
+		return nil, "user_not_found"
+	}
+	if _, _, errCode := checkBlocks(form.Get("blocks")); errCode != "" {
+		return nil, errCode
+	}
+	if strings.TrimSpace(text) == "" && form.Get("blocks") == "" {
+		return nil, "no_text"
+	}
+	f.mu.Lock()
+	f.seq++
+	ts := formatTS(f.seq)
+	f.ephemerals = append(f.ephemerals, Ephemeral{Channel: channel, User: userID, Text: text})
+	f.mu.Unlock()
+	return map[string]any{"message_ts": ts}, ""
+}
+
+func (f *Fake) userInfo(form url.Values) (map[string]any, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.users[form.Get("user")]
+	if !ok {
+		return nil, "user_not_found"
+	}
+	return map[string]any{"user": u.json()}, ""
+}
+
+func (f *Fake) lookupByEmail(form url.Values) (map[string]any, string) {
+	email := form.Get("email")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range f.users {
+		if email != "" && strings.EqualFold(u.Email, email) && !u.Deleted {
+			return map[string]any{"user": u.json()}, ""
+		}
+	}
+	return nil, "users_not_found"
+}
+
+func (f *Fake) usergroupMembers(form url.Values) (map[string]any, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	members, ok := f.groups[form.Get("usergroup")]
+	if !ok {
+		return nil, "no_such_subteam"
+	}
+	return map[string]any{"users": slices.Clone(members)}, ""
+}
+
+func (u *user) json() map[string]any {
+	return map[string]any{
+		"id": u.ID, "team_id": TeamID, "name": u.Name, "deleted": u.Deleted, "is_bot": u.Bot,
+		"real_name": u.Name,
+		"profile":   map[string]any{"email": u.Email, "real_name": u.Name, "display_name": u.Name},
+	}
+}
+
+// formatTS makes Slack-shaped, strictly increasing message timestamps.
+func formatTS(seq int64) string {
+	return fmt.Sprintf("%d.%06d", tsBase+seq/1_000_000, seq%1_000_000)
+}
+
+func tsLess(a, b string) bool {
+	as, af, _ := strings.Cut(a, ".")
+	bs, bf, _ := strings.Cut(b, ".")
+	ai, _ := strconv.ParseInt(as, 10, 64)
+	bi, _ := strconv.ParseInt(bs, 10, 64)
+	if ai != bi {
+		return ai < bi
+	}
+	return af < bf
+}

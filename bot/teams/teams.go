@@ -1,0 +1,319 @@
+// Package teams is approvebot's Microsoft Teams adapter. It owns everything
+// that speaks the Bot Framework: checking that an inbound activity really
+// comes from Teams, remembering where the bot is installed, rendering a
+// request as an Adaptive Card, posting and updating that card through the Bot
+// Connector, turning a click into a ballot for the engine, and building the
+// Teams app package. Bot Framework types stop here.
+package teams
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/approvebot/approvebot/bot"
+)
+
+// Defaults for Config.
+const (
+	DefaultOpenIDMetadataURL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+	defaultTokenURLFormat    = "https://login.microsoftonline.com/%s/oauth2/v2.0/token"
+	defaultHTTPTimeout       = 15 * time.Second
+)
+
+// ConversationStore persists where the bot is installed, keyed by Teams
+// channel id. The bbolt store implements it.
+type ConversationStore interface {
+	PutConversation(key string, data []byte) error
+	GetConversation(key string) ([]byte, error) // nil, nil when absent
+	ListConversations() (map[string][]byte, error)
+	DeleteConversation(key string) error
+}
+
+// Config is the Azure Bot registration and what the adapter needs around it.
+type Config struct {
+	// AppID, AppPassword and TenantID identify the single-tenant Azure Bot.
+	// All are required: msbotbuilder-go treats an empty AppID as "no
+	// authentication", and we never want a way to turn checks off.
+	AppID, AppPassword, TenantID string
+	// OpenIDMetadataURL is where the Bot Framework publishes its signing
+	// keys. Default DefaultOpenIDMetadataURL.
+	OpenIDMetadataURL string
+	// TokenURL is the Entra token endpoint for outbound calls. Default
+	// https://login.microsoftonline.com/<TenantID>/oauth2/v2.0/token.
+	TokenURL string
+	// HTTPClient makes every outbound call. Default: 15 s timeout.
+	HTTPClient    *http.Client
+	Conversations ConversationStore
+	Logger        *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func (c *Config) checkAndSetDefaults() error {
+	if c.AppID == "" {
+		return errors.New("teams: app_id is required (the Azure Bot's Microsoft App ID)")
+	}
+	if !guidPattern.MatchString(c.AppID) {
+		return fmt.Errorf("teams: app_id %q is not a GUID like 00000000-0000-0000-0000-000000000000", c.AppID)
+	}
+	if c.AppPassword == "" {
+		return errors.New("teams: app_password is required (a client secret of the Azure Bot's app registration)")
+	}
+	if c.TenantID == "" {
+		return errors.New("teams: tenant_id is required (the Entra directory id of the single-tenant bot)")
+	}
+	if !guidPattern.MatchString(c.TenantID) {
+		return fmt.Errorf("teams: tenant_id %q is not a GUID like 00000000-0000-0000-0000-000000000000", c.TenantID)
+	}
+	if c.Conversations == nil {
+		return errors.New("teams: a conversation store is required")
+	}
+	if c.OpenIDMetadataURL == "" {
+		c.OpenIDMetadataURL = DefaultOpenIDMetadataURL
+	}
+	if err := checkHTTPURL(c.OpenIDMetadataURL); err != nil {
+		return fmt.Errorf("teams: openid_metadata_url: %w", err)
+	}
+	if c.TokenURL == "" {
+		c.TokenURL = fmt.Sprintf(defaultTokenURLFormat, url.PathEscape(c.TenantID))
+	}
+	if err := checkHTTPURL(c.TokenURL); err != nil {
+		return fmt.Errorf("teams: token_url: %w", err)
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q: want an absolute https URL", s)
+	}
+	return nil
+}
+
+// Teams is the adapter. Build it with New.
+type Teams struct {
+	cfg       Config
+	log       *slog.Logger
+	validator *tokenValidator
+	tokens    *botToken
+	members   *memberCache
+
+	// refMu serializes read-modify-write of stored conversation references.
+	refMu sync.Mutex
+
+	// trusted holds service URLs seen in authenticated activities this run;
+	// stored references add the ones seen before. The bot token goes nowhere else.
+	trustMu sync.Mutex
+	trusted map[string]bool
+}
+
+var _ bot.Platform = (*Teams)(nil)
+
+// New checks cfg and builds the adapter. It makes no network call.
+func New(cfg Config) (*Teams, error) {
+	if err := cfg.checkAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	t := &Teams{
+		cfg:     cfg,
+		log:     cfg.Logger.With("platform", "teams"),
+		members: newMemberCache(),
+		trusted: make(map[string]bool),
+	}
+	t.validator = newTokenValidator(cfg.AppID, cfg.OpenIDMetadataURL, cfg.HTTPClient, cfg.Now, t.log)
+	t.tokens = newBotToken(cfg, t.log)
+	return t, nil
+}
+
+// Name is the platform name used in destinations and ballots.
+func (t *Teams) Name() string { return "teams" }
+
+// Check tells whether the adapter can work: the Bot Framework's signing keys
+// can be loaded (cached up to 24 h) and a bot token obtained (cached until
+// shortly before it expires). Meant for /readyz.
+func (t *Teams) Check(ctx context.Context) error {
+	if err := t.validator.ready(ctx); err != nil {
+		return fmt.Errorf("teams: signing keys: %w", err)
+	}
+	if _, err := t.tokens.token(); err != nil {
+		return fmt.Errorf("teams: bot token: %w", err)
+	}
+	return nil
+}
+
+// Channel is a Teams channel the bot can post to, as learned from Teams.
+type Channel struct {
+	TeamID      string    `json:"team_id,omitempty"`
+	TeamName    string    `json:"team_name,omitempty"`
+	ChannelID   string    `json:"channel_id"`
+	ChannelName string    `json:"channel_name,omitempty"`
+	ServiceURL  string    `json:"service_url"`
+	TenantID    string    `json:"tenant_id"`
+	BotID       string    `json:"bot_id,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Channels lists every stored channel, sorted by team then channel name.
+func (t *Teams) Channels() ([]Channel, error) {
+	all, err := t.cfg.Conversations.ListConversations()
+	if err != nil {
+		return nil, fmt.Errorf("list teams conversations: %w", err)
+	}
+	out := make([]Channel, 0, len(all))
+	for key, data := range all {
+		var ch Channel
+		if err := json.Unmarshal(data, &ch); err != nil {
+			t.log.Warn("skipping unreadable conversation reference", "key", key, "err", err)
+			continue
+		}
+		out = append(out, ch)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.TeamName != b.TeamName {
+			return a.TeamName < b.TeamName
+		}
+		if a.TeamID != b.TeamID {
+			return a.TeamID < b.TeamID
+		}
+		if a.ChannelName != b.ChannelName {
+			return a.ChannelName < b.ChannelName
+		}
+		return a.ChannelID < b.ChannelID
+	})
+	return out, nil
+}
+
+func (t *Teams) channel(id string) (*Channel, error) {
+	data, err := t.cfg.Conversations.GetConversation(id)
+	if err != nil {
+		return nil, fmt.Errorf("read conversation reference %s: %w", id, err)
+	}
+	if data == nil {
+		return nil, nil
+	}
+	var ch Channel
+	if err := json.Unmarshal(data, &ch); err != nil {
+		return nil, fmt.Errorf("conversation reference %s is unreadable: %w", id, err)
+	}
+	return &ch, nil
+}
+
+// upsertChannel stores what an authenticated activity taught about a
+// channel, keeping names learned earlier when this activity lacks them
+// (message activities carry the channel id but not its name).
+func (t *Teams) upsertChannel(ch Channel) error {
+	t.refMu.Lock()
+	defer t.refMu.Unlock()
+	old, err := t.channel(ch.ChannelID)
+	if err != nil {
+		t.log.Warn("overwriting unreadable conversation reference", "channel", ch.ChannelID, "err", err)
+	}
+	if old != nil {
+		if ch.TeamName == "" {
+			ch.TeamName = old.TeamName
+		}
+		if ch.ChannelName == "" {
+			ch.ChannelName = old.ChannelName
+		}
+		if ch.TeamID == "" {
+			ch.TeamID = old.TeamID
+		}
+		if ch.BotID == "" {
+			ch.BotID = old.BotID
+		}
+	}
+	data, err := json.Marshal(ch)
+	if err != nil {
+		return err
+	}
+	return t.cfg.Conversations.PutConversation(ch.ChannelID, data)
+}
+
+// forgetTeam deletes every stored channel of a team the bot left.
+func (t *Teams) forgetTeam(teamID string) error {
+	t.refMu.Lock()
+	defer t.refMu.Unlock()
+	all, err := t.cfg.Conversations.ListConversations()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for key, data := range all {
+		var ch Channel
+		if json.Unmarshal(data, &ch) != nil {
+			continue
+		}
+		if ch.TeamID == teamID || key == teamID {
+			errs = append(errs, t.cfg.Conversations.DeleteConversation(key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *Teams) forgetChannel(channelID string) error {
+	t.refMu.Lock()
+	defer t.refMu.Unlock()
+	return t.cfg.Conversations.DeleteConversation(channelID)
+}
+
+func normalizeServiceURL(s string) string { return strings.TrimRight(s, "/") }
+
+func (t *Teams) trust(serviceURL string) {
+	t.trustMu.Lock()
+	t.trusted[normalizeServiceURL(serviceURL)] = true
+	t.trustMu.Unlock()
+}
+
+// isTrusted reports whether serviceURL was learned from an authenticated
+// activity, now or in an earlier run (then it is in a stored reference).
+func (t *Teams) isTrusted(serviceURL string) bool {
+	n := normalizeServiceURL(serviceURL)
+	if n == "" {
+		return false
+	}
+	t.trustMu.Lock()
+	ok := t.trusted[n]
+	t.trustMu.Unlock()
+	if ok {
+		return true
+	}
+	all, err := t.cfg.Conversations.ListConversations()
+	if err != nil {
+		t.log.Warn("cannot read conversation references to check a service URL", "err", err)
+		return false
+	}
+	for _, data := range all {
+		var ch Channel
+		if json.Unmarshal(data, &ch) == nil && normalizeServiceURL(ch.ServiceURL) == n {
+			t.trust(n)
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,473 @@
+// Package teamsfake is a loopback stand-in for the parts of Microsoft's Bot
+// Framework that approvebot's Teams adapter talks to: the OpenID metadata and
+// signing keys, the Entra token endpoint and the Bot Connector. It also signs
+// inbound activities the way the Bot Framework does, with switches to break
+// each check. Tests anywhere in approvebot can use it; it speaks the real
+// wire format and records what the adapter sent.
+package teamsfake
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Identities the fake uses unless told otherwise.
+const (
+	DefaultAppID       = "11111111-2222-3333-4444-555555555555"
+	DefaultAppPassword = "fake-app-password"
+	DefaultTenantID    = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+	Issuer             = "https://api.botframework.com"
+	keyID              = "fake-key-1"
+	unendorsedKeyID    = "fake-key-unendorsed"
+	serviceURLPath     = "/amer/"
+)
+
+// Sent is one activity the adapter sent to the Bot Connector.
+type Sent struct {
+	Method         string
+	ConversationID string // the thread (POST: as created)
+	ActivityID     string
+	ChannelID      string          // POST: channelData.channel.id
+	TenantID       string          // POST: channelData.tenant.id
+	Card           json.RawMessage // the first attachment's content
+	Body           json.RawMessage // the whole request body
+	Token          string          // the bearer token used
+}
+
+// User is a Teams user the member lookup knows.
+type User struct {
+	AadObjectID, Name, Email string
+}
+
+type failure struct {
+	status     int
+	retryAfter time.Duration
+}
+
+// Fake is the running fake. Build it with New; it stops with the test.
+type Fake struct {
+	AppID, AppPassword, TenantID string
+
+	srv           *httptest.Server
+	key           *rsa.PrivateKey
+	unendorsedKey *rsa.PrivateKey
+	strangerKey   *rsa.PrivateKey
+
+	mu            sync.Mutex
+	changed       chan struct{}
+	posted        []Sent
+	updated       []Sent
+	memberLookups int
+	tokenRequests int
+	jwksRequests  int
+	tokenStatus   int
+	tokenLife     time.Duration
+	tokens        map[string]bool
+	failures      []failure
+	users         map[string]User
+	nextID        int
+}
+
+// testKeys are made once per process: 2048-bit RSA keys take a while to
+// generate (longer under -race), and fakes never change them.
+var testKeys = sync.OnceValues(func() ([3]*rsa.PrivateKey, error) {
+	var keys [3]*rsa.PrivateKey
+	for i := range keys {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return keys, err
+		}
+		keys[i] = k
+	}
+	return keys, nil
+})
+
+// TB is the part of testing.TB the fake needs.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// New starts the fake on a loopback port.
+func New(t TB) *Fake {
+	t.Helper()
+	f := &Fake{
+		AppID: DefaultAppID, AppPassword: DefaultAppPassword, TenantID: DefaultTenantID,
+		changed:   make(chan struct{}),
+		tokens:    make(map[string]bool),
+		users:     make(map[string]User),
+		tokenLife: time.Hour,
+	}
+	keys, err := testKeys()
+	if err != nil {
+		t.Fatalf("teamsfake: generate keys: %v", err)
+	}
+	f.key, f.unendorsedKey, f.strangerKey = keys[0], keys[1], keys[2]
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/.well-known/openidconfiguration", f.serveMetadata)
+	mux.HandleFunc("GET /v1/.well-known/keys", f.serveKeys)
+	mux.HandleFunc("POST /oauth2/v2.0/token", f.serveToken)
+	mux.HandleFunc("POST "+serviceURLPath+"v3/conversations", f.serveCreate)
+	mux.HandleFunc("PUT "+serviceURLPath+"v3/conversations/{conv}/activities/{id}", f.serveUpdate)
+	mux.HandleFunc("GET "+serviceURLPath+"v3/conversations/{conv}/members/{user}", f.serveMember)
+	f.srv = httptest.NewUnstartedServer(mux)
+	f.srv.Config.ReadHeaderTimeout = 5 * time.Second
+	f.srv.Config.WriteTimeout = 30 * time.Second
+	f.srv.Start()
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// URLs of the fake's endpoints.
+func (f *Fake) MetadataURL() string { return f.srv.URL + "/v1/.well-known/openidconfiguration" }
+func (f *Fake) TokenURL() string    { return f.srv.URL + "/oauth2/v2.0/token" }
+func (f *Fake) ServiceURL() string  { return f.srv.URL + serviceURLPath }
+
+// Client is an HTTP client for the fake, with a timeout.
+func (f *Fake) Client() *http.Client {
+	c := f.srv.Client()
+	c.Timeout = 10 * time.Second
+	return c
+}
+
+func (f *Fake) notifyLocked() {
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *Fake) serveMetadata(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                Issuer,
+		"authorization_endpoint":                "https://invalid.botframework.com/v1/.well-known/authorize",
+		"jwks_uri":                              f.srv.URL + "/v1/.well-known/keys",
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+		"token_endpoint_auth_methods_supported": []string{"private_key_jwt"},
+	})
+}
+
+func (f *Fake) serveKeys(w http.ResponseWriter, _ *http.Request) {
+	f.mu.Lock()
+	f.jwksRequests++
+	f.mu.Unlock()
+	keys := []any{
+		jwkJSON(&f.key.PublicKey, keyID, []string{"msteams", "webchat"}),
+		jwkJSON(&f.unendorsedKey.PublicKey, unendorsedKeyID, []string{"webchat"}),
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+}
+
+func jwkJSON(pub *rsa.PublicKey, kid string, endorsements []string) map[string]any {
+	data, err := jose.JSONWebKey{Key: pub, KeyID: kid, Use: "sig", Algorithm: "RS256"}.MarshalJSON()
+	if err != nil {
+		panic(err) // an RSA public key always marshals
+	}
+	var m map[string]any
+	_ = json.Unmarshal(data, &m)
+	m["endorsements"] = endorsements
+	return m
+}
+
+// SetTokenFailure makes the token endpoint answer status (0: work again).
+func (f *Fake) SetTokenFailure(status int) {
+	f.mu.Lock()
+	f.tokenStatus = status
+	f.mu.Unlock()
+}
+
+// SetTokenLifetime sets expires_in of tokens issued from now on.
+func (f *Fake) SetTokenLifetime(d time.Duration) {
+	f.mu.Lock()
+	f.tokenLife = d
+	f.mu.Unlock()
+}
+
+// TokenRequests counts successful and failed token requests.
+func (f *Fake) TokenRequests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tokenRequests
+}
+
+// JWKSRequests counts downloads of the signing keys.
+func (f *Fake) JWKSRequests() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.jwksRequests
+}
+
+func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.tokenRequests++
+	status, life := f.tokenStatus, f.tokenLife
+	f.mu.Unlock()
+	if err := r.ParseForm(); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+		return
+	}
+	if status != 0 {
+		writeJSON(w, status, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("scope") != "https://api.botframework.com/.default" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+		return
+	}
+	if id != f.AppID || subtle.ConstantTimeCompare([]byte(secret), []byte(f.AppPassword)) != 1 {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		return
+	}
+	f.mu.Lock()
+	f.nextID++
+	tok := fmt.Sprintf("fake-bot-token-%d", f.nextID)
+	f.tokens[tok] = true
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"token_type": "Bearer", "expires_in": int(life / time.Second), "ext_expires_in": int(life / time.Second), "access_token": tok,
+	})
+}
+
+// FailNext makes the next n Bot Connector calls fail with status; a 429
+// carries Retry-After when retryAfter is positive.
+func (f *Fake) FailNext(n, status int, retryAfter time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for range n {
+		f.failures = append(f.failures, failure{status: status, retryAfter: retryAfter})
+	}
+}
+
+// connectorGate checks the bearer token and applies FailNext. It returns
+// the token, or "" when it has answered already.
+func (f *Fake) connectorGate(w http.ResponseWriter, r *http.Request) string {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	f.mu.Lock()
+	valid := ok && f.tokens[tok]
+	var fail *failure
+	if valid && len(f.failures) > 0 {
+		fail = &f.failures[0]
+		f.failures = f.failures[1:]
+	}
+	f.mu.Unlock()
+	if !valid {
+		writeJSON(w, http.StatusUnauthorized, errorBody("Unauthorized", "invalid bot token"))
+		return ""
+	}
+	if fail != nil {
+		if fail.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(fail.retryAfter/time.Second)))
+		}
+		code := map[int]string{
+			http.StatusTooManyRequests: "TooManyRequests", http.StatusForbidden: "BotNotInConversationRoster",
+			http.StatusNotFound: "ConversationNotFound", http.StatusBadRequest: "BadArgument",
+		}[fail.status]
+		if code == "" {
+			code = "ServiceError"
+		}
+		writeJSON(w, fail.status, errorBody(code, "injected failure"))
+		return ""
+	}
+	return tok
+}
+
+func errorBody(code, msg string) map[string]any {
+	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+type wireActivity struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	Attachments []struct {
+		ContentType string          `json:"contentType"`
+		Content     json.RawMessage `json:"content"`
+	} `json:"attachments"`
+}
+
+func (a wireActivity) card() (json.RawMessage, error) {
+	if a.Type != "message" {
+		return nil, fmt.Errorf("activity type %q, want message", a.Type)
+	}
+	if len(a.Attachments) != 1 || a.Attachments[0].ContentType != "application/vnd.microsoft.card.adaptive" {
+		return nil, fmt.Errorf("want exactly one Adaptive Card attachment")
+	}
+	return a.Attachments[0].Content, nil
+}
+
+func (f *Fake) serveCreate(w http.ResponseWriter, r *http.Request) {
+	tok := f.connectorGate(w, r)
+	if tok == "" {
+		return
+	}
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var p struct {
+		IsGroup     bool                `json:"isGroup"`
+		Bot         struct{ ID string } `json:"bot"`
+		TenantID    string              `json:"tenantId"`
+		ChannelData struct {
+			Channel struct{ ID string } `json:"channel"`
+			Tenant  struct{ ID string } `json:"tenant"`
+		} `json:"channelData"`
+		Activity wireActivity `json:"activity"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		return
+	}
+	card, err := p.Activity.card()
+	switch {
+	case err != nil:
+	case !p.IsGroup || p.Bot.ID != "28:"+f.AppID:
+		err = fmt.Errorf("want isGroup and bot 28:<app id>")
+	case p.ChannelData.Channel.ID == "" || p.ChannelData.Tenant.ID != f.TenantID || p.TenantID != f.TenantID:
+		err = fmt.Errorf("want channelData.channel.id and our tenant")
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		return
+	}
+	f.mu.Lock()
+	f.nextID++
+	aid := strconv.Itoa(1700000000000 + f.nextID)
+	conv := p.ChannelData.Channel.ID + ";messageid=" + aid
+	f.posted = append(f.posted, Sent{Method: http.MethodPost, ConversationID: conv, ActivityID: aid,
+		ChannelID: p.ChannelData.Channel.ID, TenantID: p.TenantID, Card: card, Body: body, Token: tok})
+	f.notifyLocked()
+	f.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]string{"id": conv, "activityId": aid, "serviceUrl": f.ServiceURL()})
+}
+
+func (f *Fake) serveUpdate(w http.ResponseWriter, r *http.Request) {
+	tok := f.connectorGate(w, r)
+	if tok == "" {
+		return
+	}
+	conv, id := r.PathValue("conv"), r.PathValue("id")
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var a wireActivity
+	if err := json.Unmarshal(body, &a); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		return
+	}
+	card, err := a.card()
+	if err == nil && a.ID != id {
+		err = fmt.Errorf("activity id %q differs from the URL's %q", a.ID, id)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		return
+	}
+	f.mu.Lock()
+	known := false
+	for _, p := range f.posted {
+		known = known || (p.ConversationID == conv && p.ActivityID == id)
+	}
+	if known {
+		f.updated = append(f.updated, Sent{Method: http.MethodPut, ConversationID: conv, ActivityID: id, Card: card, Body: body, Token: tok})
+		f.notifyLocked()
+	}
+	f.mu.Unlock()
+	if !known {
+		writeJSON(w, http.StatusNotFound, errorBody("ActivityNotFoundInConversation", "no such activity"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+}
+
+// AddUser makes the member lookup know a user.
+func (f *Fake) AddUser(aadObjectID, name, email string) {
+	f.mu.Lock()
+	f.users[aadObjectID] = User{AadObjectID: aadObjectID, Name: name, Email: email}
+	f.mu.Unlock()
+}
+
+// MemberLookups counts member lookups that reached the fake.
+func (f *Fake) MemberLookups() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.memberLookups
+}
+
+func (f *Fake) serveMember(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.memberLookups++
+	f.mu.Unlock()
+	if f.connectorGate(w, r) == "" {
+		return
+	}
+	f.mu.Lock()
+	u, ok := f.users[r.PathValue("user")]
+	f.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusNotFound, errorBody("MemberNotFoundInConversation", "no such member"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{
+		"id": "29:" + u.AadObjectID, "name": u.Name, "aadObjectId": u.AadObjectID, "objectId": u.AadObjectID,
+		"email": u.Email, "userPrincipalName": u.Email, "tenantId": f.TenantID, "userRole": "user",
+	})
+}
+
+// Posted returns the new threads created so far.
+func (f *Fake) Posted() []Sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Sent(nil), f.posted...)
+}
+
+// Updated returns the activity updates so far.
+func (f *Fake) Updated() []Sent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Sent(nil), f.updated...)
+}
+
+// WaitPosted waits until at least n threads were created.
+func (f *Fake) WaitPosted(ctx context.Context, n int) ([]Sent, error) {
+	return f.wait(ctx, func() []Sent { return f.posted }, n)
+}
+
+// WaitUpdated waits until at least n updates arrived.
+func (f *Fake) WaitUpdated(ctx context.Context, n int) ([]Sent, error) {
+	return f.wait(ctx, func() []Sent { return f.updated }, n)
+}
+
+func (f *Fake) wait(ctx context.Context, list func() []Sent, n int) ([]Sent, error) {
+	for {
+		f.mu.Lock()
+		l, ch := list(), f.changed
+		if len(l) >= n {
+			out := append([]Sent(nil), l...)
+			f.mu.Unlock()
+			return out, nil
+		}
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("teamsfake: waited for %d, have %d: %w", n, len(l), ctx.Err())
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,127 @@
+// Package canon owns approvebot's canonical digests: SHA-256 over the RFC 8785
+// (JCS) form of a JSON value, written "sha256:<hex>". ADR-0030 binds input,
+// action and chain-entry digests to this form, so a digest computed here must
+// match one computed by any other conforming implementation byte for byte.
+package canon
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/gowebpki/jcs"
+)
+
+// Prefix starts every digest string.
+const Prefix = "sha256:"
+
+// Canonicalize returns the RFC 8785 form of a JSON text.
+//
+// The JCS library is lenient in ways a digest must not be (it truncates an
+// object at a broken key, joins tokens split by whitespace, accepts hex
+// numbers and silently replaces unpaired surrogates), so the text is checked
+// first: it must be one valid JSON value, valid UTF-8, with every \u escape
+// forming whole characters. Duplicate keys are refused by the library.
+func Canonicalize(text []byte) ([]byte, error) {
+	if !json.Valid(text) {
+		return nil, errors.New("not a single valid JSON value")
+	}
+	if !utf8.Valid(text) {
+		return nil, errors.New("not valid UTF-8")
+	}
+	if err := checkEscapes(text); err != nil {
+		return nil, err
+	}
+	out, err := jcs.Transform(text)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalize: %w", err)
+	}
+	return out, nil
+}
+
+// Digest returns "sha256:" + hex(SHA-256(JCS(text))).
+func Digest(text []byte) (string, error) {
+	c, err := Canonicalize(text)
+	if err != nil {
+		return "", err
+	}
+	return Sum(c), nil
+}
+
+// DigestOf marshals v with encoding/json and digests the result.
+func DigestOf(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("marshal: %w", err)
+	}
+	return Digest(b)
+}
+
+// Sum formats the SHA-256 of bytes already in canonical form.
+func Sum(canonical []byte) string {
+	h := sha256.Sum256(canonical)
+	return Prefix + hex.EncodeToString(h[:])
+}
+
+// checkEscapes refuses \u escapes that do not form whole characters: a high
+// surrogate not followed by a low one, or a lone low surrogate. RFC 8785
+// requires such input to fail rather than be altered. text is valid JSON.
+func checkEscapes(text []byte) error {
+	inString := false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if !inString {
+			if c == '"' {
+				inString = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			i++
+			if text[i] != 'u' {
+				continue
+			}
+			r := hex4(text[i+1 : i+5])
+			i += 4
+			if !utf16.IsSurrogate(r) {
+				continue
+			}
+			if r >= 0xDC00 {
+				return fmt.Errorf("unpaired surrogate \\u%04x at byte %d", r, i-5)
+			}
+			if i+6 >= len(text) || text[i+1] != '\\' || text[i+2] != 'u' {
+				return fmt.Errorf("unpaired surrogate \\u%04x at byte %d", r, i-5)
+			}
+			lo := hex4(text[i+3 : i+7])
+			if lo < 0xDC00 || lo > 0xDFFF {
+				return fmt.Errorf("unpaired surrogate \\u%04x at byte %d", r, i-5)
+			}
+			i += 6
+		}
+	}
+	return nil
+}
+
+// hex4 reads four hex digits that json.Valid has already checked.
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c-'a') + 10
+		default:
+			r |= rune(c-'A') + 10
+		}
+	}
+	return r
+}

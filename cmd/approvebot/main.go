@@ -1,0 +1,82 @@
+// Command approvebot runs the approval service and its operator commands.
+// main only calls run, so tests start the whole program in-process with
+// their own arguments, environment and streams.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "approvebot:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+const usage = `approvebot puts a human between an AI agent and its riskiest actions.
+
+Usage:
+  approvebot serve  --config FILE         run the service
+  approvebot check  --config FILE         validate the config and print a summary
+  approvebot audit verify --config FILE   recompute every digest and link of the audit trail
+  approvebot audit export --config FILE [--request ID] [--since T] [--until T]
+                                          write audit records as JSON lines
+  approvebot audit show --config FILE ID  print one request's story
+  approvebot teams channels --config FILE list the Teams channels the bot knows
+  approvebot teams package --app-id ID --out FILE
+                                          build the Teams app package (zip)
+  approvebot version
+
+The audit and teams channels commands read the store file directly when the
+service is stopped, and ask the running service (admin API, admin.token) when
+it holds the file.
+`
+
+// run is the whole program.
+func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return usageError("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return cmdServe(ctx, args[1:], getenv, stdout, stderr)
+	case "check":
+		return cmdCheck(args[1:], getenv, stdout, stderr)
+	case "audit":
+		return cmdAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "teams":
+		return cmdTeams(ctx, args[1:], getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "approvebot", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError(fmt.Sprintf("unknown command %q", args[0]))
+	}
+}
+
+var version = "dev"
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// exitCode: 2 for usage errors, 1 for everything else.
+func exitCode(err error) int {
+	if _, ok := err.(usageError); ok {
+		return 2
+	}
+	return 1
+}

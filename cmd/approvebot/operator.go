@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/store"
+)
+
+// backend is where operator commands read from: the store file when no
+// server holds it, otherwise the running server's admin API.
+type backend struct {
+	store  *store.Store // set when the file could be opened
+	server string       // base URL of the running server
+	token  string
+	client *http.Client
+}
+
+func openBackend(cfg *policy.Config) (*backend, error) {
+	st, err := store.Open(cfg.Store.Path, store.Options{ReadOnly: true, LockTimeout: 300 * time.Millisecond})
+	if err == nil {
+		return &backend{store: st}, nil
+	}
+	if _, statErr := os.Stat(cfg.Store.Path); statErr != nil {
+		return nil, fmt.Errorf("store %s: %w", cfg.Store.Path, statErr)
+	}
+	if cfg.Admin.Token == "" {
+		return nil, fmt.Errorf("%v; set admin.token in the config so this command can ask the running server", err)
+	}
+	host, port, splitErr := net.SplitHostPort(cfg.Listen)
+	if splitErr != nil {
+		return nil, fmt.Errorf("listen %q: %w", cfg.Listen, splitErr)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return &backend{
+		server: "http://" + net.JoinHostPort(host, port),
+		token:  cfg.Admin.Token,
+		client: &http.Client{Timeout: 5 * time.Minute},
+	}, nil
+}
+
+func (b *backend) close() {
+	if b.store != nil {
+		b.store.Close()
+	}
+}
+
+// get calls the admin API and returns the body, or an error naming the status.
+func (b *backend) get(ctx context.Context, path string, q url.Values, w io.Writer) error {
+	u := b.server + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("ask the running server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+		return fmt.Errorf("server answered %s: %s", resp.Status, e.Error)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError("audit needs a subcommand: verify, export or show")
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
+	request := fs.String("request", "", "export: only this request's records")
+	since := fs.String("since", "", "export: records at or after this RFC 3339 time")
+	until := fs.String("until", "", "export: records before this RFC 3339 time")
+	cfg, rest, err := loadConfig(fs, args[1:], getenv, stderr)
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(cfg)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+
+	switch sub {
+	case "verify":
+		var rep store.VerifyReport
+		if b.store != nil {
+			rep, err = bot.VerifyAudit(b.store)
+		} else {
+			var buf strings.Builder
+			if err = b.get(ctx, "/admin/audit/verify", nil, &buf); err == nil {
+				err = json.Unmarshal([]byte(buf.String()), &rep)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if rep.Break != nil {
+			fmt.Fprintf(stdout, "BROKEN at %s\n", rep.Break.Error())
+			fmt.Fprintf(stdout, "checked %d audit records, %d requests, %d chain entries before the break\n", rep.Records, rep.Requests, rep.Entries)
+			return errors.New("audit trail verification failed")
+		}
+		fmt.Fprintf(stdout, "audit trail intact: %d records, %d requests, %d chain entries\nhead %s\n", rep.Records, rep.Requests, rep.Entries, rep.Head)
+		return nil
+	case "export":
+		f := bot.AuditFilter{RequestID: *request}
+		q := url.Values{}
+		for _, p := range []struct {
+			flag, val string
+			dst       *time.Time
+		}{{"since", *since, &f.Since}, {"until", *until, &f.Until}} {
+			if p.val == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339, p.val)
+			if err != nil {
+				return usageError(fmt.Sprintf("--%s: want an RFC 3339 time such as 2026-01-02T15:04:05Z", p.flag))
+			}
+			*p.dst = t
+			q.Set(p.flag, p.val)
+		}
+		if *request != "" {
+			q.Set("request", *request)
+		}
+		if b.store == nil {
+			return b.get(ctx, "/admin/audit", q, stdout)
+		}
+		return b.store.Audit(0, func(rec store.Record, raw []byte) error {
+			if !f.Match(rec) {
+				return nil
+			}
+			_, err := fmt.Fprintf(stdout, "%s\n", raw)
+			return err
+		})
+	case "show":
+		if len(rest) != 1 {
+			return usageError("audit show needs one request id")
+		}
+		var story bot.Story
+		if b.store != nil {
+			s, err := bot.RequestStory(b.store, rest[0])
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no approval request %q", rest[0])
+			}
+			if err != nil {
+				return err
+			}
+			story = *s
+		} else {
+			var buf strings.Builder
+			if err := b.get(ctx, "/admin/requests/"+url.PathEscape(rest[0]), nil, &buf); err != nil {
+				return err
+			}
+			if err := json.Unmarshal([]byte(buf.String()), &story); err != nil {
+				return err
+			}
+		}
+		printStory(stdout, &story)
+		return nil
+	default:
+		return usageError(fmt.Sprintf("unknown audit subcommand %q (want verify, export or show)", sub))
+	}
+}
+
+func printStory(w io.Writer, s *bot.Story) {
+	r := s.Request
+	fmt.Fprintf(w, "request %s (%s schema, caller %s)\n", r.ID, r.Schema, r.Caller)
+	fmt.Fprintf(w, "  what:     %s by agent %q\n", r.Title(), r.Fields.AgentID)
+	fmt.Fprintf(w, "  opened:   %s\n  deadline: %s\n  status:   %s\n", r.CreatedAt.UTC().Format(time.RFC3339), r.Deadline.UTC().Format(time.RFC3339), r.Status)
+	if r.Resolution != nil {
+		fmt.Fprintf(w, "  decided:  %s by %s: %s\n", r.Resolution.ResolvedAt.UTC().Format(time.RFC3339), r.Resolution.Approver, r.Resolution.Reason)
+	}
+	for _, d := range r.Destinations {
+		line := fmt.Sprintf("  shown:    %s %s (stage %d): %s", d.Platform, d.Channel, d.Stage+1, d.State)
+		if d.Error != "" {
+			line += " — " + d.Error
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w, "events:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, raw := range s.Events {
+		var rec store.Record
+		if json.Unmarshal(raw, &rec) != nil {
+			continue
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\n", rec.Seq, rec.At, rec.Type, rec.Actor, compact(rec.Detail))
+	}
+	tw.Flush()
+}
+
+func compact(raw json.RawMessage) string {
+	s := string(raw)
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
+}
+
+func cmdTeams(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError("teams needs a subcommand: channels or package")
+	}
+	switch args[0] {
+	case "package":
+		fs := flag.NewFlagSet("teams package", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		appID := fs.String("app-id", "", "the Azure Bot's Microsoft App ID (a GUID)")
+		out := fs.String("out", "approvebot-teams.zip", "where to write the package")
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError(err.Error())
+		}
+		if *appID == "" {
+			return usageError("teams package needs --app-id")
+		}
+		f, err := os.OpenFile(*out, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if err := teams.WritePackage(f, *appID); err != nil {
+			f.Close()
+			os.Remove(*out)
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: upload it in Teams (Apps > Manage your apps > Upload an app) and add it to each approvers' team\n", *out)
+		return nil
+	case "channels":
+		cfg, _, err := loadConfig(flag.NewFlagSet("teams channels", flag.ContinueOnError), args[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		b, err := openBackend(cfg)
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		var chans []teams.Channel
+		if b.store != nil {
+			chans, err = offlineChannels(cfg, b.store)
+		} else {
+			var buf strings.Builder
+			if err = b.get(ctx, "/admin/teams/channels", nil, &buf); err == nil {
+				err = json.Unmarshal([]byte(buf.String()), &chans)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if len(chans) == 0 {
+			fmt.Fprintln(stdout, "no Teams channels known yet: add the app to a team, then run this again")
+			return nil
+		}
+		printChannels(stdout, chans)
+		return nil
+	default:
+		return usageError(fmt.Sprintf("unknown teams subcommand %q (want channels or package)", args[0]))
+	}
+}
+
+// offlineChannels reads the channels from the store file when the server is
+// stopped.
+func offlineChannels(cfg *policy.Config, st *store.Store) ([]teams.Channel, error) {
+	if cfg.Teams == nil {
+		return nil, errors.New("the config has no teams section")
+	}
+	t, err := teams.New(teams.Config{
+		AppID: cfg.Teams.AppID, AppPassword: cfg.Teams.AppPassword, TenantID: cfg.Teams.TenantID,
+		OpenIDMetadataURL: cfg.Teams.OpenIDMetadataURL, TokenURL: cfg.Teams.TokenURL,
+		Conversations: st,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t.Channels()
+}
+
+func printChannels(w io.Writer, chans []teams.Channel) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TEAM\tCHANNEL\tCHANNEL ID (for approvers.<group>.teams.channels)\tTENANT\tLAST SEEN")
+	for _, c := range chans {
+		team, name := c.TeamName, c.ChannelName
+		if team == "" {
+			team = c.TeamID
+		}
+		if name == "" {
+			name = "General"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", team, name, c.ChannelID, c.TenantID, c.UpdatedAt.UTC().Format(time.RFC3339))
+	}
+	tw.Flush()
+}

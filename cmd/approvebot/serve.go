@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/signing"
+	"github.com/approvebot/approvebot/store"
+)
+
+func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) (string, bool), stderr io.Writer) (*policy.Config, []string, error) {
+	fs.SetOutput(stderr)
+	path := fs.String("config", "approvebot.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usageError(err.Error())
+	}
+	cfg, err := policy.Load(*path, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+func cmdCheck(args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig(flag.NewFlagSet("check", flag.ContinueOnError), args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, cfg.Summary())
+	fmt.Fprintln(stdout, "config OK")
+	return nil
+}
+
+// service is a running approvebot, as serve builds it.
+type service struct {
+	cfg      *policy.Config
+	store    *store.Store
+	engine   *bot.Engine
+	api      *bot.Server
+	slack    *slack.Slack
+	teams    *teams.Teams
+	http     *http.Server
+	listener net.Listener
+	log      *slog.Logger
+}
+
+// shutdownGrace is how long held requests keep waiting for a decision once a
+// stop is asked for (below Kubernetes' default 30 s termination grace).
+const shutdownGrace = 20 * time.Second
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig(flag.NewFlagSet("serve", flag.ContinueOnError), args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	svc, err := build(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	// The address goes to stdout so scripts (and tests) can find the port
+	// when listen ends in :0.
+	fmt.Fprintf(stdout, "approvebot listening on http://%s\n", svc.listener.Addr())
+	return svc.serve(ctx)
+}
+
+func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service, error) {
+	st, err := store.Open(cfg.Store.Path, store.Options{})
+	if err != nil {
+		return nil, err
+	}
+	svc := &service{cfg: cfg, store: st, log: log}
+	fail := func(err error) (*service, error) {
+		st.Close()
+		return nil, err
+	}
+	var platforms []bot.Platform
+	if cfg.Slack != nil {
+		interval := cfg.Slack.ChannelInterval
+		if interval == 0 {
+			interval = -1 // "0s" in the config turns pacing off
+		}
+		svc.slack, err = slack.New(slack.Config{
+			BotToken:        cfg.Slack.BotToken,
+			SigningSecret:   cfg.Slack.SigningSecret,
+			APIURL:          cfg.Slack.APIURL,
+			ChannelInterval: interval,
+			Logger:          log.With("platform", "slack"),
+		})
+		if err != nil {
+			return fail(fmt.Errorf("slack: %w", err))
+		}
+		platforms = append(platforms, svc.slack)
+	}
+	if cfg.Teams != nil {
+		svc.teams, err = teams.New(teams.Config{
+			AppID:             cfg.Teams.AppID,
+			AppPassword:       cfg.Teams.AppPassword,
+			TenantID:          cfg.Teams.TenantID,
+			OpenIDMetadataURL: cfg.Teams.OpenIDMetadataURL,
+			TokenURL:          cfg.Teams.TokenURL,
+			Conversations:     st,
+			Logger:            log.With("platform", "teams"),
+		})
+		if err != nil {
+			return fail(fmt.Errorf("teams: %w", err))
+		}
+		platforms = append(platforms, svc.teams)
+	}
+	key, err := signing.LoadOrCreateKey(cfg.Signing.KeyFile)
+	if err != nil {
+		return fail(fmt.Errorf("signing key: %w", err))
+	}
+	signer := signing.NewSigner(key, cfg.Signing.Issuer)
+
+	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	handlers := map[string]http.Handler{}
+	if svc.slack != nil {
+		handlers["POST /slack/interactions"] = svc.slack.Handler(svc.engine)
+	}
+	if svc.teams != nil {
+		handlers["POST /teams/messages"] = svc.teams.Handler(svc.engine)
+	}
+	if cfg.Admin.Token != "" {
+		extra := map[string]http.HandlerFunc{}
+		if svc.teams != nil {
+			extra["GET /admin/teams/channels"] = func(w http.ResponseWriter, r *http.Request) {
+				chans, err := svc.teams.Channels()
+				if err != nil {
+					http.Error(w, `{"error":"could not read the store"}`, http.StatusServiceUnavailable)
+					return
+				}
+				writeJSONTo(w, chans)
+			}
+		}
+		for p, h := range bot.AdminHandlers(st, cfg.Admin.Token, extra) {
+			handlers[p] = h
+		}
+	}
+	svc.api = bot.NewServer(bot.ServerConfig{
+		Engine:   svc.engine,
+		Callers:  cfg.Callers,
+		Signer:   signer,
+		Issuer:   cfg.Signing.Issuer,
+		Handlers: handlers,
+		Ready:    readiness(platforms),
+		Logger:   log,
+	})
+	svc.listener, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
+	}
+	svc.http = &http.Server{
+		Handler:           svc.api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// No WriteTimeout: held requests answer when a human decides, up to
+		// the request's deadline, which the engine enforces.
+		IdleTimeout: 120 * time.Second,
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if err := svc.engine.Start(ctx); err != nil {
+		svc.listener.Close()
+		return fail(err)
+	}
+	abs, _ := filepath.Abs(cfg.Store.Path)
+	log.Info("approvebot started", "listen", svc.listener.Addr().String(), "store", abs,
+		"slack", svc.slack != nil, "teams", svc.teams != nil, "groups", len(cfg.Approvers))
+	return svc, nil
+}
+
+// serve runs until ctx ends, then stops in order: no new connections; held
+// requests keep waiting for a decision during the grace period and are then
+// answered "still pending"; chat work in flight finishes; the store closes.
+// Pending requests stay in the store with their deadlines for the next start.
+func (svc *service) serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- svc.http.Serve(svc.listener) }()
+	select {
+	case err := <-errc:
+		svc.close(context.Background())
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	svc.log.Info("stopping: no new requests; held requests wait up to the grace period", "grace", shutdownGrace)
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace+10*time.Second)
+	defer cancel()
+	grace := time.AfterFunc(shutdownGrace, svc.api.Drain)
+	defer grace.Stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := svc.http.Shutdown(shutCtx); err != nil {
+			svc.log.Warn("http shutdown", "err", err)
+		}
+	}()
+	wg.Wait()
+	svc.close(shutCtx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	svc.log.Info("stopped")
+	return nil
+}
+
+func (svc *service) close(ctx context.Context) {
+	if svc.slack != nil {
+		svc.slack.Close()
+	}
+	drainCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	svc.engine.Drain(drainCtx)
+	if err := svc.store.Close(); err != nil {
+		svc.log.Error("close store", "err", err)
+	}
+}
+
+// platformChecker is what readiness needs from an adapter.
+type platformChecker interface {
+	Name() string
+	Check(ctx context.Context) error
+}
+
+// readiness checks each platform, remembering a success for a minute so that
+// frequent probes do not spend the platforms' rate limits.
+func readiness(platforms []bot.Platform) func(ctx context.Context) error {
+	var mu sync.Mutex
+	okUntil := map[string]time.Time{}
+	return func(ctx context.Context) error {
+		for _, p := range platforms {
+			c, ok := p.(platformChecker)
+			if !ok {
+				continue
+			}
+			mu.Lock()
+			fresh := time.Now().Before(okUntil[c.Name()])
+			mu.Unlock()
+			if fresh {
+				continue
+			}
+			if err := c.Check(ctx); err != nil {
+				return fmt.Errorf("%s not reachable: %v", c.Name(), err)
+			}
+			mu.Lock()
+			okUntil[c.Name()] = time.Now().Add(time.Minute)
+			mu.Unlock()
+		}
+		return nil
+	}
+}
+
+func writeJSONTo(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,81 @@
+package intake
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/canon"
+	"github.com/approvebot/approvebot/intake/intaketest"
+)
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(tutorialBody))
+	f.Add([]byte(`{"type":"approval_request","action":"x","requested_at":"2026-04-23T12:00:00Z","context":{"a":[1,{"b":null}]}}`))
+	for _, name := range []string{"agt_v1_nulls.json", "agt_v1_full.json", "agt_v1_binding.json"} {
+		f.Add(readFile(f, name))
+	}
+	body, _ := intaketest.V1Body(intaketest.V1{SubjectID: intaketest.Str("ü"), IncludeBinding: true, Context: intaketest.Object{{Key: "k", Value: "v"}}})
+	f.Add(body)
+
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := Parse(body)
+		if err != nil {
+			if _, ok := err.(*approvebot.Error); !ok {
+				t.Fatalf("error %T is not *approvebot.Error: %v", err, err)
+			}
+			return
+		}
+		// Check the digest with a different reader than Parse's.
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("accepted a body encoding/json refuses: %v", err)
+		}
+		switch s.Schema {
+		case approvebot.SchemaLegacy:
+			want, err := canon.DigestOf(m)
+			if err != nil || s.Digest != want {
+				t.Fatalf("legacy digest %s, recomputed %s (%v)", s.Digest, want, err)
+			}
+		case approvebot.SchemaV1:
+			x := map[string]any{}
+			for _, k := range presented {
+				v, ok := m[k]
+				if !ok {
+					t.Fatalf("accepted without %s", k)
+				}
+				x[k] = v
+			}
+			want, err := canon.DigestOf(x)
+			if err != nil || s.Digest != want || s.Fields.InputDigest != want {
+				t.Fatalf("input digest %s (body %s), recomputed %s (%v)", s.Digest, s.Fields.InputDigest, want, err)
+			}
+			if b, ok := m["action_binding"]; ok {
+				got, err := canon.DigestOf(b)
+				if err != nil || got != s.Fields.ActionDigest {
+					t.Fatalf("binding digest %s, action_digest %s (%v)", got, s.Fields.ActionDigest, err)
+				}
+			}
+			if _, err := s.ExpiresAt(); err != nil {
+				t.Fatalf("accepted expires_at %q: %v", s.Fields.ExpiresAt, err)
+			}
+		default:
+			t.Fatalf("schema %q", s.Schema)
+		}
+		if n := len(ContextFields(s.Context, s.ActionBinding)); n > MaxContextFields {
+			t.Fatalf("%d context fields", n)
+		}
+	})
+}
+
+func FuzzContextFields(f *testing.F) {
+	f.Add([]byte(`{"a":{"b":[1,2]},"c":"d"}`), []byte(`{"parameters":{"x":1}}`))
+	f.Add([]byte(`"x"`), []byte(`[]`))
+	f.Fuzz(func(t *testing.T, ctx, binding []byte) {
+		for _, fl := range ContextFields(ctx, binding) {
+			if len([]rune(fl.Value)) > MaxValueRunes {
+				t.Fatalf("value of %d runes", len([]rune(fl.Value)))
+			}
+		}
+	})
+}

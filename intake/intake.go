@@ -1,0 +1,384 @@
+// Package intake owns the approval request body as agents send it: it reads
+// the two bodies AGT's webhook handlers post (the legacy WebhookApproval body
+// and the action-bound schema 1.0 body of VersionedWebhookApproval), refuses
+// anything malformed with an error naming the field, and recomputes the
+// digests schema 1.0 carries so a request is accepted only as it was hashed.
+package intake
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/canon"
+)
+
+// Submission is a parsed request body.
+type Submission struct {
+	Schema        string            // approvebot.SchemaLegacy or approvebot.SchemaV1
+	Fields        approvebot.Fields // as received
+	Context       json.RawMessage   // optional "context" object: shown to approvers
+	ActionBinding json.RawMessage   // optional "action_binding" object (1.0 only), verified against action_digest
+	// Digest is what makes a retry "the same request": for 1.0 the verified
+	// input_digest, for legacy the canonical digest of the whole body.
+	Digest string
+}
+
+// TypeApprovalRequest is the only body type agents send.
+const TypeApprovalRequest = "approval_request"
+
+// presented lists the schema 1.0 keys input_digest covers, in AGT's order.
+var presented = []string{
+	"approval_request_id", "policy_decision_id", "action_digest", "agent_id",
+	"subject_id", "operation", "target_resource", "policy_version",
+	"approval_chain_id", "approval_chain_version", "expires_at",
+}
+
+var (
+	legacyKeys = []string{"type", "rule_name", "policy_name", "agent_id", "action", "approvers", "requested_at", "context"}
+	v1Keys     = slices.Concat([]string{"schema_version", "type", "input_digest"}, presented, []string{"context", "action_binding"})
+
+	reRequestID  = regexp.MustCompile(`^ar_[0-9a-f]{32}$`)
+	reDecisionID = regexp.MustCompile(`^pd_[0-9a-f]{32}$`)
+	reDigest     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+)
+
+// Parse reads a request body. Errors are *approvebot.Error with Code
+// EInvalid and Field naming the offending key. Expiry is not judged here:
+// an expired request is still a well-formed one, and the engine answers it.
+func Parse(body []byte) (*Submission, error) {
+	if !utf8.Valid(body) {
+		return nil, fieldErr("body", "not valid UTF-8")
+	}
+	members, err := decodeObject(body, "")
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]json.RawMessage, len(members))
+	for _, mb := range members {
+		m[mb.key] = mb.raw
+	}
+
+	typ, err := requiredString(m, "type")
+	if err != nil {
+		return nil, err
+	}
+	if typ != TypeApprovalRequest {
+		return nil, fieldErr("type", "must be %q, got %q", TypeApprovalRequest, clip(typ))
+	}
+
+	schema := approvebot.SchemaLegacy
+	if raw, ok := m["schema_version"]; ok {
+		v, err := asString(raw)
+		if err != nil || v != approvebot.SchemaV1 {
+			return nil, fieldErr("schema_version", "unsupported (got %s); supported: %q, or omit it for the legacy body", clip(string(raw)), approvebot.SchemaV1)
+		}
+		schema = approvebot.SchemaV1
+	}
+
+	allowed := legacyKeys
+	if schema == approvebot.SchemaV1 {
+		allowed = v1Keys
+	}
+	for _, mb := range members {
+		if slices.Contains(allowed, mb.key) {
+			continue
+		}
+		if schema == approvebot.SchemaLegacy && slices.Contains(v1Keys, mb.key) {
+			return nil, fieldErr(mb.key, "unknown field %q in a legacy body (a schema 1.0 body needs \"schema_version\": %q)", mb.key, approvebot.SchemaV1)
+		}
+		return nil, fieldErr(clip(mb.key), "unknown field %q", clip(mb.key))
+	}
+
+	s := &Submission{Schema: schema}
+	if raw, ok := m["context"]; ok {
+		if !isObject(raw) {
+			return nil, fieldErr("context", "want an object")
+		}
+		s.Context = raw
+	}
+	if schema == approvebot.SchemaV1 {
+		err = parseV1(s, m)
+	} else {
+		err = parseLegacy(s, m, body)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func parseLegacy(s *Submission, m map[string]json.RawMessage, body []byte) error {
+	f := &s.Fields
+	f.Type = TypeApprovalRequest
+	var err error
+	if f.Action, err = requiredString(m, "action"); err != nil {
+		return err
+	}
+	if f.RequestedAt, err = requiredString(m, "requested_at"); err != nil {
+		return err
+	}
+	if _, err := parseTime(f.RequestedAt); err != nil {
+		return fieldErr("requested_at", "%s", err.Error())
+	}
+	for _, o := range []struct {
+		key string
+		dst *string
+	}{{"rule_name", &f.RuleName}, {"policy_name", &f.PolicyName}, {"agent_id", &f.AgentID}} {
+		if raw, ok := m[o.key]; ok {
+			if *o.dst, err = asString(raw); err != nil {
+				return fieldErr(o.key, "want a string")
+			}
+		}
+	}
+	if raw, ok := m["approvers"]; ok {
+		// Element by element: encoding/json would read a null element as "".
+		var elems []json.RawMessage
+		if !bytes.HasPrefix(raw, []byte("[")) || json.Unmarshal(raw, &elems) != nil {
+			return fieldErr("approvers", "want a list of strings")
+		}
+		f.Approvers = make([]string, len(elems))
+		for i, e := range elems {
+			if f.Approvers[i], err = asString(e); err != nil {
+				return fieldErr("approvers", "want a list of strings; item %d is %s", i, clip(string(e)))
+			}
+		}
+	}
+	d, err := canon.Digest(body)
+	if err != nil {
+		return fieldErr("body", "cannot be canonicalized: %s", err.Error())
+	}
+	s.Digest = d
+	return nil
+}
+
+func parseV1(s *Submission, m map[string]json.RawMessage) error {
+	f := &s.Fields
+	f.Type = TypeApprovalRequest
+	f.SchemaVersion = approvebot.SchemaV1
+	var err error
+	strs := []struct {
+		key string
+		dst *string
+		re  *regexp.Regexp
+		at  string // the format, for the error
+	}{
+		{"input_digest", &f.InputDigest, reDigest, `"sha256:" and 64 lowercase hex digits`},
+		{"approval_request_id", &f.ApprovalRequestID, reRequestID, `"ar_" and 32 lowercase hex digits`},
+		{"policy_decision_id", &f.PolicyDecisionID, reDecisionID, `"pd_" and 32 lowercase hex digits`},
+		{"action_digest", &f.ActionDigest, reDigest, `"sha256:" and 64 lowercase hex digits`},
+		{"agent_id", &f.AgentID, nil, ""},
+		{"operation", &f.Operation, nil, ""},
+		{"policy_version", &f.PolicyVersion, nil, ""},
+		{"approval_chain_id", &f.ApprovalChainID, nil, ""},
+		{"approval_chain_version", &f.ApprovalChainVersion, nil, ""},
+		{"expires_at", &f.ExpiresAt, nil, ""},
+	}
+	for _, o := range strs {
+		if *o.dst, err = requiredString(m, o.key); err != nil {
+			return err
+		}
+		if o.re != nil && !o.re.MatchString(*o.dst) {
+			return fieldErr(o.key, "want %s, got %q", o.at, clip(*o.dst))
+		}
+	}
+	if _, err := parseTime(f.ExpiresAt); err != nil {
+		return fieldErr("expires_at", "%s", err.Error())
+	}
+	if f.SubjectID, err = nullableString(m, "subject_id"); err != nil {
+		return err
+	}
+	if f.TargetResource, err = nullableString(m, "target_resource"); err != nil {
+		return err
+	}
+
+	// Hash the presented values as received: the digest covers the agent's
+	// strings, not our reading of them.
+	var x bytes.Buffer
+	x.WriteByte('{')
+	for i, k := range presented {
+		if i > 0 {
+			x.WriteByte(',')
+		}
+		fmt.Fprintf(&x, "%q:", k)
+		x.Write(m[k])
+	}
+	x.WriteByte('}')
+	got, err := canon.Digest(x.Bytes())
+	if err != nil {
+		return fieldErr("input_digest", "presented fields cannot be canonicalized: %s", err.Error())
+	}
+	if got != f.InputDigest {
+		return fieldErr("input_digest", "does not match the request: body says %s, fields hash to %s", f.InputDigest, got)
+	}
+	s.Digest = got
+
+	if raw, ok := m["action_binding"]; ok {
+		if err := checkBinding(raw, f); err != nil {
+			return err
+		}
+		s.ActionBinding = raw
+	}
+	return nil
+}
+
+// checkBinding verifies an action binding against the request: its schema
+// as AGT defines it, its agreement with the request's operation, agent and
+// subject, and its digest against action_digest.
+func checkBinding(raw json.RawMessage, f *approvebot.Fields) error {
+	const field = "action_binding"
+	members, err := decodeObject(raw, field)
+	if err != nil {
+		return err
+	}
+	m := map[string]json.RawMessage{}
+	for _, mb := range members {
+		if !slices.Contains([]string{"schema_version", "operation", "agent_id", "subject_id", "target", "parameters"}, mb.key) {
+			return fieldErr(field, "unknown field %q", clip(mb.key))
+		}
+		m[mb.key] = mb.raw
+	}
+	for _, k := range []string{"schema_version", "operation", "agent_id"} {
+		if _, err := requiredString(m, k); err != nil {
+			return fieldErr(field, "%s: want a string", k)
+		}
+	}
+	subject, err := nullableString(m, "subject_id")
+	if err != nil {
+		return fieldErr(field, "subject_id: want a string or null")
+	}
+	if raw, ok := m["parameters"]; !ok || !isObject(raw) {
+		return fieldErr(field, "parameters: want an object")
+	}
+	rawTarget, ok := m["target"]
+	if !ok || !isObject(rawTarget) {
+		return fieldErr(field, "target: want an object")
+	}
+	tm := map[string]json.RawMessage{}
+	tmembers, err := decodeObject(rawTarget, field+".target")
+	if err != nil {
+		return err
+	}
+	for _, mb := range tmembers {
+		if !slices.Contains([]string{"tool_name", "tool_schema_version", "resource"}, mb.key) {
+			return fieldErr(field, "target: unknown field %q", clip(mb.key))
+		}
+		tm[mb.key] = mb.raw
+	}
+	for _, k := range []string{"tool_name", "tool_schema_version"} {
+		if _, err := requiredString(tm, k); err != nil {
+			return fieldErr(field, "target.%s: want a string", k)
+		}
+	}
+	if _, err := nullableString(tm, "resource"); err != nil {
+		return fieldErr(field, "target.resource: want a string or null")
+	}
+
+	op, _ := asString(m["operation"])
+	agent, _ := asString(m["agent_id"])
+	switch {
+	case op != f.Operation:
+		return fieldErr(field, "operation %q differs from the request's %q", clip(op), clip(f.Operation))
+	case agent != f.AgentID:
+		return fieldErr(field, "agent_id %q differs from the request's %q", clip(agent), clip(f.AgentID))
+	case !sameNullable(subject, f.SubjectID):
+		return fieldErr(field, "subject_id differs from the request's")
+	}
+	got, err := canon.Digest(raw)
+	if err != nil {
+		return fieldErr(field, "cannot be canonicalized: %s", err.Error())
+	}
+	if got != f.ActionDigest {
+		return fieldErr(field, "does not match action_digest: request says %s, binding hashes to %s", f.ActionDigest, got)
+	}
+	return nil
+}
+
+// ExpiresAt is the schema 1.0 deadline the agent set.
+func (s *Submission) ExpiresAt() (time.Time, error) {
+	if s.Schema != approvebot.SchemaV1 {
+		return time.Time{}, fmt.Errorf("a %s request carries no expires_at", s.Schema)
+	}
+	return parseTime(s.Fields.ExpiresAt)
+}
+
+// RequestedAt is when a legacy agent says it asked.
+func (s *Submission) RequestedAt() (time.Time, error) {
+	if s.Schema != approvebot.SchemaLegacy {
+		return time.Time{}, fmt.Errorf("a %s request carries no requested_at", s.Schema)
+	}
+	return parseTime(s.Fields.RequestedAt)
+}
+
+// parseTime reads Python's datetime.isoformat() of an aware time
+// ("2026-04-23T12:00:00.123456+00:00", no fraction when microseconds are
+// zero) and RFC 3339 generally. A time without an offset is refused: it
+// names no instant.
+func parseTime(s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want an ISO 8601 time with a UTC offset, like 2026-04-23T12:00:00.123456+00:00; got %q", clip(s))
+	}
+	return t, nil
+}
+
+func requiredString(m map[string]json.RawMessage, key string) (string, error) {
+	raw, ok := m[key]
+	if !ok {
+		return "", fieldErr(key, "required")
+	}
+	v, err := asString(raw)
+	if err != nil {
+		return "", fieldErr(key, "want a string")
+	}
+	return v, nil
+}
+
+func nullableString(m map[string]json.RawMessage, key string) (*string, error) {
+	raw, ok := m[key]
+	if !ok {
+		return nil, fieldErr(key, "required (null when there is none)")
+	}
+	if string(raw) == "null" {
+		return nil, nil
+	}
+	v, err := asString(raw)
+	if err != nil {
+		return nil, fieldErr(key, "want a string or null")
+	}
+	return &v, nil
+}
+
+func asString(raw json.RawMessage) (string, error) {
+	if !bytes.HasPrefix(raw, []byte(`"`)) {
+		return "", fmt.Errorf("not a string")
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+func isObject(raw json.RawMessage) bool { return bytes.HasPrefix(raw, []byte("{")) }
+
+func sameNullable(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+// clip keeps echoed agent input short in error messages.
+func clip(s string) string {
+	const max = 80
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimSpace(string(r[:max])) + "…"
+}

@@ -1,0 +1,141 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/approvebot/approvebot"
+)
+
+func FuzzParse(f *testing.F) {
+	seeds, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	seeds = append(seeds, "../examples/approvebot.yaml")
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(routeY))
+	f.Add([]byte(baseY + "admin:\n  token: ${ADMIN}\n"))
+	fuzzEnv := map[string]string{"A_TOKEN": "a-token-of-16-chars", "TEAMS_PASSWORD": "pw", "ADMIN": "", "EMPTY": ""}
+	for k, v := range exampleEnv {
+		fuzzEnv[k] = v
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, env(fuzzEnv))
+		if err != nil {
+			if cfg != nil {
+				t.Fatal("config returned with an error")
+			}
+			if err.Error() == "" {
+				t.Fatal("empty error message")
+			}
+			return
+		}
+		checkInvariants(t, cfg)
+		_ = cfg.Summary()
+		for _, f := range []approvebot.Fields{
+			{RuleName: "r", Approvers: []string{"ops"}},
+			{ApprovalChainID: "c1", ApprovalChainVersion: "1", TargetResource: nil},
+		} {
+			for _, schema := range []string{approvebot.SchemaLegacy, approvebot.SchemaV1} {
+				r, err := cfg.Route(f, schema)
+				if err == nil && len(r.Chain.Stages) == 0 {
+					t.Fatalf("routed to a chain without stages: %+v", r)
+				}
+			}
+		}
+	})
+}
+
+// checkInvariants is what every accepted configuration must satisfy.
+func checkInvariants(t *testing.T, cfg *Config) {
+	t.Helper()
+	if len(cfg.Callers) == 0 || len(cfg.Approvers) == 0 || (cfg.Slack == nil && cfg.Teams == nil) {
+		t.Fatalf("accepted without callers, approvers or platform: %+v", cfg)
+	}
+	for _, c := range cfg.Callers {
+		if c.Name == "" || len(c.Token) < MinSecretLength {
+			t.Fatalf("accepted caller %q with a weak token", c.Name)
+		}
+	}
+	if cfg.Admin.Token != "" && len(cfg.Admin.Token) < MinSecretLength {
+		t.Fatal("accepted a weak admin token")
+	}
+	if cfg.Delivery.Timeout <= 0 || cfg.Listen == "" || cfg.Store.Path == "" || cfg.Signing.KeyFile == "" || cfg.Signing.Issuer == "" {
+		t.Fatalf("defaults missing: %+v", cfg)
+	}
+	if cfg.Slack != nil && (cfg.Slack.BotToken == "" || cfg.Slack.SigningSecret == "" || !strings.HasSuffix(cfg.Slack.APIURL, "/")) {
+		t.Fatalf("slack accepted incomplete: %+v", cfg.Slack)
+	}
+	if cfg.Teams != nil && (cfg.Teams.AppID == "" || cfg.Teams.AppPassword == "" || cfg.Teams.TenantID == "" || cfg.Teams.TokenURL == "" || cfg.Teams.OpenIDMetadataURL == "") {
+		t.Fatalf("teams accepted incomplete: %+v", cfg.Teams)
+	}
+	for name, g := range cfg.Approvers {
+		if g.Name != name {
+			t.Fatalf("group %q named %q", name, g.Name)
+		}
+		approvers := 0
+		if g.Slack != nil {
+			if cfg.Slack == nil || len(g.Slack.Channels) == 0 {
+				t.Fatalf("group %q: slack side unusable", name)
+			}
+			approvers += len(g.Slack.Users) + len(g.Slack.Usergroups)
+		}
+		if g.Teams != nil {
+			if cfg.Teams == nil || len(g.Teams.Channels) == 0 {
+				t.Fatalf("group %q: teams side unusable", name)
+			}
+			approvers += len(g.Teams.Users)
+		}
+		if approvers == 0 {
+			t.Fatalf("group %q names nobody", name)
+		}
+	}
+	checkStage := func(where string, groups []string, q approvebot.Quorum) {
+		if len(groups) == 0 {
+			t.Fatalf("%s: no groups", where)
+		}
+		for _, g := range groups {
+			if _, ok := cfg.Approvers[g]; !ok {
+				t.Fatalf("%s: unknown group %q", where, g)
+			}
+		}
+		switch q.Mode {
+		case approvebot.QuorumAny, approvebot.QuorumAll:
+		case approvebot.QuorumCount:
+			if q.N < 1 {
+				t.Fatalf("%s: quorum %d", where, q.N)
+			}
+		default:
+			t.Fatalf("%s: quorum mode %q", where, q.Mode)
+		}
+	}
+	for _, r := range cfg.Routes {
+		if r.Line < 1 || r.Timeout < 0 || r.Timeout > MaxTimeout {
+			t.Fatalf("route %+v", r)
+		}
+		if r.Chain != "" {
+			if _, ok := cfg.Chains[r.Chain]; !ok || len(r.Approvers) > 0 {
+				t.Fatalf("route at line %d: chain %q", r.Line, r.Chain)
+			}
+			continue
+		}
+		checkStage("route", r.Approvers, r.Quorum)
+	}
+	for id, ch := range cfg.Chains {
+		if ch.ID != id || ch.Version == "" || len(ch.Stages) == 0 {
+			t.Fatalf("chain %q: %+v", id, ch)
+		}
+		for _, st := range ch.Stages {
+			checkStage("chain "+id, st.Approvers, st.Quorum)
+		}
+	}
+}

@@ -1,0 +1,1051 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/approvebot/approvebot"
+)
+
+// Defaults the file may leave out.
+const (
+	DefaultStorePath         = "approvebot.db"
+	DefaultSlackAPIURL       = "https://slack.com/api/"
+	DefaultChannelInterval   = time.Second
+	DefaultOpenIDMetadataURL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
+	DefaultIssuer            = "approvebot"
+	DefaultSigningKeyName    = "approvebot-signing.key"
+
+	// MaxTimeout bounds every timeout in the file: a request nobody answers
+	// within a day is better denied and asked again than left hanging.
+	MaxTimeout = 24 * time.Hour
+	// MinSecretLength is the shortest caller or admin token accepted.
+	MinSecretLength = 16
+)
+
+// DefaultTokenURL is where Teams credentials are exchanged for a token in a
+// single-tenant bot registration.
+func DefaultTokenURL(tenantID string) string {
+	return "https://login.microsoftonline.com/" + url.PathEscape(tenantID) + "/oauth2/v2.0/token"
+}
+
+// Load reads and parses the configuration file at path. Errors name the file.
+func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	cfg, err := Parse(data, getenv)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			ce.file = path
+			return nil, ce
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse reads a configuration file's contents, expands ${VAR} references in
+// its values through getenv, and checks every key. It reports every problem
+// it finds, one per line, each with the line it stands on.
+func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	if getenv == nil {
+		getenv = func(string) (string, bool) { return "", false }
+	}
+	root, err := decodeRoot(data)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{getenv: getenv}
+	p.checkNodes(root)
+	if len(p.problems) > 0 {
+		return nil, p.err()
+	}
+	cfg := p.config(root)
+	if len(p.problems) > 0 {
+		return nil, p.err()
+	}
+	return cfg, nil
+}
+
+// problem is one thing wrong in the file.
+type problem struct {
+	line int
+	msg  string
+}
+
+// configError lists the problems of one file, in line order.
+type configError struct {
+	file     string
+	problems []problem
+}
+
+// maxProblems bounds the report: past it, the file is more wrong than any
+// list of problems can help with.
+const maxProblems = 50
+
+func (e *configError) Error() string {
+	var b strings.Builder
+	for i, pr := range e.problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if i == maxProblems {
+			fmt.Fprintf(&b, "... and %d more problems", len(e.problems)-i)
+			break
+		}
+		if e.file != "" {
+			b.WriteString(e.file + ": ")
+		}
+		if pr.line > 0 {
+			fmt.Fprintf(&b, "line %d: ", pr.line)
+		}
+		b.WriteString(pr.msg)
+	}
+	return b.String()
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func decodeRoot(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &configError{problems: []problem{{msg: "the configuration is empty: it needs at least callers, approvers and a slack or teams section (see examples/approvebot.yaml)"}}}
+		}
+		return nil, &configError{problems: []problem{yamlProblem(err, data)}}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, &configError{problems: []problem{yamlProblem(err, data)}}
+		}
+		return nil, &configError{problems: []problem{{line: extra.Line, msg: `a second YAML document ("---") follows the first: keep the whole configuration in one document`}}}
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
+		return nil, &configError{problems: []problem{{line: doc.Line, msg: "the configuration is not a YAML document"}}}
+	}
+	root := doc.Content[0]
+	if isNull(root) {
+		return nil, &configError{problems: []problem{{line: root.Line, msg: "the configuration is empty: it needs at least callers, approvers and a slack or teams section (see examples/approvebot.yaml)"}}}
+	}
+	return root, nil
+}
+
+// yamlProblem turns a syntax error into a problem. ${VAR} inside a flow
+// mapping or list ({...} or [...]) is a syntax error, because braces end a
+// plain value there; the hint says how to write it.
+func yamlProblem(err error, data []byte) problem {
+	msg := err.Error()
+	pr := problem{msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		pr.line, _ = strconv.Atoi(m[1])
+		pr.msg = "invalid YAML: " + m[2]
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	for _, l := range []int{pr.line - 1, pr.line, pr.line - 2} { // the parser may blame a neighbour
+		if l >= 0 && l < len(lines) && bytes.Contains(lines[l], []byte("${")) {
+			pr.msg += ` (inside {...} or [...], quote a value that uses ${VAR}: token: "${TOKEN}")`
+			break
+		}
+	}
+	return pr
+}
+
+// parser walks the document and collects problems. It reads every value
+// from the node tree rather than decoding into structs, so that each
+// problem can name its key and line and ${VAR} is expanded per value.
+type parser struct {
+	getenv   func(string) (string, bool)
+	problems []problem
+}
+
+func (p *parser) add(line int, format string, args ...any) {
+	p.problems = append(p.problems, problem{line: line, msg: fmt.Sprintf(format, args...)})
+}
+
+func (p *parser) err() error {
+	sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].line < p.problems[j].line })
+	return &configError{problems: p.problems}
+}
+
+// knownTags are the YAML core tags; anything else (custom "!tags",
+// "!!binary") would be read as something it does not say it is.
+var knownTags = map[string]bool{
+	"!!str": true, "!!int": true, "!!float": true, "!!bool": true, "!!null": true,
+	"!!map": true, "!!seq": true, "!!timestamp": true,
+}
+
+// checkNodes refuses aliases, which would let a small file expand into a
+// huge one and make lines point at the anchor instead of the use, and
+// unknown tags.
+func (p *parser) checkNodes(n *yaml.Node) {
+	if n.Kind == yaml.AliasNode {
+		p.add(n.Line, "YAML aliases (*%s) are not supported: write the value out", n.Value)
+		return
+	}
+	if tag := n.ShortTag(); !knownTags[tag] {
+		p.add(n.Line, "YAML tag %q is not supported", tag)
+	}
+	for _, c := range n.Content {
+		p.checkNodes(c)
+	}
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	default:
+		return "a single value"
+	}
+}
+
+func join(base, key string) string {
+	if base == "" {
+		return key
+	}
+	return base + "." + key
+}
+
+// object is a YAML mapping whose keys have been checked against a schema.
+type object struct {
+	node *yaml.Node // nil when the key is absent
+	path string
+	val  map[string]*yaml.Node
+}
+
+func (o *object) line() int {
+	if o == nil || o.node == nil {
+		return 1
+	}
+	return o.node.Line
+}
+
+func (o *object) has(key string) bool {
+	if o == nil {
+		return false
+	}
+	_, ok := o.val[key]
+	return ok
+}
+
+// object checks that n is a mapping holding only the allowed keys. A missing
+// or null n reads as an empty mapping. It returns nil when n is not a
+// mapping; every reader below treats a nil object as empty.
+func (p *parser) object(n *yaml.Node, at string, allowed ...string) *object {
+	o := &object{path: at, val: map[string]*yaml.Node{}}
+	if isNull(n) {
+		o.node = n
+		return o
+	}
+	o.node = n
+	if n.Kind != yaml.MappingNode {
+		what := at
+		if what == "" {
+			what = "the configuration"
+		}
+		p.add(n.Line, "%s must be a mapping with the keys %s, not %s", what, strings.Join(allowed, ", "), describe(n))
+		return nil
+	}
+	for _, e := range p.entries(n, at) {
+		if !slices.Contains(allowed, e.key.Value) {
+			where := "at the top level"
+			if at != "" {
+				where = "in " + at
+			}
+			p.add(e.key.Line, "unknown key %q %s (want %s)", e.key.Value, where, strings.Join(allowed, ", "))
+			continue
+		}
+		o.val[e.key.Value] = e.val
+	}
+	return o
+}
+
+type entry struct {
+	key, val *yaml.Node
+}
+
+// entries lists a mapping's pairs, refusing repeated and non-scalar keys.
+func (p *parser) entries(n *yaml.Node, at string) []entry {
+	where := "at the top level"
+	if at != "" {
+		where = "in " + at
+	}
+	var out []entry
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode || isNull(k) {
+			p.add(k.Line, "a key %s must be a plain name, not %s", where, describe(k))
+			continue
+		}
+		if first, dup := seen[k.Value]; dup {
+			p.add(k.Line, "key %q %s is repeated (first at line %d)", k.Value, where, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		out = append(out, entry{k, v})
+	}
+	return out
+}
+
+// need says what an empty value means for a key.
+type need int
+
+const (
+	// required: the value must be there and not be empty.
+	required need = iota
+	// optional: absent or empty means the default; a ${VAR} used in it
+	// must still be set (perhaps to "").
+	optional
+	// defaultIfUnset: like optional, and a value that is exactly ${VAR}
+	// with VAR unset also means the default, so one file serves both
+	// production and a test set-up that overrides the URL.
+	defaultIfUnset
+)
+
+// value reads scalar n, expanding ${VAR}. ok is false when a problem was
+// reported. Errors never quote the value: it may be a secret.
+func (p *parser) value(n *yaml.Node, at string, nd need) (s string, ok bool) {
+	if n.Kind != yaml.ScalarNode {
+		p.add(n.Line, "%s must be a single value, not %s", at, describe(n))
+		return "", false
+	}
+	if isNull(n) {
+		if nd == required {
+			p.add(n.Line, "%s is empty: give it a value", at)
+			return "", false
+		}
+		return "", true
+	}
+	s, exp, err := expand(n.Value, p.getenv)
+	if err != nil {
+		p.add(n.Line, "%s: %v", at, err)
+		return "", false
+	}
+	if len(exp.unset) > 0 {
+		if nd == defaultIfUnset && exp.whole != "" {
+			return "", true
+		}
+		p.add(n.Line, "%s: environment variable %s is not set", at, strings.Join(exp.unset, ", "))
+		return "", false
+	}
+	if s == "" && nd == required {
+		if len(exp.empty) > 0 {
+			p.add(n.Line, "%s: environment variable %s is set but empty", at, strings.Join(exp.empty, ", "))
+		} else {
+			p.add(n.Line, "%s is empty: give it a value", at)
+		}
+		return "", false
+	}
+	return s, true
+}
+
+// str reads o's key. An absent key is "" (or a problem when required).
+func (p *parser) str(o *object, key string, nd need) string {
+	if o == nil {
+		return ""
+	}
+	n, ok := o.val[key]
+	if !ok {
+		if nd == required {
+			p.add(o.line(), "%s is missing", join(o.path, key))
+		}
+		return ""
+	}
+	s, _ := p.value(n, join(o.path, key), nd)
+	return s
+}
+
+// secret reads a credential: required unless minLen is 0 (then optional),
+// without surrounding space or control characters, at least minLen long.
+func (p *parser) secret(o *object, key string, minLen int) string {
+	nd := required
+	if minLen == 0 {
+		nd = optional
+	}
+	s := p.str(o, key, nd)
+	if s == "" {
+		return ""
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	if strings.TrimSpace(s) != s || strings.ContainsFunc(s, unicode.IsControl) {
+		p.add(line, "%s contains spaces or control characters at its ends or inside (a trailing newline from a secret file?)", at)
+		return ""
+	}
+	if minLen > 1 && len(s) < minLen {
+		p.add(line, "%s: weak token: %d characters, want at least %d (e.g. openssl rand -hex 32)", at, len(s), minLen)
+		return ""
+	}
+	return s
+}
+
+// list reads o's key as a list of non-empty, distinct values.
+func (p *parser) list(o *object, key string) []string {
+	out, _ := p.listNodes(o, key)
+	return out
+}
+
+// listNodes is list that also returns each value's node, for messages.
+func (p *parser) listNodes(o *object, key string) ([]string, []*yaml.Node) {
+	if o == nil {
+		return nil, nil
+	}
+	n, ok := o.val[key]
+	if !ok || isNull(n) {
+		return nil, nil
+	}
+	at := join(o.path, key)
+	if n.Kind != yaml.SequenceNode {
+		p.add(n.Line, "%s must be a list, e.g. [a, b], not %s", at, describe(n))
+		return nil, nil
+	}
+	var out []string
+	var nodes []*yaml.Node
+	seen := map[string]int{}
+	for i, item := range n.Content {
+		s, ok := p.value(item, fmt.Sprintf("%s[%d]", at, i), required)
+		if !ok {
+			continue
+		}
+		if first, dup := seen[s]; dup {
+			p.add(item.Line, "%s lists %q twice (first at line %d)", at, s, first)
+			continue
+		}
+		seen[s] = item.Line
+		out = append(out, s)
+		nodes = append(nodes, item)
+	}
+	return out, nodes
+}
+
+func (p *parser) bool(o *object, key string) bool {
+	s := p.str(o, key, optional)
+	switch s {
+	case "", "false", "False", "FALSE":
+		return false
+	case "true", "True", "TRUE":
+		return true
+	}
+	p.add(o.val[key].Line, "%s must be true or false", join(o.path, key))
+	return false
+}
+
+var digits = regexp.MustCompile(`^[+-]?[0-9]+$`)
+
+// duration reads a Go duration. Zero is allowed only when allowZero; absent
+// or empty gives def.
+func (p *parser) duration(o *object, key string, def time.Duration, allowZero bool) time.Duration {
+	s := p.str(o, key, optional)
+	if s == "" {
+		return def
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	if digits.MatchString(s) {
+		p.add(line, `%s: %s has no unit: write a duration with units like "90s" or "5m"`, at, s)
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.add(line, `%s: %q is not a duration: use units like "90s", "5m" or "1h30m"`, at, s)
+		return def
+	}
+	switch {
+	case d < 0 || (d == 0 && !allowZero):
+		p.add(line, "%s must be more than 0, not %s", at, s)
+	case d > MaxTimeout:
+		p.add(line, "%s may be at most 24h, not %s", at, s)
+	}
+	return d
+}
+
+// quorum reads "any", "all" or a positive count.
+func (p *parser) quorum(o *object, key string) approvebot.Quorum {
+	s := p.str(o, key, optional)
+	switch s {
+	case "", approvebot.QuorumAny:
+		return approvebot.Quorum{Mode: approvebot.QuorumAny}
+	case approvebot.QuorumAll:
+		return approvebot.Quorum{Mode: approvebot.QuorumAll}
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	if !digits.MatchString(s) {
+		p.add(line, "%s must be any, all or a number of approvals such as 2, not %q", at, s)
+		return approvebot.Quorum{Mode: approvebot.QuorumAny}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		p.add(line, "%s: %s is too large", at, s)
+		return approvebot.Quorum{Mode: approvebot.QuorumAny}
+	}
+	if n < 1 {
+		p.add(line, "%s must be at least 1, not %s", at, s)
+		return approvebot.Quorum{Mode: approvebot.QuorumAny}
+	}
+	return approvebot.Quorum{Mode: approvebot.QuorumCount, N: n}
+}
+
+// httpURL reads an optional http(s) URL.
+func (p *parser) httpURL(o *object, key, def string) string {
+	s := p.str(o, key, defaultIfUnset)
+	if s == "" {
+		return def
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(line, "%s must be an http:// or https:// URL", at)
+		return def
+	}
+	if u.User != nil {
+		p.add(line, "%s must not carry a user or password", at)
+		return def
+	}
+	return s
+}
+
+// expansion records the variables a value used.
+type expansion struct {
+	unset []string
+	empty []string
+	whole string // the variable's name when the value is exactly ${NAME}
+}
+
+var varName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// expand replaces ${NAME} with NAME's value and $$ with $. A lone $ is an
+// error rather than a literal so that a forgotten brace in "$TOKEN" does
+// not silently become the text "$TOKEN".
+func expand(s string, getenv func(string) (string, bool)) (string, expansion, error) {
+	var exp expansion
+	if !strings.Contains(s, "$") {
+		return s, exp, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] != '$' {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		if i+1 < len(s) && s[i+1] == '$' {
+			b.WriteByte('$')
+			i += 2
+			continue
+		}
+		if i+1 >= len(s) || s[i+1] != '{' {
+			return "", exp, errors.New(`a "$" not followed by "{": write "${NAME}" for an environment variable or "$$" for a literal "$"`)
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 {
+			return "", exp, errors.New(`"${" without its closing "}"`)
+		}
+		name := s[i+2 : i+2+end]
+		if !varName.MatchString(name) {
+			return "", exp, fmt.Errorf("%q is not an environment variable name (letters, digits and _, not starting with a digit)", name)
+		}
+		v, ok := getenv(name)
+		switch {
+		case !ok:
+			if !slices.Contains(exp.unset, name) {
+				exp.unset = append(exp.unset, name)
+			}
+		case v == "":
+			if !slices.Contains(exp.empty, name) {
+				exp.empty = append(exp.empty, name)
+			}
+		}
+		b.WriteString(v)
+		if i == 0 && i+3+end == len(s) {
+			exp.whole = name
+		}
+		i += 3 + end
+	}
+	return b.String(), exp, nil
+}
+
+var (
+	guid       = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	slackUser  = regexp.MustCompile(`^[UW][A-Z0-9]+$`)
+	slackGroup = regexp.MustCompile(`^S[A-Z0-9]+$`)
+)
+
+func isEmail(s string) bool {
+	at := strings.LastIndexByte(s, '@')
+	return at > 0 && at < len(s)-1 && !strings.ContainsFunc(s, unicode.IsSpace)
+}
+
+// groupRef is a list of groups a route or stage names, with its quorum,
+// checked once every group is known.
+type groupRef struct {
+	at   string // key path, for messages
+	line int
+	q    approvebot.Quorum
+	qAt  string
+	qLn  int
+	list []string
+}
+
+func (p *parser) config(root *yaml.Node) *Config {
+	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains")
+	if top == nil {
+		return nil
+	}
+	cfg := &Config{}
+
+	cfg.Listen = p.str(top, "listen", optional)
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	} else if _, port, err := net.SplitHostPort(cfg.Listen); err != nil || port == "" {
+		p.add(top.val["listen"].Line, "listen must be host:port, e.g. 127.0.0.1:8080")
+	}
+
+	store := p.object(top.val["store"], "store", "path")
+	cfg.Store.Path = p.str(store, "path", optional)
+	if cfg.Store.Path == "" {
+		cfg.Store.Path = DefaultStorePath
+	}
+
+	p.callers(top, cfg)
+
+	if top.has("slack") {
+		o := p.object(top.val["slack"], "slack", "bot_token", "signing_secret", "api_url", "channel_interval")
+		sc := &SlackConfig{
+			BotToken:        p.secret(o, "bot_token", 1),
+			SigningSecret:   p.secret(o, "signing_secret", 1),
+			APIURL:          p.httpURL(o, "api_url", DefaultSlackAPIURL),
+			ChannelInterval: p.duration(o, "channel_interval", DefaultChannelInterval, true),
+		}
+		if sc.BotToken != "" && !strings.HasPrefix(sc.BotToken, "xoxb-") {
+			p.add(o.val["bot_token"].Line, "slack.bot_token must be the app's bot token (it starts with xoxb-)")
+		}
+		if sc.ChannelInterval > time.Minute {
+			p.add(o.val["channel_interval"].Line, "slack.channel_interval may be at most 1m")
+		}
+		if !strings.HasSuffix(sc.APIURL, "/") {
+			sc.APIURL += "/"
+		}
+		cfg.Slack = sc
+	}
+	if top.has("teams") {
+		o := p.object(top.val["teams"], "teams", "app_id", "app_password", "tenant_id", "openid_metadata_url", "token_url")
+		tc := &TeamsConfig{
+			AppID:       p.str(o, "app_id", required),
+			AppPassword: p.secret(o, "app_password", 1),
+			TenantID:    p.str(o, "tenant_id", required),
+		}
+		for key, v := range map[string]string{"app_id": tc.AppID, "tenant_id": tc.TenantID} {
+			if v != "" && !guid.MatchString(v) {
+				p.add(o.val[key].Line, "teams.%s must be a GUID such as 00000000-0000-0000-0000-000000000000 (see the Azure Bot registration)", key)
+			}
+		}
+		tc.OpenIDMetadataURL = p.httpURL(o, "openid_metadata_url", DefaultOpenIDMetadataURL)
+		tc.TokenURL = p.httpURL(o, "token_url", DefaultTokenURL(tc.TenantID))
+		cfg.Teams = tc
+	}
+	if cfg.Slack == nil && cfg.Teams == nil {
+		p.add(top.line(), "neither slack nor teams is configured: add at least one of the two sections")
+	}
+
+	signing := p.object(top.val["signing"], "signing", "key_file", "issuer")
+	cfg.Signing.KeyFile = p.str(signing, "key_file", optional)
+	if cfg.Signing.KeyFile == "" {
+		cfg.Signing.KeyFile = filepath.Join(filepath.Dir(cfg.Store.Path), DefaultSigningKeyName)
+	}
+	cfg.Signing.Issuer = p.str(signing, "issuer", optional)
+	if cfg.Signing.Issuer == "" {
+		cfg.Signing.Issuer = DefaultIssuer
+	}
+
+	admin := p.object(top.val["admin"], "admin", "token")
+	cfg.Admin.Token = p.secret(admin, "token", 0)
+	if cfg.Admin.Token != "" && len(cfg.Admin.Token) < MinSecretLength {
+		p.add(admin.val["token"].Line, "admin.token: weak token: %d characters, want at least %d (e.g. openssl rand -hex 32)", len(cfg.Admin.Token), MinSecretLength)
+	}
+	for _, c := range cfg.Callers {
+		if cfg.Admin.Token != "" && c.Token == cfg.Admin.Token {
+			p.add(admin.val["token"].Line, "admin.token is also caller %q's token: give the operator a token of its own", c.Name)
+		}
+	}
+
+	delivery := p.object(top.val["delivery"], "delivery", "timeout")
+	cfg.Delivery.Timeout = p.duration(delivery, "timeout", DefaultDeliveryTimeout, false)
+
+	p.approvers(top, cfg)
+	var refs []groupRef
+	refs = append(refs, p.chains(top, cfg)...)
+	refs = append(refs, p.routes(top, cfg)...)
+	for _, r := range refs {
+		p.checkGroups(cfg, r)
+	}
+	return cfg
+}
+
+func (p *parser) callers(top *object, cfg *Config) {
+	n := top.val["callers"]
+	if isNull(n) {
+		p.add(top.line(), "callers is missing: list at least one agent allowed to ask, e.g. - {name: payments-agent, token: ${PAYMENTS_AGENT_TOKEN}}")
+		return
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		p.add(n.Line, "callers must be a list of at least one {name, token}")
+		return
+	}
+	names := map[string]int{}
+	tokens := map[string]string{}
+	for i, item := range n.Content {
+		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token")
+		if o == nil {
+			continue
+		}
+		c := Caller{Name: p.str(o, "name", required), Token: p.secret(o, "token", MinSecretLength)}
+		if c.Name != "" {
+			if first, dup := names[c.Name]; dup {
+				p.add(o.val["name"].Line, "callers[%d].name %q is already used at line %d: caller names must be unique", i, c.Name, first)
+			}
+			names[c.Name] = o.val["name"].Line
+		}
+		if c.Token != "" {
+			if other, dup := tokens[c.Token]; dup {
+				p.add(o.val["token"].Line, "callers[%d].token is the same as caller %q's: each caller needs its own token", i, other)
+			}
+			tokens[c.Token] = c.Name
+		}
+		cfg.Callers = append(cfg.Callers, c)
+	}
+}
+
+func (p *parser) approvers(top *object, cfg *Config) {
+	cfg.Approvers = map[string]approvebot.Group{}
+	n := top.val["approvers"]
+	if isNull(n) || (n.Kind == yaml.MappingNode && len(n.Content) == 0) {
+		p.add(top.line(), "approvers is missing: define at least one approver group, e.g. treasury-ops: {slack: {channels: [C0123], users: [U0123]}}")
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		p.add(n.Line, "approvers must be a mapping of group names to groups, not %s", describe(n))
+		return
+	}
+	for _, e := range p.entries(n, "approvers") {
+		name := e.key.Value
+		at := "approvers." + name
+		if strings.TrimSpace(name) != name || name == "" {
+			p.add(e.key.Line, "%q: group names may not be empty or start or end with spaces", name)
+			continue
+		}
+		o := p.object(e.val, at, "slack", "teams")
+		if o == nil {
+			continue
+		}
+		g := approvebot.Group{Name: name}
+		if so := p.object(o.val["slack"], at+".slack", "channels", "users", "usergroups"); o.has("slack") && so != nil {
+			sg := &approvebot.SlackGroup{}
+			var chans, users, ugs []*yaml.Node
+			sg.Channels, chans = p.listNodes(so, "channels")
+			sg.Users, users = p.listNodes(so, "users")
+			sg.Usergroups, ugs = p.listNodes(so, "usergroups")
+			for i, c := range sg.Channels {
+				if strings.Contains(c, "#") || strings.ContainsFunc(c, unicode.IsSpace) {
+					p.add(chans[i].Line, "%s.slack.channels: %q is a channel name; give its ID instead (C0123ABC: channel details, at the bottom)", at, c)
+				}
+			}
+			for i, u := range sg.Users {
+				if !slackUser.MatchString(u) && !isEmail(u) {
+					p.add(users[i].Line, "%s.slack.users: %q is neither a Slack user ID (U0123ABC) nor an email", at, u)
+				}
+			}
+			for i, ug := range sg.Usergroups {
+				if !slackGroup.MatchString(ug) {
+					p.add(ugs[i].Line, "%s.slack.usergroups: %q is not a user group ID (they start with S, e.g. S0123ABC)", at, ug)
+				}
+			}
+			if cfg.Slack == nil {
+				p.add(so.line(), "%s.slack: the file has no slack section: add one (bot_token, signing_secret) or remove this side", at)
+			}
+			p.checkSide(so.line(), at+".slack", "Slack", len(sg.Channels), len(sg.Users)+len(sg.Usergroups), "users or usergroups")
+			g.Slack = sg
+		}
+		if to := p.object(o.val["teams"], at+".teams", "channels", "users"); o.has("teams") && to != nil {
+			tg := &approvebot.TeamsGroup{}
+			var chans, users []*yaml.Node
+			tg.Channels, chans = p.listNodes(to, "channels")
+			tg.Users, users = p.listNodes(to, "users")
+			for i, c := range tg.Channels {
+				if !strings.HasPrefix(c, "19:") {
+					p.add(chans[i].Line, "%s.teams.channels: %q is not a Teams channel ID (19:...@thread.tacv2: \"Get link to channel\")", at, c)
+				}
+			}
+			for i, u := range tg.Users {
+				if !guid.MatchString(u) && !isEmail(u) {
+					p.add(users[i].Line, "%s.teams.users: %q is neither an Entra object ID (a GUID) nor an email", at, u)
+				}
+			}
+			if cfg.Teams == nil {
+				p.add(to.line(), "%s.teams: the file has no teams section: add one (app_id, app_password, tenant_id) or remove this side", at)
+			}
+			p.checkSide(to.line(), at+".teams", "Teams", len(tg.Channels), len(tg.Users), "users")
+			g.Teams = tg
+		}
+		if !o.has("slack") && !o.has("teams") {
+			p.add(e.key.Line, "%s names nobody who may approve: give it a slack or teams side with channels and users", at)
+		}
+		cfg.Approvers[name] = g
+	}
+}
+
+// checkSide insists that a platform side both shows requests somewhere and
+// names someone who may decide them there.
+func (p *parser) checkSide(line int, at, platform string, channels, deciders int, who string) {
+	switch {
+	case channels == 0 && deciders == 0:
+		p.add(line, "%s is empty: list channels and %s", at, who)
+	case deciders == 0:
+		p.add(line, "%s: channels set but no %s: nobody could approve from %s", at, who, platform)
+	case channels == 0:
+		p.add(line, "%s: %s set but no channels: the request would never be shown on %s", at, who, platform)
+	}
+}
+
+func (p *parser) chains(top *object, cfg *Config) []groupRef {
+	cfg.Chains = map[string]ChainConfig{}
+	n := top.val["chains"]
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		p.add(n.Line, "chains must be a mapping of chain IDs to chains, not %s", describe(n))
+		return nil
+	}
+	var refs []groupRef
+	for _, e := range p.entries(n, "chains") {
+		id := e.key.Value
+		at := "chains." + id
+		o := p.object(e.val, at, "version", "stages", "separation_of_duties", "timeout")
+		if o == nil {
+			continue
+		}
+		ch := ChainConfig{
+			ID:                 id,
+			Version:            p.str(o, "version", required),
+			SeparationOfDuties: p.bool(o, "separation_of_duties"),
+			Timeout:            p.duration(o, "timeout", 0, false),
+		}
+		if vn, ok := o.val["version"]; ok && vn.ShortTag() == "!!bool" {
+			p.add(vn.Line, `%s.version must be a version such as "3", not %s`, at, vn.Value)
+		}
+		sn := o.val["stages"]
+		switch {
+		case isNull(sn):
+			p.add(o.line(), "%s.stages is missing: list at least one stage, e.g. - {approvers: [security], quorum: any}", at)
+		case sn.Kind != yaml.SequenceNode || len(sn.Content) == 0:
+			p.add(sn.Line, "%s.stages must be a list of at least one {approvers, quorum}", at)
+		default:
+			for i, item := range sn.Content {
+				so := p.object(item, fmt.Sprintf("%s.stages[%d]", at, i), "approvers", "quorum")
+				if so == nil {
+					continue
+				}
+				st := StageConfig{Approvers: p.list(so, "approvers"), Quorum: p.quorum(so, "quorum")}
+				if len(st.Approvers) == 0 {
+					p.add(so.line(), "%s.approvers: list at least one approver group", so.path)
+				}
+				ch.Stages = append(ch.Stages, st)
+				refs = append(refs, refOf(so, st.Approvers, st.Quorum))
+			}
+		}
+		cfg.Chains[id] = ch
+	}
+	return refs
+}
+
+func refOf(o *object, groups []string, q approvebot.Quorum) groupRef {
+	r := groupRef{at: join(o.path, "approvers"), line: o.line(), q: q, qAt: join(o.path, "quorum"), qLn: o.line(), list: groups}
+	if n, ok := o.val["approvers"]; ok {
+		r.line = n.Line
+	}
+	if n, ok := o.val["quorum"]; ok {
+		r.qLn = n.Line
+	}
+	return r
+}
+
+var (
+	legacyKeys = []string{"rule_name", "policy_name", "action"}
+	v1Keys     = []string{"approval_chain_id", "operation", "target_resource"}
+)
+
+func (p *parser) routes(top *object, cfg *Config) []groupRef {
+	n := top.val["routes"]
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.add(n.Line, "routes must be a list, not %s", describe(n))
+		return nil
+	}
+	var refs []groupRef
+	catchAll := 0 // line of the first route matching everything
+	for i, item := range n.Content {
+		at := fmt.Sprintf("routes[%d]", i)
+		o := p.object(item, at, "match", "approvers", "chain", "quorum", "timeout")
+		if o == nil {
+			continue
+		}
+		r := Route{Line: item.Line}
+		mo := p.object(o.val["match"], at+".match", "rule_name", "policy_name", "action", "agent_id", "approval_chain_id", "operation", "target_resource")
+		pattern := func(key string) string {
+			s := p.str(mo, key, required)
+			if mo != nil && mo.has(key) && s != "" {
+				if _, err := path.Match(s, ""); err != nil {
+					p.add(mo.val[key].Line, "%s.match.%s: %q is not a valid pattern (* ? [a-z] as in path.Match)", at, key, s)
+				}
+			}
+			return s
+		}
+		r.Match = Match{
+			RuleName:       readIf(mo, "rule_name", pattern),
+			PolicyName:     readIf(mo, "policy_name", pattern),
+			Action:         readIf(mo, "action", pattern),
+			AgentID:        readIf(mo, "agent_id", pattern),
+			ChainID:        readIf(mo, "approval_chain_id", pattern),
+			Operation:      readIf(mo, "operation", pattern),
+			TargetResource: readIf(mo, "target_resource", pattern),
+		}
+		var legacy, v1 []string
+		for _, k := range legacyKeys {
+			if mo.has(k) {
+				legacy = append(legacy, k)
+			}
+		}
+		for _, k := range v1Keys {
+			if mo.has(k) {
+				v1 = append(v1, k)
+			}
+		}
+		if len(legacy) > 0 && len(v1) > 0 {
+			p.add(mo.line(), "%s.match mixes legacy keys (%s) with schema 1.0 keys (%s): no request carries both, so it could never match", at, strings.Join(legacy, ", "), strings.Join(v1, ", "))
+		}
+		if catchAll > 0 {
+			p.add(item.Line, "%s can never match: the route at line %d above matches every request", at, catchAll)
+		} else if mo != nil && len(mo.val) == 0 {
+			catchAll = item.Line
+		}
+
+		r.Chain = p.str(o, "chain", optional)
+		r.Approvers = p.list(o, "approvers")
+		r.Timeout = p.duration(o, "timeout", 0, false)
+		switch {
+		case o.has("chain") && o.has("approvers"):
+			p.add(o.line(), "%s sets both approvers and chain: keep exactly one", at)
+		case r.Chain != "":
+			if o.has("quorum") {
+				p.add(o.val["quorum"].Line, "%s.quorum applies to approvers, not to a chain: set quorum on the chain's stages", at)
+			}
+			if _, ok := cfg.Chains[r.Chain]; !ok {
+				p.add(o.val["chain"].Line, "%s.chain: chain %q is not defined under chains%s", at, r.Chain, known(cfg.Chains))
+			}
+		case len(r.Approvers) > 0:
+			r.Quorum = p.quorum(o, "quorum")
+			refs = append(refs, refOf(o, r.Approvers, r.Quorum))
+		case !o.has("chain") && !o.has("approvers"):
+			p.add(o.line(), "%s routes nowhere: set approvers (a list of groups) or chain", at)
+		default:
+			p.add(o.line(), "%s: approvers or chain is empty: name at least one group, or a chain", at)
+		}
+		cfg.Routes = append(cfg.Routes, r)
+	}
+	return refs
+}
+
+func readIf(o *object, key string, read func(string) string) string {
+	if !o.has(key) {
+		return ""
+	}
+	return read(key)
+}
+
+func known[V any](m map[string]V) string {
+	if len(m) == 0 {
+		return " (none are)"
+	}
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return " (known: " + strings.Join(names, ", ") + ")"
+}
+
+// checkGroups checks that a stage's groups exist and that its quorum can be
+// met. When every group lists only named users, a quorum larger than the
+// number of distinct names could never be reached and every request would
+// time out; with usergroups the membership is not known here.
+func (p *parser) checkGroups(cfg *Config, r groupRef) {
+	var unknown []string
+	for _, name := range r.list {
+		if _, ok := cfg.Approvers[name]; !ok {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) > 0 {
+		p.add(r.line, "%s: group %s not defined under approvers%s", r.at, quoteAll(unknown), known(cfg.Approvers))
+		return
+	}
+	people := map[string]bool{}
+	for _, name := range r.list {
+		g := cfg.Approvers[name]
+		if g.Slack != nil {
+			if len(g.Slack.Usergroups) > 0 {
+				return
+			}
+			for _, u := range g.Slack.Users {
+				people[strings.ToLower(u)] = true
+			}
+		}
+		if g.Teams != nil {
+			for _, u := range g.Teams.Users {
+				people[strings.ToLower(u)] = true
+			}
+		}
+	}
+	switch {
+	case r.q.Mode == approvebot.QuorumCount && r.q.N > len(people):
+		p.add(r.qLn, "%s: %d approvals needed but %s list only %d distinct people and no usergroups: the quorum could never be met", r.qAt, r.q.N, strings.Join(r.list, ", "), len(people))
+	case r.q.Mode == approvebot.QuorumAll && len(r.list) > len(people):
+		p.add(r.qLn, "%s: all needs a different person for each of %d groups but %s list only %d distinct people: the quorum could never be met", r.qAt, len(r.list), strings.Join(r.list, ", "), len(people))
+	}
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}

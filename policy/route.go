@@ -1,0 +1,223 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/approvebot/approvebot"
+)
+
+// Routed is where a request goes: the chain it must pass, fixed for its
+// life, and how long it may wait.
+type Routed struct {
+	Chain   approvebot.Chain
+	Timeout time.Duration
+}
+
+// NoRouteError says a request cannot be routed. The request fails closed:
+// nobody is asked and the agent is denied with Reason.
+type NoRouteError struct {
+	// Unknown lists the approver groups or the chain the request named that
+	// are not configured.
+	Unknown []string
+	// Reason is the sentence the agent reads.
+	Reason string
+}
+
+func (e *NoRouteError) Error() string { return e.Reason }
+
+// Route decides which chain a request must pass. schema is
+// approvebot.SchemaLegacy or approvebot.SchemaV1. The first route, in file
+// order, that matches decides; otherwise a legacy request's own approvers
+// list, or a schema 1.0 request's approval_chain_id, does. It fails closed:
+// any group or chain that is not configured is a *NoRouteError, even when
+// others are. The returned chain shares nothing with c.
+func (c *Config) Route(f approvebot.Fields, schema string) (Routed, error) {
+	if schema != approvebot.SchemaLegacy && schema != approvebot.SchemaV1 {
+		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("unknown request schema %q", schema)}
+	}
+	for _, r := range c.Routes {
+		if !r.Match.matches(f, schema) {
+			continue
+		}
+		if r.Chain != "" {
+			check := schema == approvebot.SchemaV1 && r.Chain == f.ApprovalChainID
+			return c.chain(r.Chain, r.Timeout, schema, f.ApprovalChainVersion, check)
+		}
+		st, err := c.stage(r.Approvers, r.Quorum)
+		if err != nil {
+			return Routed{}, err
+		}
+		return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}, nil
+	}
+	if schema == approvebot.SchemaV1 {
+		if f.ApprovalChainID == "" {
+			return Routed{}, &NoRouteError{Reason: "the request names no approval_chain_id and no route matches it"}
+		}
+		return c.chain(f.ApprovalChainID, 0, schema, f.ApprovalChainVersion, true)
+	}
+	var names []string
+	for _, n := range f.Approvers {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return Routed{}, &NoRouteError{Reason: "the request names no approver groups and no route matches it"}
+	}
+	st, err := c.stage(names, approvebot.Quorum{Mode: approvebot.QuorumAny})
+	if err != nil {
+		return Routed{}, err
+	}
+	return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: DefaultTimeout}, nil
+}
+
+// chain copies chain id. When the request is routed to the chain it named
+// (checkVersion), the version its policy was written against must be the
+// configured one: a chain changed under it must not silently approve. A
+// different chain reached through a route was the operator's choice.
+func (c *Config) chain(id string, timeout time.Duration, schema, version string, checkVersion bool) (Routed, error) {
+	cc, ok := c.Chains[id]
+	if !ok {
+		return Routed{}, &NoRouteError{Unknown: []string{id}, Reason: fmt.Sprintf("approval chain %q is not configured in approvebot", id)}
+	}
+	if checkVersion && version != cc.Version {
+		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("approval_chain_version %q does not match the configured version %q of chain %q", version, cc.Version, id)}
+	}
+	ch := approvebot.Chain{SeparationOfDuties: cc.SeparationOfDuties}
+	if schema == approvebot.SchemaV1 {
+		ch.ID, ch.Version = cc.ID, cc.Version
+	}
+	var unknown []string
+	for _, sc := range cc.Stages {
+		st, err := c.stage(sc.Approvers, sc.Quorum)
+		var nr *NoRouteError
+		if errors.As(err, &nr) && len(nr.Unknown) > 0 {
+			unknown = append(unknown, nr.Unknown...)
+			continue
+		}
+		if err != nil {
+			return Routed{}, err
+		}
+		ch.Stages = append(ch.Stages, st)
+	}
+	if len(unknown) > 0 {
+		return Routed{}, &NoRouteError{Unknown: unknown, Reason: fmt.Sprintf("approval chain %q names approver groups that are not configured in approvebot: %s", id, quoteAll(unknown))}
+	}
+	if len(ch.Stages) == 0 {
+		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("approval chain %q has no stages", id)}
+	}
+	return Routed{Chain: ch, Timeout: orDefault(timeout, orDefault(cc.Timeout, DefaultTimeout))}, nil
+}
+
+// stage builds a stage from copies of the named groups.
+func (c *Config) stage(names []string, q approvebot.Quorum) (approvebot.Stage, error) {
+	var unknown []string
+	st := approvebot.Stage{Quorum: q}
+	if st.Quorum.Mode == "" {
+		st.Quorum.Mode = approvebot.QuorumAny
+	}
+	for _, n := range names {
+		g, ok := c.Approvers[n]
+		if !ok {
+			unknown = append(unknown, n)
+			continue
+		}
+		st.Groups = append(st.Groups, copyGroup(g))
+	}
+	if len(unknown) > 0 {
+		return approvebot.Stage{}, &NoRouteError{Unknown: unknown, Reason: fmt.Sprintf("approver group %s not configured in approvebot: no request goes out until every named group is (ask the operator to add it, or fix the policy's approvers)", plural(unknown))}
+	}
+	if len(st.Groups) == 0 {
+		return approvebot.Stage{}, &NoRouteError{Reason: "the route names no approver groups"}
+	}
+	return st, nil
+}
+
+func plural(names []string) string {
+	if len(names) == 1 {
+		return fmt.Sprintf("%q is", names[0])
+	}
+	return quoteAll(names) + " are"
+}
+
+func copyGroup(g approvebot.Group) approvebot.Group {
+	out := approvebot.Group{Name: g.Name}
+	if g.Slack != nil {
+		out.Slack = &approvebot.SlackGroup{
+			Channels:   slices.Clone(g.Slack.Channels),
+			Users:      slices.Clone(g.Slack.Users),
+			Usergroups: slices.Clone(g.Slack.Usergroups),
+		}
+	}
+	if g.Teams != nil {
+		out.Teams = &approvebot.TeamsGroup{
+			Channels: slices.Clone(g.Teams.Channels),
+			Users:    slices.Clone(g.Teams.Users),
+		}
+	}
+	return out
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// matches reports whether m selects a request. A key only one schema
+// carries never matches a request of the other: a rule name says nothing
+// about a schema 1.0 request.
+func (m Match) matches(f approvebot.Fields, schema string) bool {
+	if schema == approvebot.SchemaLegacy {
+		return m.ChainID == "" && m.Operation == "" && m.TargetResource == "" &&
+			glob(m.RuleName, f.RuleName) && glob(m.PolicyName, f.PolicyName) &&
+			glob(m.Action, f.Action) && glob(m.AgentID, f.AgentID)
+	}
+	if m.RuleName != "" || m.PolicyName != "" || m.Action != "" {
+		return false
+	}
+	if !glob(m.ChainID, f.ApprovalChainID) || !glob(m.Operation, f.Operation) || !glob(m.AgentID, f.AgentID) {
+		return false
+	}
+	if m.TargetResource == "" {
+		return true
+	}
+	if f.TargetResource == nil {
+		return m.TargetResource == "*"
+	}
+	return glob(m.TargetResource, *f.TargetResource)
+}
+
+// glob matches like path.Match; an empty pattern matches anything and a
+// malformed one nothing.
+func glob(pattern, s string) bool {
+	if pattern == "" {
+		return true
+	}
+	ok, err := path.Match(pattern, s)
+	return err == nil && ok
+}
+
+// String shows a match as key=pattern pairs, or "*" for a catch-all.
+func (m Match) String() string {
+	var parts []string
+	for _, kv := range [][2]string{
+		{"rule_name", m.RuleName}, {"policy_name", m.PolicyName}, {"action", m.Action},
+		{"agent_id", m.AgentID}, {"approval_chain_id", m.ChainID}, {"operation", m.Operation},
+		{"target_resource", m.TargetResource},
+	} {
+		if kv[1] != "" {
+			parts = append(parts, kv[0]+"="+kv[1])
+		}
+	}
+	if len(parts) == 0 {
+		return "*"
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,475 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/canon"
+)
+
+// Eligible reports whether a may decide for group g. A person is matched on
+// the platform they clicked from only: their platform user id, their email
+// as the platform reports it, or (Slack) membership of a listed user group.
+func Eligible(g approvebot.Group, a approvebot.Approver) bool {
+	if a.UserID == "" {
+		return false
+	}
+	var users, groups []string
+	switch a.Platform {
+	case "slack":
+		if g.Slack == nil {
+			return false
+		}
+		users, groups = g.Slack.Users, g.Slack.Usergroups
+	case "teams":
+		if g.Teams == nil {
+			return false
+		}
+		users = g.Teams.Users
+	default:
+		return false
+	}
+	for _, u := range users {
+		if u == a.UserID || (a.Platform == "teams" && strings.EqualFold(u, a.UserID)) {
+			return true
+		}
+		if a.Email != "" && strings.Contains(u, "@") && strings.EqualFold(u, a.Email) {
+			return true
+		}
+	}
+	for _, want := range groups {
+		for _, have := range a.Usergroups {
+			if want == have {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Usergroups lists every platform user group named anywhere in the chain for
+// the platform, so an adapter can resolve a clicker's memberships at once.
+func Usergroups(c approvebot.Chain, platform string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range c.Stages {
+		for _, g := range s.Groups {
+			if platform == "slack" && g.Slack != nil {
+				for _, ug := range g.Slack.Usergroups {
+					if !seen[ug] {
+						seen[ug] = true
+						out = append(out, ug)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// VoteOutcome is what a ballot did to a request.
+type VoteOutcome struct {
+	Counted      bool
+	Decided      bool
+	StageOpened  bool   // the ballot satisfied a stage and the next one opened
+	Message      string // for the clicker: what happened, or why nothing did
+	Entry        *approvebot.Entry
+	RefusalCode  string // machine-readable reason a ballot was refused
+	PreviousStat approvebot.Status
+}
+
+// Refusal codes, recorded in the audit log.
+const (
+	RefuseDecided      = "already_decided"
+	RefuseExpired      = "expired"
+	RefuseUnknownMsg   = "unknown_message"
+	RefuseNotApprover  = "not_an_approver"
+	RefuseNotYet       = "stage_not_open"
+	RefuseSubject      = "separation_of_duties_subject"
+	RefuseTwoStages    = "separation_of_duties_two_stages"
+	RefuseAlreadyVoted = "already_voted"
+	RefuseBadDecision  = "bad_decision"
+)
+
+// Vote applies a verified ballot to r in place. It is a pure function of
+// (request, ballot, now): the store calls it inside the transaction that
+// writes its result, so concurrent clicks are decided one at a time and the
+// first decisive one wins.
+func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome {
+	refuse := func(code, msg string) VoteOutcome {
+		return VoteOutcome{RefusalCode: code, Message: msg, PreviousStat: r.Status}
+	}
+	if b.Decision != approvebot.Allow && b.Decision != approvebot.Deny {
+		return refuse(RefuseBadDecision, "Unknown decision.")
+	}
+	if r.Status.Final() {
+		return refuse(RefuseDecided, "Nothing changed: "+Describe(r)+".")
+	}
+	if !now.Before(r.Deadline) {
+		return refuse(RefuseExpired, "Nothing changed: this request expired at "+r.Deadline.UTC().Format(time.RFC1123)+".")
+	}
+	stage := r.Chain.Stages[r.Stage]
+	groups := eligibleGroups(stage, b.Approver)
+	if len(groups) == 0 {
+		for i := r.Stage + 1; i < len(r.Chain.Stages); i++ {
+			if len(eligibleGroups(r.Chain.Stages[i], b.Approver)) > 0 {
+				return refuse(RefuseNotYet, fmt.Sprintf("Not yet: you approve at stage %d of %d; stage %d (%s) has not been satisfied.",
+					i+1, len(r.Chain.Stages), r.Stage+1, strings.Join(stage.GroupNames(), ", ")))
+			}
+		}
+		return refuse(RefuseNotApprover, fmt.Sprintf("Nothing changed: you are not an approver for %s.", strings.Join(stage.GroupNames(), ", ")))
+	}
+	// The click must come from a message approvebot posted for this request
+	// and has recorded. A click can beat the recording by a moment; it is
+	// refused (fail closed) and the clicker asked to try again.
+	if !knownMessage(r, b) {
+		return refuse(RefuseUnknownMsg, "Nothing changed: approvebot does not know this message for the request (yet). Try again in a moment.")
+	}
+	if r.Chain.SeparationOfDuties {
+		if isSubject(r, b.Approver) {
+			return refuse(RefuseSubject, "Nothing changed: separation of duties forbids you to decide a request about yourself.")
+		}
+		for _, e := range r.Entries {
+			if e.StageIndex != r.Stage && samePerson(e.Approver, b.Approver) {
+				return refuse(RefuseTwoStages, fmt.Sprintf("Nothing changed: you already approved stage %d; separation of duties needs someone else for this stage.", e.StageIndex+1))
+			}
+		}
+	}
+	for _, e := range r.Entries {
+		if e.StageIndex == r.Stage && samePerson(e.Approver, b.Approver) {
+			return refuse(RefuseAlreadyVoted, "Nothing changed: you already approved; "+waitingFor(r)+".")
+		}
+	}
+
+	group := groups[0]
+	if stage.Quorum.Mode == approvebot.QuorumAll {
+		// Count the vote for a group that still needs one, so that one
+		// person in two groups cannot satisfy both.
+		for _, g := range groups {
+			if !groupApproved(r, g) {
+				group = g
+				break
+			}
+		}
+	}
+	entry := newEntry(r, b, group, now)
+	r.Entries = append(r.Entries, entry)
+	out := VoteOutcome{Counted: true, Entry: &r.Entries[len(r.Entries)-1], PreviousStat: r.Status}
+
+	if b.Decision == approvebot.Deny {
+		resolve(r, approvebot.StatusDenied, approvebot.Deny, b.Approver.Principal(), b.Approver.Display(),
+			denyReason(b), now)
+		out.Decided = true
+		out.Message = "You denied this request."
+		return out
+	}
+	if !stageSatisfied(r, r.Stage) {
+		out.Message = "Your approval is recorded; " + waitingFor(r) + "."
+		return out
+	}
+	if r.Stage+1 < len(r.Chain.Stages) {
+		r.Stage++
+		for i := range r.Destinations {
+			if r.Destinations[i].Stage == r.Stage && r.Destinations[i].State == approvebot.DeliveryWaiting {
+				r.Destinations[i].State = approvebot.DeliveryQueued
+			}
+		}
+		out.StageOpened = true
+		out.Message = fmt.Sprintf("Your approval is recorded; stage %d of %d is satisfied and %s now decide.",
+			r.Stage, len(r.Chain.Stages), strings.Join(r.Chain.Stages[r.Stage].GroupNames(), ", "))
+		return out
+	}
+	resolve(r, approvebot.StatusApproved, approvebot.Allow, b.Approver.Principal(), b.Approver.Display(),
+		approveReason(r), now)
+	out.Decided = true
+	out.Message = "You approved this request."
+	return out
+}
+
+// Expire ends a pending request without a human decision: a timeout, an
+// undeliverable request, or one that could not be routed. approver is the
+// "system:..." identity the agent receives.
+func Expire(r *approvebot.Request, status approvebot.Status, reason string, now time.Time) bool {
+	if r.Status.Final() {
+		return false
+	}
+	outcome := approvebot.Deny
+	approver := "system:" + string(status)
+	switch status {
+	case approvebot.StatusTimedOut:
+		outcome, approver = "expired", "system:timeout"
+	case approvebot.StatusExpired:
+		outcome, approver = "expired", "system:expired"
+	case approvebot.StatusNoRoute:
+		approver = "system:no-route"
+	}
+	resolve(r, status, outcome, approver, "", reason, now)
+	return true
+}
+
+// Describe says in one phrase how a request ended or where it stands.
+func Describe(r *approvebot.Request) string {
+	res := r.Resolution
+	if res == nil {
+		return "it is still pending; " + waitingFor(r)
+	}
+	at := res.ResolvedAt.UTC().Format("2006-01-02 15:04 UTC")
+	who := res.ApproverName
+	if who == "" {
+		who = res.Approver
+	}
+	switch r.Status {
+	case approvebot.StatusApproved:
+		return "already approved by " + who + " at " + at
+	case approvebot.StatusDenied:
+		return "already denied by " + who + " at " + at
+	case approvebot.StatusTimedOut, approvebot.StatusExpired:
+		return "it expired at " + at + " without a decision"
+	default:
+		return "it was closed at " + at + ": " + res.Reason
+	}
+}
+
+func knownMessage(r *approvebot.Request, b approvebot.Ballot) bool {
+	for _, d := range r.Destinations {
+		if d.Platform != b.Platform || d.State != approvebot.DeliveryPosted || d.Ref.ID != b.Ref.ID {
+			continue
+		}
+		if d.Ref.Channel == b.Ref.Channel || (d.Ref.Conversation != "" && d.Ref.Conversation == b.Ref.Conversation) {
+			return true
+		}
+	}
+	return false
+}
+
+func eligibleGroups(s approvebot.Stage, a approvebot.Approver) []string {
+	var out []string
+	for _, g := range s.Groups {
+		if Eligible(g, a) {
+			out = append(out, g.Name)
+		}
+	}
+	return out
+}
+
+// samePerson matches one person across clicks: the same platform account, or
+// the same email reported by either platform.
+func samePerson(a, b approvebot.Approver) bool {
+	if a.Platform == b.Platform && a.Workspace == b.Workspace && a.UserID == b.UserID {
+		return true
+	}
+	return a.Email != "" && strings.EqualFold(a.Email, b.Email)
+}
+
+func isSubject(r *approvebot.Request, a approvebot.Approver) bool {
+	if r.Fields.SubjectID == nil || *r.Fields.SubjectID == "" {
+		return false
+	}
+	s := *r.Fields.SubjectID
+	return strings.EqualFold(s, a.Email) || s == a.UserID || s == a.Principal()
+}
+
+func groupApproved(r *approvebot.Request, group string) bool {
+	for _, e := range r.Entries {
+		if e.StageIndex == r.Stage && e.Group == group && e.Decision == approvebot.Allow {
+			return true
+		}
+	}
+	return false
+}
+
+func stageSatisfied(r *approvebot.Request, stage int) bool {
+	s := r.Chain.Stages[stage]
+	var allows []approvebot.Entry
+	for _, e := range r.Entries {
+		if e.StageIndex == stage && e.Decision == approvebot.Allow {
+			allows = append(allows, e)
+		}
+	}
+	switch s.Quorum.Mode {
+	case approvebot.QuorumAll:
+		for _, g := range s.Groups {
+			if !groupApproved(r, g.Name) {
+				return false
+			}
+		}
+		return true
+	case approvebot.QuorumCount:
+		return len(allows) >= s.Quorum.N
+	default:
+		return len(allows) >= 1
+	}
+}
+
+// waitingFor says what the current stage still needs.
+func waitingFor(r *approvebot.Request) string {
+	s := r.Chain.Stages[r.Stage]
+	switch s.Quorum.Mode {
+	case approvebot.QuorumAll:
+		var missing []string
+		for _, g := range s.Groups {
+			if !groupApproved(r, g.Name) {
+				missing = append(missing, g.Name)
+			}
+		}
+		return "waiting for " + strings.Join(missing, ", ")
+	case approvebot.QuorumCount:
+		n := 0
+		for _, e := range r.Entries {
+			if e.StageIndex == r.Stage && e.Decision == approvebot.Allow {
+				n++
+			}
+		}
+		return fmt.Sprintf("waiting for %d more approval(s) from %s", s.Quorum.N-n, strings.Join(s.GroupNames(), ", "))
+	default:
+		return "waiting for " + strings.Join(s.GroupNames(), " or ")
+	}
+}
+
+// Progress is the line chat messages show while a request is pending.
+func Progress(r *approvebot.Request) string {
+	if r.Status.Final() {
+		return ""
+	}
+	var done []string
+	for _, e := range r.Entries {
+		if e.Decision == approvebot.Allow {
+			if len(r.Chain.Stages) > 1 {
+				done = append(done, fmt.Sprintf("stage %d of %d approved by %s", e.StageIndex+1, len(r.Chain.Stages), e.Approver.Display()))
+			} else {
+				done = append(done, "approved by "+e.Approver.Display())
+			}
+		}
+	}
+	if len(done) == 0 {
+		if len(r.Chain.Stages) > 1 {
+			return fmt.Sprintf("Stage %d of %d: %s", r.Stage+1, len(r.Chain.Stages), waitingFor(r))
+		}
+		return ""
+	}
+	return strings.Join(done, "; ") + "; " + waitingFor(r)
+}
+
+func approveReason(r *approvebot.Request) string {
+	var who []string
+	for _, e := range r.Entries {
+		if e.Decision == approvebot.Allow {
+			who = append(who, e.Approver.Principal()+" ("+e.Group+")")
+		}
+	}
+	return "Approved by " + strings.Join(who, ", ")
+}
+
+func denyReason(b approvebot.Ballot) string {
+	s := "Denied by " + b.Approver.Principal()
+	if b.Reason != "" {
+		s += ": " + b.Reason
+	}
+	return s
+}
+
+// newEntry builds ADR-0030's chain entry for a ballot. Its id and digest are
+// derived from the request, so replaying a transaction yields the same entry.
+func newEntry(r *approvebot.Request, b approvebot.Ballot, group string, now time.Time) approvebot.Entry {
+	prev := ""
+	if n := len(r.Entries); n > 0 {
+		prev = r.Entries[n-1].EntryDigest
+	}
+	reason := "approved"
+	if b.Decision == approvebot.Deny {
+		reason = "denied"
+	}
+	e := approvebot.Entry{
+		ApprovalRequestID:   r.ID,
+		ChainEntryID:        derivedID("ce_", r.ID, len(r.Entries)),
+		StageIndex:          r.Stage,
+		ApproverKind:        "human",
+		ApproverIdentity:    b.Approver.Principal(),
+		IdentityAssurance:   b.Assurance,
+		Decision:            b.Decision,
+		ReasonCode:          reason,
+		InputDigest:         r.Digest,
+		PreviousEntryDigest: prev,
+		DecidedAt:           now.UTC().Format(time.RFC3339Nano),
+		Group:               group,
+		Approver:            b.Approver,
+	}
+	e.EntryDigest = EntryDigest(e)
+	return e
+}
+
+// EntryDigest is sha256 over the canonical JSON of every ADR field of e but
+// entry_digest itself.
+func EntryDigest(e approvebot.Entry) string {
+	e.EntryDigest = ""
+	d, err := canon.DigestOf(entryFields(e))
+	if err != nil {
+		// The fields are strings and ints: canonicalisation cannot fail.
+		panic(fmt.Sprintf("entry digest: %v", err))
+	}
+	return d
+}
+
+func entryFields(e approvebot.Entry) map[string]any {
+	return map[string]any{
+		"approval_request_id":   e.ApprovalRequestID,
+		"chain_entry_id":        e.ChainEntryID,
+		"stage_index":           e.StageIndex,
+		"approver_kind":         e.ApproverKind,
+		"approver_identity":     e.ApproverIdentity,
+		"identity_assurance":    e.IdentityAssurance,
+		"decision":              e.Decision,
+		"reason_code":           e.ReasonCode,
+		"input_digest":          e.InputDigest,
+		"previous_entry_digest": e.PreviousEntryDigest,
+		"decided_at":            e.DecidedAt,
+	}
+}
+
+func resolve(r *approvebot.Request, status approvebot.Status, outcome, approver, name, reason string, now time.Time) {
+	final := ""
+	if n := len(r.Entries); n > 0 {
+		final = r.Entries[n-1].EntryDigest
+	}
+	res := &approvebot.Resolution{
+		ApprovalResolutionID: derivedID("res_", r.ID, len(r.Entries)),
+		Outcome:              outcome,
+		Status:               status,
+		Approver:             approver,
+		ApproverName:         name,
+		Reason:               reason,
+		FinalEntryDigest:     final,
+		ResolvedAt:           now.UTC(),
+	}
+	r.Status = status
+	r.Resolution = res
+	d, err := ResolutionDigest(r)
+	if err != nil {
+		panic(fmt.Sprintf("resolution digest: %v", err))
+	}
+	res.Digest = d
+}
+
+// ResolutionDigest recomputes a resolution's digest, for audit verification.
+func ResolutionDigest(r *approvebot.Request) (string, error) {
+	res := r.Resolution
+	return canon.DigestOf(map[string]any{
+		"approval_resolution_id": res.ApprovalResolutionID,
+		"approval_request_id":    r.ID,
+		"outcome":                res.Outcome,
+		"action_digest":          r.Fields.ActionDigest,
+		"policy_version":         r.Fields.PolicyVersion,
+		"approval_chain_version": r.Chain.Version,
+		"final_entry_digest":     res.FinalEntryDigest,
+		"resolved_at":            res.ResolvedAt.Format(time.RFC3339Nano),
+	})
+}
+
+func derivedID(prefix, id string, n int) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", id, n)))
+	return prefix + hex.EncodeToString(sum[:16])
+}

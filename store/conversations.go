@@ -1,0 +1,46 @@
+package store
+
+import (
+	"bytes"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// The Teams adapter keeps conversation references here. The store holds them
+// as opaque bytes: it knows nothing of Teams.
+
+// PutConversation stores data under key, replacing what was there.
+func (s *Store) PutConversation(key string, data []byte) error {
+	return s.write(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConversations).Put([]byte(key), data)
+	})
+}
+
+// GetConversation returns the data under key, or nil when there is none.
+func (s *Store) GetConversation(key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		out = bytes.Clone(tx.Bucket(bucketConversations).Get([]byte(key)))
+		return nil
+	})
+	return out, err
+}
+
+// ListConversations returns every stored reference by key.
+func (s *Store) ListConversations() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
+			out[string(k)] = bytes.Clone(v)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// DeleteConversation removes key.
+func (s *Store) DeleteConversation(key string) error {
+	return s.write(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketConversations).Delete([]byte(key))
+	})
+}

@@ -1,0 +1,555 @@
+// Package store keeps approvebot's state in one bbolt file: requests and
+// their transitions, the index of pending requests by deadline, the outbox of
+// chat side effects still owed, Teams conversation references, and the
+// hash-chained audit log. Every state transition is one transaction, and the
+// outbox jobs and audit events it causes are written in that same
+// transaction, so a crash can lose none of them.
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/approvebot/approvebot"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+var (
+	bucketMeta          = []byte("meta")
+	bucketRequests      = []byte("requests")
+	bucketPending       = []byte("pending_by_deadline") // 8-byte BE unix nanos ‖ id → empty
+	bucketIdempotency   = []byte("idempotency")         // caller \x00 key → id
+	bucketOutbox        = []byte("outbox")              // id \x00 4-byte BE destination → job
+	bucketAudit         = []byte("audit")               // 8-byte BE sequence → event
+	bucketConversations = []byte("conversations")       // Teams conversation references
+
+	keySchema    = []byte("schema_version")
+	keyAuditHead = []byte("audit_head")
+)
+
+const schemaVersion = 1
+
+// ErrNotFound is returned for an unknown request id.
+var ErrNotFound = errors.New("not found")
+
+// ErrClosed is returned once the store is closed.
+var ErrClosed = errors.New("store closed")
+
+// Options tune Open.
+type Options struct {
+	// LockTimeout bounds the wait for bbolt's file lock (default 1 s), so a
+	// second instance on the same file fails fast.
+	LockTimeout time.Duration
+	// MaxBatch bounds how many transitions share one commit (default 512).
+	MaxBatch int
+	// ReadOnly opens the file without the writer (for offline audits).
+	ReadOnly bool
+}
+
+// Store is the bbolt file.
+type Store struct {
+	db   *bolt.DB
+	path string
+
+	mu     sync.RWMutex // guards closed against sends on ops
+	closed bool
+	ops    chan *op
+	done   chan struct{}
+	max    int
+
+	notifyMu sync.Mutex
+	notify   func([]JobKey)
+}
+
+// Open opens or creates the file at path with mode 0600.
+func Open(path string, o Options) (*Store, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = time.Second
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: the file is locked by another process (is another approvebot running on it?)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch}
+	if o.ReadOnly {
+		close(s.done)
+		s.closed = true
+		return s, s.checkSchema()
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketOutbox, bucketAudit, bucketConversations} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keySchema); v == nil {
+			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
+		}
+		return nil
+	})
+	if err == nil {
+		err = s.checkSchema()
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	go s.writer()
+	return s, nil
+}
+
+func (s *Store) checkSchema() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			return errors.New("not an approvebot store (no meta bucket)")
+		}
+		v := meta.Get(keySchema)
+		if len(v) != 4 {
+			return errors.New("not an approvebot store (no schema version)")
+		}
+		if got := binary.BigEndian.Uint32(v); got != schemaVersion {
+			return fmt.Errorf("store schema version %d, this approvebot reads %d", got, schemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close waits for queued transitions to commit and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.ops)
+	}
+	s.mu.Unlock()
+	<-s.done
+	return s.db.Close()
+}
+
+// Path is the file's path.
+func (s *Store) Path() string { return s.path }
+
+// OnOutbox registers fn to learn of outbox jobs after the transaction that
+// wrote them commits.
+func (s *Store) OnOutbox(fn func([]JobKey)) {
+	s.notifyMu.Lock()
+	s.notify = fn
+	s.notifyMu.Unlock()
+}
+
+func (s *Store) announce(keys []JobKey) {
+	if len(keys) == 0 {
+		return
+	}
+	s.notifyMu.Lock()
+	fn := s.notify
+	s.notifyMu.Unlock()
+	if fn != nil {
+		fn(keys)
+	}
+}
+
+// op is one transition waiting for the writer.
+type op struct {
+	fn   func(tx *bolt.Tx) error
+	done chan error
+}
+
+// write runs fn in a write transaction, sharing the commit (and its fsync)
+// with whatever other transitions are queued at that moment: group commit.
+// A lone writer commits at once; under load, one fsync serves many. fn may
+// run more than once (see commit), so it must derive everything from tx.
+func (s *Store) write(fn func(tx *bolt.Tx) error) error {
+	o := &op{fn: fn, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	s.ops <- o
+	s.mu.RUnlock()
+	return <-o.done
+}
+
+func (s *Store) writer() {
+	defer close(s.done)
+	batch := make([]*op, 0, s.max)
+	for o := range s.ops {
+		batch = append(batch[:0], o)
+	more:
+		for len(batch) < s.max {
+			select {
+			case o2, ok := <-s.ops:
+				if !ok {
+					break more
+				}
+				batch = append(batch, o2)
+			default:
+				break more
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+type failedOp struct {
+	i   int
+	err error
+}
+
+func (f *failedOp) Error() string { return f.err.Error() }
+
+// commit runs a batch in one transaction. If one op fails, the transaction is
+// rolled back and that op gets its error; the others are committed without
+// it, so one bad transition never takes others down or half-writes.
+func (s *Store) commit(batch []*op) {
+	for len(batch) > 0 {
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			for i, o := range batch {
+				if err := o.fn(tx); err != nil {
+					return &failedOp{i: i, err: err}
+				}
+			}
+			return nil
+		})
+		var f *failedOp
+		if errors.As(err, &f) {
+			batch[f.i].done <- f.err
+			batch = append(batch[:f.i:f.i], batch[f.i+1:]...)
+			continue
+		}
+		if err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+		for _, o := range batch {
+			o.done <- err
+		}
+		return
+	}
+}
+
+// JobKey names an outbox job: destination Dest of request ID needs to show
+// the request's current state.
+type JobKey struct {
+	ID   string
+	Dest int
+}
+
+func (k JobKey) bytes() []byte {
+	b := make([]byte, 0, len(k.ID)+5)
+	b = append(b, k.ID...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint32(b, uint32(k.Dest))
+}
+
+func parseJobKey(b []byte) (JobKey, error) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 || len(b)-i != 5 {
+		return JobKey{}, fmt.Errorf("malformed outbox key %q", b)
+	}
+	return JobKey{ID: string(b[:i]), Dest: int(binary.BigEndian.Uint32(b[i+1:]))}, nil
+}
+
+func pendingKey(deadline time.Time, id string) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), uint64(deadline.UnixNano()))
+	return append(b, id...)
+}
+
+func idemKey(caller, key string) []byte {
+	return []byte(caller + "\x00" + key)
+}
+
+func getRequest(tx *bolt.Tx, id string) (*approvebot.Request, error) {
+	v := tx.Bucket(bucketRequests).Get([]byte(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	var r approvebot.Request
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("request %s: corrupt record: %w", id, err)
+	}
+	return &r, nil
+}
+
+func putRequest(tx *bolt.Tx, r *approvebot.Request) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("request %s: %w", r.ID, err)
+	}
+	return tx.Bucket(bucketRequests).Put([]byte(r.ID), v)
+}
+
+// Get returns the stored request.
+func (s *Store) Get(id string) (*approvebot.Request, error) {
+	var r *approvebot.Request
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRequest(tx, id)
+		return err
+	})
+	return r, err
+}
+
+// Create stores a new request with its first audit events and queues its
+// destinations. If a request with the same id, or the same idempotency key
+// from the same caller, exists already, nothing is written and the existing
+// request is returned with created false.
+func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
+	var jobs []JobKey
+	err = s.write(func(tx *bolt.Tx) error {
+		stored, created, jobs = nil, false, nil
+		if old, err := getRequest(tx, r.ID); err == nil {
+			stored = old
+			return nil
+		} else if !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		idem := tx.Bucket(bucketIdempotency)
+		if r.IdempotencyKey != "" {
+			if id := idem.Get(idemKey(r.Caller, r.IdempotencyKey)); id != nil {
+				old, err := getRequest(tx, string(id))
+				if err != nil {
+					return err
+				}
+				stored = old
+				return nil
+			}
+			if err := idem.Put(idemKey(r.Caller, r.IdempotencyKey), []byte(r.ID)); err != nil {
+				return err
+			}
+		}
+		var err error
+		jobs, err = s.save(tx, nil, r, events)
+		stored, created = r, true
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	s.announce(jobs)
+	return stored, created, nil
+}
+
+// Change is what a transition did besides changing the request.
+type Change struct {
+	Events []approvebot.Event
+	// Visible is true when chat messages must be brought up to date.
+	Visible bool
+	// Abort leaves the request as it was (the events are still written).
+	Abort bool
+}
+
+// Update applies a transition to a request in one transaction: fn changes r
+// in place (it must be a pure function of r, as it may run more than once).
+// If the change is visible, the request's version is bumped and every
+// destination that shows it gets an outbox job.
+func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)) (*approvebot.Request, error) {
+	var out *approvebot.Request
+	var jobs []JobKey
+	err := s.write(func(tx *bolt.Tx) error {
+		out, jobs = nil, nil
+		old, err := getRequest(tx, id)
+		if err != nil {
+			return err
+		}
+		r, err := getRequest(tx, id)
+		if err != nil {
+			return err
+		}
+		ch, err := fn(r)
+		if err != nil {
+			return err
+		}
+		if ch.Abort {
+			out = old
+			return appendEvents(tx, ch.Events)
+		}
+		if ch.Visible {
+			r.Version++
+		}
+		jobs, err = s.save(tx, old, r, ch.Events)
+		out = r
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.announce(jobs)
+	return out, nil
+}
+
+// save writes r (whose previous state is old, or nil when new), keeps the
+// deadline index in step, appends events and queues outbox jobs for every
+// destination that does not show r's current version.
+func (s *Store) save(tx *bolt.Tx, old, r *approvebot.Request, events []approvebot.Event) ([]JobKey, error) {
+	pending := tx.Bucket(bucketPending)
+	if old != nil && !old.Status.Final() {
+		if err := pending.Delete(pendingKey(old.Deadline, old.ID)); err != nil {
+			return nil, err
+		}
+	}
+	if !r.Status.Final() {
+		if err := pending.Put(pendingKey(r.Deadline, r.ID), nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := putRequest(tx, r); err != nil {
+		return nil, err
+	}
+	if err := appendEvents(tx, events); err != nil {
+		return nil, err
+	}
+	var jobs []JobKey
+	outbox := tx.Bucket(bucketOutbox)
+	for i, d := range r.Destinations {
+		stale := d.State == approvebot.DeliveryQueued || (d.State == approvebot.DeliveryPosted && d.Shown < r.Version)
+		if !stale {
+			continue
+		}
+		k := JobKey{ID: r.ID, Dest: i}
+		if err := outbox.Put(k.bytes(), binary.BigEndian.AppendUint64(nil, r.Version)); err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, k)
+	}
+	return jobs, nil
+}
+
+// Deliver records what a destination now shows, in one transaction, and
+// removes its outbox job once the destination is up to date. It returns the
+// request as stored and whether the job is still owed (the request changed
+// while it was being shown).
+func (s *Store) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error)) (*approvebot.Request, bool, error) {
+	var out *approvebot.Request
+	var owed bool
+	var jobs []JobKey
+	err := s.write(func(tx *bolt.Tx) error {
+		out, owed, jobs = nil, false, nil
+		old, err := getRequest(tx, k.ID)
+		if err != nil {
+			return err
+		}
+		r, err := getRequest(tx, k.ID)
+		if err != nil {
+			return err
+		}
+		if k.Dest >= len(r.Destinations) {
+			return tx.Bucket(bucketOutbox).Delete(k.bytes())
+		}
+		ch, err := fn(r, &r.Destinations[k.Dest])
+		if err != nil {
+			return err
+		}
+		if ch.Visible {
+			r.Version++
+		}
+		if err := tx.Bucket(bucketOutbox).Delete(k.bytes()); err != nil {
+			return err
+		}
+		jobs, err = s.save(tx, old, r, ch.Events)
+		for _, j := range jobs {
+			if j == k {
+				owed = true
+			}
+		}
+		out = r
+		return err
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	s.announce(jobs)
+	return out, owed, nil
+}
+
+// Jobs lists every outbox job still owed, for the worker at start.
+func (s *Store) Jobs() ([]JobKey, error) {
+	var out []JobKey
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, _ []byte) error {
+			j, err := parseJobKey(k)
+			if err != nil {
+				return err
+			}
+			out = append(out, j)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Pending calls fn with the id and deadline of every pending request, soonest
+// deadline first, without loading the requests.
+func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			if len(k) < 9 {
+				return fmt.Errorf("malformed pending key %q", k)
+			}
+			return fn(string(k[8:]), time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))))
+		})
+	})
+}
+
+// Each calls fn for every stored request (oldest id order is not promised).
+func (s *Store) Each(fn func(r *approvebot.Request) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+			var r approvebot.Request
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("request %s: corrupt record: %w", k, err)
+			}
+			return fn(&r)
+		})
+	})
+}
+
+// Stats counts what the store holds.
+type Stats struct {
+	Requests, Pending, Outbox, Audit int
+	FileBytes                        int64
+}
+
+// Stats counts the buckets.
+func (s *Store) Stats() (Stats, error) {
+	var st Stats
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st.Requests = tx.Bucket(bucketRequests).Stats().KeyN
+		st.Pending = tx.Bucket(bucketPending).Stats().KeyN
+		st.Outbox = tx.Bucket(bucketOutbox).Stats().KeyN
+		st.Audit = tx.Bucket(bucketAudit).Stats().KeyN
+		st.FileBytes = tx.Size()
+		return nil
+	})
+	return st, err
+}
+
+// Ping checks that the file can still be read.
+func (s *Store) Ping() error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	_, err := os.Stat(s.path)
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error { return nil })
+}
