@@ -42,6 +42,7 @@ type Engine struct {
 	clock     Clock
 	log       *slog.Logger
 	outbox    *outbox
+	metrics   *metrics
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
@@ -75,6 +76,7 @@ func New(cfg Config) (*Engine, error) {
 		e.platforms[p.Name()] = p
 	}
 	e.outbox = newOutbox(e, cfg.Workers, cfg.Policy.Delivery.Timeout)
+	e.metrics = newMetrics(e)
 	cfg.Store.OnOutbox(e.outbox.add)
 	return e, nil
 }
@@ -214,7 +216,10 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		}
 		return stored, nil
 	}
-	if !stored.Status.Final() {
+	e.metrics.requests.WithLabelValues(stored.Schema).Inc()
+	if stored.Status.Final() {
+		e.metrics.resolved.WithLabelValues(string(stored.Status)).Inc()
+	} else {
 		e.arm(stored.ID, stored.Deadline)
 	}
 	e.log.Info("request opened", "request_id", stored.ID, "caller", o.Caller, "status", stored.Status,
@@ -283,6 +288,8 @@ func (e *Engine) finished(r *approvebot.Request) {
 	for _, w := range ws {
 		close(w)
 	}
+	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
+	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())
 	e.log.Info("request resolved", "request_id", r.ID, "status", r.Status, "approver", r.Resolution.Approver)
 }
 
@@ -404,8 +411,10 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		return ClickResult{Message: "Nothing changed: approvebot could not record your decision. Try again in a moment."}
 	}
 	if out.Counted {
+		e.metrics.clicks.WithLabelValues(b.Platform, "counted").Inc()
 		e.log.Info("vote counted", "request_id", id, "user", who.Principal(), "decision", b.Decision, "decided", out.Decided)
 	} else {
+		e.metrics.clicks.WithLabelValues(b.Platform, "refused").Inc()
 		e.log.Info("click refused", "request_id", id, "user", who.Principal(), "why", out.RefusalCode)
 	}
 	if out.Decided {

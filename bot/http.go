@@ -71,6 +71,7 @@ func NewServer(cfg ServerConfig) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
+	s.mux.Handle("GET /metrics", cfg.Engine.MetricsHandler())
 	for pattern, h := range cfg.Handlers {
 		s.mux.Handle(pattern, h)
 	}
@@ -190,6 +191,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 // agent goes away, the request stays pending: a retry attaches to it.
 func (s *Server) hold(w http.ResponseWriter, r *http.Request, req *approvebot.Request, caller string) {
 	if !req.Status.Final() {
+		s.engine.metrics.heldConns.Inc()
+		defer s.engine.metrics.heldConns.Dec()
 		ctx, cancel := context.WithDeadline(r.Context(), req.Deadline.Add(holdSlack))
 		defer cancel()
 		got, err := s.waitOrDrain(ctx, req.ID)

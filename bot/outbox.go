@@ -107,6 +107,13 @@ func (o *outbox) drain(ctx context.Context) {
 	}
 }
 
+// size is how many jobs are owed (queued, running or waiting to retry).
+func (o *outbox) size() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.jobs)
+}
+
 func (o *outbox) add(keys []store.JobKey) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -215,6 +222,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			return 0
 		}
 		ref, err := p.Post(ctx, d.Channel, msg)
+		e.metrics.delivery.WithLabelValues(d.Platform, "post", callResult(err)).Inc()
 		if err != nil {
 			if j.firstFailure.IsZero() {
 				j.firstFailure = now
@@ -239,7 +247,9 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			o.settle(k, nil)
 			return 0
 		}
-		if err := p.Update(ctx, d.Ref, msg); err != nil {
+		err := p.Update(ctx, d.Ref, msg)
+		e.metrics.delivery.WithLabelValues(d.Platform, "update", callResult(err)).Inc()
+		if err != nil {
 			if j.firstFailure.IsZero() {
 				j.firstFailure = now
 			}
@@ -321,6 +331,17 @@ func (o *outbox) backoff(j *job, asked time.Duration) time.Duration {
 		d = min(asked, retryAfterLimit) + rand.N(asked/10+1)
 	}
 	return d
+}
+
+func callResult(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case approvebot.IsPermanent(err):
+		return "failed"
+	default:
+		return "retry"
+	}
 }
 
 func reasonOf(err error) string {
