@@ -23,7 +23,7 @@ func View(r *approvebot.Request, dest int) approvebot.Message {
 	}
 	if r.Status.Final() {
 		m.Title = "Approval request: " + r.Title()
-		m.Outcome = outcome(r)
+		m.Outcome = policy.Outcome(r)
 	} else {
 		m.Actionable = dest < 0 || (dest < len(r.Destinations) && r.Destinations[dest].Stage == r.Stage)
 	}
@@ -69,31 +69,6 @@ func approversLine(r *approvebot.Request) string {
 		stages = append(stages, line)
 	}
 	return strings.Join(stages, " then ")
-}
-
-func outcome(r *approvebot.Request) string {
-	res := r.Resolution
-	at := res.ResolvedAt.UTC().Format("2006-01-02 15:04 UTC")
-	who := res.ApproverName
-	if who == "" {
-		who = res.Approver
-	}
-	switch r.Status {
-	case approvebot.StatusApproved:
-		var names []string
-		for _, e := range r.Entries {
-			if e.Decision == approvebot.Allow {
-				names = append(names, e.Approver.Display())
-			}
-		}
-		return "Approved by " + strings.Join(names, ", ") + " at " + at
-	case approvebot.StatusDenied:
-		return "Denied by " + who + " at " + at
-	case approvebot.StatusTimedOut, approvebot.StatusExpired:
-		return "Expired at " + at + ": " + res.Reason
-	default:
-		return "Closed at " + at + ": " + res.Reason
-	}
 }
 
 // notice tells approvers when some of them were not reached.

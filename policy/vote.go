@@ -211,28 +211,55 @@ func Expire(r *approvebot.Request, status approvebot.Status, reason string, now 
 	return true
 }
 
-// Describe says in one phrase how a request ended or where it stands.
+// Describe says in one phrase how a request ended or where it stands, for a
+// clicker who arrives after the fact.
 func Describe(r *approvebot.Request) string {
 	res := r.Resolution
 	if res == nil {
 		return "it is still pending; " + waitingFor(r)
 	}
-	at := res.ResolvedAt.UTC().Format("2006-01-02 15:04 UTC")
-	who := res.ApproverName
-	if who == "" {
-		who = res.Approver
-	}
 	switch r.Status {
-	case approvebot.StatusApproved:
-		return "already approved by " + who + " at " + at
-	case approvebot.StatusDenied:
-		return "already denied by " + who + " at " + at
+	case approvebot.StatusApproved, approvebot.StatusDenied:
+		o := Outcome(r)
+		return "already " + strings.ToLower(o[:1]) + o[1:]
 	case approvebot.StatusTimedOut, approvebot.StatusExpired:
-		return "it expired at " + at + " without a decision"
+		return "it expired at " + stamp(res.ResolvedAt) + " without a decision"
 	default:
-		return "it was closed at " + at + ": " + res.Reason
+		return "it was closed at " + stamp(res.ResolvedAt) + ": " + res.Reason
 	}
 }
+
+// Outcome is the line a closed request's chat messages show: who decided and
+// when, or why it ended without a decision.
+func Outcome(r *approvebot.Request) string {
+	res := r.Resolution
+	if res == nil {
+		return ""
+	}
+	at := stamp(res.ResolvedAt)
+	switch r.Status {
+	case approvebot.StatusApproved:
+		var names []string
+		for _, e := range r.Entries {
+			if e.Decision == approvebot.Allow {
+				names = append(names, e.Approver.Display())
+			}
+		}
+		return "Approved by " + strings.Join(names, ", ") + " at " + at
+	case approvebot.StatusDenied:
+		who := res.ApproverName
+		if who == "" {
+			who = res.Approver
+		}
+		return "Denied by " + who + " at " + at
+	case approvebot.StatusTimedOut, approvebot.StatusExpired:
+		return "Expired at " + at + ": " + res.Reason
+	default:
+		return "Closed at " + at + ": " + res.Reason
+	}
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 func knownMessage(r *approvebot.Request, b approvebot.Ballot) bool {
 	for _, d := range r.Destinations {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -88,6 +88,15 @@ func (b *backend) get(ctx context.Context, path string, q url.Values, w io.Write
 	return err
 }
 
+// getJSON calls the admin API and decodes its JSON answer into v.
+func (b *backend) getJSON(ctx context.Context, path string, v any) error {
+	var buf bytes.Buffer
+	if err := b.get(ctx, path, nil, &buf); err != nil {
+		return err
+	}
+	return json.Unmarshal(buf.Bytes(), v)
+}
+
 func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError("audit needs a subcommand: verify, export or show")
@@ -113,10 +122,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 		if b.store != nil {
 			rep, err = bot.VerifyAudit(b.store)
 		} else {
-			var buf strings.Builder
-			if err = b.get(ctx, "/admin/audit/verify", nil, &buf); err == nil {
-				err = json.Unmarshal([]byte(buf.String()), &rep)
-			}
+			err = b.getJSON(ctx, "/admin/audit/verify", &rep)
 		}
 		if err != nil {
 			return err
@@ -172,14 +178,8 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 				return err
 			}
 			story = *s
-		} else {
-			var buf strings.Builder
-			if err := b.get(ctx, "/admin/requests/"+url.PathEscape(rest[0]), nil, &buf); err != nil {
-				return err
-			}
-			if err := json.Unmarshal([]byte(buf.String()), &story); err != nil {
-				return err
-			}
+		} else if err := b.getJSON(ctx, "/admin/requests/"+url.PathEscape(rest[0]), &story); err != nil {
+			return err
 		}
 		printStory(stdout, &story)
 		return nil
@@ -267,10 +267,7 @@ func cmdTeams(ctx context.Context, args []string, getenv func(string) (string, b
 		if b.store != nil {
 			chans, err = offlineChannels(cfg, b.store)
 		} else {
-			var buf strings.Builder
-			if err = b.get(ctx, "/admin/teams/channels", nil, &buf); err == nil {
-				err = json.Unmarshal([]byte(buf.String()), &chans)
-			}
+			err = b.getJSON(ctx, "/admin/teams/channels", &chans)
 		}
 		if err != nil {
 			return err
