@@ -72,6 +72,11 @@ func RetryAfter(err error) time.Duration {
 	return 0
 }
 
+// ErrIneligible marks an Identify error that is final: the account may not
+// approve at all (deactivated, a bot, a member of another organisation), as
+// opposed to a lookup that failed and may work on a second try.
+var ErrIneligible = errors.New("this account may not approve")
+
 // Error is an error meant for the caller: Code maps onto an HTTP status, and
 // Message is safe to show (it never carries internal error text).
 type Error struct {

@@ -231,6 +231,9 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 // not recorded, so it was not approved.
 func (e *Engine) storeError(err error) error {
 	e.log.Error("store write failed", "err", err)
+	if errors.Is(err, store.ErrFull) {
+		return approvebot.Errorf(approvebot.EUnavailable, "approvebot could not record the request: its storage is full; it was not approved")
+	}
 	return approvebot.Errorf(approvebot.EUnavailable, "approvebot could not record the request (storage unavailable); it was not approved")
 }
 
@@ -384,6 +387,10 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 	who, err := p.Identify(ctx, b.Approver, b.Ref, policy.Usergroups(r.Chain, b.Platform))
 	if err != nil {
 		e.log.Warn("click: cannot identify clicker", "request_id", id, "user", b.Approver.UserID, "err", err)
+		if errors.Is(err, approvebot.ErrIneligible) {
+			e.refused(r.ID, b, "account_ineligible")
+			return ClickResult{Message: "Nothing changed: your account may not approve requests (it is deactivated, a bot, or of another organisation)."}
+		}
 		e.refused(r.ID, b, "identity_unverified")
 		return ClickResult{Message: "Nothing changed: approvebot could not verify who you are. Try again in a moment."}
 	}

@@ -63,8 +63,9 @@ type Slack struct {
 	ttl      time.Duration
 	log      *slog.Logger
 
-	teamMu sync.Mutex
-	teamID string
+	teamMu       sync.Mutex
+	teamID       string
+	enterpriseID string
 
 	gateMu sync.Mutex
 	gates  map[string]time.Time // channel -> earliest next post
@@ -82,8 +83,9 @@ type cached[T any] struct {
 }
 
 type userInfo struct {
-	name, email    string
-	deleted, isBot bool
+	name, email      string
+	team, enterprise string
+	deleted, isBot   bool
 }
 
 var _ bot.Platform = (*Slack)(nil)
@@ -162,6 +164,7 @@ func (s *Slack) Check(ctx context.Context) error {
 	}
 	s.teamMu.Lock()
 	s.teamID = resp.TeamID
+	s.enterpriseID = resp.EnterpriseID
 	s.teamMu.Unlock()
 	return nil
 }
@@ -259,15 +262,25 @@ func (s *Slack) Identify(ctx context.Context, who approvebot.Approver, _ approve
 	if who.UserID == "" {
 		return who, errors.New("slack identify: approver has no user id")
 	}
+	if s.TeamID() == "" {
+		if err := s.Check(ctx); err != nil {
+			return who, err
+		}
+	}
 	u, err := s.userInfo(ctx, who.UserID)
 	if err != nil {
 		return who, fmt.Errorf("slack users.info %s: %w", who.UserID, err)
 	}
 	if u.deleted {
-		return who, fmt.Errorf("slack user %s is deactivated and may not approve", who.UserID)
+		return who, fmt.Errorf("slack user %s is deactivated: %w", who.UserID, approvebot.ErrIneligible)
 	}
 	if u.isBot {
-		return who, fmt.Errorf("slack user %s is a bot and may not approve", who.UserID)
+		return who, fmt.Errorf("slack user %s is a bot: %w", who.UserID, approvebot.ErrIneligible)
+	}
+	// A member of another organisation (Slack Connect shares channels
+	// across companies) may not decide for ours, whatever their email says.
+	if !s.sameOrganisation(u) {
+		return who, fmt.Errorf("slack user %s belongs to another workspace (%s): %w", who.UserID, u.team, approvebot.ErrIneligible)
 	}
 	who.Email = u.email
 	if u.name != "" {
@@ -291,6 +304,19 @@ func (s *Slack) Identify(ctx context.Context, who approvebot.Approver, _ approve
 	return who, nil
 }
 
+// sameOrganisation reports whether u is of the workspace (or Enterprise Grid
+// organisation) the bot token belongs to. Until Check has run the workspace
+// is unknown, and Identify runs it first.
+func (s *Slack) sameOrganisation(u userInfo) bool {
+	s.teamMu.Lock()
+	team, enterprise := s.teamID, s.enterpriseID
+	s.teamMu.Unlock()
+	if u.team == "" || u.team == team {
+		return true
+	}
+	return enterprise != "" && u.enterprise == enterprise
+}
+
 func (s *Slack) userInfo(ctx context.Context, id string) (userInfo, error) {
 	if u, ok := lookup(s, s.users, id); ok {
 		return u, nil
@@ -299,7 +325,8 @@ func (s *Slack) userInfo(ctx context.Context, id string) (userInfo, error) {
 	if err != nil {
 		return userInfo{}, deliveryError(err)
 	}
-	u := userInfo{email: resp.Profile.Email, deleted: resp.Deleted, isBot: resp.IsBot}
+	u := userInfo{email: resp.Profile.Email, deleted: resp.Deleted, isBot: resp.IsBot,
+		team: resp.TeamID, enterprise: resp.Enterprise.EnterpriseID}
 	for _, n := range []string{resp.Profile.RealName, resp.RealName, resp.Profile.DisplayName, resp.Name} {
 		if n != "" {
 			u.name = n

@@ -332,6 +332,8 @@ func TestIdentifyRefuses(t *testing.T) {
 			approvebot.Approver{Platform: "teams", UserID: "U1"}, nil, "platform"},
 		{"no user id", func(f *slackfake.Fake) {},
 			approvebot.Approver{Platform: "slack"}, nil, "no user id"},
+		{"member of another organisation", func(f *slackfake.Fake) { f.AddExternalUser("U1", "Jane", "jane@company.com", "T0OTHERCORP") },
+			approvebot.Approver{Platform: "slack", UserID: "U1"}, nil, "another workspace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

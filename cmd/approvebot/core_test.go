@@ -417,3 +417,23 @@ func requestIDs(t *testing.T, msgs []slackfake.Message) []string {
 	}
 	return out
 }
+
+func TestMemberOfAnotherOrganisationIsRefused(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	// Bob is listed by email; someone in a Slack Connect partner workspace
+	// uses the same address.
+	h.slack.AddExternalUser("U0EVE", "Eve", "bob@company.com", "T0OTHERCORP")
+	h.start()
+	id := h.pendingID(legacyBody("close", "branch-manager"))
+	msg := h.waitMessages(id, 1)[0]
+	h.click("U0EVE", "C0BRANCH", msg.TS, "approve", id)
+	h.waitFor("Eve told", func() bool { return len(h.ephemeralsFor("U0EVE")) == 1 })
+	if e := h.ephemeralsFor("U0EVE")[0]; !strings.Contains(e.Text, "of another organisation") {
+		t.Fatalf("Eve was told %q", e.Text)
+	}
+	h.click("U0BOB", "C0BRANCH", msg.TS, "approve", id)
+	got := h.do(http.MethodGet, "/v1/approvals/"+id+"?wait=30", nil, auth())
+	if !got.answer.Approved || got.answer.Approver != "bob@company.com" {
+		t.Fatalf("after Bob's click: %s", got.body)
+	}
+}

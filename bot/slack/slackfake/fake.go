@@ -9,6 +9,7 @@
 package slackfake
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,6 +64,7 @@ type Ephemeral struct {
 
 type user struct {
 	ID, Name, Email string
+	Team            string // "" means the fake's own workspace
 	Deleted, Bot    bool
 }
 
@@ -126,6 +128,15 @@ func (f *Fake) Close() {
 func (f *Fake) AddUser(id, name, email string) {
 	f.mu.Lock()
 	f.users[id] = &user{ID: id, Name: name, Email: email}
+	f.mu.Unlock()
+}
+
+// AddExternalUser adds a member of another organisation's workspace, as
+// Slack Connect shows them in a shared channel: users.info reports their own
+// team_id.
+func (f *Fake) AddExternalUser(id, name, email, team string) {
+	f.mu.Lock()
+	f.users[id] = &user{ID: id, Name: name, Email: email, Team: team}
 	f.mu.Unlock()
 }
 
@@ -500,7 +511,7 @@ func (f *Fake) usergroupMembers(form url.Values) (map[string]any, string) {
 
 func (u *user) json() map[string]any {
 	return map[string]any{
-		"id": u.ID, "team_id": TeamID, "name": u.Name, "deleted": u.Deleted, "is_bot": u.Bot,
+		"id": u.ID, "team_id": cmp.Or(u.Team, TeamID), "name": u.Name, "deleted": u.Deleted, "is_bot": u.Bot,
 		"real_name": u.Name,
 		"profile":   map[string]any{"email": u.Email, "real_name": u.Name, "display_name": u.Name},
 	}
