@@ -1,10 +1,12 @@
 package bot
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -39,9 +41,144 @@ func (f AuditFilter) Match(rec store.Record) bool {
 	return (f.Since.IsZero() || !at.Before(f.Since)) && (f.Until.IsZero() || at.Before(f.Until))
 }
 
-// VerifyAudit checks the whole audit trail of st.
+// VerifyAudit checks the whole audit trail of st: every record's digest and
+// link, every request's chain entries and resolution, and then that what
+// each stored request says was asked, voted and decided is what the log
+// recorded. The entry and resolution digests cover ADR-0030's fields only,
+// while the request record also carries who clicked, its status and its
+// chain: without the comparison, those could change unnoticed.
 func VerifyAudit(st *store.Store) (store.VerifyReport, error) {
-	return st.Verify(policy.EntryDigest, policy.ResolutionDigest)
+	rep, err := st.Verify(policy.EntryDigest, policy.ResolutionDigest)
+	if err != nil || rep.Break != nil {
+		return rep, err
+	}
+	rep.Break, err = compareWithLog(st)
+	return rep, err
+}
+
+// logged is what the audit log says about one request.
+type logged struct {
+	requested   *store.Record
+	entries     []approvebot.Entry
+	resolutions []loggedResolution
+}
+
+type loggedResolution struct {
+	Resolution approvebot.Resolution `json:"resolution"`
+	Status     approvebot.Status     `json:"status"`
+}
+
+// compareWithLog holds every stored request against its audit records and
+// returns the first that differs.
+func compareWithLog(st *store.Store) (*store.Break, error) {
+	logs := map[string]*logged{}
+	var brk *store.Break
+	err := st.Audit(0, func(rec store.Record, _ []byte) error {
+		l := logs[rec.RequestID]
+		if l == nil {
+			l = &logged{}
+			logs[rec.RequestID] = l
+		}
+		unreadable := func(err error) error {
+			brk = &store.Break{Seq: rec.Seq, Problem: "detail unreadable: " + err.Error()}
+			return errStopCompare
+		}
+		switch rec.Type {
+		case approvebot.EventRequested:
+			if l.requested == nil {
+				r := rec
+				l.requested = &r
+			}
+		case approvebot.EventEntry:
+			var d struct {
+				Entry    approvebot.Entry    `json:"entry"`
+				Group    string              `json:"group"`
+				Approver approvebot.Approver `json:"approver"`
+			}
+			if err := json.Unmarshal(rec.Detail, &d); err != nil {
+				return unreadable(err)
+			}
+			d.Entry.Group, d.Entry.Approver = d.Group, d.Approver
+			l.entries = append(l.entries, d.Entry)
+		case approvebot.EventResolved:
+			var d loggedResolution
+			if err := json.Unmarshal(rec.Detail, &d); err != nil {
+				return unreadable(err)
+			}
+			l.resolutions = append(l.resolutions, d)
+		}
+		return nil
+	})
+	if err == errStopCompare {
+		return brk, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = st.Each(func(r *approvebot.Request) error {
+		if problem := differs(r, logs[r.ID]); problem != "" {
+			brk = &store.Break{RequestID: r.ID, Problem: problem}
+			return errStopCompare
+		}
+		return nil
+	})
+	if err == errStopCompare {
+		return brk, nil
+	}
+	return nil, err
+}
+
+var errStopCompare = errors.New("stop")
+
+// differs says how r disagrees with its audit records, or "".
+func differs(r *approvebot.Request, l *logged) string {
+	if l == nil || l.requested == nil {
+		return "no approval_requested record in the audit log"
+	}
+	var asked struct {
+		Schema   string            `json:"schema"`
+		Digest   string            `json:"digest"`
+		Fields   approvebot.Fields `json:"fields"`
+		Chain    *approvebot.Chain `json:"chain"`
+		Deadline *time.Time        `json:"deadline"`
+	}
+	if err := json.Unmarshal(l.requested.Detail, &asked); err != nil {
+		return fmt.Sprintf("approval_requested record %d unreadable: %v", l.requested.Seq, err)
+	}
+	switch {
+	case l.requested.Actor != r.Caller || asked.Schema != r.Schema || asked.Digest != r.Digest || !sameJSON(asked.Fields, r.Fields):
+		return fmt.Sprintf("caller, schema, digest or fields differ from approval_requested record %d", l.requested.Seq)
+	case asked.Chain != nil && !sameJSON(asked.Chain, r.Chain): // older records carry no chain
+		return fmt.Sprintf("chain differs from the one recorded when it opened (record %d)", l.requested.Seq)
+	case asked.Deadline != nil && !asked.Deadline.Equal(r.Deadline):
+		return fmt.Sprintf("deadline differs from the one recorded when it opened (record %d)", l.requested.Seq)
+	case len(l.entries) != len(r.Entries):
+		return fmt.Sprintf("%d chain entries, the audit log records %d", len(r.Entries), len(l.entries))
+	}
+	for i := range r.Entries {
+		if !sameJSON(r.Entries[i], l.entries[i]) {
+			return fmt.Sprintf("chain entry %d differs from its approval_chain_entry record", i+1)
+		}
+	}
+	if r.Resolution == nil {
+		if r.Status != approvebot.StatusPending || len(l.resolutions) > 0 {
+			return fmt.Sprintf("status %s without a resolution, the audit log records %d", r.Status, len(l.resolutions))
+		}
+		return ""
+	}
+	if len(l.resolutions) != 1 {
+		return fmt.Sprintf("resolved, but the audit log records %d resolutions", len(l.resolutions))
+	}
+	if res := l.resolutions[0]; !sameJSON(res.Resolution, *r.Resolution) || res.Status != r.Status || r.Resolution.Status != r.Status {
+		return "status or resolution differs from its approval_resolved record"
+	}
+	return ""
+}
+
+func sameJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }
 
 // Story is one request and every audit record about it.

@@ -30,7 +30,10 @@ type Config struct {
 	Platforms []Platform
 	Clock     Clock
 	Logger    *slog.Logger
-	// Workers is how many outbox jobs run at once (default 16).
+	// Workers is how many outbox jobs run at once (default 64). A job
+	// spends nearly all its time waiting, on the platform's answer and then
+	// on a commit shared with everything else being written; with too few
+	// workers, posting falls behind a burst of requests.
 	Workers int
 }
 
@@ -61,7 +64,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 16
+		cfg.Workers = 64
 	}
 	e := &Engine{
 		policy:    cfg.Policy,
@@ -84,7 +87,8 @@ func New(cfg Config) (*Engine, error) {
 // Start reconciles with the store, as after a crash or a deploy: every
 // pending request gets its deadline back (those already past expire now),
 // and every chat side effect still owed is queued. It then starts the outbox
-// workers, which run until ctx ends.
+// workers, which run until Drain flushes and stops them (or, abruptly, until
+// ctx ends).
 func (e *Engine) Start(ctx context.Context) error {
 	var due []string
 	err := e.store.Pending(func(id string, deadline time.Time) error {
@@ -111,9 +115,18 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Drain stops the outbox workers after the jobs they hold, waiting at most
-// until ctx ends.
-func (e *Engine) Drain(ctx context.Context) { e.outbox.drain(ctx) }
+// Drain flushes the outbox (waiting at most until ctx ends), stops its
+// workers and disarms the deadline timers: the store is about to close, and
+// the next start re-arms every pending deadline from it.
+func (e *Engine) Drain(ctx context.Context) {
+	e.outbox.drain(ctx)
+	e.mu.Lock()
+	for id, t := range e.timers {
+		t.Stop()
+		delete(e.timers, id)
+	}
+	e.mu.Unlock()
+}
 
 // Platform returns the named platform, or nil.
 func (e *Engine) Platform(name string) Platform { return e.platforms[name] }
@@ -161,10 +174,6 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	} else {
 		r.ID = newID()
 	}
-	events := []approvebot.Event{event(approvebot.EventRequested, r.ID, now, o.Caller, map[string]any{
-		"schema": r.Schema, "digest": r.Digest, "fields": r.Fields,
-	})}
-
 	routed, rerr := e.policy.Route(sub.Fields, sub.Schema)
 	timeout := routed.Timeout
 	if timeout <= 0 {
@@ -200,10 +209,15 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 			policy.Expire(r, approvebot.StatusUndeliverable, "no channel on a configured platform for "+groupList(r.Chain.Stages[0]), now)
 		}
 	}
+	r.Deadline = r.Deadline.Round(0)
+	// The chain and deadline are fixed from here on; recording them lets
+	// audit verification prove the stored request still has them.
+	events := []approvebot.Event{event(approvebot.EventRequested, r.ID, now, o.Caller, map[string]any{
+		"schema": r.Schema, "digest": r.Digest, "fields": r.Fields, "chain": r.Chain, "deadline": r.Deadline,
+	})}
 	if r.Status.Final() {
 		events = append(events, resolvedEvent(r, now))
 	}
-	r.Deadline = r.Deadline.Round(0)
 
 	stored, created, err := e.store.Create(r, events...)
 	if err != nil {
@@ -211,8 +225,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	}
 	if !created {
 		if stored.Caller != o.Caller || stored.Digest != r.Digest {
-			return nil, approvebot.Errorf(approvebot.EConflict,
-				"approval_request_id %s is already in use for a different request (input digest differs)", stored.ID)
+			return nil, e.conflict(stored, r, now)
 		}
 		return stored, nil
 	}
@@ -225,6 +238,35 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	e.log.Info("request opened", "request_id", stored.ID, "caller", o.Caller, "status", stored.Status,
 		"groups", groupList(firstStage(stored.Chain)), "deadline", stored.Deadline)
 	return stored, nil
+}
+
+// eventConflict records a submission refused because its id or
+// Idempotency-Key belongs to another request: ADR-0030 has conflicting
+// submissions rejected and audited.
+const eventConflict = "approval_conflict_refused"
+
+// conflict audits a submission that reused stored's id or idempotency key
+// for a different request, and returns the 409 its caller gets. Another
+// caller is not told whose the id is.
+func (e *Engine) conflict(stored, r *approvebot.Request, now time.Time) error {
+	_, err := e.store.Update(stored.ID, func(*approvebot.Request) (store.Change, error) {
+		return store.Change{Abort: true, Events: []approvebot.Event{event(eventConflict, stored.ID, now, r.Caller, map[string]any{
+			"schema": r.Schema, "digest": r.Digest, "idempotency_key": r.IdempotencyKey, "same_caller": stored.Caller == r.Caller,
+		})}}, nil
+	})
+	if err != nil {
+		e.log.Error("audit conflicting submission", "request_id", stored.ID, "err", err)
+	}
+	switch {
+	case r.ID != stored.ID: // found by the caller's own Idempotency-Key
+		return &approvebot.Error{Code: approvebot.EConflict, Field: "Idempotency-Key",
+			Message: fmt.Sprintf("Idempotency-Key %q was already used for a different request body (request %s)", r.IdempotencyKey, stored.ID)}
+	case stored.Caller != r.Caller:
+		return approvebot.Errorf(approvebot.EConflict, "approval_request_id %s is already in use", stored.ID)
+	default:
+		return approvebot.Errorf(approvebot.EConflict,
+			"approval_request_id %s is already in use for a different request (input digest differs)", stored.ID)
+	}
 }
 
 // storeError turns a store failure into what the caller sees: the request was
@@ -248,15 +290,24 @@ func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, erro
 	e.mu.Unlock()
 	defer e.unwait(id, ch)
 
-	r, err := e.store.Get(id)
-	if err != nil || r.Status.Final() {
-		return r, err
+	// Only the status is read before parking, and the request is read
+	// again when the wait ends: decoding the whole request here would grow
+	// this goroutine's stack and keep a copy on the heap, and with
+	// thousands of agents held both are kept for minutes.
+	if st, err := e.store.Status(id); err != nil || st.Final() {
+		if err != nil {
+			return nil, err
+		}
+		return e.store.Get(id)
 	}
 	select {
 	case <-ch:
 		return e.store.Get(id)
 	case <-ctx.Done():
-		return r, ctx.Err()
+		if r, err := e.store.Get(id); err == nil {
+			return r, ctx.Err()
+		}
+		return nil, ctx.Err()
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/approvebot/approvebot"
@@ -52,7 +53,15 @@ type Server struct {
 	mux      *http.ServeMux
 	callers  [][sha256.Size]byte
 	draining chan struct{}
+	drainCtx context.Context // done once draining is closed
+	drained  context.CancelFunc
 	drainMu  sync.Once
+
+	closed atomic.Bool // StopIntake was called
+
+	heldMu      sync.Mutex
+	held        int           // callers waiting in hold or a long poll
+	heldChanged chan struct{} // closed and replaced whenever held drops
 }
 
 // NewServer builds the API on a private mux.
@@ -60,7 +69,8 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, mux: http.NewServeMux(), draining: make(chan struct{})}
+	s := &Server{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, mux: http.NewServeMux(), draining: make(chan struct{}), heldChanged: make(chan struct{})}
+	s.drainCtx, s.drained = context.WithCancel(context.Background())
 	for _, c := range cfg.Callers {
 		s.callers = append(s.callers, sha256.Sum256([]byte(c.Token)))
 	}
@@ -83,7 +93,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Drain makes held requests answer now: the request stays pending in the
 // store, and the answer tells the agent it was not decided. Used at the end
 // of the shutdown grace period.
-func (s *Server) Drain() { s.drainMu.Do(func() { close(s.draining) }) }
+func (s *Server) Drain() {
+	s.drainMu.Do(func() {
+		close(s.draining)
+		s.drained()
+	})
+}
+
+// StopIntake refuses new approval requests (503) and makes /readyz fail, as
+// the first step of a shutdown. Everything else keeps working, clicks
+// above all, so requests already held can still be decided during the
+// grace period.
+func (s *Server) StopIntake() { s.closed.Store(true) }
+
+// WaitHeld blocks until no caller is held waiting for a decision, or ctx
+// ends.
+func (s *Server) WaitHeld(ctx context.Context) {
+	for {
+		s.heldMu.Lock()
+		n, ch := s.held, s.heldChanged
+		s.heldMu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) holding(delta int) {
+	s.heldMu.Lock()
+	s.held += delta
+	if delta < 0 {
+		close(s.heldChanged)
+		s.heldChanged = make(chan struct{})
+	}
+	s.heldMu.Unlock()
+}
 
 // caller finds the caller whose token the request carries. Every configured
 // token is compared, in constant time, whatever matches.
@@ -110,6 +159,12 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	caller, ok := s.caller(r)
 	if !ok {
 		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
+		return
+	}
+	if s.closed.Load() {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, approvebot.Errorf(approvebot.EUnavailable,
+			"approvebot is restarting and takes no new requests; nothing was approved; retry in a few seconds (a retry with the same approval_request_id or Idempotency-Key reattaches to its request)"))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
@@ -178,7 +233,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		wait := min(time.Duration(n)*time.Second, maxPollWait)
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
-		if got, err := s.waitOrDrain(ctx, id); got != nil {
+		if got, err := s.waitOrDrain(ctx, cancel, id); got != nil {
 			req = got
 		} else if err != nil && r.Context().Err() != nil {
 			return
@@ -195,7 +250,7 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, req *approvebot.Re
 		defer s.engine.metrics.heldConns.Dec()
 		ctx, cancel := context.WithDeadline(r.Context(), req.Deadline.Add(holdSlack))
 		defer cancel()
-		got, err := s.waitOrDrain(ctx, req.ID)
+		got, err := s.waitOrDrain(ctx, cancel, req.ID)
 		if r.Context().Err() != nil {
 			s.log.Info("agent went away; request stays pending", "request_id", req.ID)
 			return
@@ -210,16 +265,15 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, req *approvebot.Re
 	writeJSON(w, http.StatusOK, s.answer(req, caller))
 }
 
-func (s *Server) waitOrDrain(ctx context.Context, id string) (*approvebot.Request, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-s.draining:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+// waitOrDrain waits for the request to be final; Drain ends the wait by
+// calling cancel, which must cancel ctx. A callback registered on the drain,
+// not a goroutine per waiter, does it: with thousands of agents held, each
+// goroutine and context layer is memory held for minutes.
+func (s *Server) waitOrDrain(ctx context.Context, cancel context.CancelFunc, id string) (*approvebot.Request, error) {
+	s.holding(1)
+	defer s.holding(-1)
+	stop := context.AfterFunc(s.drainCtx, cancel)
+	defer stop()
 	return s.engine.Wait(ctx, id)
 }
 
@@ -231,6 +285,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 		return
 	default:
+	}
+	if s.closed.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+		return
 	}
 	if err := s.engine.Store().Ping(); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})

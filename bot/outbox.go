@@ -37,9 +37,11 @@ type outbox struct {
 	workers     int
 	postGiveUp  time.Duration
 	mu          sync.Mutex
-	cond        *sync.Cond
+	cond        *sync.Cond // workers wait here for jobs
+	idle        *sync.Cond // drain waits here for the queue to empty
 	queue       []store.JobKey
 	jobs        map[store.JobKey]*job
+	running     int
 	stopping    bool
 	wg          sync.WaitGroup
 	ctx         context.Context
@@ -50,6 +52,10 @@ type job struct {
 	queued, running, again, delayed bool
 	attempts                        int
 	firstFailure                    time.Time
+	// posted is a message the platform accepted but the store has not yet
+	// recorded (the commit failed): the retry records it instead of posting
+	// a second copy.
+	posted *approvebot.MessageRef
 }
 
 func newOutbox(e *Engine, workers int, postGiveUp time.Duration) *outbox {
@@ -58,6 +64,7 @@ func newOutbox(e *Engine, workers int, postGiveUp time.Duration) *outbox {
 	}
 	o := &outbox{e: e, workers: workers, postGiveUp: postGiveUp, jobs: map[store.JobKey]*job{}}
 	o.cond = sync.NewCond(&o.mu)
+	o.idle = sync.NewCond(&o.mu)
 	return o
 }
 
@@ -67,44 +74,39 @@ func (o *outbox) start(ctx context.Context) {
 		o.wg.Add(1)
 		go o.work()
 	}
-	go func() {
-		<-ctx.Done()
-		o.mu.Lock()
-		o.stopping = true
-		o.cond.Broadcast()
-		o.mu.Unlock()
-	}()
+	// No goroutine waits on a context that never ends.
+	context.AfterFunc(ctx, o.halt)
 }
 
-// drain waits for the workers to finish what is queued now, then stops them.
-// Jobs not done by the time ctx ends stay in the store for the next start.
+// halt stops the workers once their current job is done.
+func (o *outbox) halt() {
+	o.mu.Lock()
+	o.stopping = true
+	o.cond.Broadcast()
+	o.idle.Broadcast()
+	o.mu.Unlock()
+}
+
+// drain waits until no job is queued or running, then stops the workers.
+// Jobs waiting out a backoff, and jobs not done by the time ctx ends
+// (their calls are then cancelled), stay in the store for the next start.
 func (o *outbox) drain(ctx context.Context) {
-	done := make(chan struct{})
-	go func() {
-		o.mu.Lock()
-		for len(o.queue) > 0 && !o.stopping {
-			o.mu.Unlock()
-			time.Sleep(20 * time.Millisecond)
-			o.mu.Lock()
-		}
-		o.stopping = true
-		o.cond.Broadcast()
-		o.mu.Unlock()
-		o.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		o.mu.Lock()
-		o.stopping = true
-		o.cond.Broadcast()
-		o.mu.Unlock()
-		if o.cancelCalls != nil {
-			o.cancelCalls()
-		}
-		<-done
+	if o.cancelCalls == nil { // never started
+		return
 	}
+	stop := context.AfterFunc(ctx, func() {
+		o.halt()
+		o.cancelCalls()
+	})
+	defer stop()
+	o.mu.Lock()
+	for (len(o.queue) > 0 || o.running > 0) && !o.stopping {
+		o.idle.Wait()
+	}
+	o.mu.Unlock()
+	o.halt()
+	o.wg.Wait()
+	o.cancelCalls()
 }
 
 // size is how many jobs are owed (queued, running or waiting to retry).
@@ -150,11 +152,13 @@ func (o *outbox) work() {
 		o.queue = o.queue[1:]
 		j := o.jobs[k]
 		j.queued, j.running = false, true
+		o.running++
 		o.mu.Unlock()
 
 		retry := o.run(k, j)
 
 		o.mu.Lock()
+		o.running--
 		j.running = false
 		switch {
 		case retry > 0:
@@ -177,6 +181,9 @@ func (o *outbox) work() {
 		default:
 			delete(o.jobs, k)
 		}
+		if len(o.queue) == 0 && o.running == 0 {
+			o.idle.Broadcast()
+		}
 		o.mu.Unlock()
 	}
 }
@@ -194,14 +201,12 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 		return o.backoff(j, 0)
 	}
 	if k.Dest >= len(r.Destinations) {
-		o.settle(k, nil)
-		return 0
+		return o.retryIf(j, o.settle(k, nil))
 	}
 	d := r.Destinations[k.Dest]
 	p := e.platforms[d.Platform]
 	if p == nil {
-		o.fail(k, "platform "+d.Platform+" is not configured", true)
-		return 0
+		return o.retryIf(j, o.fail(k, "platform "+d.Platform+" is not configured", true))
 	}
 	ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
 	defer cancel()
@@ -213,13 +218,16 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	case approvebot.DeliveryQueued:
 		if r.Status.Final() {
 			// Nobody can act on it any more: showing it now is noise.
-			o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+			return o.retryIf(j, o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 				if d.State == approvebot.DeliveryQueued && r.Status.Final() {
 					d.State = approvebot.DeliverySkipped
 				}
 				return store.Change{}
-			})
-			return 0
+			}))
+		}
+		if j.posted != nil {
+			// Posted already; only the record of it is owed.
+			return o.recordPost(k, j, *j.posted, version, now)
 		}
 		ref, err := p.Post(ctx, d.Channel, msg)
 		e.metrics.delivery.WithLabelValues(d.Platform, "post", callResult(err)).Inc()
@@ -227,25 +235,21 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			if j.firstFailure.IsZero() {
 				j.firstFailure = now
 			}
-			giveUp := approvebot.IsPermanent(err) || now.Sub(j.firstFailure) >= o.postGiveUp || !now.Before(r.Deadline)
+			// Measured after the call: a call that hung until its timeout
+			// counts, or a hanging platform would cost a second timeout.
+			failedAt := e.clock.Now()
+			giveUp := approvebot.IsPermanent(err) || failedAt.Sub(j.firstFailure) >= o.postGiveUp || !failedAt.Before(r.Deadline)
 			e.log.Warn("post failed", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err, "giving_up", giveUp)
 			if giveUp {
-				o.fail(k, reasonOf(err), false)
-				return 0
+				return o.retryIf(j, o.fail(k, reasonOf(err), false))
 			}
 			return o.backoff(j, approvebot.RetryAfter(err))
 		}
 		e.log.Info("posted", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
-		o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
-			d.State, d.Ref, d.Shown, d.Error = approvebot.DeliveryPosted, ref, version, ""
-			return store.Change{Events: []approvebot.Event{event(approvebot.EventPosted, r.ID, now, "", map[string]any{
-				"platform": d.Platform, "channel": d.Channel, "ref": ref, "version": version,
-			})}}
-		})
+		return o.recordPost(k, j, ref, version, now)
 	case approvebot.DeliveryPosted:
 		if d.Shown >= version {
-			o.settle(k, nil)
-			return 0
+			return o.retryIf(j, o.settle(k, nil))
 		}
 		err := p.Update(ctx, d.Ref, msg)
 		e.metrics.delivery.WithLabelValues(d.Platform, "update", callResult(err)).Inc()
@@ -255,25 +259,54 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			}
 			if approvebot.IsPermanent(err) || now.Sub(j.firstFailure) >= updateGiveUp {
 				e.log.Error("update failed; giving up", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err)
-				o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+				return o.retryIf(j, o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 					d.Shown, d.Error = r.Version, "update failed: "+reasonOf(err)
 					return store.Change{Events: []approvebot.Event{event(approvebot.EventFailed, r.ID, now, "", map[string]any{
 						"platform": d.Platform, "channel": d.Channel, "ref": d.Ref, "update": true, "reason": reasonOf(err),
 					})}}
-				})
-				return 0
+				}))
 			}
 			e.log.Warn("update failed; will retry", "request_id", k.ID, "channel", d.Channel, "err", err)
 			return o.backoff(j, approvebot.RetryAfter(err))
 		}
-		o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+		if err := o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 			if d.Shown < version {
 				d.Shown = version
 			}
 			return store.Change{}
-		})
+		}); err != nil {
+			return o.backoff(j, 0)
+		}
 	default:
-		o.settle(k, nil)
+		return o.retryIf(j, o.settle(k, nil))
+	}
+	j.attempts, j.firstFailure = 0, time.Time{}
+	return 0
+}
+
+// recordPost records a message the platform accepted. If the store cannot
+// record it now, the job keeps the reference and retries the record alone:
+// posting again would show approvers a second copy.
+func (o *outbox) recordPost(k store.JobKey, j *job, ref approvebot.MessageRef, version uint64, now time.Time) time.Duration {
+	err := o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+		d.State, d.Ref, d.Shown, d.Error = approvebot.DeliveryPosted, ref, version, ""
+		return store.Change{Events: []approvebot.Event{event(approvebot.EventPosted, r.ID, now, "", map[string]any{
+			"platform": d.Platform, "channel": d.Channel, "ref": ref, "version": version,
+		})}}
+	})
+	if err != nil {
+		j.posted = &ref
+		return o.backoff(j, 0)
+	}
+	j.posted, j.attempts, j.firstFailure = nil, 0, time.Time{}
+	return 0
+}
+
+// retryIf schedules the job again when recording its outcome failed: the
+// store's outbox still holds it, and this run must not forget it.
+func (o *outbox) retryIf(j *job, err error) time.Duration {
+	if err != nil {
+		return o.backoff(j, 0)
 	}
 	j.attempts, j.firstFailure = 0, time.Time{}
 	return 0
@@ -282,7 +315,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 // settle records a job's result and drops it from the store's outbox (unless
 // the request changed meanwhile, in which case the store keeps it owed and
 // announces it again).
-func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) store.Change) {
+func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) store.Change) error {
 	wasFinal := false
 	r, _, err := o.e.store.Deliver(k, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
 		wasFinal = r.Status.Final()
@@ -291,22 +324,26 @@ func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approv
 		}
 		return fn(r, d), nil
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
-		o.e.log.Error("outbox: record delivery", "request_id", k.ID, "err", err)
-		return
+		o.e.log.Error("outbox: record delivery; will retry", "request_id", k.ID, "err", err)
+		return err
 	}
 	if !wasFinal && r.Status.Final() {
 		o.e.finished(r)
 	}
+	return nil
 }
 
 // fail marks a destination failed. Other messages of the request then say so,
 // and if no approver can see the current stage any more, the request ends as
 // undeliverable at once: an agent is never left to wait out its timeout in
 // silence.
-func (o *outbox) fail(k store.JobKey, reason string, config bool) {
+func (o *outbox) fail(k store.JobKey, reason string, config bool) error {
 	now := o.e.clock.Now()
-	o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+	return o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 		if d.State != approvebot.DeliveryQueued {
 			return store.Change{}
 		}

@@ -14,6 +14,7 @@ const (
 	DefaultTimeout         = 290 * time.Second // below AGT's 300 s client default
 	DefaultDeliveryTimeout = 60 * time.Second
 	DefaultListen          = "127.0.0.1:8080"
+	DefaultShutdownGrace   = 20 * time.Second // below Kubernetes' default 30 s termination grace
 )
 
 // Config is approvebot.yaml after parsing, expansion and validation.
@@ -29,11 +30,18 @@ type Config struct {
 	Approvers map[string]approvebot.Group // by group name
 	Routes    []Route
 	Chains    map[string]ChainConfig // by chain id
+
+	// ShutdownGrace is how long, after SIGTERM, held requests keep waiting
+	// for a decision before they are answered "still pending".
+	ShutdownGrace time.Duration
 }
 
 // StoreConfig is the bbolt file.
 type StoreConfig struct {
 	Path string
+	// MaxSize caps the file in bytes (0: no cap). When it is reached, new
+	// requests are refused with 503 rather than half-recorded.
+	MaxSize int64
 }
 
 // Caller is an agent allowed to submit requests.

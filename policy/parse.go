@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -485,6 +486,51 @@ func (p *parser) duration(o *object, key string, def time.Duration, allowZero bo
 	return d
 }
 
+// MinStoreSize is the smallest store.max_size accepted: below it a handful of
+// requests would fill the file.
+const MinStoreSize = 1 << 20
+
+var sizeUnits = map[string]int64{
+	"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+}
+
+var sizePattern = regexp.MustCompile(`^([0-9]+)\s*([A-Za-z]+)$`)
+
+// size reads a byte count with a unit ("64MiB", "1GB"). Absent or empty
+// gives 0 (no limit); otherwise it must be at least min.
+func (p *parser) size(o *object, key string, min int64) int64 {
+	s := p.str(o, key, optional)
+	if s == "" {
+		return 0
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	m := sizePattern.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		if digits.MatchString(s) {
+			p.add(line, `%s: %s has no unit: write a size like "64MiB" or "1GiB"`, at, s)
+		} else {
+			p.add(line, `%s: %q is not a size: write a number and a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. "64MiB"`, at, s)
+		}
+		return 0
+	}
+	unit, ok := sizeUnits[m[2]]
+	if !ok {
+		p.add(line, `%s: unknown unit %q in %q (want B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)`, at, m[2], s)
+		return 0
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil || n > math.MaxInt64/unit {
+		p.add(line, "%s: %s is too large", at, s)
+		return 0
+	}
+	if n*unit < min {
+		p.add(line, "%s must be at least 1MiB, not %s", at, s)
+		return 0
+	}
+	return n * unit
+}
+
 // quorum reads "any", "all" or a positive count.
 func (p *parser) quorum(o *object, key string) approvebot.Quorum {
 	s := p.str(o, key, optional)
@@ -613,7 +659,7 @@ type groupRef struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains")
+	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace")
 	if top == nil {
 		return nil
 	}
@@ -626,10 +672,16 @@ func (p *parser) config(root *yaml.Node) *Config {
 		p.add(top.val["listen"].Line, "listen must be host:port, e.g. 127.0.0.1:8080")
 	}
 
-	store := p.object(top.val["store"], "store", "path")
+	store := p.object(top.val["store"], "store", "path", "max_size")
 	cfg.Store.Path = p.str(store, "path", optional)
 	if cfg.Store.Path == "" {
 		cfg.Store.Path = DefaultStorePath
+	}
+	cfg.Store.MaxSize = p.size(store, "max_size", MinStoreSize)
+
+	cfg.ShutdownGrace = p.duration(top, "shutdown_grace", DefaultShutdownGrace, true)
+	if cfg.ShutdownGrace > 10*time.Minute {
+		p.add(top.val["shutdown_grace"].Line, "shutdown_grace may be at most 10m, not %s", cfg.ShutdownGrace)
 	}
 
 	p.callers(top, cfg)

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/canon"
@@ -25,8 +28,71 @@ type Record struct {
 	Digest    string          `json:"digest"`
 }
 
-// RecordDigest recomputes a record's digest.
+// RecordDigest recomputes a record's digest: the SHA-256 of the canonical
+// (RFC 8785) JSON of the record as encoding/json writes it, with Digest "".
 func RecordDigest(rec Record) (string, error) {
+	detail, err := canonicalDetail(rec.Detail)
+	if err != nil {
+		return "", err
+	}
+	return recordDigest(rec, detail)
+}
+
+// canonicalDetail is the RFC 8785 form of an event's detail (nil when it has
+// none). Only the detail needs a JSON canonicalizer; the rest of the record
+// is a fixed set of strings and one integer.
+func canonicalDetail(raw json.RawMessage) ([]byte, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		return nil, fmt.Errorf("detail: %w", err)
+	}
+	return canon.Canonicalize(compact.Bytes())
+}
+
+// recordDigest writes the canonical form of rec directly instead of
+// marshalling the record and canonicalizing it whole: the audit chain is
+// extended one record at a time inside the store's single writer, so this
+// is on the path every commit waits for. Keys come in RFC 8785 order, and
+// actor and detail are left out when empty, as encoding/json's omitempty
+// leaves them out. digestByMarshal is the definition; tests hold the two
+// equal.
+func recordDigest(rec Record, detail []byte) (string, error) {
+	if rec.Seq > 1<<53 {
+		// Past 2^53 RFC 8785 writes numbers through float64; let the
+		// canonicalizer do it.
+		return digestByMarshal(rec)
+	}
+	b := make([]byte, 0, 192+len(rec.Actor)+len(rec.At)+len(detail)+len(rec.Prev)+len(rec.RequestID)+len(rec.Type))
+	b = append(b, '{')
+	if rec.Actor != "" {
+		b = append(b, `"actor":`...)
+		b = appendCanonicalString(b, rec.Actor)
+		b = append(b, ',')
+	}
+	b = append(b, `"at":`...)
+	b = appendCanonicalString(b, rec.At)
+	if detail != nil {
+		b = append(b, `,"detail":`...)
+		b = append(b, detail...)
+	}
+	b = append(b, `,"digest":"","prev":`...)
+	b = appendCanonicalString(b, rec.Prev)
+	b = append(b, `,"request_id":`...)
+	b = appendCanonicalString(b, rec.RequestID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, rec.Seq, 10)
+	b = append(b, `,"type":`...)
+	b = appendCanonicalString(b, rec.Type)
+	b = append(b, '}')
+	return canon.Sum(b), nil
+}
+
+// digestByMarshal is what a record's digest means: marshal it with Digest
+// empty and canonicalize the whole text.
+func digestByMarshal(rec Record) (string, error) {
 	rec.Digest = ""
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -35,7 +101,81 @@ func RecordDigest(rec Record) (string, error) {
 	return canon.Digest(b)
 }
 
+// appendCanonicalString appends s as RFC 8785 writes a string that
+// encoding/json wrote first: invalid UTF-8 becomes U+FFFD, quote and
+// backslash are escaped, control characters use the short escapes or
+// \u00xx, and everything else is written as is.
+func appendCanonicalString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, utf8.RuneError)
+			} else {
+				b = append(b, s[i:i+size]...)
+			}
+			i += size
+			continue
+		}
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\b':
+			b = append(b, '\\', 'b')
+		case '\f':
+			b = append(b, '\\', 'f')
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			if c < 0x20 {
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			} else {
+				b = append(b, c)
+			}
+		}
+		i++
+	}
+	return append(b, '"')
+}
+
+// preparedEvent is an event whose detail is already canonical, so that the
+// writer only has to chain it.
+type preparedEvent struct {
+	approvebot.Event
+	canonical []byte // canonical detail; nil when there is none
+}
+
+// prepareEvents canonicalizes the events' details. Create calls it before
+// handing its transition to the writer, so that work runs in the caller's
+// goroutine, in parallel with other callers.
+func prepareEvents(events []approvebot.Event) ([]preparedEvent, error) {
+	out := make([]preparedEvent, len(events))
+	for i, ev := range events {
+		c, err := canonicalDetail(ev.Detail)
+		if err != nil {
+			return nil, fmt.Errorf("audit %s: %w", ev.Type, err)
+		}
+		out[i] = preparedEvent{Event: ev, canonical: c}
+	}
+	return out, nil
+}
+
 func appendEvents(tx *bolt.Tx, events []approvebot.Event) error {
+	prepared, err := prepareEvents(events)
+	if err != nil {
+		return err
+	}
+	return appendPrepared(tx, prepared)
+}
+
+func appendPrepared(tx *bolt.Tx, events []preparedEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
@@ -56,7 +196,7 @@ func appendEvents(tx *bolt.Tx, events []approvebot.Event) error {
 			Detail:    ev.Detail,
 			Prev:      prev,
 		}
-		if rec.Digest, err = RecordDigest(rec); err != nil {
+		if rec.Digest, err = recordDigest(rec, ev.canonical); err != nil {
 			return fmt.Errorf("audit %s: %w", ev.Type, err)
 		}
 		v, err := json.Marshal(rec)

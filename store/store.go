@@ -12,8 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/approvebot/approvebot"
@@ -42,6 +46,11 @@ var ErrNotFound = errors.New("not found")
 // ErrClosed is returned once the store is closed.
 var ErrClosed = errors.New("store closed")
 
+// ErrFull is returned when a transition cannot be committed because the file
+// reached Options.MaxSize or the disk is full. Nothing of the transition was
+// written.
+var ErrFull = errors.New("store full")
+
 // Options tune Open.
 type Options struct {
 	// LockTimeout bounds the wait for bbolt's file lock (default 1 s), so a
@@ -51,6 +60,10 @@ type Options struct {
 	MaxBatch int
 	// ReadOnly opens the file without the writer (for offline audits).
 	ReadOnly bool
+	// MaxSize caps the file's size in bytes (0: no cap). Transitions that
+	// would grow it past the cap fail with ErrFull, so a runaway never fills
+	// the disk that other services share.
+	MaxSize int64
 }
 
 // Store is the bbolt file.
@@ -76,12 +89,12 @@ func Open(path string, o Options) (*Store, error) {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 512
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: the file is locked by another process (is another approvebot running on it?)", path)
+	if o.MaxSize < 0 || int64(int(o.MaxSize)) != o.MaxSize {
+		return nil, fmt.Errorf("open %s: max size %d is out of range", path, o.MaxSize)
 	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly, MaxSize: int(o.MaxSize)})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	s := &Store{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch}
 	if o.ReadOnly {
@@ -110,6 +123,34 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// openError says why the file could not be opened in words an operator can
+// act on; the raw errors bbolt and the OS give repeat the path and name no
+// remedy.
+func openError(path string, err error) error {
+	var why string
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		why = "the file is locked by another process (is another approvebot running on it?)"
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		why = "it is not an approvebot store (not a bbolt file, or a damaged one)"
+	case errors.Is(err, fs.ErrNotExist):
+		why = "its directory " + filepath.Dir(path) + " does not exist"
+	case errors.Is(err, syscall.EISDIR):
+		why = "it is a directory; store.path must name a file"
+	case errors.Is(err, syscall.ENOTDIR):
+		why = "a part of the path is a file, not a directory"
+	case errors.Is(err, fs.ErrPermission):
+		why = "permission denied: approvebot must be able to create, read and write the file and its directory"
+	case errors.Is(err, syscall.EROFS):
+		why = "the file system is read-only"
+	case errors.Is(err, syscall.ENOSPC):
+		why = "the disk is full"
+	default:
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	return fmt.Errorf("open %s: %s: %w", path, why, err)
 }
 
 func (s *Store) checkSchema() error {
@@ -234,13 +275,25 @@ func (s *Store) commit(batch []*op) {
 			continue
 		}
 		if err != nil {
-			err = fmt.Errorf("commit: %w", err)
+			err = commitError(err)
 		}
 		for _, o := range batch {
 			o.done <- err
 		}
 		return
 	}
+}
+
+// commitError marks the errors that mean "no room" as ErrFull, so callers
+// can say so instead of a generic storage failure.
+func commitError(err error) error {
+	// bbolt formats some I/O errors with %s, dropping the errno: match the
+	// text as well.
+	if errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		strings.Contains(err.Error(), syscall.ENOSPC.Error()) {
+		return fmt.Errorf("commit: %w: %w", ErrFull, err)
+	}
+	return fmt.Errorf("commit: %w", err)
 }
 
 // JobKey names an outbox job: destination Dest of request ID needs to show
@@ -305,11 +358,37 @@ func (s *Store) Get(id string) (*approvebot.Request, error) {
 	return r, err
 }
 
+// Status returns a request's status alone. It decodes one field of the
+// record, so it costs little CPU and, unlike Get, little stack: it is what a
+// goroutine about to park for minutes should call.
+func (s *Store) Status(id string) (approvebot.Status, error) {
+	var st struct {
+		Status approvebot.Status `json:"status"`
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketRequests).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		if err := json.Unmarshal(v, &st); err != nil {
+			return fmt.Errorf("request %s: corrupt record: %w", id, err)
+		}
+		return nil
+	})
+	return st.Status, err
+}
+
 // Create stores a new request with its first audit events and queues its
 // destinations. If a request with the same id, or the same idempotency key
 // from the same caller, exists already, nothing is written and the existing
 // request is returned with created false.
 func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
+	// Canonicalizing the audit details here keeps that work out of the
+	// single writer every commit waits for.
+	prepared, err := prepareEvents(events)
+	if err != nil {
+		return nil, false, err
+	}
 	var jobs []JobKey
 	err = s.write(func(tx *bolt.Tx) error {
 		stored, created, jobs = nil, false, nil
@@ -334,7 +413,7 @@ func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (store
 			}
 		}
 		var err error
-		jobs, err = s.save(tx, nil, r, events)
+		jobs, err = s.save(tx, nil, r, prepared)
 		stored, created = r, true
 		return err
 	})
@@ -363,26 +442,32 @@ func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)
 	var jobs []JobKey
 	err := s.write(func(tx *bolt.Tx) error {
 		out, jobs = nil, nil
-		old, err := getRequest(tx, id)
-		if err != nil {
-			return err
-		}
 		r, err := getRequest(tx, id)
 		if err != nil {
 			return err
 		}
+		was := priorOf(r)
 		ch, err := fn(r)
 		if err != nil {
 			return err
 		}
 		if ch.Abort {
-			out = old
+			// fn may have changed r before it chose to abort: answer with
+			// the request as stored. Aborts are rare (refused clicks), so
+			// the second decode is paid only then.
+			if out, err = getRequest(tx, id); err != nil {
+				return err
+			}
 			return appendEvents(tx, ch.Events)
 		}
 		if ch.Visible {
 			r.Version++
 		}
-		jobs, err = s.save(tx, old, r, ch.Events)
+		prepared, err := prepareEvents(ch.Events)
+		if err != nil {
+			return err
+		}
+		jobs, err = s.save(tx, &was, r, prepared)
 		out = r
 		return err
 	})
@@ -393,13 +478,24 @@ func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)
 	return out, nil
 }
 
-// save writes r (whose previous state is old, or nil when new), keeps the
-// deadline index in step, appends events and queues outbox jobs for every
-// destination that does not show r's current version.
-func (s *Store) save(tx *bolt.Tx, old, r *approvebot.Request, events []approvebot.Event) ([]JobKey, error) {
+// prior is what save needs to know of a request before its transition:
+// where it stood in the deadline index.
+type prior struct {
+	final    bool
+	deadline time.Time
+}
+
+func priorOf(r *approvebot.Request) prior {
+	return prior{final: r.Status.Final(), deadline: r.Deadline}
+}
+
+// save writes r (whose state before the transition was old, or nil when
+// new), keeps the deadline index in step, appends events and queues outbox
+// jobs for every destination that does not show r's current version.
+func (s *Store) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []preparedEvent) ([]JobKey, error) {
 	pending := tx.Bucket(bucketPending)
-	if old != nil && !old.Status.Final() {
-		if err := pending.Delete(pendingKey(old.Deadline, old.ID)); err != nil {
+	if old != nil && !old.final {
+		if err := pending.Delete(pendingKey(old.deadline, r.ID)); err != nil {
 			return nil, err
 		}
 	}
@@ -411,7 +507,7 @@ func (s *Store) save(tx *bolt.Tx, old, r *approvebot.Request, events []approvebo
 	if err := putRequest(tx, r); err != nil {
 		return nil, err
 	}
-	if err := appendEvents(tx, events); err != nil {
+	if err := appendPrepared(tx, events); err != nil {
 		return nil, err
 	}
 	var jobs []JobKey
@@ -440,14 +536,11 @@ func (s *Store) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.D
 	var jobs []JobKey
 	err := s.write(func(tx *bolt.Tx) error {
 		out, owed, jobs = nil, false, nil
-		old, err := getRequest(tx, k.ID)
-		if err != nil {
-			return err
-		}
 		r, err := getRequest(tx, k.ID)
 		if err != nil {
 			return err
 		}
+		was := priorOf(r)
 		if k.Dest >= len(r.Destinations) {
 			return tx.Bucket(bucketOutbox).Delete(k.bytes())
 		}
@@ -461,7 +554,11 @@ func (s *Store) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.D
 		if err := tx.Bucket(bucketOutbox).Delete(k.bytes()); err != nil {
 			return err
 		}
-		jobs, err = s.save(tx, old, r, ch.Events)
+		prepared, err := prepareEvents(ch.Events)
+		if err != nil {
+			return err
+		}
+		jobs, err = s.save(tx, &was, r, prepared)
 		for _, j := range jobs {
 			if j == k {
 				owed = true

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -58,6 +59,13 @@ func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDig
 				rep.Break = &Break{Seq: expectSeq, Problem: fmt.Sprintf("sequence gap: found record %d", rec.Seq)}
 				return nil
 			}
+			// The digest covers the record as decoded, and decoding forgives
+			// (key case, unknown keys): the stored bytes must be exactly what
+			// approvebot wrote, since export hands them on as they are.
+			if !rewritesTo(&rec, v) {
+				rep.Break = &Break{Seq: rec.Seq, Problem: "stored bytes differ from the record approvebot wrote"}
+				return nil
+			}
 			if rec.Prev != prev {
 				rep.Break = &Break{Seq: rec.Seq, Problem: "link to the previous record does not match its digest"}
 				return nil
@@ -80,6 +88,10 @@ func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDig
 			var r approvebot.Request
 			if err := json.Unmarshal(v, &r); err != nil {
 				rep.Break = &Break{RequestID: string(k), Problem: "record is not valid JSON"}
+				return errStop
+			}
+			if string(k) != r.ID || !rewritesTo(&r, v) {
+				rep.Break = &Break{RequestID: string(k), Problem: "stored bytes differ from the record approvebot wrote"}
 				return errStop
 			}
 			prevEntry := ""
@@ -115,6 +127,13 @@ func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDig
 }
 
 var errStop = fmt.Errorf("stop")
+
+// rewritesTo reports whether v, decoded, encodes back to exactly stored: the
+// store writes every record with json.Marshal, which is deterministic.
+func rewritesTo(v any, stored []byte) bool {
+	b, err := json.Marshal(v)
+	return err == nil && bytes.Equal(b, stored)
+}
 
 func keySeq(k []byte) uint64 {
 	if len(k) != 8 {

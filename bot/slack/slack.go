@@ -108,7 +108,13 @@ func New(cfg Config) (*Slack, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+		// The outbox and the click workers call Slack concurrently; the
+		// default transport keeps only 2 idle connections per host, so most
+		// calls would open (and TLS-handshake) a new connection and leave
+		// the old one in TIME_WAIT.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Timeout: DefaultHTTPTimeout, Transport: tr}
 	}
 	interval := cfg.ChannelInterval
 	switch {

@@ -162,7 +162,7 @@ func TestTokenValidatorInterface(t *testing.T) {
 }
 
 func TestNewRefusesIncompleteConfig(t *testing.T) {
-	ok := Config{AppID: teamsfake.DefaultAppID, AppPassword: "p", TenantID: teamsfake.DefaultTenantID, Conversations: &mapStore{}}
+	ok := Config{AppID: teamsfake.DefaultAppID, AppPassword: "p", TenantID: teamsfake.DefaultTenantID, Conversations: openStore(t)}
 	tests := []struct {
 		name   string
 		change func(*Config)
@@ -192,6 +192,9 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 	}
 	if tm.cfg.TokenURL != "https://login.microsoftonline.com/"+teamsfake.DefaultTenantID+"/oauth2/v2.0/token" || tm.cfg.OpenIDMetadataURL != DefaultOpenIDMetadataURL {
 		t.Fatalf("defaults: %q %q", tm.cfg.TokenURL, tm.cfg.OpenIDMetadataURL)
+	}
+	if tm.cfg.ChannelInterval != DefaultChannelInterval {
+		t.Fatalf("default channel interval %v, want %v", tm.cfg.ChannelInterval, DefaultChannelInterval)
 	}
 	if tm.cfg.HTTPClient.Timeout == 0 {
 		t.Fatal("default HTTP client has no timeout")

@@ -31,8 +31,10 @@ const (
 	botFrameworkScope  = "https://api.botframework.com/.default"
 	tokenEarlyRefresh  = 5 * time.Minute
 	tokenDefaultExpiry = 30 * time.Minute // when the endpoint names no expiry
-	maxErrorBody       = 64 << 10
-	memberCacheTTL     = 5 * time.Minute
+	// maxAnswerBody bounds what is read of a Bot Connector answer; a team's
+	// channel list is the largest we ask for.
+	maxAnswerBody  = 1 << 20
+	memberCacheTTL = 5 * time.Minute
 )
 
 // botToken hands out the bot's client-credentials token. oauth2's
@@ -167,7 +169,7 @@ func (t *Teams) call(ctx context.Context, method, serviceURL, path string, in, o
 		return &approvebot.DeliveryError{Reason: "network error", Err: err}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody))
 	if err != nil {
 		return &approvebot.DeliveryError{Reason: "network error", Err: err}
 	}
@@ -193,6 +195,11 @@ func connectorError(resp *http.Response, body []byte, now time.Time) *approvebot
 	reason := "HTTP " + strconv.Itoa(resp.StatusCode)
 	if code := e.Error.Code; code != "" && len(code) < 100 {
 		reason += " " + code
+	}
+	if resp.StatusCode == http.StatusForbidden && e.Error.Code == "BotNotInConversationRoster" {
+		// Retrying cannot help until someone adds the app again; Teams
+		// then sends an installationUpdate, which stores the team anew.
+		reason += ": the bot is no longer in this team; add the app to the team again"
 	}
 	derr := &approvebot.DeliveryError{Reason: reason}
 	switch resp.StatusCode {
@@ -266,6 +273,9 @@ func (t *Teams) Post(ctx context.Context, channel string, msg approvebot.Message
 	att, err := cardAttachment(msg)
 	if err != nil {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "render card", Err: err}
+	}
+	if err := t.waitTurn(ctx, channel); err != nil {
+		return approvebot.MessageRef{}, &approvebot.DeliveryError{Reason: "waiting for the channel's turn", Err: err}
 	}
 	// The card goes without text: text plus attachment is split into two
 	// messages and the answer then carries no activity id (platforms.md B3).

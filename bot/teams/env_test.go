@@ -5,9 +5,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,42 +15,23 @@ import (
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/teams/teamsfake"
+	"github.com/approvebot/approvebot/store"
 )
 
-// mapStore is a ConversationStore in memory, standing in for the bbolt
-// store in these tests.
-type mapStore struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *mapStore) PutConversation(key string, data []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string][]byte{}
+// openStore opens a real bbolt store in the test's temporary directory: the
+// adapter keeps its conversation references there in production too.
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "approvebot.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.m[key] = bytes.Clone(data)
-	return nil
-}
-
-func (s *mapStore) GetConversation(key string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.m[key]), nil
-}
-
-func (s *mapStore) ListConversations() (map[string][]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.m), nil
-}
-
-func (s *mapStore) DeleteConversation(key string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, key)
-	return nil
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+	})
+	return st
 }
 
 // clock is a settable Now.
@@ -96,7 +77,7 @@ func (d *recordingDecider) calls() ([]approvebot.Ballot, []string) {
 type env struct {
 	fake    *teamsfake.Fake
 	teams   *Teams
-	store   *mapStore
+	store   *store.Store
 	clock   *clock
 	decider *recordingDecider
 	srv     *httptest.Server
@@ -113,7 +94,7 @@ var testAdmin = teamsfake.From{AadObjectID: "0f0f0f0f-0000-0000-0000-00000000000
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	f := teamsfake.New(t)
-	e := &env{fake: f, store: &mapStore{}, clock: &clock{t: time.Now()}, decider: &recordingDecider{}}
+	e := &env{fake: f, store: openStore(t), clock: &clock{t: time.Now()}, decider: &recordingDecider{}}
 	tm, err := New(Config{
 		AppID: f.AppID, AppPassword: f.AppPassword, TenantID: f.TenantID,
 		OpenIDMetadataURL: f.MetadataURL(), TokenURL: f.TokenURL(),
@@ -121,6 +102,8 @@ func newEnv(t *testing.T) *env {
 		Conversations: e.store,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:           e.clock.Now,
+		// Pacing has its own test; elsewhere it would only slow bursts down.
+		ChannelInterval: -1,
 	})
 	if err != nil {
 		t.Fatal(err)

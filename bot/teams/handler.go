@@ -80,7 +80,7 @@ func (t *Teams) serveActivity(w http.ResponseWriter, r *http.Request, d bot.Deci
 		return
 	}
 	t.trust(act.ServiceURL)
-	t.remember(in)
+	t.remember(ctx, in)
 
 	switch act.Type {
 	case schema.Invoke:
@@ -110,8 +110,9 @@ func (t *Teams) refuse(w http.ResponseWriter, err error, activityID string) {
 }
 
 // remember keeps the conversation reference current, so the bot can post to
-// the channel later and finds a moved service URL.
-func (t *Teams) remember(in *inbound) {
+// the channel later and finds a moved service URL. When the app was just
+// added to a team, it also learns every channel of that team.
+func (t *Teams) remember(ctx context.Context, in *inbound) {
 	act := &in.Activity
 	log := t.log.With("team", in.TeamID, "channel", in.ChannelID, "event", in.EventType)
 	var err error
@@ -140,6 +141,9 @@ func (t *Teams) remember(in *inbound) {
 	}
 	if err != nil {
 		log.Error("cannot store the conversation reference", "err", err)
+	}
+	if botAdded(in) {
+		t.discoverChannels(ctx, in)
 	}
 }
 

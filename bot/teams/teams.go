@@ -28,6 +28,11 @@ const (
 	DefaultOpenIDMetadataURL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
 	defaultTokenURLFormat    = "https://login.microsoftonline.com/%s/oauth2/v2.0/token"
 	defaultHTTPTimeout       = 15 * time.Second
+	// DefaultChannelInterval spaces new threads in one channel. Teams
+	// allows a bot about 7 sends a second per thread and 50 requests a
+	// second per app and tenant (platforms.md B6); 200 ms keeps a burst of
+	// requests for one channel well inside that.
+	DefaultChannelInterval = 200 * time.Millisecond
 )
 
 // ConversationStore persists where the bot is installed, keyed by Teams
@@ -52,9 +57,12 @@ type Config struct {
 	// https://login.microsoftonline.com/<TenantID>/oauth2/v2.0/token.
 	TokenURL string
 	// HTTPClient makes every outbound call. Default: 15 s timeout.
-	HTTPClient    *http.Client
-	Conversations ConversationStore
-	Logger        *slog.Logger
+	HTTPClient *http.Client
+	// ChannelInterval is the least time between two new threads in one
+	// channel. Zero means DefaultChannelInterval; negative, no pause.
+	ChannelInterval time.Duration
+	Conversations   ConversationStore
+	Logger          *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -101,6 +109,12 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	switch {
+	case c.ChannelInterval == 0:
+		c.ChannelInterval = DefaultChannelInterval
+	case c.ChannelInterval < 0:
+		c.ChannelInterval = 0
+	}
 	return nil
 }
 
@@ -130,6 +144,10 @@ type Teams struct {
 	// stored references add the ones seen before. The bot token goes nowhere else.
 	trustMu sync.Mutex
 	trusted map[string]bool
+
+	// gates holds, per channel, the earliest time the next thread may start.
+	gateMu sync.Mutex
+	gates  map[string]time.Time
 }
 
 var _ bot.Platform = (*Teams)(nil)
@@ -144,6 +162,7 @@ func New(cfg Config) (*Teams, error) {
 		log:     cfg.Logger.With("platform", "teams"),
 		members: newMemberCache(),
 		trusted: make(map[string]bool),
+		gates:   make(map[string]time.Time),
 	}
 	t.validator = newTokenValidator(cfg.AppID, cfg.OpenIDMetadataURL, cfg.HTTPClient, cfg.Now, t.log)
 	t.tokens = newBotToken(cfg, t.log)
@@ -228,6 +247,7 @@ func (t *Teams) channel(id string) (*Channel, error) {
 // channel, keeping names learned earlier when this activity lacks them
 // (message activities carry the channel id but not its name).
 func (t *Teams) upsertChannel(ch Channel) error {
+	ch.TeamName, ch.ChannelName = cleanName(ch.TeamName), cleanName(ch.ChannelName)
 	t.refMu.Lock()
 	defer t.refMu.Unlock()
 	old, err := t.channel(ch.ChannelID)
@@ -316,4 +336,41 @@ func (t *Teams) isTrusted(serviceURL string) bool {
 		}
 	}
 	return false
+}
+
+// waitTurn spaces new threads in one channel by cfg.ChannelInterval. Each
+// caller reserves the next free slot, so posts leave in call order. It runs
+// on the real clock: the limit it respects is Teams' own.
+func (t *Teams) waitTurn(ctx context.Context, channel string) error {
+	interval := t.cfg.ChannelInterval
+	if interval <= 0 {
+		return ctx.Err()
+	}
+	now := time.Now()
+	t.gateMu.Lock()
+	at := t.gates[channel]
+	if at.Before(now) {
+		at = now
+	}
+	t.gates[channel] = at.Add(interval)
+	if len(t.gates) > 4096 {
+		for ch, next := range t.gates {
+			if next.Before(now) {
+				delete(t.gates, ch)
+			}
+		}
+	}
+	t.gateMu.Unlock()
+	wait := at.Sub(now)
+	if wait <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }

@@ -165,6 +165,10 @@ func (h *harness) stop() {
 	if h.cancel == nil {
 		return
 	}
+	// Bursts of concurrent requests leave the client's transport with
+	// spare connections that never sent a request; Shutdown counts those
+	// as busy for 5 s.
+	client.CloseIdleConnections()
 	h.cancel()
 	select {
 	case err := <-h.done:

@@ -58,10 +58,6 @@ type service struct {
 	log      *slog.Logger
 }
 
-// shutdownGrace is how long held requests keep waiting for a decision once a
-// stop is asked for (below Kubernetes' default 30 s termination grace).
-const shutdownGrace = 20 * time.Second
-
 func cmdServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	cfg, _, err := loadConfig(flag.NewFlagSet("serve", flag.ContinueOnError), args, getenv, stderr)
 	if err != nil {
@@ -79,9 +75,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) (string, b
 }
 
 func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service, error) {
-	st, err := store.Open(cfg.Store.Path, store.Options{})
+	st, err := store.Open(cfg.Store.Path, store.Options{MaxSize: cfg.Store.MaxSize})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("store: %w", err)
 	}
 	svc := &service{cfg: cfg, store: st, log: log}
 	fail := func(err error) (*service, error) {
@@ -176,7 +172,9 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 		IdleTimeout: 120 * time.Second,
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if err := svc.engine.Start(ctx); err != nil {
+	// The outbox outlives the stop signal: close flushes it after the last
+	// clicks of the grace period, then stops it.
+	if err := svc.engine.Start(context.WithoutCancel(ctx)); err != nil {
 		svc.listener.Close()
 		return fail(err)
 	}
@@ -186,10 +184,12 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 	return svc, nil
 }
 
-// serve runs until ctx ends, then stops in order: no new connections; held
-// requests keep waiting for a decision during the grace period and are then
-// answered "still pending"; chat work in flight finishes; the store closes.
-// Pending requests stay in the store with their deadlines for the next start.
+// serve runs until ctx ends, then stops in order: new approval requests are
+// refused (503) while clicks and polls are still served, so held requests can
+// be decided during the grace period; those still held at its end are
+// answered "still pending"; the listener closes; acknowledged clicks are
+// decided; the outbox is flushed; the store closes. Pending requests stay in
+// the store with their deadlines for the next start.
 func (svc *service) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- svc.http.Serve(svc.listener) }()
@@ -199,20 +199,20 @@ func (svc *service) serve(ctx context.Context) error {
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
-	svc.log.Info("stopping: no new requests; held requests wait up to the grace period", "grace", shutdownGrace)
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace+10*time.Second)
+	grace := svc.cfg.ShutdownGrace
+	svc.log.Info("stopping: no new requests; held requests wait up to the grace period", "grace", grace)
+	// Clicks and polls keep being served during the grace period, so held
+	// requests can still be decided; only new requests are refused.
+	svc.api.StopIntake()
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), grace)
+	svc.api.WaitHeld(graceCtx)
+	cancelGrace()
+	svc.api.Drain() // whoever is still held is answered "still pending" now
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	grace := time.AfterFunc(shutdownGrace, svc.api.Drain)
-	defer grace.Stop()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := svc.http.Shutdown(shutCtx); err != nil {
-			svc.log.Warn("http shutdown", "err", err)
-		}
-	}()
-	wg.Wait()
+	if err := svc.http.Shutdown(shutCtx); err != nil {
+		svc.log.Warn("http shutdown", "err", err)
+	}
 	svc.close(shutCtx)
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -69,9 +69,10 @@ type user struct {
 }
 
 type failRule struct {
-	mode  Failure
-	left  int       // with FailNext: how many more calls fail
-	until time.Time // with FailFor: fail until then
+	mode    Failure
+	left    int       // with FailNext: how many more calls fail
+	until   time.Time // with FailFor: fail until then
+	channel string    // with FailChannel: only calls for this channel fail
 }
 
 // Fake is a running fake Slack Web API. It is safe for concurrent use.
@@ -250,33 +251,52 @@ func (f *Fake) FailFor(method string, d time.Duration, mode Failure) {
 	f.mu.Unlock()
 }
 
+// FailChannel makes every call to method for channel fail with mode for d;
+// calls for other channels go through.
+func (f *Fake) FailChannel(method, channel string, d time.Duration, mode Failure) {
+	f.mu.Lock()
+	f.fails[method] = append(f.fails[method], &failRule{mode: mode, until: time.Now().Add(d), channel: channel})
+	f.mu.Unlock()
+}
+
+// Heal drops every failure still planned for method, so an outage can end at
+// a moment a test chooses.
+func (f *Fake) Heal(method string) {
+	f.mu.Lock()
+	delete(f.fails, method)
+	f.mu.Unlock()
+}
+
 // notifyLocked wakes WaitFor callers; f.mu must be held.
 func (f *Fake) notifyLocked() {
 	close(f.changed)
 	f.changed = make(chan struct{})
 }
 
-// takeFailure returns the failure planned for this call to method, if any.
-func (f *Fake) takeFailureLocked(method string) Failure {
-	rules := f.fails[method]
+// takeFailure returns the failure planned for this call to method for
+// channel, if any: the first rule still in force that applies to it. Spent
+// rules are dropped.
+func (f *Fake) takeFailureLocked(method, channel string) Failure {
 	now := time.Now()
-	for len(rules) > 0 {
-		r := rules[0]
-		if r.until.IsZero() && r.left > 0 {
-			r.left--
-			if r.left == 0 {
-				rules = rules[1:]
+	var kept []*failRule
+	var out Failure
+	for _, r := range f.fails[method] {
+		if r.until.IsZero() && r.left <= 0 || !r.until.IsZero() && !now.Before(r.until) {
+			continue
+		}
+		if out == nil && (r.channel == "" || r.channel == channel) {
+			out = r.mode
+			if r.until.IsZero() {
+				r.left--
+				if r.left == 0 {
+					continue
+				}
 			}
-			f.fails[method] = rules
-			return r.mode
 		}
-		if !r.until.IsZero() && now.Before(r.until) {
-			return r.mode
-		}
-		rules = rules[1:]
-		f.fails[method] = rules
+		kept = append(kept, r)
 	}
-	return nil
+	f.fails[method] = kept
+	return out
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
@@ -294,7 +314,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	f.counts[method]++
-	failure := f.takeFailureLocked(method)
+	failure := f.takeFailureLocked(method, form.Get("channel"))
 	f.notifyLocked()
 	f.mu.Unlock()
 

@@ -45,6 +45,7 @@ type Sent struct {
 	Card           json.RawMessage // the first attachment's content
 	Body           json.RawMessage // the whole request body
 	Token          string          // the bearer token used
+	At             time.Time       // when it arrived
 }
 
 // User is a Teams user the member lookup knows.
@@ -70,7 +71,6 @@ type Fake struct {
 	changed       chan struct{}
 	posted        []Sent
 	updated       []Sent
-	memberLookups int
 	tokenRequests int
 	jwksRequests  int
 	tokenStatus   int
@@ -78,7 +78,15 @@ type Fake struct {
 	tokens        map[string]bool
 	failures      []failure
 	users         map[string]User
+	teams         map[string][]channel
+	requests      map[string]int
 	nextID        int
+}
+
+// channel is one entry of a team's channel list.
+type channel struct {
+	ID   string
+	Name string // "" for General, which Teams lists without a name
 }
 
 // testKeys are made once per process: 2048-bit RSA keys take a while to
@@ -110,6 +118,8 @@ func New(t TB) *Fake {
 		changed:   make(chan struct{}),
 		tokens:    make(map[string]bool),
 		users:     make(map[string]User),
+		teams:     make(map[string][]channel),
+		requests:  make(map[string]int),
 		tokenLife: time.Hour,
 	}
 	keys, err := testKeys()
@@ -124,6 +134,7 @@ func New(t TB) *Fake {
 	mux.HandleFunc("POST "+serviceURLPath+"v3/conversations", f.serveCreate)
 	mux.HandleFunc("PUT "+serviceURLPath+"v3/conversations/{conv}/activities/{id}", f.serveUpdate)
 	mux.HandleFunc("GET "+serviceURLPath+"v3/conversations/{conv}/members/{user}", f.serveMember)
+	mux.HandleFunc("GET "+serviceURLPath+"v3/teams/{team}/conversations", f.serveTeamChannels)
 	f.srv = httptest.NewUnstartedServer(mux)
 	f.srv.Config.ReadHeaderTimeout = 5 * time.Second
 	f.srv.Config.WriteTimeout = 30 * time.Second
@@ -259,6 +270,7 @@ func (f *Fake) FailNext(n, status int, retryAfter time.Duration) {
 func (f *Fake) connectorGate(w http.ResponseWriter, r *http.Request) string {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	f.mu.Lock()
+	f.requests[requestKind(r)]++
 	valid := ok && f.tokens[tok]
 	var fail *failure
 	if valid && len(f.failures) > 0 {
@@ -285,6 +297,35 @@ func (f *Fake) connectorGate(w http.ResponseWriter, r *http.Request) string {
 		return ""
 	}
 	return tok
+}
+
+// Kinds of Bot Connector request, for Requests.
+const (
+	KindCreate   = "create"   // POST /v3/conversations: a new thread with a card
+	KindUpdate   = "update"   // PUT /v3/conversations/{id}/activities/{id}
+	KindMember   = "member"   // GET /v3/conversations/{id}/members/{user}
+	KindChannels = "channels" // GET /v3/teams/{id}/conversations
+)
+
+func requestKind(r *http.Request) string {
+	switch {
+	case r.Method == http.MethodPost:
+		return KindCreate
+	case r.Method == http.MethodPut:
+		return KindUpdate
+	case r.PathValue("team") != "":
+		return KindChannels
+	default:
+		return KindMember
+	}
+}
+
+// Requests counts the Bot Connector requests of one kind that arrived,
+// including those answered with an injected failure.
+func (f *Fake) Requests(kind string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests[kind]
 }
 
 func errorBody(code, msg string) map[string]any {
@@ -347,7 +388,7 @@ func (f *Fake) serveCreate(w http.ResponseWriter, r *http.Request) {
 	aid := strconv.Itoa(1700000000000 + f.nextID)
 	conv := p.ChannelData.Channel.ID + ";messageid=" + aid
 	f.posted = append(f.posted, Sent{Method: http.MethodPost, ConversationID: conv, ActivityID: aid,
-		ChannelID: p.ChannelData.Channel.ID, TenantID: p.TenantID, Card: card, Body: body, Token: tok})
+		ChannelID: p.ChannelData.Channel.ID, TenantID: p.TenantID, Card: card, Body: body, Token: tok, At: time.Now()})
 	f.notifyLocked()
 	f.mu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]string{"id": conv, "activityId": aid, "serviceUrl": f.ServiceURL()})
@@ -379,7 +420,7 @@ func (f *Fake) serveUpdate(w http.ResponseWriter, r *http.Request) {
 		known = known || (p.ConversationID == conv && p.ActivityID == id)
 	}
 	if known {
-		f.updated = append(f.updated, Sent{Method: http.MethodPut, ConversationID: conv, ActivityID: id, Card: card, Body: body, Token: tok})
+		f.updated = append(f.updated, Sent{Method: http.MethodPut, ConversationID: conv, ActivityID: id, Card: card, Body: body, Token: tok, At: time.Now()})
 		f.notifyLocked()
 	}
 	f.mu.Unlock()
@@ -398,16 +439,35 @@ func (f *Fake) AddUser(aadObjectID, name, email string) {
 }
 
 // MemberLookups counts member lookups that reached the fake.
-func (f *Fake) MemberLookups() int {
+func (f *Fake) MemberLookups() int { return f.Requests(KindMember) }
+
+// AddChannel adds a channel to a team's channel list, as Teams lists it
+// for GET /v3/teams/{teamId}/conversations. Every team also has its General
+// channel, whose id is the team id.
+func (f *Fake) AddChannel(teamID, channelID, name string) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.memberLookups
+	f.teams[teamID] = append(f.teams[teamID], channel{ID: channelID, Name: name})
+	f.mu.Unlock()
+}
+
+// serveTeamChannels lists a team's channels: General first (id = team id,
+// name null, as Teams sends it), then those added with AddChannel.
+func (f *Fake) serveTeamChannels(w http.ResponseWriter, r *http.Request) {
+	if f.connectorGate(w, r) == "" {
+		return
+	}
+	team := r.PathValue("team")
+	f.mu.Lock()
+	chans := append([]channel(nil), f.teams[team]...)
+	f.mu.Unlock()
+	list := []map[string]any{{"id": team, "name": nil}}
+	for _, c := range chans {
+		list = append(list, map[string]any{"id": c.ID, "name": c.Name})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"conversations": list})
 }
 
 func (f *Fake) serveMember(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	f.memberLookups++
-	f.mu.Unlock()
 	if f.connectorGate(w, r) == "" {
 		return
 	}
@@ -446,6 +506,24 @@ func (f *Fake) WaitPosted(ctx context.Context, n int) ([]Sent, error) {
 // WaitUpdated waits until at least n updates arrived.
 func (f *Fake) WaitUpdated(ctx context.Context, n int) ([]Sent, error) {
 	return f.wait(ctx, func() []Sent { return f.updated }, n)
+}
+
+// WaitFor waits until cond holds, checking it after every post or update.
+// cond may call the fake's getters.
+func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
+	for {
+		f.mu.Lock()
+		ch := f.changed
+		f.mu.Unlock()
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("teamsfake: condition not met: %w", ctx.Err())
+		}
+	}
 }
 
 func (f *Fake) wait(ctx context.Context, list func() []Sent, n int) ([]Sent, error) {
