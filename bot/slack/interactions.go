@@ -26,8 +26,11 @@ const Assurance = "slack_signed_interaction"
 
 const (
 	maxInteractionBody = 1 << 20
-	clickTimeout       = 30 * time.Second
-	maxRequestID       = 2000 // a button value's limit
+	// ackWait is how long a click's acknowledgement waits for its decision,
+	// leaving a second of Slack's three for the network.
+	ackWait      = 2 * time.Second
+	clickTimeout = 30 * time.Second
+	maxRequestID = 2000 // a button value's limit
 )
 
 // click is a verified button press, in our terms.
@@ -83,12 +86,26 @@ func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.D
 		http.Error(w, "malformed interaction payload", http.StatusBadRequest)
 		return
 	}
-	if !s.pool.submit(func(ctx context.Context) { s.decide(ctx, d, c) }) {
+	// Slack wants its 200 within 3 s. Waiting up to ackWait for the vote to
+	// be committed before answering means that, in all but slow cases, a
+	// click Slack shows as accepted is already durable: a crash right after
+	// the acknowledgement cannot lose it. A slower decision still goes on
+	// after the acknowledgement, as Slack requires.
+	committed := make(chan struct{})
+	if !s.pool.submit(func(ctx context.Context) { s.decide(ctx, d, c, committed) }) {
 		// Slack shows the clicker an error, so they know to click again.
 		s.log.ErrorContext(r.Context(), "slack click dropped: worker queue full or shutting down",
 			"request_id", c.RequestID, "user", c.UserID)
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
+	}
+	wait := time.NewTimer(ackWait)
+	defer wait.Stop()
+	select {
+	case <-committed:
+	case <-wait.C:
+		s.log.WarnContext(r.Context(), "slack click acknowledged before it was decided", "request_id", c.RequestID, "user", c.UserID)
+	case <-r.Context().Done():
 	}
 	w.WriteHeader(http.StatusOK)
 }
@@ -105,7 +122,7 @@ func (s *Slack) verify(h http.Header, body []byte) error {
 }
 
 // decide hands one click to the engine and tells the clicker what came of it.
-func (s *Slack) decide(ctx context.Context, d bot.Decider, c click) {
+func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed chan<- struct{}) {
 	b := approvebot.Ballot{
 		Platform: Platform,
 		Ref:      approvebot.MessageRef{Channel: c.Channel, ID: c.MessageTS},
@@ -117,6 +134,7 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click) {
 		At:        time.Now().UTC(),
 	}
 	res := d.Click(ctx, b, c.RequestID)
+	close(committed)
 	s.log.InfoContext(ctx, "slack click", "request_id", c.RequestID, "user", c.UserID, "channel", c.Channel,
 		"decision", c.Decision, "counted", res.Counted, "decided", res.Decided)
 	if res.Message == "" {

@@ -328,3 +328,24 @@ func TestParseInteractionFields(t *testing.T) {
 		t.Errorf("parseInteraction = %+v, want %+v", c, want)
 	}
 }
+
+// A click is acknowledged only once the engine has dealt with it (when that
+// is quick), so a crash right after Slack shows it as accepted cannot lose it.
+func TestHandlerAcknowledgesAfterTheDecision(t *testing.T) {
+	f := newFake(t)
+	s := newSlack(t, f, nil)
+	d := newDecider("Your approval was counted.")
+	srv := httptest.NewServer(s.Handler(d))
+	defer srv.Close()
+	payload := slackfake.BlockActionPayload(slackfake.Click{
+		UserID: "U1", UserName: "jane", Channel: "C0APPROVALS", MessageTS: "1700000000.000042",
+		ActionID: "approve", Value: "req_01HZX3K9",
+	})
+	body, h := slackfake.SignInteraction(testSecret, payload, time.Now())
+	if code, _ := send(t, srv, body, h); code != http.StatusOK {
+		t.Fatalf("signed click answered %d", code)
+	}
+	if ballots, _ := d.calls(); len(ballots) != 1 {
+		t.Fatalf("acknowledged with %d ballots decided, want 1", len(ballots))
+	}
+}
