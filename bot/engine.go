@@ -8,6 +8,7 @@ package bot
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -48,7 +49,7 @@ type Engine struct {
 	metrics   *metrics
 
 	mu      sync.Mutex
-	waiters map[string][]chan struct{}
+	waiters map[string][]chan *approvebot.Request
 	timers  map[string]Timer
 }
 
@@ -72,7 +73,7 @@ func New(cfg Config) (*Engine, error) {
 		platforms: map[string]Platform{},
 		clock:     cfg.Clock,
 		log:       cfg.Logger,
-		waiters:   map[string][]chan struct{}{},
+		waiters:   map[string][]chan *approvebot.Request{},
 		timers:    map[string]Timer{},
 	}
 	for _, p := range cfg.Platforms {
@@ -284,7 +285,7 @@ func (e *Engine) Get(id string) (*approvebot.Request, error) { return e.store.Ge
 
 // Wait blocks until the request is final or ctx ends, and returns it as stored.
 func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, error) {
-	ch := make(chan struct{})
+	ch := make(chan *approvebot.Request, 1)
 	e.mu.Lock()
 	e.waiters[id] = append(e.waiters[id], ch)
 	e.mu.Unlock()
@@ -301,8 +302,8 @@ func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, erro
 		return e.store.Get(id)
 	}
 	select {
-	case <-ch:
-		return e.store.Get(id)
+	case r := <-ch:
+		return r, nil
 	case <-ctx.Done():
 		if r, err := e.store.Get(id); err == nil {
 			return r, ctx.Err()
@@ -311,7 +312,7 @@ func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, erro
 	}
 }
 
-func (e *Engine) unwait(id string, ch chan struct{}) {
+func (e *Engine) unwait(id string, ch chan *approvebot.Request) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ws := e.waiters[id]
@@ -329,7 +330,9 @@ func (e *Engine) unwait(id string, ch chan struct{}) {
 }
 
 // finished wakes everyone waiting on a request that became final and drops
-// its timer.
+// its timer. The waiters get r itself, as committed, rather than reading it
+// back from the store on the path to the agent's answer; r must not be
+// changed after this call (it is shared, read-only).
 func (e *Engine) finished(r *approvebot.Request) {
 	e.mu.Lock()
 	ws := e.waiters[r.ID]
@@ -340,7 +343,7 @@ func (e *Engine) finished(r *approvebot.Request) {
 	}
 	e.mu.Unlock()
 	for _, w := range ws {
-		close(w)
+		w <- r // buffered, and each waiter is woken once: never blocks
 	}
 	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
 	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())
@@ -602,9 +605,15 @@ func seconds(d time.Duration) string {
 	return fmt.Sprintf("%d s", int64(math.Round(d.Seconds())))
 }
 
+// newID makes a request id that sorts by creation time, then 64 random
+// bits. bbolt keeps requests in a B+tree ordered by id: new ids then land on
+// the last pages instead of one random page each, so a commit of many new
+// requests writes a few pages, not one per request. The random half keeps
+// ids unique and unguessable.
 func newID() string {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
+	if _, err := rand.Read(b[8:]); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return "ar_" + hex.EncodeToString(b[:])

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/gowebpki/jcs"
 )
 
 // Prefix starts every digest string.
@@ -21,11 +19,9 @@ const Prefix = "sha256:"
 
 // Canonicalize returns the RFC 8785 form of a JSON text.
 //
-// The JCS library is lenient in ways a digest must not be (it truncates an
-// object at a broken key, joins tokens split by whitespace, accepts hex
-// numbers and silently replaces unpaired surrogates), so the text is checked
-// first: it must be one valid JSON value, valid UTF-8, with every \u escape
-// forming whole characters. Duplicate keys are refused by the library.
+// The text is checked first: it must be one valid JSON value, valid UTF-8,
+// with every \u escape forming whole characters (RFC 8785 requires that
+// such input fail rather than be altered). Duplicate keys are refused.
 func Canonicalize(text []byte) ([]byte, error) {
 	if !json.Valid(text) {
 		return nil, errors.New("not a single valid JSON value")
@@ -36,7 +32,7 @@ func Canonicalize(text []byte) ([]byte, error) {
 	if err := checkEscapes(text); err != nil {
 		return nil, err
 	}
-	out, err := jcs.Transform(text)
+	out, err := transform(text)
 	if err != nil {
 		return nil, fmt.Errorf("canonicalize: %w", err)
 	}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,4 +48,23 @@ func TestStoreMaxSizeErrors(t *testing.T) {
 			t.Errorf("%q: got %v, want %q", doc, err, want)
 		}
 	}
+}
+
+func FuzzStoreMaxSize(f *testing.F) {
+	for _, s := range []string{"64MiB", "1GB", "1 GiB", "0B", "-1MiB", "1e9B", "99999999999999999999TiB", "12", "MiB", "1.5GiB"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, size string) {
+		doc := baseY + "store:\n  max_size: " + strconv.Quote(size) + "\n"
+		cfg, err := Parse([]byte(doc), nil)
+		if err != nil {
+			if !strings.Contains(err.Error(), "store.max_size") && !strings.Contains(err.Error(), "line 10") {
+				t.Fatalf("%q: error does not name the key: %v", size, err)
+			}
+			return
+		}
+		if cfg.Store.MaxSize != 0 && cfg.Store.MaxSize < MinStoreSize {
+			t.Fatalf("%q: accepted %d, below the minimum", size, cfg.Store.MaxSize)
+		}
+	})
 }

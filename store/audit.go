@@ -1,13 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/canon"
@@ -45,11 +43,11 @@ func canonicalDetail(raw json.RawMessage) ([]byte, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
+	c, err := canon.Canonicalize(raw)
+	if err != nil {
 		return nil, fmt.Errorf("detail: %w", err)
 	}
-	return canon.Canonicalize(compact.Bytes())
+	return c, nil
 }
 
 // recordDigest writes the canonical form of rec directly instead of
@@ -69,23 +67,23 @@ func recordDigest(rec Record, detail []byte) (string, error) {
 	b = append(b, '{')
 	if rec.Actor != "" {
 		b = append(b, `"actor":`...)
-		b = appendCanonicalString(b, rec.Actor)
+		b = canon.AppendString(b, rec.Actor)
 		b = append(b, ',')
 	}
 	b = append(b, `"at":`...)
-	b = appendCanonicalString(b, rec.At)
+	b = canon.AppendString(b, rec.At)
 	if detail != nil {
 		b = append(b, `,"detail":`...)
 		b = append(b, detail...)
 	}
 	b = append(b, `,"digest":"","prev":`...)
-	b = appendCanonicalString(b, rec.Prev)
+	b = canon.AppendString(b, rec.Prev)
 	b = append(b, `,"request_id":`...)
-	b = appendCanonicalString(b, rec.RequestID)
+	b = canon.AppendString(b, rec.RequestID)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, rec.Seq, 10)
 	b = append(b, `,"type":`...)
-	b = appendCanonicalString(b, rec.Type)
+	b = canon.AppendString(b, rec.Type)
 	b = append(b, '}')
 	return canon.Sum(b), nil
 }
@@ -99,50 +97,6 @@ func digestByMarshal(rec Record) (string, error) {
 		return "", err
 	}
 	return canon.Digest(b)
-}
-
-// appendCanonicalString appends s as RFC 8785 writes a string that
-// encoding/json wrote first: invalid UTF-8 becomes U+FFFD, quote and
-// backslash are escaped, control characters use the short escapes or
-// \u00xx, and everything else is written as is.
-func appendCanonicalString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
-				b = append(b, s[i:i+size]...)
-			}
-			i += size
-			continue
-		}
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			if c < 0x20 {
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			} else {
-				b = append(b, c)
-			}
-		}
-		i++
-	}
-	return append(b, '"')
 }
 
 // preparedEvent is an event whose detail is already canonical, so that the

@@ -47,7 +47,7 @@ func TestSmallRunWritesReport(t *testing.T) {
 		"| 2 | Resident memory per held request (100 held)",
 		"| 2 | Errors while holding | 0 |",
 		"| 2 | File descriptors with 100 held",
-		"| 3 | Decision latency p99 (p50), 100 pending",
+		"| 3 | Decision latency p99, 100 pending",
 		"| 4 | Start to ready, 1,000 requests of which 100 pending",
 		"| 5 | Intake, 20 → 200 pending",
 		"| 5 | Decision p99, 20 → 200 pending",

@@ -79,11 +79,22 @@ type agentAnswer struct {
 	Error             string `json:"error"`
 }
 
+// bodies builds the bodies of requests tag-0 … tag-(n-1) before any clock
+// starts: building them the way AGT's Python client writes them is slow, and
+// the benchmark shares its cores with the server.
+func bodies(tag string, n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = body(fmt.Sprintf("bench-%s-%d", tag, i))
+	}
+	return out
+}
+
 // submit posts one request. async asks for 202 + Location at once; without
 // it the call is held until the request is decided. wrote, when set, is
 // called once the request is on the wire.
-func (b *bench) submit(ctx context.Context, s *server, marker string, async bool, wrote func()) (int, agentAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/v1/approvals", bytes.NewReader(body(marker)))
+func (b *bench) submit(ctx context.Context, s *server, body []byte, async bool, wrote func()) (int, agentAnswer, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/v1/approvals", bytes.NewReader(body))
 	if err != nil {
 		return 0, agentAnswer{}, err
 	}
@@ -125,18 +136,22 @@ type intakeResult struct {
 	// CPUPerReq is the server's CPU time (user + system) per request, from
 	// the first submission until the last post was recorded.
 	CPUPerReq time.Duration
+	// BenchCPUPerReq is the same for this process: the agents and the fake
+	// Slack, which share the machine with the server.
+	BenchCPUPerReq time.Duration
 }
 
 // intake submits n asynchronous requests from conc agents at once and times
 // them until every one is committed (202) and posted to the fake.
 func (b *bench) intake(s *server, tag string, n, conc int) (intakeResult, error) {
 	res := intakeResult{Concurrency: conc, Requests: n}
+	all := bodies(tag, n)
 	before := s.fake.Posts(channel)
 	var next atomic.Int64
 	var errs atomic.Int64
 	lat := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
-	cpu0 := s.cpu()
+	cpu0, self0 := s.cpu(), selfCPU()
 	start := time.Now()
 	for w := range conc {
 		wg.Go(func() {
@@ -147,7 +162,7 @@ func (b *bench) intake(s *server, tag string, n, conc int) (intakeResult, error)
 				}
 				ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 				t0 := time.Now()
-				code, a, err := b.submit(ctx, s, fmt.Sprintf("bench-%s-%d", tag, i), true, nil)
+				code, a, err := b.submit(ctx, s, all[i], true, nil)
 				cancel()
 				lat[w] = append(lat[w], time.Since(t0))
 				if err != nil || code != http.StatusAccepted || a.Status != "pending" {
@@ -169,10 +184,11 @@ func (b *bench) intake(s *server, tag string, n, conc int) (intakeResult, error)
 	posted := time.Since(start)
 	b.settle(s)
 	res.CPUPerReq = (s.cpu() - cpu0) / time.Duration(n)
+	res.BenchCPUPerReq = (selfCPU() - self0) / time.Duration(n)
 	res.Accepted = float64(n) / accepted.Seconds()
 	res.Posted = float64(n) / posted.Seconds()
-	all := slices.Concat(lat...)
-	res.AcceptP50, res.AcceptP99 = percentile(all, 50), percentile(all, 99)
+	lats := slices.Concat(lat...)
+	res.AcceptP50, res.AcceptP99 = percentile(lats, 50), percentile(lats, 99)
 	return res, nil
 }
 
@@ -196,6 +212,7 @@ type heldAnswer struct {
 func (b *bench) hold(s *server, tag string, n int) *heldSet {
 	ctx, cancel := context.WithCancel(b.ctx)
 	h := &heldSet{tag: tag, answers: make([]chan heldAnswer, n), cancel: cancel}
+	all := bodies(tag, n)
 	sem := make(chan struct{}, 256)
 	for i := range n {
 		h.answers[i] = make(chan heldAnswer, 1)
@@ -203,7 +220,7 @@ func (b *bench) hold(s *server, tag string, n int) *heldSet {
 		var once sync.Once
 		release := func() { once.Do(func() { <-sem }) }
 		h.wg.Go(func() {
-			code, a, err := b.submit(ctx, s, fmt.Sprintf("bench-%s-%d", tag, i), false, release)
+			code, a, err := b.submit(ctx, s, all[i], false, release)
 			release()
 			h.answers[i] <- heldAnswer{at: time.Now(), code: code, a: a, err: err}
 		})
@@ -305,6 +322,9 @@ type decisionResult struct {
 	P50     time.Duration
 	P99     time.Duration
 	Max     time.Duration
+	// AckP50 is how long Slack's side waits for the click's 200: the
+	// signature is checked and the click queued, not yet decided.
+	AckP50 time.Duration
 }
 
 // decide approves k of the held requests one after another and times each
@@ -315,7 +335,7 @@ type decisionResult struct {
 func (b *bench) decide(s *server, h *heldSet, k, pending int) (decisionResult, error) {
 	res := decisionResult{Pending: pending}
 	idx := messages(s.fake)
-	var lat []time.Duration
+	var lat, acks []time.Duration
 	for i := 0; i < k && i < len(h.answers); i++ {
 		marker := fmt.Sprintf("bench-%s-%d", h.tag, i)
 		p, ok := idx[marker]
@@ -329,6 +349,7 @@ func (b *bench) decide(s *server, h *heldSet, k, pending int) (decisionResult, e
 			b.fail("decide %s: %v", p.id, err)
 			continue
 		}
+		acks = append(acks, time.Since(t0))
 		select {
 		case a := <-h.answers[i]:
 			h.answers[i] <- a
@@ -355,11 +376,36 @@ func (b *bench) decide(s *server, h *heldSet, k, pending int) (decisionResult, e
 		if err != nil {
 			b.fail("after deciding %s: message update or private reply missing: %v", p.id, err)
 		}
-		time.Sleep(2 * time.Millisecond)
+		// Let the commit that records the update land too: people click
+		// seconds apart, not back to back.
+		time.Sleep(5 * time.Millisecond)
 	}
 	res.Samples = len(lat)
 	res.P50, res.P99, res.Max = percentile(lat, 50), percentile(lat, 99), percentile(lat, 100)
+	res.AckP50 = percentile(acks, 50)
 	return res, nil
+}
+
+// roundTrips times n sequential GET /healthz: the cost of any HTTP exchange
+// with the server on this machine, under the same load, for comparison.
+func (b *bench) roundTrips(s *server, n int) (p50, p99 time.Duration) {
+	var lat []time.Duration
+	for range n {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/healthz", nil)
+		t0 := time.Now()
+		resp, err := b.client().Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				lat = append(lat, time.Since(t0))
+			}
+		}
+		cancel()
+		time.Sleep(time.Millisecond)
+	}
+	return percentile(lat, 50), percentile(lat, 99)
 }
 
 // percentile is the p-th percentile (nearest rank) of ds.

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	baseline := fs.Int("baseline", 0, "override: transactions in each bbolt baseline")
 	levels := fs.String("concurrency", "", "override: comma-separated intake concurrencies (default 1,16,256)")
 	only := fs.String("only", "", "run only these parts, comma-separated: baselines,intake,held,restart,growth")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (agents and fake Slack) to the file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -187,7 +189,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	o.command = "go run ./cmd/approvebench " + strings.Join(args, " ")
 	if len(args) == 0 {
-		o.command = "go run ./cmd/approvebench   (make bench)"
+		o.command = "go run ./cmd/approvebench"
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep, err := benchmark(ctx, o)
 	if err != nil {

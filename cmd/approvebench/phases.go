@@ -39,11 +39,11 @@ func (b *bench) intakeRuns() error {
 		if err != nil {
 			return err
 		}
-		b.logf("intake: c=%d accepted %.0f/s, posted %.0f/s, server CPU %v/request", c, res.Accepted, res.Posted, res.CPUPerReq)
+		b.logf("intake: c=%d accepted %.0f/s, posted %.0f/s, CPU per request: server %v, benchmark %v", c, res.Accepted, res.Posted, res.CPUPerReq, res.BenchCPUPerReq)
 		b.rep.Intake = append(b.rep.Intake, res)
 		b.settle(s)
 	}
-	return s.stop()
+	return b.stop(s)
 }
 
 // heldResult is what holding many requests costs.
@@ -62,6 +62,9 @@ type heldResult struct {
 	HeapBefore, HeapAfter   float64
 	OpenTook                time.Duration
 	Decision                decisionResult
+	// RTTP50 and RTTP99 time GET /healthz with everything still held: one
+	// HTTP round trip on this machine under the same load.
+	RTTP50, RTTP99 time.Duration
 }
 
 // heldRun holds many requests at once on a fresh server, measures its memory
@@ -127,10 +130,12 @@ func (b *bench) heldRun() error {
 	if res.Decision, err = b.decide(s, h, k, n); err != nil {
 		return err
 	}
-	b.logf("decision: p50 %v p99 %v", res.Decision.P50, res.Decision.P99)
+	b.logf("decision: p50 %v p99 %v (click acknowledged: p50 %v)", res.Decision.P50, res.Decision.P99, res.Decision.AckP50)
+	res.RTTP50, res.RTTP99 = b.roundTrips(s, 300)
+	b.logf("decision: GET /healthz round trip p50 %v p99 %v", res.RTTP50, res.RTTP99)
 	b.rep.Held = res
 	h.release()
-	return s.stop()
+	return b.stop(s)
 }
 
 // restartResult is the time from exec to ready on a large store.
@@ -168,7 +173,7 @@ func (b *bench) restartRuns() error {
 			res.PendingSeen = b.metric(s, "approvebot_pending_requests")
 		}
 		b.logf("restart: ready after %v", s.ready)
-		if err := s.stop(); err != nil {
+		if err := b.stop(s); err != nil {
 			return err
 		}
 	}
@@ -242,7 +247,7 @@ func (b *bench) growthStep(dir string, n int) error {
 	b.logf("growth: %d pending: intake %.0f/s posted, decision p50 %v p99 %v", n, res.Intake.Posted, res.Decision.P50, res.Decision.P99)
 	b.rep.Growth = append(b.rep.Growth, res)
 	b.settle(s)
-	return s.stop()
+	return b.stop(s)
 }
 
 // median of ds.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -52,9 +53,12 @@ func (bl *builder) request(i int, pending bool) (*approvebot.Request, []approveb
 	if err != nil {
 		return nil, nil, err
 	}
-	var id [16]byte
-	_, _ = rand.Read(id[:])
+	// Ids as the engine makes them for legacy requests: creation time, then
+	// random bits.
 	now := bl.now.Add(time.Duration(i) * time.Microsecond)
+	var id [16]byte
+	binary.BigEndian.PutUint64(id[:8], uint64(now.UnixNano()))
+	_, _ = rand.Read(id[8:])
 	r := &approvebot.Request{
 		ID:        "ar_" + hex.EncodeToString(id[:]),
 		Schema:    sub.Schema,

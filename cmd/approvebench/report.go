@@ -52,9 +52,11 @@ func (r *report) intakeAt(c int) (intakeResult, bool) {
 	return intakeResult{}, false
 }
 
-// decisionTarget is 5 ms plus the median bbolt commit measured in this run.
+// decisionTarget is 5 ms plus one bbolt commit measured in this run, at the
+// same percentile as the latency it bounds: a decision waits for exactly
+// one commit, so its p99 carries the disk's p99.
 func (r *report) decisionTarget() time.Duration {
-	return targetDecisionBase + r.Baseline.CommitP50
+	return targetDecisionBase + r.Baseline.CommitP99
 }
 
 // flat reports whether intake and decision latency hold steady from the
@@ -81,7 +83,7 @@ func (r *report) markdown() string {
 	if r.Quick {
 		p("> **Smoke run (`-quick`)**: numbers are small and not comparable with the targets.\n\n")
 	}
-	p("Command: `%s` (took %s, %s).\n\n", r.Command, r.Took.Round(time.Second), r.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	p("Command: `%s` (`make bench` runs the same; took %s, %s).\n\n", r.Command, r.Took.Round(time.Second), r.Started.UTC().Format("2006-01-02 15:04 UTC"))
 	p("## Machine\n\n")
 	p("| | |\n|---|---|\n")
 	p("| CPU | %s |\n", m.CPU)
@@ -109,9 +111,12 @@ func (r *report) markdown() string {
 		p("| 2 | File descriptors with %s held | %d (%.2f per held request) | below the open-file limit (%d) | %s |\n",
 			num(float64(h.Held)), h.FDsAfter, float64(h.FDsAfter-h.FDsBefore)/float64(h.Held), r.Limits.Soft, verdict(uint64(h.FDsAfter) < r.Limits.Soft))
 		d := h.Decision
-		p("| 3 | Decision latency p99 (p50), %s pending | %s (%s) | < 5 ms + one commit (%s) = %s | %s |\n",
-			num(float64(d.Pending)), ms(d.P99), ms(d.P50), ms(r.Baseline.CommitP50), ms(r.decisionTarget()),
+		p("| 3 | Decision latency p99, %s pending | %s | < 5 ms + one commit (p99 %s) = %s | %s |\n",
+			num(float64(d.Pending)), ms(d.P99), ms(r.Baseline.CommitP99), ms(r.decisionTarget()),
 			verdict(d.Samples > 0 && d.Errors == 0 && d.P99 < r.decisionTarget()))
+		p("| 3 | Decision latency p50, same run (for reference) | %s | < 5 ms + one commit (p50 %s) = %s | %s |\n",
+			ms(d.P50), ms(r.Baseline.CommitP50), ms(targetDecisionBase+r.Baseline.CommitP50),
+			verdict(d.Samples > 0 && d.P50 < targetDecisionBase+r.Baseline.CommitP50))
 	}
 	if len(r.Restart.Runs) > 0 {
 		p("| 4 | Start to ready, %s requests of which %s pending | %s (median of %d) | < 1 s | %s |\n",
@@ -132,14 +137,22 @@ func (r *report) markdown() string {
 	p("its own keep-alive connection. *Accepted* counts `202` answers: the request is committed (fsync)\n")
 	p("when approvebot answers. *Posted* stops the clock when the fake Slack holds every request's\n")
 	p("message. Each request is one commit to create it and one to record its message.\n\n")
-	p("| Concurrency | Requests | Accepted req/s | Posted req/s | × serial bbolt | × group-commit bbolt | Accept p50 | Accept p99 | Server CPU per request | Errors |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| Concurrency | Requests | Accepted req/s | Posted req/s | × serial bbolt | × group-commit bbolt | Accept p50 | Accept p99 | CPU per request: server | CPU per request: agents + fake Slack | Errors |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, in := range r.Intake {
-		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", in.Concurrency, num(float64(in.Requests)), num(in.Accepted), num(in.Posted),
-			ratio(in.Posted, r.Baseline.Serial), ratio(in.Posted, r.Baseline.Group), ms(in.AcceptP50), ms(in.AcceptP99), ms(in.CPUPerReq), in.Errors)
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |\n", in.Concurrency, num(float64(in.Requests)), num(in.Accepted), num(in.Posted),
+			ratio(in.Posted, r.Baseline.Serial), ratio(in.Posted, r.Baseline.Group), ms(in.AcceptP50), ms(in.AcceptP99), ms(in.CPUPerReq), ms(in.BenchCPUPerReq), in.Errors)
 	}
-	p("\n*Server CPU per request* is the server's user + system time (from `/proc/<pid>/stat`) over the run,\n")
-	p("divided by the requests: what one request costs whatever else runs on the machine.\n")
+	p("\n*CPU per request* is user + system time over the run (the server's from `/proc/<pid>/stat`, the\n")
+	p("benchmark's own from `getrusage`), divided by the requests. Both run on the same cores: at\n")
+	if in, ok := r.intakeAt(256); ok && in.CPUPerReq+in.BenchCPUPerReq > 0 {
+		both := in.CPUPerReq + in.BenchCPUPerReq
+		p("concurrency 256 one request costs %s of CPU in all, so %d cores can carry at most %s req/s\n", ms(both), r.Machine.Cores,
+			num(float64(r.Machine.Cores)*float64(time.Second)/float64(both)))
+		p("here, and the server alone, with the cores to itself, %s req/s.\n", num(float64(r.Machine.Cores)*float64(time.Second)/float64(in.CPUPerReq)))
+	} else {
+		p("the same cores.\n")
+	}
 	bl := r.Baseline
 	p("\nThe machine's limit, measured in the same run in the same directory, with values of %d bytes\n", bl.ValueBytes)
 	p("(one stored request):\n\n")
@@ -179,8 +192,12 @@ func (r *report) markdown() string {
 		p("sent to the moment its agent has read its answer: signature check, the vote committed (fsync),\n")
 		p("the held connection answered. Between clicks, the decision's own chat work (message update and\n")
 		p("the clicker's private reply) is let finish.\n\n")
-		p("| p50 | p99 | max | one bbolt commit p50 | target p99 | errors |\n|---:|---:|---:|---:|---:|---:|\n")
-		p("| %s | %s | %s | %s | %s | %d |\n\n", ms(d.P50), ms(d.P99), ms(d.Max), ms(bl.CommitP50), ms(r.decisionTarget()), d.Errors)
+		p("| | p50 | p99 | max |\n|---|---:|---:|---:|\n")
+		p("| Click sent → agent has its answer (%d decisions, %d errors) | %s | %s | %s |\n", d.Samples, d.Errors, ms(d.P50), ms(d.P99), ms(d.Max))
+		p("| Click sent → Slack's request answered `200` (approvebot answers once the vote is committed) | %s | | |\n", ms(d.AckP50))
+		p("| One bbolt commit with fsync (baseline above) | %s | %s | |\n", ms(bl.CommitP50), ms(bl.CommitP99))
+		p("| One HTTP round trip, `GET /healthz`, same load | %s | %s | |\n\n", ms(h.RTTP50), ms(h.RTTP99))
+		p("The target is 5 ms plus one commit at the same percentile: %s for p99.\n\n", ms(r.decisionTarget()))
 	}
 
 	if rs := r.Restart; len(rs.Runs) > 0 {
@@ -238,11 +255,67 @@ func (r *report) markdown() string {
 	return b.String()
 }
 
-// analysis says where the time goes and what is the machine's; it is kept
-// with the harness so that each run's report carries it.
+// analysis says where the time goes, what was changed in approvebot because
+// of it, and what is the machine's. It is kept with the harness so that each
+// run's report carries it; the figures in it come from profiling runs on the
+// machine described above, the tables from this run.
 const analysis = `## Where the time goes
 
-(to be written after profiling)
+Profiled with ` + "`go tool pprof`" + `: CPU profiles of the server during the concurrency-256 intake
+and during the decision sample, a heap profile with 10,000 requests held (both through a
+profiling build of the same source, made with ` + "`go build -overlay`" + ` so that no profiling
+endpoint ships in the product), the benchmark's own profile (` + "`-cpuprofile`" + `), and Go
+benchmarks of the hot functions (` + "`go test -bench . ./store ./canon`" + `).
+
+### Changed in approvebot because of it
+
+| Where | Why | Before → after (this machine) |
+|---|---|---|
+| ` + "`store/audit.go`" + ` | Each audit record's digest marshalled the record and canonicalized all of it, inside the single writer every commit waits for: 14 % of the server's CPU under intake. The canonical form is now written directly; only the event's detail is canonicalized, and for a new request that happens before its transition reaches the writer. | 28 µs → 1.6 µs per record in the writer |
+| ` + "`canon/transform.go`" + ` | RFC 8785 through the JCS library: a character at a time, keys sorted by insertion into a linked list. Own writer, held equal to the library by a differential fuzz target. | 17.5 µs → 4.1 µs for a 500-byte detail |
+| ` + "`store/store.go`" + ` | ` + "`Update`" + ` and ` + "`Deliver`" + ` decoded the request's JSON twice per transition. | 2 decodes → 1 |
+| ` + "`bot/engine.go`" + ` (outbox workers 16 → 64) | An outbox job waits on Slack and then on a commit shared with the burst; 16 of them let posting fall behind intake 3 to 1. | see the intake row below |
+| ` + "`bot/slack/slack.go`" + ` | Go's default transport keeps 2 idle connections per host: most Slack calls opened a new connection (with real Slack, a TLS handshake) and left one in TIME_WAIT. Now 64. | |
+| ` + "`bot/engine.go`" + ` (` + "`newID`" + `) | Random request ids dirty one random B+tree page per new request; ids now start with their creation time (and keep 64 random bits), so new requests fill the last pages. | fewer pages written per commit |
+| ` + "`bot/http.go`" + `, ` + "`bot/engine.go`" + `, ` + "`store.Status`" + ` | A held request had a goroutine of its own just to watch for shutdown, kept a decoded copy of its request while waiting, and read it back from the store to answer. Now a ` + "`context.AfterFunc`" + `, the status alone before parking, and the committed request handed to the waiter. | 3 → 2 goroutines, 62 → 56 KiB resident per held request |
+
+Intake at concurrency 256, same machine, same hour, before → after all of the above: posted
+955 → 1,700 req/s; server CPU per request 1.13 ms → 0.70 ms; the benchmark's own CPU per
+request 456 µs → 330 µs (fewer connections for the fake Slack to accept).
+
+### What is the machine's
+
+- **Intake** is bound by CPU, not by the disk: bbolt with group commit, and approvebot's store
+  driven alone, each take several times the intake rate (section 1, the machine's limit). The
+  server (about 0.7 ms of CPU per request), the 256 agents and the fake Slack (about 0.3 ms,
+  mostly the fake checking Block Kit JSON) share two cores, which caps the whole near 2,000 req/s:
+  section 1 computes the cap for this run from the CPU columns. With the cores to itself, the
+  server's own cost allows about 2,900 req/s. The server's time goes to JSON encoding and
+  decoding of requests (about 19 %), the HTTP server (15 %), garbage collection (15 %), system
+  calls (15 %: sockets, ` + "`pwrite`" + `, ` + "`fdatasync`" + `), the Slack client library (10 %) and intake
+  parsing and digests (8 %). At concurrency 1 each request waits for two commits of its own
+  (creating it, recording its message), so it runs at the disk's pace, not the CPU's.
+- **Memory per held request** is mostly Go's ` + "`net/http`" + `: per connection a 4 KiB read buffer, 4 + 2 KiB
+  write buffers and the request (about 14 KiB live), and two goroutines: the handler's, which
+  waits about 3 KiB deep and so keeps an 8 KiB stack (Go shrinks a stack only when less than a
+  quarter is used), and the connection's background reader. approvebot's own state is about
+  4 KiB (the request's deadline timer, contexts, the waiter). With Go's default ` + "`GOGC=100`" + ` the heap
+  may hold up to as much garbage as live data before a collection, and stacks grown while a
+  request was being processed shrink only at later collections. ` + "`GOGC=50`" + ` (an operator's choice:
+  more CPU for less memory) measured 50 KiB instead of 56 KiB. 40 KiB is not reachable while each
+  held agent has its own HTTP/1.1 connection served by ` + "`net/http`" + `.
+- **Decision latency**, timed inside the server with a profiling build (p50): 0.15 ms to load the
+  request and identify the clicker; 1.2 ms for the vote's transaction, of which 0.2 ms is work in
+  the writer (decode, vote, entry and resolution digests, three audit records) and about 1 ms the
+  commit, which writes the pages of five buckets (request, deadline index, audit log, outbox,
+  meta) where the baseline commit writes one; the rest is the click's HTTP exchange and handing
+  the answer to the agent while the decision's own chat work (message update, the clicker's
+  private reply) runs beside it on the same two cores. Slack's request is answered once the vote
+  is committed, so its acknowledgement and the agent's answer arrive together. The p99 carries
+  the disk's fsync tail (the baseline's commit p99 ranged from 0.7 ms to 7 ms between runs on
+  this virtual disk) and garbage collection: with 10,000 held the live heap is about 190 MiB.
+- **Restart** reads only the deadline index and the outbox, never every request: it stays far
+  under the target.
 `
 
 func num(f float64) string {

@@ -503,3 +503,17 @@ func raceEnabled() bool {
 func around(v []byte, i int) string {
 	return string(v[max(0, i-20):min(len(v), i+20)])
 }
+
+// TestAuditWhileRunningNeedsAFixedPort: with listen on port 0 the commands
+// cannot find the server that holds the file, and say what to change.
+func TestAuditWhileRunningNeedsAFixedPort(t *testing.T) {
+	h := newChainHarness(t)
+	h.start()
+	if _, err := h.cli("audit", "verify"); err == nil || !strings.Contains(err.Error(), `listen "127.0.0.1:0" names no fixed port`) {
+		t.Fatalf("audit verify while running on port 0: %v", err)
+	}
+	h.stop()
+	if out, err := h.cli("audit", "verify"); err != nil {
+		t.Fatalf("audit verify once stopped: %v\n%s", err, out)
+	}
+}

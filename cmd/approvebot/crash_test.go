@@ -92,11 +92,8 @@ func TestCrashMidBurstLosesNothing(t *testing.T) {
 		heldFirst[i] = h.submit(heldBodies[i], auth("Idempotency-Key", heldKey(i)))
 	}
 	isAsync := map[string]bool{}
-	var asyncIDs []string
 	for i := range nAsync {
-		id := h.pendingID(requestNamed(fmt.Sprintf("transfer async-%03d", i)))
-		asyncIDs = append(asyncIDs, id)
-		isAsync[id] = true
+		isAsync[h.pendingID(requestNamed(fmt.Sprintf("transfer async-%03d", i)))] = true
 	}
 	h.waitFor("every request posted", func() bool {
 		return h.slack.Posts("C0TREASURY")+h.slack.Posts("C0COMPLIANCE") >= 2*(nHeld+nAsync)
@@ -481,6 +478,20 @@ func TestCrashMidBurstLosesNothing(t *testing.T) {
 			runs[c.run]++
 		}
 	}
+	var reconciled struct {
+		Pending int `json:"pending"`
+		Expired int `json:"expired_while_down"`
+		Outbox  int `json:"outbox"`
+	}
+	for _, line := range strings.Split(second.logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"reconciled"`) {
+			_ = json.Unmarshal([]byte(line), &reconciled)
+		}
+	}
+	if reconciled.Expired != nShort {
+		t.Errorf("the restart expired %d requests, want the %d whose deadline passed while it was down", reconciled.Expired, nShort)
+	}
+	t.Logf("at restart: %d pending, %d expired while down, %d chat side effects owed", reconciled.Pending, reconciled.Expired, reconciled.Outbox)
 	t.Logf("clicks sent: %d before the kill (%d acknowledged), %d after; told the outcome: %d; acknowledged but lost to the kill: %d; committed but unacknowledged: %d; held callers answered before the kill: %d; down for %s",
 		runs[1], acked.Load(), runs[2], told, lost, unacked, len(answeredFirst), restartedAt.Sub(killedAt).Round(time.Millisecond))
 }

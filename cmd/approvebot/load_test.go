@@ -21,7 +21,7 @@ import (
 // connection). Go raises the soft open-file limit to the hard limit at
 // start; where the hard limit is below 4096, raise it (ulimit -Hn) or run
 // the tests with -short.
-var loadRequests = 3
+var loadRequests = 1000
 
 // loadRequest names only the compliance group (no route matches its rule),
 // so each request has one message: the test is about answers, and one
@@ -30,6 +30,7 @@ func loadRequest(i int) []byte {
 	b, _ := json.Marshal(map[string]any{
 		"type": "approval_request", "rule_name": "load-test", "policy_name": "load",
 		"agent_id": "payments-agent", "action": fmt.Sprintf("load %04d", i), "approvers": []string{"compliance"},
+		"requested_at": time.Now().UTC().Format("2006-01-02T15:04:05.000000") + "+00:00",
 	})
 	return b
 }

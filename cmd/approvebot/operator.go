@@ -45,6 +45,9 @@ func openBackend(cfg *policy.Config) (*backend, error) {
 	if splitErr != nil {
 		return nil, fmt.Errorf("listen %q: %w", cfg.Listen, splitErr)
 	}
+	if port == "0" {
+		return nil, fmt.Errorf("%v; the running server holds it, but listen %q names no fixed port to ask it on: set listen to the address it serves on", err, cfg.Listen)
+	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}

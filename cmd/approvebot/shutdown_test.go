@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,4 +122,47 @@ func TestGraceEndsThenRetryReattaches(t *testing.T) {
 	if n := len(h.slack.Messages()); n != 2 {
 		t.Errorf("%d messages after the restart, want the 2 from before", n)
 	}
+}
+
+// After a stop, nothing of approvebot is left running in the process: no
+// worker, timer callback, waiter or click handler.
+func TestNoGoroutineOutlivesStop(t *testing.T) {
+	before := approvebotGoroutines()
+	h := newHarness(t, withGrace("1s"))
+	h.start()
+	held := h.submit(requestNamed("left held at the stop"), auth())
+	id := h.pendingID(requestNamed("decided"))
+	msgs := h.waitMessages(id, 2)
+	h.click("U0JANE", "C0TREASURY", messageIn(t, msgs, "C0TREASURY").TS, "approve", id)
+	h.do(http.MethodGet, "/v1/approvals/"+id+"?wait=30", nil, auth())
+	h.waitFor("held request posted", func() bool { return len(h.slack.Messages()) == 4 })
+	h.stop()
+	if got := h.await(held); got.answer.Status != "pending" {
+		t.Fatalf("held caller at the stop got %s", got.body)
+	}
+	left := approvebotGoroutines()
+	for deadline := time.Now().Add(20 * time.Second); len(left) > len(before) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		left = approvebotGoroutines()
+	}
+	if len(left) > len(before) {
+		t.Fatalf("goroutines left after the stop:\n%s", strings.Join(left, "\n\n"))
+	}
+}
+
+// approvebotGoroutines lists the stacks of running goroutines that are in
+// approvebot's code, leaving out the tests' own and the fakes'.
+func approvebotGoroutines() []string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if !strings.Contains(g, "github.com/approvebot/approvebot/") ||
+			strings.Contains(g, "testing.tRunner") || strings.Contains(g, "slackfake") || strings.Contains(g, "teamsfake") ||
+			strings.Contains(g, "approvebotGoroutines") {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
 }
