@@ -466,6 +466,12 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 			evs = append(evs, resolvedEvent(r, now))
 		}
 		return store.Change{Visible: true, Events: evs}, nil
+	}, func(r *approvebot.Request) {
+		// The waiting agent first; the chat updates this decision owes are
+		// announced after.
+		if out.Decided {
+			e.finished(r)
+		}
 	})
 	if err != nil {
 		e.log.Error("click: store", "request_id", id, "err", err)
@@ -477,9 +483,6 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 	} else {
 		e.metrics.clicks.WithLabelValues(b.Platform, "refused").Inc()
 		e.log.Info("click refused", "request_id", id, "user", who.Principal(), "why", out.RefusalCode)
-	}
-	if out.Decided {
-		e.finished(r)
 	}
 	return ClickResult{Counted: out.Counted, Decided: out.Decided, Message: out.Message, View: View(r, -1)}
 }

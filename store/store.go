@@ -437,7 +437,11 @@ type Change struct {
 // in place (it must be a pure function of r, as it may run more than once).
 // If the change is visible, the request's version is bumped and every
 // destination that shows it gets an outbox job.
-func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)) (*approvebot.Request, error) {
+//
+// committed, when given, runs after the commit and before the outbox jobs
+// are announced: the engine answers waiting agents there, so a decision
+// reaches the agent before chat updates compete with it for the CPU.
+func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error), committed ...func(*approvebot.Request)) (*approvebot.Request, error) {
 	var out *approvebot.Request
 	var jobs []JobKey
 	err := s.write(func(tx *bolt.Tx) error {
@@ -473,6 +477,9 @@ func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range committed {
+		f(out)
 	}
 	s.announce(jobs)
 	return out, nil
