@@ -16,28 +16,7 @@ import (
 // then security, with separation of duties; payments is one stage. Jane is
 // in both stages' groups (security lists her by email), so separation of
 // duties has someone to stop.
-const chainConfig = `
-listen: 127.0.0.1:0
-store:
-  path: ${DIR}/approvebot.db
-callers:
-  - name: payments-agent
-    token: ${PAYMENTS_AGENT_TOKEN}
-  - name: other-agent
-    token: other-agent-token-0123456789
-slack:
-  bot_token: ${SLACK_BOT_TOKEN}
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  api_url: ${SLACK_API_URL}
-  channel_interval: 0s
-signing:
-  key_file: ${DIR}/signing.key
-  issuer: approvebot-test
-admin:
-  token: ${ADMIN_TOKEN}
-delivery:
-  timeout: ${DELIVERY_TIMEOUT}
-approvers:
+const chainConfig = configHead + configOperations + `approvers:
   treasury-ops:
     slack:
       channels: [C0TREASURY]

@@ -31,7 +31,10 @@ const (
 
 // baseConfig routes approve-large-transfer to treasury-ops (Jane, by user id)
 // or compliance (members of a user group).
-const baseConfig = `
+// configHead and configOperations are the parts every test config shares:
+// a free loopback port, the store in the test's directory, two callers, the
+// fake Slack; the signing key, the admin token and the delivery timeout.
+const configHead = `
 listen: 127.0.0.1:0
 store:
   path: ${DIR}/approvebot.db
@@ -45,14 +48,18 @@ slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   api_url: ${SLACK_API_URL}
   channel_interval: 0s
-signing:
+`
+
+const configOperations = `signing:
   key_file: ${DIR}/signing.key
   issuer: approvebot-test
 admin:
   token: ${ADMIN_TOKEN}
 delivery:
   timeout: ${DELIVERY_TIMEOUT}
-approvers:
+`
+
+const baseConfig = configHead + configOperations + `approvers:
   treasury-ops:
     slack:
       channels: [C0TREASURY]
@@ -340,10 +347,19 @@ func (h *harness) messages(requestID string) []slackfake.Message {
 
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
+	waitOn(h.t, h.slack, what, h.logs, cond)
+}
+
+// waitOn waits, at most a minute, until cond holds, re-checking whenever
+// the fake platform's state changes.
+func waitOn(t *testing.T, fake interface {
+	WaitFor(context.Context, func() bool) error
+}, what string, logs fmt.Stringer, cond func() bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := h.slack.WaitFor(ctx, cond); err != nil {
-		h.t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, h.logs)
+	if err := fake.WaitFor(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, logs)
 	}
 }
 

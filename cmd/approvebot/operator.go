@@ -58,6 +58,20 @@ func openBackend(cfg *policy.Config) (*backend, error) {
 	}, nil
 }
 
+// operatorBackend reads the config named on the command line and opens what
+// an operator command reads from.
+func operatorBackend(fs *flag.FlagSet, args []string, getenv func(string) (string, bool), stderr io.Writer) (*policy.Config, []string, *backend, error) {
+	cfg, rest, err := loadConfig(fs, args, getenv, stderr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	b, err := openBackend(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return cfg, rest, b, nil
+}
+
 func (b *backend) close() {
 	if b.store != nil {
 		b.store.Close()
@@ -109,11 +123,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 	request := fs.String("request", "", "export: only this request's records")
 	since := fs.String("since", "", "export: records at or after this RFC 3339 time")
 	until := fs.String("until", "", "export: records before this RFC 3339 time")
-	cfg, rest, err := loadConfig(fs, args[1:], getenv, stderr)
-	if err != nil {
-		return err
-	}
-	b, err := openBackend(cfg)
+	_, rest, b, err := operatorBackend(fs, args[1:], getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -257,11 +267,7 @@ func cmdTeams(ctx context.Context, args []string, getenv func(string) (string, b
 		fmt.Fprintf(stdout, "wrote %s: upload it in Teams (Apps > Manage your apps > Upload an app) and add it to each approvers' team\n", *out)
 		return nil
 	case "channels":
-		cfg, _, err := loadConfig(flag.NewFlagSet("teams channels", flag.ContinueOnError), args[1:], getenv, stderr)
-		if err != nil {
-			return err
-		}
-		b, err := openBackend(cfg)
+		cfg, _, b, err := operatorBackend(flag.NewFlagSet("teams channels", flag.ContinueOnError), args[1:], getenv, stderr)
 		if err != nil {
 			return err
 		}

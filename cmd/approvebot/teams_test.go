@@ -57,32 +57,13 @@ var teamsConfig = func() string {
 	for i := range teamsCrowdSize {
 		crowd = append(crowd, teamsCrowdEmail(i))
 	}
-	return `
-listen: 127.0.0.1:0
-store:
-  path: ${DIR}/approvebot.db
-callers:
-  - name: payments-agent
-    token: ${PAYMENTS_AGENT_TOKEN}
-slack:
-  bot_token: ${SLACK_BOT_TOKEN}
-  signing_secret: ${SLACK_SIGNING_SECRET}
-  api_url: ${SLACK_API_URL}
-  channel_interval: 0s
-teams:
+	return configHead + `teams:
   app_id: ${TEAMS_APP_ID}
   app_password: ${TEAMS_APP_PASSWORD}
   tenant_id: ${TEAMS_TENANT_ID}
   openid_metadata_url: ${TEAMS_OPENID_METADATA_URL}
   token_url: ${TEAMS_TOKEN_URL}
-signing:
-  key_file: ${DIR}/signing.key
-  issuer: approvebot-test
-admin:
-  token: ${ADMIN_TOKEN}
-delivery:
-  timeout: ${DELIVERY_TIMEOUT}
-approvers:
+` + configOperations + `approvers:
   payments-teams:
     teams:
       channels: ["` + teamsApprovals + `"]
@@ -245,11 +226,7 @@ func (th *teamsHarness) teamsClick(who teamsfake.From, card teamsfake.Sent, deci
 
 func (th *teamsHarness) teamsWait(what string, cond func() bool) {
 	th.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := th.teams.WaitFor(ctx, cond); err != nil {
-		th.t.Fatalf("waiting for %s: %v\nlogs:\n%s", what, err, th.logs)
-	}
+	waitOn(th.t, th.teams, what, th.logs, cond)
 }
 
 // teamsCards returns the cards posted in channel.
