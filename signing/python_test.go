@@ -10,28 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/signing/signingtest"
 )
 
 // The agent side of a decision is Python: integrations/agt's verifier. These
 // tests sign with this package and verify with that script, so the two
 // cannot drift apart unnoticed.
-
-const verifierScript = "../integrations/agt/approvebot_verifier.py"
-
-func python(t *testing.T) string {
-	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err == nil {
-		err = exec.Command(py, "-c", "import cryptography.hazmat.primitives.asymmetric.ed25519").Run()
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("python3 with the cryptography package is required in CI: %v", err)
-		}
-		t.Skipf("python3 with the cryptography package not available: %v", err)
-	}
-	return py
-}
 
 func runVerifier(t *testing.T, py string, jwks []byte, token, requestID, actionDigest string) (stdout, stderr string, code int) {
 	t.Helper()
@@ -53,7 +38,7 @@ func runVerifier(t *testing.T, py string, jwks []byte, token, requestID, actionD
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, verifierScript, "--jwks", jwksFile, "--issuer", "approvebot",
+	cmd := exec.CommandContext(ctx, py, signingtest.VerifierScript(), "--jwks", jwksFile, "--issuer", "approvebot",
 		"--request-id", requestID, "--action-digest", actionDigest)
 	cmd.Stdin = bytes.NewReader(body)
 	var out, errOut bytes.Buffer
@@ -69,7 +54,7 @@ func runVerifier(t *testing.T, py string, jwks []byte, token, requestID, actionD
 }
 
 func TestPythonVerifierAgrees(t *testing.T) {
-	py := python(t)
+	py := signingtest.Python(t)
 	s := newSigner(t)
 	now := time.Now()
 	c := testClaims()

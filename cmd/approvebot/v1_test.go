@@ -21,6 +21,7 @@ import (
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
+	"github.com/approvebot/approvebot/signing/signingtest"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -550,30 +551,11 @@ func TestLegacyIdempotencyKey(t *testing.T) {
 	}
 }
 
-const verifierScript = "../../integrations/agt/approvebot_verifier.py"
-
-// python3 with the cryptography package, which the verifier needs: required
-// in CI, skipped elsewhere when missing.
-func python(t *testing.T) string {
-	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err == nil {
-		err = exec.Command(py, "-c", "import cryptography.hazmat.primitives.asymmetric.ed25519").Run()
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("python3 with the cryptography package is required in CI: %v", err)
-		}
-		t.Skipf("python3 with the cryptography package not available: %v", err)
-	}
-	return py
-}
-
 // TestPythonVerifierAgainstTheServer runs the verifier AGT users paste in on
 // real answers of the running server: it must accept a real approval and
 // reject it forged, expired, bound to another request, or a denial.
 func TestPythonVerifierAgainstTheServer(t *testing.T) {
-	py := python(t)
+	py := signingtest.Python(t)
 	h := newHarness(t, chainConfig)
 	h.start()
 
@@ -610,7 +592,7 @@ func TestPythonVerifierAgainstTheServer(t *testing.T) {
 		defer in.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, py, verifierScript, "--jwks", jwksFile, "--issuer", testIssuer,
+		cmd := exec.CommandContext(ctx, py, signingtest.VerifierScript(), "--jwks", jwksFile, "--issuer", testIssuer,
 			"--audience", "payments-agent", "--request-id", requestID, "--action-digest", actionDigest)
 		cmd.Stdin = in
 		var out, errOut bytes.Buffer
