@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,14 +36,7 @@ func TestApproveFromSlack(t *testing.T) {
 		t.Fatalf("agent got %d %s", got.status, got.body)
 	}
 	// Every copy now reads approved, without buttons.
-	h.waitFor("every copy updated", func() bool {
-		for _, m := range h.messages(id) {
-			if m.Actionable || !strings.Contains(string(m.Blocks), "Approved by Jane Doe") {
-				return false
-			}
-		}
-		return true
-	})
+	h.waitClosed(id, "Approved by Jane Doe")
 	for _, m := range h.messages(id) {
 		if m.Updates != 1 {
 			t.Errorf("message in %s updated %d times, want 1", m.Channel, m.Updates)
@@ -64,14 +58,7 @@ func TestUsergroupMemberDenies(t *testing.T) {
 		!strings.Contains(got.answer.Reason, "Denied by carl@company.com") {
 		t.Fatalf("agent got %s", got.body)
 	}
-	h.waitFor("copies say denied", func() bool {
-		for _, m := range h.messages(id) {
-			if m.Actionable || !strings.Contains(string(m.Blocks), "Denied by Carl") {
-				return false
-			}
-		}
-		return true
-	})
+	h.waitClosed(id, "Denied by Carl")
 }
 
 func TestUnauthorisedClickerChangesNothing(t *testing.T) {
@@ -144,14 +131,7 @@ func TestTimeoutIsADenialThatSaysSo(t *testing.T) {
 		!strings.Contains(got.answer.Reason, "timed out after 1 s") {
 		t.Fatalf("agent got %s", got.body)
 	}
-	h.waitFor("copies say expired", func() bool {
-		for _, m := range h.messages(id) {
-			if m.Actionable || !strings.Contains(string(m.Blocks), "Expired") {
-				return false
-			}
-		}
-		return true
-	})
+	h.waitClosed(id, "Expired")
 	// A click after expiry changes nothing and says why.
 	h.click("U0JANE", "C0TREASURY", messageIn(t, msgs, "C0TREASURY").TS, "approve", id)
 	h.waitFor("late click told", func() bool { return len(h.ephemeralsFor("U0JANE")) == 1 })
@@ -276,14 +256,7 @@ func TestConcurrentClicksDecideOnce(t *testing.T) {
 	if decided != 1 {
 		t.Fatalf("%d clicks decided the request, want exactly 1", decided)
 	}
-	h.waitFor("both copies final", func() bool {
-		for _, m := range h.messages(id) {
-			if m.Actionable {
-				return false
-			}
-		}
-		return true
-	})
+	h.waitClosed(id, "")
 	h.stop() // flush: no update may still be in flight
 	for _, m := range h.messages(id) {
 		if m.Updates != 1 {
@@ -310,14 +283,7 @@ func TestRestartKeepsPendingRequests(t *testing.T) {
 	if got.answer.Status != "timed_out" {
 		t.Fatalf("request that expired while down: %s", got.body)
 	}
-	h.waitFor("expired copies updated", func() bool {
-		for _, m := range h.messages(short) {
-			if m.Actionable {
-				return false
-			}
-		}
-		return true
-	})
+	h.waitClosed(short, "")
 	// The other is still pending, and a click on its old message counts.
 	msgs := h.messages(id)
 	if n := len(msgs); n != 2 {
@@ -436,4 +402,19 @@ func TestMemberOfAnotherOrganisationIsRefused(t *testing.T) {
 	if !got.answer.Approved || got.answer.Approver != "bob@company.com" {
 		t.Fatalf("after Bob's click: %s", got.body)
 	}
+}
+
+// waitClosed waits until every copy of the request's message has lost its
+// buttons and shows text.
+func (h *harness) waitClosed(id, text string) {
+	h.t.Helper()
+	h.waitFor("every copy of "+id+" closed, showing "+strconv.Quote(text), func() bool {
+		msgs := h.messages(id)
+		for _, m := range msgs {
+			if m.Actionable || !strings.Contains(string(m.Blocks), text) {
+				return false
+			}
+		}
+		return len(msgs) > 0
+	})
 }
