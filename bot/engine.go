@@ -50,7 +50,10 @@ type Engine struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan *approvebot.Request
-	timers  map[string]Timer
+	// watchers are called (each in a goroutine of its own) when a request
+	// becomes final: held connections wait this way without a goroutine.
+	watchers map[string][]*watcher
+	timers   map[string]Timer
 }
 
 // New builds an engine. Call Start before serving.
@@ -74,6 +77,7 @@ func New(cfg Config) (*Engine, error) {
 		clock:     cfg.Clock,
 		log:       cfg.Logger,
 		waiters:   map[string][]chan *approvebot.Request{},
+		watchers:  map[string][]*watcher{},
 		timers:    map[string]Timer{},
 	}
 	for _, p := range cfg.Platforms {
@@ -312,6 +316,37 @@ func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, erro
 	}
 }
 
+type watcher struct {
+	fn func(*approvebot.Request)
+}
+
+// Watch calls fn, once, with the request as committed when it becomes
+// final, unless the returned cancel is called first. It is Wait without a
+// goroutine parked for the whole wait. The caller checks the status after
+// Watch returns, so a request finished just before is not missed.
+func (e *Engine) Watch(id string, fn func(*approvebot.Request)) (cancel func()) {
+	w := &watcher{fn: fn}
+	e.mu.Lock()
+	e.watchers[id] = append(e.watchers[id], w)
+	e.mu.Unlock()
+	return func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		ws := e.watchers[id]
+		for i, x := range ws {
+			if x == w {
+				ws = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(ws) == 0 {
+			delete(e.watchers, id)
+		} else {
+			e.watchers[id] = ws
+		}
+	}
+}
+
 func (e *Engine) unwait(id string, ch chan *approvebot.Request) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -337,6 +372,8 @@ func (e *Engine) finished(r *approvebot.Request) {
 	e.mu.Lock()
 	ws := e.waiters[r.ID]
 	delete(e.waiters, r.ID)
+	watchers := e.watchers[r.ID]
+	delete(e.watchers, r.ID)
 	if t, ok := e.timers[r.ID]; ok {
 		t.Stop()
 		delete(e.timers, r.ID)
@@ -344,6 +381,9 @@ func (e *Engine) finished(r *approvebot.Request) {
 	e.mu.Unlock()
 	for _, w := range ws {
 		w <- r // buffered, and each waiter is woken once: never blocks
+	}
+	for _, w := range watchers {
+		go w.fn(r) // it writes to an agent's connection: never inside a commit
 	}
 	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
 	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())

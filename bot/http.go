@@ -245,6 +245,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 // hold keeps the agent's connection open until the request is final. If the
 // agent goes away, the request stays pending: a retry attaches to it.
 func (s *Server) hold(w http.ResponseWriter, r *http.Request, req *approvebot.Request, caller string) {
+	if !req.Status.Final() && s.holdDetached(w, r, req, caller) {
+		return
+	}
 	if !req.Status.Final() {
 		s.engine.metrics.heldConns.Inc()
 		defer s.engine.metrics.heldConns.Dec()

@@ -210,6 +210,9 @@ func (svc *service) serve(ctx context.Context) error {
 	svc.api.Drain() // whoever is still held is answered "still pending" now
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Held agents taken off net/http are answered by Drain's callbacks,
+	// which http.Server.Shutdown does not wait for.
+	svc.api.WaitHeld(shutCtx)
 	if err := svc.http.Shutdown(shutCtx); err != nil {
 		svc.log.Warn("http shutdown", "err", err)
 	}
