@@ -278,6 +278,7 @@ benchmarks of the hot functions (` + "`go test -bench . ./store ./canon`" + `).
 | ` + "`bot/slack/slack.go`" + ` | Go's default transport keeps 2 idle connections per host: most Slack calls opened a new connection (with real Slack, a TLS handshake) and left one in TIME_WAIT. Now 64. | |
 | ` + "`bot/engine.go`" + ` (` + "`newID`" + `) | Random request ids dirty one random B+tree page per new request; ids now start with their creation time (and keep 64 random bits), so new requests fill the last pages. | fewer pages written per commit |
 | ` + "`bot/http.go`" + `, ` + "`bot/engine.go`" + `, ` + "`store.Status`" + ` | A held request had a goroutine of its own just to watch for shutdown, kept a decoded copy of its request while waiting, and read it back from the store to answer. Now a ` + "`context.AfterFunc`" + `, the status alone before parking, and the committed request handed to the waiter. | 3 → 2 goroutines, 62 → 56 KiB resident per held request |
+| ` + "`bot/held.go`" + ` | What was left per held request was ` + "`net/http`" + `'s: the parked handler goroutine and its stack, the connection's background reader, and its buffers. A request that must wait is now taken off ` + "`net/http`" + ` (hijacked) once its body is read and answered from a callback; its connection's read deadline is cleared, or 10,000 deadline timers fire in the middle of the wait. | 56-58 KiB → 14-19 KiB resident per held request |
 
 Intake at concurrency 256, same machine, same hour, before → after all of the above: posted
 955 → 1,700 req/s; server CPU per request 1.13 ms → 0.70 ms; the benchmark's own CPU per
@@ -295,15 +296,15 @@ request 456 µs → 330 µs (fewer connections for the fake Slack to accept).
   calls (15 %: sockets, ` + "`pwrite`" + `, ` + "`fdatasync`" + `), the Slack client library (10 %) and intake
   parsing and digests (8 %). At concurrency 1 each request waits for two commits of its own
   (creating it, recording its message), so it runs at the disk's pace, not the CPU's.
-- **Memory per held request** is mostly Go's ` + "`net/http`" + `: per connection a 4 KiB read buffer, 4 + 2 KiB
-  write buffers and the request (about 14 KiB live), and two goroutines: the handler's, which
-  waits about 3 KiB deep and so keeps an 8 KiB stack (Go shrinks a stack only when less than a
-  quarter is used), and the connection's background reader. approvebot's own state is about
-  4 KiB (the request's deadline timer, contexts, the waiter). With Go's default ` + "`GOGC=100`" + ` the heap
-  may hold up to as much garbage as live data before a collection, and stacks grown while a
-  request was being processed shrink only at later collections. ` + "`GOGC=50`" + ` (an operator's choice:
-  more CPU for less memory) measured 50 KiB instead of 56 KiB. 40 KiB is not reachable while each
-  held agent has its own HTTP/1.1 connection served by ` + "`net/http`" + `.
+- **Memory per held request** is now a socket, a small struct, a timer and a callback: about
+  14-19 KiB resident with 10,000 held, where ` + "`net/http`" + ` kept 56-58 KiB (its 4 KiB read
+  buffer, 4 + 2 KiB write buffers, the request, the handler's 8 KiB stack and a background reader).
+- **Garbage collection and decision latency** trade against each other. With a small live heap,
+  Go's default ` + "`GOGC=100`" + ` collects more often, and some decisions wait for it: in back-to-back
+  runs (same machine, same hour) the decision p99 was 5.7-6.0 ms with ` + "`net/http`" + ` holding the
+  agents (57-58 KiB each) and 9.0-10.2 ms with them taken off it (14 KiB each); p50 stayed near
+  3.5 ms. With ` + "`GOGC=400`" + ` (an operator's choice, set in the environment) the same run gave a
+  p99 of 4.4 ms at 45 KiB per held request. approvebot keeps Go's default.
 - **Decision latency**, timed inside the server with a profiling build (p50): 0.15 ms to load the
   request and identify the clicker; 1.2 ms for the vote's transaction, of which 0.2 ms is work in
   the writer (decode, vote, entry and resolution digests, three audit records) and about 1 ms the
@@ -313,7 +314,7 @@ request 456 µs → 330 µs (fewer connections for the fake Slack to accept).
   private reply) runs beside it on the same two cores. Slack's request is answered once the vote
   is committed, so its acknowledgement and the agent's answer arrive together. The p99 carries
   the disk's fsync tail (the baseline's commit p99 ranged from 0.7 ms to 7 ms between runs on
-  this virtual disk) and garbage collection: with 10,000 held the live heap is about 190 MiB.
+  this virtual disk) and garbage collection (below).
 - **Restart** reads only the deadline index and the outbox, never every request: it stays far
   under the target.
 `
