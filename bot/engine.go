@@ -48,8 +48,7 @@ type Engine struct {
 	outbox    *outbox
 	metrics   *metrics
 
-	mu      sync.Mutex
-	waiters map[string][]chan *approvebot.Request
+	mu sync.Mutex
 	// watchers are called (each in a goroutine of its own) when a request
 	// becomes final: held connections wait this way without a goroutine.
 	watchers map[string][]*watcher
@@ -76,7 +75,6 @@ func New(cfg Config) (*Engine, error) {
 		platforms: map[string]Platform{},
 		clock:     cfg.Clock,
 		log:       cfg.Logger,
-		waiters:   map[string][]chan *approvebot.Request{},
 		watchers:  map[string][]*watcher{},
 		timers:    map[string]Timer{},
 	}
@@ -290,10 +288,8 @@ func (e *Engine) Get(id string) (*approvebot.Request, error) { return e.store.Ge
 // Wait blocks until the request is final or ctx ends, and returns it as stored.
 func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, error) {
 	ch := make(chan *approvebot.Request, 1)
-	e.mu.Lock()
-	e.waiters[id] = append(e.waiters[id], ch)
-	e.mu.Unlock()
-	defer e.unwait(id, ch)
+	cancel := e.Watch(id, func(r *approvebot.Request) { ch <- r }) // buffered: never blocks
+	defer cancel()
 
 	// Only the status is read before parking, and the request is read
 	// again when the wait ends: decoding the whole request here would grow
@@ -347,31 +343,12 @@ func (e *Engine) Watch(id string, fn func(*approvebot.Request)) (cancel func()) 
 	}
 }
 
-func (e *Engine) unwait(id string, ch chan *approvebot.Request) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ws := e.waiters[id]
-	for i, w := range ws {
-		if w == ch {
-			ws = append(ws[:i], ws[i+1:]...)
-			break
-		}
-	}
-	if len(ws) == 0 {
-		delete(e.waiters, id)
-	} else {
-		e.waiters[id] = ws
-	}
-}
-
 // finished wakes everyone waiting on a request that became final and drops
-// its timer. The waiters get r itself, as committed, rather than reading it
+// its timer. The watchers get r itself, as committed, rather than reading it
 // back from the store on the path to the agent's answer; r must not be
 // changed after this call (it is shared, read-only).
 func (e *Engine) finished(r *approvebot.Request) {
 	e.mu.Lock()
-	ws := e.waiters[r.ID]
-	delete(e.waiters, r.ID)
 	watchers := e.watchers[r.ID]
 	delete(e.watchers, r.ID)
 	if t, ok := e.timers[r.ID]; ok {
@@ -379,11 +356,8 @@ func (e *Engine) finished(r *approvebot.Request) {
 		delete(e.timers, r.ID)
 	}
 	e.mu.Unlock()
-	for _, w := range ws {
-		w <- r // buffered, and each waiter is woken once: never blocks
-	}
 	for _, w := range watchers {
-		go w.fn(r) // it writes to an agent's connection: never inside a commit
+		go w.fn(r) // a watcher may write to an agent's connection: never inside a commit
 	}
 	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
 	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())

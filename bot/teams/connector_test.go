@@ -162,21 +162,7 @@ func TestConnectorErrors(t *testing.T) {
 func TestTokenSharedByConcurrentPosts(t *testing.T) {
 	e := newEnv(t)
 	e.install(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 20)
-	for range 20 {
-		wg.Go(func() {
-			_, err := e.teams.Post(testCtx(t), testChannelID, testMessage("req-1"))
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.postConcurrently(t, 20)
 	if n := e.fake.TokenRequests(); n != 1 {
 		t.Fatalf("%d token requests for 20 posts, want 1", n)
 	}
@@ -342,5 +328,26 @@ func TestEscapeID(t *testing.T) {
 	got := escapeID("19:abc@thread.tacv2;messageid=17 x/y")
 	if got != "19%3Aabc%40thread.tacv2%3Bmessageid%3D17%20x%2Fy" {
 		t.Fatal(got)
+	}
+}
+
+// postConcurrently posts n cards to the test channel at once and fails the
+// test on any error.
+func (e *env) postConcurrently(t *testing.T, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			_, err := e.teams.Post(testCtx(t), testChannelID, testMessage("req-1"))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -214,21 +213,7 @@ func TestPostsToOneChannelArePaced(t *testing.T) {
 	const interval, n = 40 * time.Millisecond, 6
 	e.teams.cfg.ChannelInterval = interval
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			_, err := e.teams.Post(testCtx(t), testChannelID, testMessage("req-1"))
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.postConcurrently(t, n)
 	posted := e.fake.Posted()
 	if len(posted) != n {
 		t.Fatalf("%d posts, want %d", len(posted), n)

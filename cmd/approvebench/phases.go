@@ -8,6 +8,15 @@ import (
 	"time"
 )
 
+// freshServer starts a server on an empty store in a directory of its own.
+func (b *bench) freshServer(name string) (*server, error) {
+	dir, err := b.newDir(name)
+	if err != nil {
+		return nil, err
+	}
+	return b.startServer(dir, nil)
+}
+
 func (b *bench) newDir(name string) (string, error) {
 	dir := filepath.Join(b.work, name)
 	if err := os.RemoveAll(dir); err != nil {
@@ -18,11 +27,7 @@ func (b *bench) newDir(name string) (string, error) {
 
 // intakeRuns measures intake at each concurrency on one fresh server.
 func (b *bench) intakeRuns() error {
-	dir, err := b.newDir("intake")
-	if err != nil {
-		return err
-	}
-	s, err := b.startServer(dir, nil)
+	s, err := b.freshServer("intake")
 	if err != nil {
 		return err
 	}
@@ -70,11 +75,7 @@ type heldResult struct {
 // heldRun holds many requests at once on a fresh server, measures its memory
 // and descriptors, then times clicks against them.
 func (b *bench) heldRun() error {
-	dir, err := b.newDir("held")
-	if err != nil {
-		return err
-	}
-	s, err := b.startServer(dir, nil)
+	s, err := b.freshServer("held")
 	if err != nil {
 		return err
 	}

@@ -37,11 +37,7 @@ func TestApproveFromSlack(t *testing.T) {
 	}
 	// Every copy now reads approved, without buttons.
 	h.waitClosed(id, "Approved by Jane Doe")
-	for _, m := range h.messages(id) {
-		if m.Updates != 1 {
-			t.Errorf("message in %s updated %d times, want 1", m.Channel, m.Updates)
-		}
-	}
+	h.updatedOnce(id)
 }
 
 func TestUsergroupMemberDenies(t *testing.T) {
@@ -258,11 +254,7 @@ func TestConcurrentClicksDecideOnce(t *testing.T) {
 	}
 	h.waitClosed(id, "")
 	h.stop() // flush: no update may still be in flight
-	for _, m := range h.messages(id) {
-		if m.Updates != 1 {
-			t.Errorf("message in %s updated %d times, want 1", m.Channel, m.Updates)
-		}
-	}
+	h.updatedOnce(id)
 }
 
 func TestRestartKeepsPendingRequests(t *testing.T) {
@@ -417,4 +409,15 @@ func (h *harness) waitClosed(id, text string) {
 		}
 		return len(msgs) > 0
 	})
+}
+
+// updatedOnce checks that every copy of the request's message was updated
+// exactly once.
+func (h *harness) updatedOnce(id string) {
+	h.t.Helper()
+	for _, m := range h.messages(id) {
+		if m.Updates != 1 {
+			h.t.Errorf("message in %s updated %d times, want 1", m.Channel, m.Updates)
+		}
+	}
 }
