@@ -11,3 +11,10 @@ import "embed"
 //
 //go:embed teams
 var Teams embed.FS
+
+// SlackManifest is slack/manifest.yaml, the Slack app manifest; its bot
+// scopes are the ones approvebot needs, which `approvebot doctor` checks the
+// installed token for.
+//
+//go:embed slack/manifest.yaml
+var SlackManifest []byte

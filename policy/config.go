@@ -19,7 +19,10 @@ const (
 
 // Config is approvebot.yaml after parsing, expansion and validation.
 type Config struct {
-	Listen    string
+	Listen string
+	// PublicURL is where Slack, Teams and agents reach approvebot from
+	// outside (behind its TLS proxy); optional. doctor checks it answers.
+	PublicURL string
 	Store     StoreConfig
 	Callers   []Caller
 	Slack     *SlackConfig // nil when the file has no slack section

@@ -659,7 +659,7 @@ type groupRef struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace")
+	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url")
 	if top == nil {
 		return nil
 	}
@@ -671,6 +671,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 	} else if _, port, err := net.SplitHostPort(cfg.Listen); err != nil || port == "" {
 		p.add(top.val["listen"].Line, "listen must be host:port, e.g. 127.0.0.1:8080")
 	}
+
+	cfg.PublicURL = p.httpURL(top, "public_url", "")
 
 	store := p.object(top.val["store"], "store", "path", "max_size")
 	cfg.Store.Path = p.str(store, "path", optional)

@@ -299,3 +299,8 @@ func Verify(jwks []byte, token, issuer string, now time.Time) (map[string]any, e
 	}
 	return claims, nil
 }
+
+// LoadKey reads the key at path without creating one, with the same checks
+// as LoadOrCreateKey (a regular file, readable by its owner only, a PEM
+// PKCS#8 Ed25519 key).
+func LoadKey(path string) (ed25519.PrivateKey, error) { return loadKey(path) }

@@ -26,6 +26,9 @@ const usage = `approvebot puts a human between an AI agent and its riskiest acti
 Usage:
   approvebot serve  --config FILE         run the service
   approvebot check  --config FILE         validate the config and print a summary
+  approvebot doctor --config FILE [--public-url URL]
+                                          check the setup works: store, signing key,
+                                          Slack and Teams credentials, channels, people
   approvebot audit verify --config FILE   recompute every digest and link of the audit trail
   approvebot audit export --config FILE [--request ID] [--since T] [--until T]
                                           write audit records as JSON lines
@@ -51,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		return cmdServe(ctx, args[1:], getenv, stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], getenv, stdout, stderr)
+	case "doctor":
+		return cmdDoctor(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "teams":

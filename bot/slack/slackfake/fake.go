@@ -90,6 +90,8 @@ type Fake struct {
 	ephemerals []Ephemeral
 	users      map[string]*user
 	groups     map[string][]string
+	channels   map[string]*channel
+	scopes     []string
 	fails      map[string][]*failRule
 	counts     map[string]int
 	changed    chan struct{} // closed and replaced on every change
@@ -105,6 +107,8 @@ func New(botToken string) *Fake {
 		posts:    map[string]int{},
 		users:    map[string]*user{},
 		groups:   map[string][]string{},
+		channels: map[string]*channel{},
+		scopes:   slices.Clone(DefaultScopes),
 		fails:    map[string][]*failRule{},
 		counts:   map[string]int{},
 		changed:  make(chan struct{}),
@@ -162,6 +166,41 @@ func (f *Fake) DeleteUser(id string) {
 func (f *Fake) AddUsergroup(id string, members ...string) {
 	f.mu.Lock()
 	f.groups[id] = slices.Clone(members)
+	f.mu.Unlock()
+}
+
+// DefaultScopes are the bot token scopes the fake reports from auth.test
+// (in the X-OAuth-Scopes header, as Slack does) until SetScopes changes them.
+var DefaultScopes = []string{"chat:write", "users:read", "users:read.email", "usergroups:read", "channels:read", "groups:read"}
+
+// SetScopes sets the scopes the bot token reports having.
+func (f *Fake) SetScopes(scopes ...string) {
+	f.mu.Lock()
+	f.scopes = slices.Clone(scopes)
+	f.mu.Unlock()
+}
+
+type channel struct {
+	ID, Name string
+	Private  bool
+	Member   bool // the bot is in it
+}
+
+// AddChannel declares a channel and whether the bot is a member. Channels
+// never declared are treated as existing with the bot in them, so tests that
+// only post need not declare any. A declared channel the bot is not in
+// refuses posts with not_in_channel, as Slack does.
+func (f *Fake) AddChannel(id, name string, private, member bool) {
+	f.mu.Lock()
+	f.channels[id] = &channel{ID: id, Name: name, Private: private, Member: member}
+	f.mu.Unlock()
+}
+
+// RemoveChannel makes a channel unknown: conversations.info and posts to it
+// answer channel_not_found.
+func (f *Fake) RemoveChannel(id string) {
+	f.mu.Lock()
+	f.channels[id] = nil
 	f.mu.Unlock()
 }
 
@@ -342,6 +381,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	var resp map[string]any
 	switch method {
 	case "auth.test":
+		f.mu.Lock()
+		w.Header().Set("X-OAuth-Scopes", strings.Join(f.scopes, ","))
+		f.mu.Unlock()
 		resp = map[string]any{"url": "https://fake.slack.com/", "team": "Fake", "user": "approvebot",
 			"team_id": TeamID, "user_id": BotUserID, "bot_id": "B0FAKEBOT"}
 	case "chat.postMessage":
@@ -352,6 +394,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		resp, call.Error = f.postEphemeral(form)
 	case "users.info":
 		resp, call.Error = f.userInfo(form)
+	case "conversations.info":
+		resp, call.Error = f.conversationInfo(form)
 	case "users.lookupByEmail":
 		resp, call.Error = f.lookupByEmail(form)
 	case "usergroups.users.list":
@@ -423,6 +467,15 @@ func (f *Fake) postMessage(form url.Values) (map[string]any, string) {
 	channel := form.Get("channel")
 	if channel == "" {
 		return nil, "channel_not_found"
+	}
+	f.mu.Lock()
+	ch, declared := f.channels[channel]
+	f.mu.Unlock()
+	switch {
+	case declared && ch == nil:
+		return nil, "channel_not_found"
+	case declared && !ch.Member:
+		return nil, "not_in_channel"
 	}
 	text := form.Get("text")
 	blocks, actionable, errCode := checkBlocks(form.Get("blocks"))
@@ -505,6 +558,33 @@ func (f *Fake) userInfo(form url.Values) (map[string]any, string) {
 		return nil, "user_not_found"
 	}
 	return map[string]any{"user": u.json()}, ""
+}
+
+// conversationInfo answers conversations.info. Like Slack, it needs
+// channels:read for public channels and groups:read for private ones, and a
+// private channel the bot is not in does not exist for it.
+func (f *Fake) conversationInfo(form url.Values) (map[string]any, string) {
+	id := form.Get("channel")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch, declared := f.channels[id]
+	if !declared {
+		ch = &channel{ID: id, Name: strings.ToLower(id), Member: true}
+	}
+	if ch == nil || id == "" || (ch.Private && !ch.Member) {
+		return nil, "channel_not_found"
+	}
+	need := "channels:read"
+	if ch.Private {
+		need = "groups:read"
+	}
+	if !slices.Contains(f.scopes, need) {
+		return map[string]any{"needed": need, "provided": strings.Join(f.scopes, ",")}, "missing_scope"
+	}
+	return map[string]any{"channel": map[string]any{
+		"id": ch.ID, "name": ch.Name, "is_channel": !ch.Private, "is_group": ch.Private,
+		"is_private": ch.Private, "is_member": ch.Member, "is_archived": false,
+	}}, ""
 }
 
 func (f *Fake) lookupByEmail(form url.Values) (map[string]any, string) {
