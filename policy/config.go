@@ -58,6 +58,10 @@ type SlackConfig struct {
 	BotToken      string
 	SigningSecret string
 	APIURL        string // "" means Slack's own; must end in "/" when set
+	// SocketMode receives clicks over Slack's Socket Mode websocket, opened
+	// with AppToken (xapp-...), instead of the interactivity request URL.
+	SocketMode bool
+	AppToken   string
 	// ChannelInterval is the pause between two posts to one channel
 	// (Slack allows about one message per second per channel).
 	ChannelInterval time.Duration

@@ -689,15 +689,31 @@ func (p *parser) config(root *yaml.Node) *Config {
 	p.callers(top, cfg)
 
 	if top.has("slack") {
-		o := p.object(top.val["slack"], "slack", "bot_token", "signing_secret", "api_url", "channel_interval")
+		o := p.object(top.val["slack"], "slack", "bot_token", "signing_secret", "api_url", "channel_interval", "socket_mode", "app_token")
 		sc := &SlackConfig{
 			BotToken:        p.secret(o, "bot_token", 1),
-			SigningSecret:   p.secret(o, "signing_secret", 1),
+			SocketMode:      p.bool(o, "socket_mode"),
 			APIURL:          p.httpURL(o, "api_url", DefaultSlackAPIURL),
 			ChannelInterval: p.duration(o, "channel_interval", DefaultChannelInterval, true),
 		}
 		if sc.BotToken != "" && !strings.HasPrefix(sc.BotToken, "xoxb-") {
 			p.add(o.val["bot_token"].Line, "slack.bot_token must be the app's bot token (it starts with xoxb-)")
+		}
+		// In Socket Mode clicks arrive over a websocket that approvebot
+		// opens with the app-level token, so there is no signed request to
+		// verify and the signing secret is optional; over HTTP it is what
+		// authenticates every click.
+		if sc.SocketMode {
+			sc.AppToken = p.secret(o, "app_token", 1)
+			sc.SigningSecret = p.secret(o, "signing_secret", 0)
+			if sc.AppToken != "" && !strings.HasPrefix(sc.AppToken, "xapp-") {
+				p.add(o.val["app_token"].Line, "slack.app_token must be an app-level token (it starts with xapp-; Basic Information > App-Level Tokens, scope connections:write)")
+			}
+		} else {
+			sc.SigningSecret = p.secret(o, "signing_secret", 1)
+			if o != nil && o.has("app_token") {
+				p.add(o.val["app_token"].Line, "slack.app_token is only used with slack.socket_mode: true; set socket_mode or remove app_token")
+			}
 		}
 		if sc.ChannelInterval > time.Minute {
 			p.add(o.val["channel_interval"].Line, "slack.channel_interval may be at most 1m")

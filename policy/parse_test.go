@@ -42,6 +42,16 @@ const (
 	baseY    = callersY + slackY + groupsY
 )
 
+func TestSocketModeNeedsNoSigningSecret(t *testing.T) {
+	cfg, err := Parse([]byte(callersY+"slack:\n  bot_token: xoxb-1\n  socket_mode: true\n  app_token: xapp-1-A1-2-x\n"+groupsY), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Slack.SocketMode || cfg.Slack.AppToken != "xapp-1-A1-2-x" || cfg.Slack.SigningSecret != "" {
+		t.Fatalf("slack config %+v", cfg.Slack)
+	}
+}
+
 func TestExampleParses(t *testing.T) {
 	cfg, err := Load("../examples/approvebot.yaml", env(exampleEnv))
 	if err != nil {
@@ -287,6 +297,14 @@ func TestParseErrors(t *testing.T) {
 		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, slack, teams, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url)`},
 		{name: "unknown nested key", doc: callersY + slackY + "approvers:\n  treasury-ops:\n    slack:\n      chanels: [C0X]\n      users: [U0A]\n", marker: "chanels",
 			want: `unknown key "chanels" in approvers.treasury-ops.slack (want channels, users, usergroups)`},
+		{name: "app token without socket mode", doc: callersY + slackY + "  app_token: xapp-1-x\n" + groupsY, marker: "app_token",
+			want: `slack.app_token is only used with slack.socket_mode: true`},
+		{name: "socket mode with a bot token as app token", doc: callersY + "slack:\n  bot_token: xoxb-1\n  socket_mode: true\n  app_token: xoxb-2\n" + groupsY, marker: "xoxb-2",
+			want: `slack.app_token must be an app-level token (it starts with xapp-`},
+		{name: "socket mode without app token", doc: callersY + "slack:\n  bot_token: xoxb-1\n  socket_mode: true\n" + groupsY, marker: "bot_token",
+			want: `slack.app_token`},
+		{name: "no signing secret over HTTP", doc: callersY + "slack:\n  bot_token: xoxb-1\n" + groupsY, marker: "bot_token",
+			want: `slack.signing_secret`},
 		{name: "repeated key", doc: baseY + "listen: a:1\nlisten: b:2\n", marker: "b:2", want: `key "listen" at the top level is repeated (first at line 9)`},
 		{name: "empty file", doc: "", want: "the configuration is empty"},
 		{name: "only comments", doc: "# nothing\n", want: "the configuration is empty"},

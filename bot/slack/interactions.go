@@ -76,41 +76,59 @@ func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.D
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
-	c, err := parseInteraction(body)
-	switch {
-	case errors.Is(err, errNotOurs):
-		w.WriteHeader(http.StatusOK)
-		return
-	case err != nil:
+	payload, err := formPayload(body)
+	if err != nil {
 		s.log.WarnContext(r.Context(), "slack interaction refused: malformed", "err", err)
 		http.Error(w, "malformed interaction payload", http.StatusBadRequest)
 		return
 	}
-	// Slack wants its 200 within 3 s. Waiting up to ackWait for the vote to
-	// be committed before answering means that, in all but slow cases, a
-	// click Slack shows as accepted is already durable: a crash right after
-	// the acknowledgement cannot lose it. A slower decision still goes on
-	// after the acknowledgement, as Slack requires.
+	w.WriteHeader(s.accept(r.Context(), d, payload))
+}
+
+// accept hands a verified interaction payload (the JSON an HTTP interaction
+// carries in its payload field, or a Socket Mode envelope's payload) to the
+// click workers, and returns the status its acknowledgement should carry:
+// 200 once the vote is committed (or after ackWait), 200 at once for an
+// interaction that is not ours, 400 for a malformed one, and 503 when the
+// click could not be taken, so that Slack shows the clicker an error.
+//
+// Slack wants its acknowledgement within 3 s. Waiting up to ackWait for the
+// vote to be committed before answering means that, in all but slow cases,
+// a click Slack shows as accepted is already durable: a crash right after
+// the acknowledgement cannot lose it. A slower decision still goes on after
+// the acknowledgement, as Slack requires.
+func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte) int {
+	c, err := parsePayload(payload)
+	switch {
+	case errors.Is(err, errNotOurs):
+		return http.StatusOK
+	case err != nil:
+		s.log.WarnContext(ctx, "slack interaction refused: malformed", "err", err)
+		return http.StatusBadRequest
+	}
 	committed := make(chan struct{})
 	if !s.pool.submit(func(ctx context.Context) { s.decide(ctx, d, c, committed) }) {
-		// Slack shows the clicker an error, so they know to click again.
-		s.log.ErrorContext(r.Context(), "slack click dropped: worker queue full or shutting down",
+		s.log.ErrorContext(ctx, "slack click dropped: worker queue full or shutting down",
 			"request_id", c.RequestID, "user", c.UserID)
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return
+		return http.StatusServiceUnavailable
 	}
 	wait := time.NewTimer(ackWait)
 	defer wait.Stop()
 	select {
 	case <-committed:
 	case <-wait.C:
-		s.log.WarnContext(r.Context(), "slack click acknowledged before it was decided", "request_id", c.RequestID, "user", c.UserID)
-	case <-r.Context().Done():
+		s.log.WarnContext(ctx, "slack click acknowledged before it was decided", "request_id", c.RequestID, "user", c.UserID)
+	case <-ctx.Done():
 	}
-	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
 }
 
 func (s *Slack) verify(h http.Header, body []byte) error {
+	if s.secret == "" {
+		// Socket Mode without a signing secret: nothing that comes over
+		// HTTP can be trusted.
+		return errors.New("no signing secret configured (Socket Mode): interactions over HTTP are refused")
+	}
 	v, err := goslack.NewSecretsVerifier(h, s.secret)
 	if err != nil {
 		return err
@@ -147,20 +165,35 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 	}
 }
 
-// parseInteraction reads a verified interactivity body. It returns
-// errNotOurs for interactions that are not review clicks, and an error
-// naming the bad part for malformed ones.
-func parseInteraction(body []byte) (click, error) {
+// formPayload takes the payload field out of a verified, form-encoded
+// interactivity body.
+func formPayload(body []byte) ([]byte, error) {
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return click{}, fmt.Errorf("body is not form-encoded: %w", err)
+		return nil, fmt.Errorf("body is not form-encoded: %w", err)
 	}
 	payload := form.Get("payload")
 	if payload == "" {
-		return click{}, errors.New("payload field is missing")
+		return nil, errors.New("payload field is missing")
 	}
+	return []byte(payload), nil
+}
+
+// parseInteraction reads a verified, form-encoded interactivity body.
+func parseInteraction(body []byte) (click, error) {
+	payload, err := formPayload(body)
+	if err != nil {
+		return click{}, err
+	}
+	return parsePayload(payload)
+}
+
+// parsePayload reads a verified interaction payload. It returns errNotOurs
+// for interactions that are not review clicks, and an error naming the bad
+// part for malformed ones.
+func parsePayload(payload []byte) (click, error) {
 	var ic goslack.InteractionCallback
-	if err := json.Unmarshal([]byte(payload), &ic); err != nil {
+	if err := json.Unmarshal(payload, &ic); err != nil {
 		return click{}, fmt.Errorf("payload is not an interaction: %w", err)
 	}
 	if ic.Type != goslack.InteractionTypeBlockActions {

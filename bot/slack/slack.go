@@ -38,6 +38,10 @@ const (
 type Config struct {
 	BotToken      string // xoxb-...; never logged
 	SigningSecret string // verifies interactivity requests; never logged
+	// AppToken (xapp-..., never logged) turns on Socket Mode: RunSocketMode
+	// receives clicks over a websocket it opens, and SigningSecret may be
+	// empty, as no request comes in over HTTP.
+	AppToken string
 	// APIURL is the Web API base, ending in "/". Empty means Slack's.
 	APIURL string
 	// ChannelInterval is the least time between two chat.postMessage calls
@@ -57,11 +61,15 @@ type Config struct {
 
 // Slack is the Slack adapter. It is safe for concurrent use.
 type Slack struct {
-	api      *goslack.Client
-	secret   string
-	interval time.Duration
-	ttl      time.Duration
-	log      *slog.Logger
+	api    *goslack.Client
+	socket socketConfig
+	// sock is Socket Mode's state, made on first use.
+	socketOnce sync.Once
+	sock       *socketState
+	secret     string
+	interval   time.Duration
+	ttl        time.Duration
+	log        *slog.Logger
 
 	teamMu       sync.Mutex
 	teamID       string
@@ -96,7 +104,7 @@ func New(cfg Config) (*Slack, error) {
 	if cfg.BotToken == "" {
 		return nil, errors.New("slack: bot_token is empty: set the Slack app's bot token (xoxb-...)")
 	}
-	if cfg.SigningSecret == "" {
+	if cfg.SigningSecret == "" && cfg.AppToken == "" {
 		return nil, errors.New("slack: signing_secret is empty: set the Slack app's signing secret")
 	}
 	apiURL := cfg.APIURL
@@ -146,6 +154,7 @@ func New(cfg Config) (*Slack, error) {
 	api := goslack.New(cfg.BotToken, goslack.OptionAPIURL(apiURL), goslack.OptionHTTPClient(hc))
 	s := &Slack{
 		api:      api,
+		socket:   socketConfig{appToken: cfg.AppToken, botToken: cfg.BotToken, apiURL: apiURL, hc: hc},
 		secret:   cfg.SigningSecret,
 		interval: interval,
 		ttl:      ttl,

@@ -56,6 +56,11 @@ type service struct {
 	http     *http.Server
 	listener net.Listener
 	log      *slog.Logger
+
+	// Socket Mode, when on: stopSocket ends the connection, socketErr
+	// reports why it stopped by itself.
+	stopSocket context.CancelFunc
+	socketErr  chan error
 }
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
@@ -93,6 +98,7 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 		svc.slack, err = slack.New(slack.Config{
 			BotToken:        cfg.Slack.BotToken,
 			SigningSecret:   cfg.Slack.SigningSecret,
+			AppToken:        cfg.Slack.AppToken,
 			APIURL:          cfg.Slack.APIURL,
 			ChannelInterval: interval,
 			Logger:          log.With("platform", "slack"),
@@ -128,7 +134,7 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 		return fail(err)
 	}
 	handlers := map[string]http.Handler{}
-	if svc.slack != nil {
+	if svc.slack != nil && !svc.slack.SocketMode() {
 		handlers["POST /slack/interactions"] = svc.slack.Handler(svc.engine)
 	}
 	if svc.teams != nil {
@@ -178,9 +184,17 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 		svc.listener.Close()
 		return fail(err)
 	}
+	if svc.slack != nil && svc.slack.SocketMode() {
+		// Clicks keep arriving over the socket through the shutdown grace,
+		// as they do over HTTP; serve ends it with the listener.
+		var socketCtx context.Context
+		socketCtx, svc.stopSocket = context.WithCancel(context.WithoutCancel(ctx))
+		svc.socketErr = make(chan error, 1)
+		go func() { svc.socketErr <- svc.slack.RunSocketMode(socketCtx, svc.engine) }()
+	}
 	abs, _ := filepath.Abs(cfg.Store.Path)
 	log.Info("approvebot started", "listen", svc.listener.Addr().String(), "store", abs,
-		"slack", svc.slack != nil, "teams", svc.teams != nil, "groups", len(cfg.Approvers))
+		"slack", svc.slack != nil, "slack_socket_mode", svc.stopSocket != nil, "teams", svc.teams != nil, "groups", len(cfg.Approvers))
 	return svc, nil
 }
 
@@ -193,13 +207,21 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 func (svc *service) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- svc.http.Serve(svc.listener) }()
+	var socketFailed error
 	select {
 	case err := <-errc:
 		svc.close(context.Background())
 		return fmt.Errorf("http server: %w", err)
+	case socketFailed = <-svc.socketErr: // nil channel without Socket Mode
+		// No click can arrive any more: stop as on SIGTERM, without
+		// waiting out a grace period nobody can use, and exit non-zero.
+		svc.log.Error("stopping: the Slack socket is gone", "err", socketFailed)
 	case <-ctx.Done():
 	}
 	grace := svc.cfg.ShutdownGrace
+	if socketFailed != nil {
+		grace = 0
+	}
 	svc.log.Info("stopping: no new requests; held requests wait up to the grace period", "grace", grace)
 	// Clicks and polls keep being served during the grace period, so held
 	// requests can still be decided; only new requests are refused.
@@ -208,6 +230,12 @@ func (svc *service) serve(ctx context.Context) error {
 	svc.api.WaitHeld(graceCtx)
 	cancelGrace()
 	svc.api.Drain() // whoever is still held is answered "still pending" now
+	if svc.stopSocket != nil {
+		svc.stopSocket()
+		if socketFailed == nil {
+			<-svc.socketErr
+		}
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Held agents taken off net/http are answered by Drain's callbacks,
@@ -220,11 +248,17 @@ func (svc *service) serve(ctx context.Context) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	if socketFailed != nil {
+		return socketFailed
+	}
 	svc.log.Info("stopped")
 	return nil
 }
 
 func (svc *service) close(ctx context.Context) {
+	if svc.stopSocket != nil {
+		svc.stopSocket()
+	}
 	if svc.slack != nil {
 		svc.slack.Close()
 	}
@@ -249,6 +283,12 @@ func readiness(platforms []bot.Platform) func(ctx context.Context) error {
 	okUntil := map[string]time.Time{}
 	return func(ctx context.Context) error {
 		for _, p := range platforms {
+			// A dropped socket must show at once; asking costs nothing.
+			if sr, ok := p.(interface{ SocketReady() error }); ok {
+				if err := sr.SocketReady(); err != nil {
+					return err
+				}
+			}
 			c, ok := p.(platformChecker)
 			if !ok {
 				continue

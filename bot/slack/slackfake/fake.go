@@ -92,6 +92,7 @@ type Fake struct {
 	groups     map[string][]string
 	channels   map[string]*channel
 	scopes     []string
+	socket     *socketMode // nil until EnableSocketMode
 	fails      map[string][]*failRule
 	counts     map[string]int
 	changed    chan struct{} // closed and replaced on every change
@@ -124,6 +125,9 @@ func (f *Fake) URL() string { return f.srv.URL + "/api/" }
 func (f *Fake) Close() {
 	f.closeMu.Do(func() {
 		close(f.done)
+		for _, c := range f.openConns() {
+			c.ws.Close()
+		}
 		f.srv.CloseClientConnections()
 		f.srv.Close()
 	})
@@ -339,7 +343,15 @@ func (f *Fake) takeFailureLocked(method, channel string) Failure {
 }
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/link/" {
+		f.serveSocket(w, r)
+		return
+	}
 	method, ok := strings.CutPrefix(r.URL.Path, "/api/")
+	if method == "apps.connections.open" {
+		f.openConnection(w, r)
+		return
+	}
 	if !ok || method == "" {
 		http.NotFound(w, r)
 		return

@@ -1,0 +1,219 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/approvebot/approvebot/bot/slack/slackfake"
+)
+
+const appToken = "xapp-1-A0FAKEAPP-1234-abcdef"
+
+// socketConfig is baseConfig with Slack in Socket Mode and no signing
+// secret: nothing comes in over HTTP.
+var socketConfig = strings.Replace(
+	strings.Replace(baseConfig, "  signing_secret: ${SLACK_SIGNING_SECRET}\n", "", 1),
+	"  channel_interval: 0s\n", "  channel_interval: 0s\n  socket_mode: true\n  app_token: ${SLACK_APP_TOKEN}\n", 1)
+
+func newSocketHarness(t *testing.T) *harness {
+	t.Helper()
+	h := newHarness(t, socketConfig)
+	h.env["SLACK_APP_TOKEN"] = appToken
+	h.slack.EnableSocketMode(appToken)
+	return h
+}
+
+// socketClick sends a click as an interactive envelope and returns its id.
+func (h *harness) socketClick(user, channel, ts, action, requestID string) string {
+	return h.slack.SendInteractive(slackfake.BlockActionPayload(slackfake.Click{
+		UserID: user, UserName: strings.ToLower(user), Channel: channel, MessageTS: ts,
+		ActionID: action, Value: requestID,
+	}))
+}
+
+func (h *harness) waitAcked(envelope string) {
+	h.t.Helper()
+	h.waitFor("ack of "+envelope, func() bool { _, acks := h.slack.Envelope(envelope); return acks > 0 })
+}
+
+func (h *harness) waitSocketReady(ready bool) {
+	h.t.Helper()
+	want := http.StatusOK
+	if !ready {
+		want = http.StatusServiceUnavailable
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for h.do(http.MethodGet, "/readyz", nil, nil).status != want {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("/readyz never answered %d\nlogs:\n%s", want, h.logs)
+		}
+		// /readyz is polled: its answer changes without a platform call
+		// that the fake could announce.
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSocketModeClickDecides(t *testing.T) {
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+
+	held := h.submit(legacyBody("approve-large-transfer", "treasury-ops", "compliance"), auth())
+	msgs := h.waitMessagesIn(2)
+	id := requestIDOf(t, msgs[0])
+	treasury := messageIn(t, msgs, "C0TREASURY")
+
+	env := h.socketClick("U0JANE", "C0TREASURY", treasury.TS, "approve", id)
+	got := h.await(held)
+	if !got.answer.Approved || got.answer.Approver != "jane@company.com" || got.answer.Status != "approved" {
+		t.Fatalf("agent got %s", got.body)
+	}
+	h.waitAcked(env)
+	h.waitClosed(id, "Approved by Jane Doe")
+
+	// No inbound interactivity endpoint: a signed HTTP click goes nowhere.
+	if r := h.click("U0JANE", "C0TREASURY", treasury.TS, "approve", id); r.status != http.StatusNotFound {
+		t.Fatalf("HTTP interaction in Socket Mode answered %d, want 404", r.status)
+	}
+}
+
+// A redelivered envelope (Slack resends one whose ack came late) is
+// acknowledged again but handled once: the clicker is told once.
+func TestSocketModeRedeliveryHandledOnce(t *testing.T) {
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	msgs := h.waitMessages(id, 2)
+	treasury := messageIn(t, msgs, "C0TREASURY")
+
+	refusals := func() int {
+		story := h.do(http.MethodGet, "/admin/requests/"+id, nil, map[string]string{"Authorization": "Bearer " + adminToken})
+		return strings.Count(string(story.body), `"type":"click_refused"`)
+	}
+	env := h.socketClick("U0MALLORY", "C0TREASURY", treasury.TS, "approve", id)
+	h.waitAcked(env)
+	h.waitFor("Mallory told", func() bool { return len(h.ephemeralsFor("U0MALLORY")) == 1 })
+	if n := refusals(); n != 1 {
+		t.Fatalf("%d refused clicks audited, want 1", n)
+	}
+	h.slack.Resend(env)
+	h.waitFor("second ack", func() bool { _, acks := h.slack.Envelope(env); return acks == 2 })
+	// A click is acknowledged once its refusal is committed, so a second
+	// handling would show here.
+	if n := refusals(); n != 1 {
+		t.Fatalf("a redelivered click was handled again: %d refusals audited", n)
+	}
+	if d, _ := h.slack.Envelope(env); d != 2 {
+		t.Fatalf("envelope delivered %d times, want 2", d)
+	}
+}
+
+// Clicks keep arriving while the socket drops and Slack asks for a refresh:
+// every acknowledged click is decided, none is counted twice, and the
+// envelopes the dropped socket never acknowledged arrive again.
+func TestSocketModeDropMidBurstLosesNothing(t *testing.T) {
+	const n = 24
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+
+	type pending struct {
+		id, ts string
+		held   <-chan response
+	}
+	var reqs []pending
+	for i := range n {
+		body := legacyBody(fmt.Sprintf("burst-%02d", i), "treasury-ops")
+		held := h.submit(body, auth())
+		var id, ts string
+		h.waitFor("message of request "+fmt.Sprint(i), func() bool {
+			for _, m := range h.slack.Messages() {
+				if strings.Contains(m.Text, fmt.Sprintf("burst-%02d", i)) || strings.Contains(string(m.Blocks), fmt.Sprintf("burst-%02d", i)) {
+					id, ts = requestIDOf(t, m), m.TS
+					return id != ""
+				}
+			}
+			return false
+		})
+		h.waitPosted(id, 1)
+		reqs = append(reqs, pending{id: id, ts: ts, held: held})
+	}
+
+	var envs []string
+	for i, r := range reqs {
+		switch i {
+		case n / 3:
+			// Clicks sent from here on wait for the next connection.
+			h.slack.DropSocket()
+		case n / 2:
+			h.waitFor("reconnect after the drop", func() bool { opened, open := h.slack.SocketConnections(); return opened >= 2 && open == 1 })
+		case 2 * n / 3:
+			h.slack.DisconnectSocket("refresh_requested")
+		}
+		// Jane clicks twice on every request: a second count would be a
+		// second vote, which must never happen.
+		envs = append(envs, h.socketClick("U0JANE", "C0TREASURY", r.ts, "approve", r.id))
+		if i%4 == 0 {
+			envs = append(envs, h.socketClick("U0JANE", "C0TREASURY", r.ts, "approve", r.id))
+		}
+	}
+	h.waitFor("reconnect after the refresh", func() bool { opened, _ := h.slack.SocketConnections(); return opened >= 3 })
+	for _, e := range envs {
+		h.waitAcked(e)
+	}
+	for i, r := range reqs {
+		got := h.await(r.held)
+		if !got.answer.Approved || got.answer.Approver != "jane@company.com" {
+			t.Fatalf("request %d: agent got %s", i, got.body)
+		}
+	}
+	redelivered := 0
+	for _, e := range envs {
+		if d, _ := h.slack.Envelope(e); d > 1 {
+			redelivered++
+		}
+	}
+	t.Logf("%d clicks, %d of them delivered again after the drop", len(envs), redelivered)
+	// Each request has exactly one counted vote in its story.
+	for i, r := range reqs {
+		story := h.do(http.MethodGet, "/admin/requests/"+r.id, nil, map[string]string{"Authorization": "Bearer " + adminToken})
+		if c := strings.Count(string(story.body), `"type":"approval_chain_entry"`); c != 1 {
+			t.Fatalf("request %d has %d chain entries, want 1: %s", i, c, story.body)
+		}
+	}
+}
+
+func TestSocketModeReadinessFollowsTheSocket(t *testing.T) {
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+	// The socket drops and Slack refuses new connections for a while:
+	// /readyz fails until the client is connected again.
+	h.slack.FailFor("apps.connections.open", time.Hour, slackfake.Status(500))
+	h.slack.DropSocket()
+	h.waitSocketReady(false)
+	h.slack.Heal("apps.connections.open")
+	h.waitSocketReady(true)
+}
+
+func TestSocketModeRefusedTokenStopsTheService(t *testing.T) {
+	h := newSocketHarness(t)
+	h.env["SLACK_APP_TOKEN"] = "xapp-1-revoked"
+	h.start()
+	select {
+	case err := <-h.done:
+		h.cancel = nil // stopped by itself
+		if err == nil || !strings.Contains(err.Error(), "invalid_auth") {
+			t.Fatalf("serve ended with %v, want the refused token named", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve kept running with a refused app-level token\nlogs:\n%s", h.logs)
+	}
+	if !strings.Contains(h.logs.String(), "check slack.app_token") {
+		t.Errorf("logs do not say what to fix:\n%s", h.logs)
+	}
+}
