@@ -72,7 +72,7 @@ func NewServer(cfg ServerConfig) *Server {
 	s := &Server{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, mux: http.NewServeMux(), draining: make(chan struct{}), heldChanged: make(chan struct{})}
 	s.drainCtx, s.drained = context.WithCancel(context.Background())
 	for _, c := range cfg.Callers {
-		s.callers = append(s.callers, sha256.Sum256([]byte(c.Token)))
+		s.callers = append(s.callers, c.TokenSHA256)
 	}
 	s.mux.HandleFunc("POST /v1/approvals", s.handleSubmit)
 	s.mux.HandleFunc("GET /v1/approvals/{id}", s.handleGet)

@@ -49,8 +49,12 @@ type StoreConfig struct {
 
 // Caller is an agent allowed to submit requests.
 type Caller struct {
-	Name  string
+	Name string
+	// Token is the bearer token as configured; empty when the config gives
+	// only its SHA-256 (token_sha256), so the file need not hold it.
 	Token string
+	// TokenSHA256 is SHA-256 of the token, what requests are checked against.
+	TokenSHA256 [32]byte
 }
 
 // SlackConfig is the Slack app's credentials.

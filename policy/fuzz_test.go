@@ -62,7 +62,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		t.Fatalf("accepted without callers, approvers or platform: %+v", cfg)
 	}
 	for _, c := range cfg.Callers {
-		if c.Name == "" || len(c.Token) < MinSecretLength {
+		if c.Name == "" || (len(c.Token) < MinSecretLength && c.Token != "") || c.TokenSHA256 == ([32]byte{}) {
 			t.Fatalf("accepted caller %q with a weak token", c.Name)
 		}
 	}
@@ -72,7 +72,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if cfg.Delivery.Timeout <= 0 || cfg.Listen == "" || cfg.Store.Path == "" || cfg.Signing.KeyFile == "" || cfg.Signing.Issuer == "" {
 		t.Fatalf("defaults missing: %+v", cfg)
 	}
-	if cfg.Slack != nil && (cfg.Slack.BotToken == "" || cfg.Slack.SigningSecret == "" || !strings.HasSuffix(cfg.Slack.APIURL, "/")) {
+	if cfg.Slack != nil && (cfg.Slack.BotToken == "" || (cfg.Slack.SigningSecret == "" && !cfg.Slack.SocketMode) || (cfg.Slack.SocketMode && cfg.Slack.AppToken == "") || !strings.HasSuffix(cfg.Slack.APIURL, "/")) {
 		t.Fatalf("slack accepted incomplete: %+v", cfg.Slack)
 	}
 	if cfg.Teams != nil && (cfg.Teams.AppID == "" || cfg.Teams.AppPassword == "" || cfg.Teams.TenantID == "" || cfg.Teams.TokenURL == "" || cfg.Teams.OpenIDMetadataURL == "") {

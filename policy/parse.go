@@ -2,6 +2,8 @@ package policy
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -52,7 +54,16 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	cfg, err := Parse(data, getenv)
+	// Secret files named relative to the configuration file are read
+	// from beside it.
+	dir := filepath.Dir(path)
+	readFile := func(name string) ([]byte, error) {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
+		return os.ReadFile(name)
+	}
+	cfg, err := parse(data, getenv, readFile)
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -67,7 +78,13 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 // Parse reads a configuration file's contents, expands ${VAR} references in
 // its values through getenv, and checks every key. It reports every problem
 // it finds, one per line, each with the line it stands on.
+//
+// Parse reads no file: *_file secret keys are refused; Load reads them.
 func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	return parse(data, getenv, nil)
+}
+
+func parse(data []byte, getenv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) (string, bool) { return "", false }
 	}
@@ -75,7 +92,7 @@ func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{getenv: getenv}
+	p := &parser{getenv: getenv, readFile: readFile}
 	p.checkNodes(root)
 	if len(p.problems) > 0 {
 		return nil, p.err()
@@ -176,7 +193,9 @@ func yamlProblem(err error, data []byte) problem {
 // from the node tree rather than decoding into structs, so that each
 // problem can name its key and line and ${VAR} is expanded per value.
 type parser struct {
-	getenv   func(string) (string, bool)
+	getenv func(string) (string, bool)
+	// readFile reads secret files (*_file keys); nil refuses them.
+	readFile func(string) ([]byte, error)
 	problems []problem
 }
 
@@ -386,12 +405,26 @@ func (p *parser) str(o *object, key string, nd need) string {
 
 // secret reads a credential: required unless minLen is 0 (then optional),
 // without surrounding space or control characters, at least minLen long.
+// It comes from the key itself (usually ${VAR}) or, with key_file, from a
+// file (a Kubernetes secret mounted as files, a systemd credential): the
+// file's content is the secret, less one trailing newline. Every secret key
+// has its _file twin; the two exclude each other.
 func (p *parser) secret(o *object, key string, minLen int) string {
 	nd := required
 	if minLen == 0 {
 		nd = optional
 	}
-	s := p.str(o, key, nd)
+	var s string
+	if o.has(key + "_file") {
+		if o.has(key) {
+			p.add(o.val[key].Line, "%s and %s_file are both set: give the secret one way", join(o.path, key), join(o.path, key))
+			return ""
+		}
+		s = p.secretFile(o, key+"_file")
+		key += "_file"
+	} else {
+		s = p.str(o, key, nd)
+	}
 	if s == "" {
 		return ""
 	}
@@ -405,6 +438,42 @@ func (p *parser) secret(o *object, key string, minLen int) string {
 		return ""
 	}
 	return s
+}
+
+// secretFile reads the secret in the file o's key names. Only Load reads
+// files; Parse, which must stay free of I/O, refuses the key.
+func (p *parser) secretFile(o *object, key string) string {
+	path := p.str(o, key, required)
+	if path == "" {
+		return ""
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	if p.readFile == nil {
+		p.add(line, "%s: secret files are read only when the configuration is loaded from a file", at)
+		return ""
+	}
+	data, err := p.readFile(path)
+	if err != nil {
+		p.add(line, "%s: cannot read the secret: %v", at, err)
+		return ""
+	}
+	s := strings.TrimSuffix(string(data), "\n")
+	s = strings.TrimSuffix(s, "\r")
+	if s == "" {
+		p.add(line, "%s: %s is empty", at, path)
+	}
+	return s
+}
+
+// lineOf is the line of key, or of its _file twin.
+func (o *object) lineOf(key string) int {
+	if n, ok := o.val[key]; ok {
+		return n.Line
+	}
+	if n, ok := o.val[key+"_file"]; ok {
+		return n.Line
+	}
+	return o.line()
 }
 
 // list reads o's key as a list of non-empty, distinct values.
@@ -689,7 +758,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	p.callers(top, cfg)
 
 	if top.has("slack") {
-		o := p.object(top.val["slack"], "slack", "bot_token", "signing_secret", "api_url", "channel_interval", "socket_mode", "app_token")
+		o := p.object(top.val["slack"], "slack", "bot_token", "bot_token_file", "signing_secret", "signing_secret_file", "api_url", "channel_interval", "socket_mode", "app_token", "app_token_file")
 		sc := &SlackConfig{
 			BotToken:        p.secret(o, "bot_token", 1),
 			SocketMode:      p.bool(o, "socket_mode"),
@@ -724,7 +793,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 		cfg.Slack = sc
 	}
 	if top.has("teams") {
-		o := p.object(top.val["teams"], "teams", "app_id", "app_password", "tenant_id", "openid_metadata_url", "token_url")
+		o := p.object(top.val["teams"], "teams", "app_id", "app_password", "app_password_file", "tenant_id", "openid_metadata_url", "token_url")
 		tc := &TeamsConfig{
 			AppID:       p.str(o, "app_id", required),
 			AppPassword: p.secret(o, "app_password", 1),
@@ -753,14 +822,14 @@ func (p *parser) config(root *yaml.Node) *Config {
 		cfg.Signing.Issuer = DefaultIssuer
 	}
 
-	admin := p.object(top.val["admin"], "admin", "token")
+	admin := p.object(top.val["admin"], "admin", "token", "token_file")
 	cfg.Admin.Token = p.secret(admin, "token", 0)
 	if cfg.Admin.Token != "" && len(cfg.Admin.Token) < MinSecretLength {
-		p.add(admin.val["token"].Line, "admin.token: weak token: %d characters, want at least %d (e.g. openssl rand -hex 32)", len(cfg.Admin.Token), MinSecretLength)
+		p.add(admin.lineOf("token"), "admin.token: weak token: %d characters, want at least %d (e.g. openssl rand -hex 32)", len(cfg.Admin.Token), MinSecretLength)
 	}
 	for _, c := range cfg.Callers {
-		if cfg.Admin.Token != "" && c.Token == cfg.Admin.Token {
-			p.add(admin.val["token"].Line, "admin.token is also caller %q's token: give the operator a token of its own", c.Name)
+		if cfg.Admin.Token != "" && c.TokenSHA256 == sha256.Sum256([]byte(cfg.Admin.Token)) {
+			p.add(admin.lineOf("token"), "admin.token is also caller %q's token: give the operator a token of its own", c.Name)
 		}
 	}
 
@@ -788,24 +857,41 @@ func (p *parser) callers(top *object, cfg *Config) {
 		return
 	}
 	names := map[string]int{}
-	tokens := map[string]string{}
+	tokens := map[[32]byte]string{}
 	for i, item := range n.Content {
-		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token")
+		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token", "token_file", "token_sha256")
 		if o == nil {
 			continue
 		}
-		c := Caller{Name: p.str(o, "name", required), Token: p.secret(o, "token", MinSecretLength)}
+		c := Caller{Name: p.str(o, "name", required)}
+		if o.has("token_sha256") {
+			// The file holds only the token's hash: whoever reads the config
+			// cannot call as this agent. The token itself is not seen, so
+			// its strength cannot be checked here.
+			if o.has("token") || o.has("token_file") {
+				p.add(o.val["token_sha256"].Line, "callers[%d]: give token, token_file or token_sha256, not several", i)
+			}
+			h := p.str(o, "token_sha256", required)
+			b, err := hex.DecodeString(h)
+			if err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
+				p.add(o.val["token_sha256"].Line, "callers[%d].token_sha256 must be 64 lowercase hex digits, the SHA-256 of the token (printf %%s \"$TOKEN\" | sha256sum)", i)
+			} else {
+				copy(c.TokenSHA256[:], b)
+			}
+		} else if c.Token = p.secret(o, "token", MinSecretLength); c.Token != "" {
+			c.TokenSHA256 = sha256.Sum256([]byte(c.Token))
+		}
 		if c.Name != "" {
 			if first, dup := names[c.Name]; dup {
 				p.add(o.val["name"].Line, "callers[%d].name %q is already used at line %d: caller names must be unique", i, c.Name, first)
 			}
 			names[c.Name] = o.val["name"].Line
 		}
-		if c.Token != "" {
-			if other, dup := tokens[c.Token]; dup {
-				p.add(o.val["token"].Line, "callers[%d].token is the same as caller %q's: each caller needs its own token", i, other)
+		if c.TokenSHA256 != ([32]byte{}) {
+			if other, dup := tokens[c.TokenSHA256]; dup {
+				p.add(o.lineOf("token"), "callers[%d].token is the same as caller %q's: each caller needs its own token", i, other)
 			}
-			tokens[c.Token] = c.Name
+			tokens[c.TokenSHA256] = c.Name
 		}
 		cfg.Callers = append(cfg.Callers, c)
 	}
