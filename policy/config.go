@@ -23,6 +23,8 @@ type Config struct {
 	// PublicURL is where Slack, Teams and agents reach approvebot from
 	// outside (behind its TLS proxy); optional. doctor checks it answers.
 	PublicURL string
+	// TLS, when set, makes approvebot serve HTTPS itself.
+	TLS       TLSConfig
 	Store     StoreConfig
 	Callers   []Caller
 	Slack     *SlackConfig // nil when the file has no slack section
@@ -37,6 +39,13 @@ type Config struct {
 	// ShutdownGrace is how long, after SIGTERM, held requests keep waiting
 	// for a decision before they are answered "still pending".
 	ShutdownGrace time.Duration
+}
+
+// TLSConfig is the certificate approvebot serves HTTPS with; empty means
+// plain HTTP (behind a TLS-terminating proxy).
+type TLSConfig struct {
+	CertFile string // PEM certificate chain; re-read when it changes
+	KeyFile  string // PEM private key
 }
 
 // StoreConfig is the bbolt file.

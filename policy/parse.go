@@ -728,7 +728,7 @@ type groupRef struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url")
+	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls")
 	if top == nil {
 		return nil
 	}
@@ -742,6 +742,13 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 
 	cfg.PublicURL = p.httpURL(top, "public_url", "")
+
+	tlsSection := p.object(top.val["tls"], "tls", "cert_file", "key_file")
+	cfg.TLS.CertFile = p.str(tlsSection, "cert_file", optional)
+	cfg.TLS.KeyFile = p.str(tlsSection, "key_file", optional)
+	if (cfg.TLS.CertFile == "") != (cfg.TLS.KeyFile == "") {
+		p.add(tlsSection.line(), "tls needs both cert_file and key_file (or neither, to serve plain HTTP behind a proxy)")
+	}
 
 	store := p.object(top.val["store"], "store", "path", "max_size")
 	cfg.Store.Path = p.str(store, "path", optional)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -100,6 +101,9 @@ func cmdDoctor(ctx context.Context, args []string, getenv func(string) (string, 
 		defer st.Close()
 	}
 	doctorSigningKey(c, cfg)
+	if cfg.TLS.CertFile != "" {
+		doctorTLS(c, cfg)
+	}
 	if cfg.Slack != nil {
 		doctorSlack(ctx, c, cfg)
 	}
@@ -199,6 +203,24 @@ func doctorSigningKey(c *checklist, cfg *policy.Config) {
 		return
 	}
 	c.pass("signing key %s is readable and private", path)
+}
+
+// doctorTLS checks that the certificate and key load and are in date.
+func doctorTLS(c *checklist, cfg *policy.Config) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	if err != nil {
+		c.fail("tls.cert_file must be a PEM certificate chain and tls.key_file its PEM private key", "tls: %v", err)
+		return
+	}
+	left := time.Until(cert.Leaf.NotAfter)
+	switch {
+	case left <= 0:
+		c.fail("renew the certificate; approvebot picks up the new files without a restart", "tls: the certificate expired on %s", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	case left < 14*24*time.Hour:
+		c.warn("renew the certificate; approvebot picks up the new files without a restart", "tls: the certificate expires on %s", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	default:
+		c.pass("tls: certificate for %s valid until %s", strings.Join(cert.Leaf.DNSNames, ", "), cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
 }
 
 // doctorSlack checks the bot token, its scopes, the bot's membership of

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -55,6 +56,7 @@ type service struct {
 	teams    *teams.Teams
 	http     *http.Server
 	listener net.Listener
+	scheme   string // http, or https when approvebot serves TLS itself
 	log      *slog.Logger
 
 	// Socket Mode, when on: stopSocket ends the connection, socketErr
@@ -68,14 +70,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) (string, b
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: humanDurations}))
 	svc, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	// The address goes to stdout so scripts (and tests) can find the port
 	// when listen ends in :0.
-	fmt.Fprintf(stdout, "approvebot listening on http://%s\n", svc.listener.Addr())
+	fmt.Fprintf(stdout, "approvebot listening on %s://%s\n", svc.scheme, svc.listener.Addr())
+	log.Info("listening", "url", svc.scheme+"://"+svc.listener.Addr().String())
 	return svc.serve(ctx)
 }
 
@@ -84,7 +87,7 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	svc := &service{cfg: cfg, store: st, log: log}
+	svc := &service{cfg: cfg, store: st, log: log, scheme: "http"}
 	fail := func(err error) (*service, error) {
 		st.Close()
 		return nil, err
@@ -165,9 +168,21 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 		Ready:    readiness(platforms),
 		Logger:   log,
 	})
+	var tlsConfig *tls.Config
+	if cfg.TLS.CertFile != "" {
+		certs, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log)
+		if err != nil {
+			return fail(err)
+		}
+		tlsConfig = certs.config()
+	}
 	svc.listener, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
+	}
+	if tlsConfig != nil {
+		svc.listener = tls.NewListener(svc.listener, tlsConfig)
+		svc.scheme = "https"
 	}
 	svc.http = &http.Server{
 		Handler:           svc.api,
@@ -313,4 +328,14 @@ func readiness(platforms []bot.Platform) func(ctx context.Context) error {
 func writeJSONTo(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// humanDurations logs durations as Go writes them ("20s", "1m30s") rather
+// than as slog's nanosecond counts ("grace":20000000000), which nobody
+// reading a log line can take in at a glance.
+func humanDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }
