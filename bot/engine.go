@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/approvebot/approvebot"
@@ -40,7 +41,9 @@ type Config struct {
 
 // Engine runs approval requests.
 type Engine struct {
-	policy    *policy.Config
+	// policy routes new requests; Reload swaps it whole. Requests already
+	// open keep the chain they were given.
+	policy    atomic.Pointer[policy.Config]
 	store     *store.Store
 	platforms map[string]Platform
 	clock     Clock
@@ -70,7 +73,6 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Workers = 64
 	}
 	e := &Engine{
-		policy:    cfg.Policy,
 		store:     cfg.Store,
 		platforms: map[string]Platform{},
 		clock:     cfg.Clock,
@@ -78,6 +80,7 @@ func New(cfg Config) (*Engine, error) {
 		watchers:  map[string][]*watcher{},
 		timers:    map[string]Timer{},
 	}
+	e.policy.Store(cfg.Policy)
 	for _, p := range cfg.Platforms {
 		e.platforms[p.Name()] = p
 	}
@@ -86,6 +89,10 @@ func New(cfg Config) (*Engine, error) {
 	cfg.Store.OnOutbox(e.outbox.add)
 	return e, nil
 }
+
+// SetPolicy makes cfg the configuration new requests are routed by.
+// Requests already open keep their chain, groups and deadline.
+func (e *Engine) SetPolicy(cfg *policy.Config) { e.policy.Store(cfg) }
 
 // Start reconciles with the store, as after a crash or a deploy: every
 // pending request gets its deadline back (those already past expire now),
@@ -177,7 +184,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	} else {
 		r.ID = newID()
 	}
-	routed, rerr := e.policy.Route(sub.Fields, sub.Schema)
+	routed, rerr := e.policy.Load().Route(sub.Fields, sub.Schema)
 	timeout := routed.Timeout
 	if timeout <= 0 {
 		timeout = policy.DefaultTimeout

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,7 +52,7 @@ type Server struct {
 	engine   *Engine
 	log      *slog.Logger
 	mux      *http.ServeMux
-	callers  [][sha256.Size]byte
+	callers  atomic.Pointer[[]policy.Caller] // SetCallers swaps them whole
 	draining chan struct{}
 	drainCtx context.Context // done once draining is closed
 	drained  context.CancelFunc
@@ -71,9 +72,7 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s := &Server{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, mux: http.NewServeMux(), draining: make(chan struct{}), heldChanged: make(chan struct{})}
 	s.drainCtx, s.drained = context.WithCancel(context.Background())
-	for _, c := range cfg.Callers {
-		s.callers = append(s.callers, c.TokenSHA256)
-	}
+	s.SetCallers(cfg.Callers)
 	s.mux.HandleFunc("POST /v1/approvals", s.handleSubmit)
 	s.mux.HandleFunc("GET /v1/approvals/{id}", s.handleGet)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -134,6 +133,13 @@ func (s *Server) holding(delta int) {
 	s.heldMu.Unlock()
 }
 
+// SetCallers replaces the agents allowed to call, as a reload does. A
+// request already authenticated keeps its caller.
+func (s *Server) SetCallers(callers []policy.Caller) {
+	c := slices.Clone(callers)
+	s.callers.Store(&c)
+}
+
 // caller finds the caller whose token the request carries. Every configured
 // token is compared, in constant time, whatever matches.
 func (s *Server) caller(r *http.Request) (string, bool) {
@@ -143,16 +149,17 @@ func (s *Server) caller(r *http.Request) (string, bool) {
 		return "", false
 	}
 	sum := sha256.Sum256([]byte(token))
+	callers := *s.callers.Load()
 	found := -1
-	for i, c := range s.callers {
-		if subtle.ConstantTimeCompare(sum[:], c[:]) == 1 {
+	for i, c := range callers {
+		if subtle.ConstantTimeCompare(sum[:], c.TokenSHA256[:]) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return "", false
 	}
-	return s.cfg.Callers[found].Name, true
+	return callers[found].Name, true
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {

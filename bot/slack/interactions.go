@@ -124,12 +124,13 @@ func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte) int {
 }
 
 func (s *Slack) verify(h http.Header, body []byte) error {
-	if s.secret == "" {
+	secret := *s.secret.Load()
+	if secret == "" {
 		// Socket Mode without a signing secret: nothing that comes over
 		// HTTP can be trusted.
 		return errors.New("no signing secret configured (Socket Mode): interactions over HTTP are refused")
 	}
-	v, err := goslack.NewSecretsVerifier(h, s.secret)
+	v, err := goslack.NewSecretsVerifier(h, secret)
 	if err != nil {
 		return err
 	}

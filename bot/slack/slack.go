@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/approvebot/approvebot"
@@ -66,10 +67,11 @@ type Slack struct {
 	// sock is Socket Mode's state, made on first use.
 	socketOnce sync.Once
 	sock       *socketState
-	secret     string
-	interval   time.Duration
-	ttl        time.Duration
-	log        *slog.Logger
+	// secret verifies interactions; SetSigningSecret rotates it.
+	secret   atomic.Pointer[string]
+	interval time.Duration
+	ttl      time.Duration
+	log      *slog.Logger
 
 	teamMu       sync.Mutex
 	teamID       string
@@ -155,7 +157,6 @@ func New(cfg Config) (*Slack, error) {
 	s := &Slack{
 		api:      api,
 		socket:   socketConfig{appToken: cfg.AppToken, botToken: cfg.BotToken, apiURL: apiURL, hc: hc},
-		secret:   cfg.SigningSecret,
 		interval: interval,
 		ttl:      ttl,
 		log:      log.With("platform", Platform),
@@ -163,9 +164,14 @@ func New(cfg Config) (*Slack, error) {
 		users:    map[string]cached[userInfo]{},
 		groups:   map[string]cached[[]string]{},
 	}
+	s.SetSigningSecret(cfg.SigningSecret)
 	s.pool.init(workers, queue, s.log)
 	return s, nil
 }
+
+// SetSigningSecret makes secret the one interactions must be signed with,
+// from the next interaction on (a rotated secret, on reload).
+func (s *Slack) SetSigningSecret(secret string) { s.secret.Store(&secret) }
 
 // Name is "slack".
 func (s *Slack) Name() string { return Platform }

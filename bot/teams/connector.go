@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/approvebot/approvebot"
@@ -42,8 +43,9 @@ const (
 // caller fetch at a time; Config.Now additionally decides expiry so tests
 // can move time forward.
 type botToken struct {
-	now   func() time.Time
-	fetch oauth2.TokenSource
+	now    func() time.Time
+	source *stampedSource
+	fetch  oauth2.TokenSource
 
 	mu      sync.Mutex
 	reuse   oauth2.TokenSource
@@ -60,22 +62,39 @@ func newBotToken(cfg Config, log *slog.Logger) *botToken {
 	}
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, cfg.HTTPClient)
 	b := &botToken{now: cfg.Now}
-	b.fetch = &stampedSource{b: b, cc: cc, ctx: ctx, log: log}
+	b.source = &stampedSource{b: b, ctx: ctx, log: log}
+	b.source.cc.Store(cc)
+	b.fetch = b.source
 	b.reuse = oauth2.ReuseTokenSourceWithExpiry(nil, b.fetch, tokenEarlyRefresh)
 	return b
+}
+
+// setSecret makes the next token request use secret, and drops the cached
+// token so that a rotated (perhaps revoked) secret's token is not reused.
+func (b *botToken) setSecret(secret string) {
+	cc := *b.source.cc.Load()
+	if cc.ClientSecret == secret {
+		return
+	}
+	cc.ClientSecret = secret
+	b.source.cc.Store(&cc)
+	b.mu.Lock()
+	b.reuse = oauth2.ReuseTokenSourceWithExpiry(nil, b.fetch, tokenEarlyRefresh)
+	b.expires = time.Time{}
+	b.mu.Unlock()
 }
 
 // stampedSource fetches a new token on every call (cc.TokenSource would
 // cache on its own clock) and notes when it expires on ours.
 type stampedSource struct {
 	b   *botToken
-	cc  *clientcredentials.Config
-	ctx context.Context // carries the HTTP client; the client has the timeout
+	cc  atomic.Pointer[clientcredentials.Config] // setSecret replaces it
+	ctx context.Context                          // carries the HTTP client; the client has the timeout
 	log *slog.Logger
 }
 
 func (s *stampedSource) Token() (*oauth2.Token, error) {
-	tok, err := s.cc.Token(s.ctx)
+	tok, err := s.cc.Load().Token(s.ctx)
 	if err != nil {
 		s.log.Warn("bot token request failed", "err", err)
 		return nil, err

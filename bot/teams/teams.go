@@ -169,6 +169,10 @@ func New(cfg Config) (*Teams, error) {
 	return t, nil
 }
 
+// SetAppPassword makes the next bot token request use password (a rotated
+// client secret, on reload); the token fetched with the old one is dropped.
+func (t *Teams) SetAppPassword(password string) { t.tokens.setSecret(password) }
+
 // Name is the platform name used in destinations and ballots.
 func (t *Teams) Name() string { return "teams" }
 

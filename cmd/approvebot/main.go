@@ -26,6 +26,8 @@ const usage = `approvebot puts a human between an AI agent and its riskiest acti
 Usage:
   approvebot serve  --config FILE         run the service
   approvebot check  --config FILE         validate the config and print a summary
+  approvebot reload --config FILE        make the running service re-read its config
+                                          (as SIGHUP does); says why when it keeps the old one
   approvebot doctor --config FILE [--public-url URL]
                                           check the setup works: store, signing key,
                                           Slack and Teams credentials, channels, people
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		return cmdServe(ctx, args[1:], getenv, stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], getenv, stdout, stderr)
+	case "reload":
+		return cmdReload(ctx, args[1:], getenv, stdout, stderr)
 	case "doctor":
 		return cmdDoctor(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":

@@ -38,21 +38,35 @@ func openBackend(cfg *policy.Config) (*backend, error) {
 	if _, statErr := os.Stat(cfg.Store.Path); statErr != nil {
 		return nil, fmt.Errorf("store %s: %w", cfg.Store.Path, statErr)
 	}
+	b, aerr := adminBackend(cfg)
+	if aerr != nil {
+		return nil, fmt.Errorf("%v; %v", err, aerr)
+	}
+	return b, nil
+}
+
+// adminBackend is the running server's admin API, at the address the config
+// names.
+func adminBackend(cfg *policy.Config) (*backend, error) {
 	if cfg.Admin.Token == "" {
-		return nil, fmt.Errorf("%v; set admin.token in the config so this command can ask the running server", err)
+		return nil, errors.New("set admin.token in the config so this command can ask the running server")
 	}
 	host, port, splitErr := net.SplitHostPort(cfg.Listen)
 	if splitErr != nil {
 		return nil, fmt.Errorf("listen %q: %w", cfg.Listen, splitErr)
 	}
 	if port == "0" {
-		return nil, fmt.Errorf("%v; the running server holds it, but listen %q names no fixed port to ask it on: set listen to the address it serves on", err, cfg.Listen)
+		return nil, fmt.Errorf("the running server holds it, but listen %q names no fixed port to ask it on: set listen to the address it serves on", cfg.Listen)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
+	scheme := "http"
+	if cfg.TLS.CertFile != "" {
+		scheme = "https"
+	}
 	return &backend{
-		server: "http://" + net.JoinHostPort(host, port),
+		server: scheme + "://" + net.JoinHostPort(host, port),
 		token:  cfg.Admin.Token,
 		client: &http.Client{Timeout: 5 * time.Minute},
 	}, nil

@@ -11,8 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/approvebot/approvebot/bot"
@@ -59,6 +62,9 @@ type service struct {
 	scheme   string // http, or https when approvebot serves TLS itself
 	log      *slog.Logger
 
+	// reloadMu serialises reloads; cfg is replaced by each one.
+	reloadMu sync.Mutex
+
 	// Socket Mode, when on: stopSocket ends the connection, socketErr
 	// reports why it stopped by itself.
 	stopSocket context.CancelFunc
@@ -66,15 +72,33 @@ type service struct {
 }
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
-	cfg, _, err := loadConfig(flag.NewFlagSet("serve", flag.ContinueOnError), args, getenv, stderr)
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg, _, err := loadConfig(fs, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: humanDurations}))
-	svc, err := build(ctx, cfg, log)
+	rl := &reloader{path: fs.Lookup("config").Value.String(), getenv: getenv}
+	svc, err := build(ctx, cfg, log, rl)
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the configuration file, as approvebot reload does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if _, err := rl.reload(); err != nil {
+					log.Error("configuration not reloaded; the running one is kept", "err", err)
+				}
+			}
+		}
+	}()
 	// The address goes to stdout so scripts (and tests) can find the port
 	// when listen ends in :0.
 	fmt.Fprintf(stdout, "approvebot listening on %s://%s\n", svc.scheme, svc.listener.Addr())
@@ -82,12 +106,15 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) (string, b
 	return svc.serve(ctx)
 }
 
-func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service, error) {
+func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reloader) (*service, error) {
 	st, err := store.Open(cfg.Store.Path, store.Options{MaxSize: cfg.Store.MaxSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	svc := &service{cfg: cfg, store: st, log: log, scheme: "http"}
+	if rl != nil {
+		rl.svc = svc
+	}
 	fail := func(err error) (*service, error) {
 		st.Close()
 		return nil, err
@@ -145,6 +172,9 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger) (*service,
 	}
 	if cfg.Admin.Token != "" {
 		extra := map[string]http.HandlerFunc{}
+		if rl != nil {
+			extra["POST /admin/reload"] = rl.reloadHandler
+		}
 		if svc.teams != nil {
 			extra["GET /admin/teams/channels"] = func(w http.ResponseWriter, r *http.Request) {
 				chans, err := svc.teams.Channels()
@@ -233,7 +263,9 @@ func (svc *service) serve(ctx context.Context) error {
 		svc.log.Error("stopping: the Slack socket is gone", "err", socketFailed)
 	case <-ctx.Done():
 	}
-	grace := svc.cfg.ShutdownGrace
+	svc.reloadMu.Lock()
+	grace := svc.cfg.ShutdownGrace // as last reloaded
+	svc.reloadMu.Unlock()
 	if socketFailed != nil {
 		grace = 0
 	}

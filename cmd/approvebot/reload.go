@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/approvebot/approvebot/policy"
+)
+
+// reloader re-reads the configuration file of a running service and
+// applies it whole, or not at all.
+type reloader struct {
+	svc    *service
+	path   string
+	getenv func(string) (string, bool)
+}
+
+// reload reads the file again and, if it is valid and changes nothing that
+// only a restart can change, makes it the running configuration: who may
+// call, the approver groups, routes and chains new requests get, the
+// shutdown grace, and the secrets that can be rotated in place (the Slack
+// signing secret, the Teams app password), read again from their
+// environment variables or *_file files. Requests already open keep the
+// chain, groups and deadline they started with. Any problem leaves the
+// running configuration as it was, and the error says what is wrong.
+func (rl *reloader) reload() (*policy.Config, error) {
+	rl.svc.reloadMu.Lock()
+	defer rl.svc.reloadMu.Unlock()
+	next, err := policy.Load(rl.path, rl.getenv)
+	if err != nil {
+		return nil, err
+	}
+	cur := rl.svc.cfg
+	if keys := restartOnly(cur, next); len(keys) > 0 {
+		return nil, fmt.Errorf("%s changed: restart approvebot to apply that (the running configuration is unchanged)", strings.Join(keys, ", "))
+	}
+	rl.svc.engine.SetPolicy(next)
+	rl.svc.api.SetCallers(next.Callers)
+	if rl.svc.slack != nil {
+		rl.svc.slack.SetSigningSecret(next.Slack.SigningSecret)
+	}
+	if rl.svc.teams != nil {
+		rl.svc.teams.SetAppPassword(next.Teams.AppPassword)
+	}
+	rl.svc.cfg = next
+	rl.svc.log.Info("configuration reloaded", "file", rl.path, "callers", len(next.Callers),
+		"groups", len(next.Approvers), "routes", len(next.Routes), "chains", len(next.Chains))
+	return next, nil
+}
+
+// restartOnly names the settings that differ between a and b and that a
+// running service cannot take on: its address, store, signing key, TLS
+// files, which platforms it talks to and how, and the admin token guarding
+// this very endpoint.
+func restartOnly(a, b *policy.Config) []string {
+	var keys []string
+	diff := func(key string, x, y any) {
+		if !reflect.DeepEqual(x, y) {
+			keys = append(keys, key)
+		}
+	}
+	diff("listen", a.Listen, b.Listen)
+	diff("store", a.Store, b.Store)
+	diff("signing", a.Signing, b.Signing)
+	diff("tls", a.TLS, b.TLS)
+	diff("admin.token", a.Admin, b.Admin)
+	diff("delivery", a.Delivery, b.Delivery)
+	diff("public_url", a.PublicURL, b.PublicURL)
+	switch {
+	case (a.Slack == nil) != (b.Slack == nil):
+		keys = append(keys, "slack")
+	case a.Slack != nil:
+		x, y := *a.Slack, *b.Slack
+		x.SigningSecret, y.SigningSecret = "", ""
+		diff("slack (other than signing_secret)", x, y)
+	}
+	switch {
+	case (a.Teams == nil) != (b.Teams == nil):
+		keys = append(keys, "teams")
+	case a.Teams != nil:
+		x, y := *a.Teams, *b.Teams
+		x.AppPassword, y.AppPassword = "", ""
+		diff("teams (other than app_password)", x, y)
+	}
+	return keys
+}
+
+// reloadHandler is POST /admin/reload.
+func (rl *reloader) reloadHandler(w http.ResponseWriter, _ *http.Request) {
+	cfg, err := rl.reload()
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusUnprocessableEntity)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"reloaded": true, "callers": len(cfg.Callers),
+		"groups": len(cfg.Approvers), "routes": len(cfg.Routes), "chains": len(cfg.Chains)})
+}
+
+// cmdReload asks the running service to reload its configuration file, as
+// SIGHUP does, and reports the outcome: exit 0 when it took the file, 1
+// with the reason when it kept the running configuration.
+func cmdReload(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig(flag.NewFlagSet("reload", flag.ContinueOnError), args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	// The server is asked at the address and with the admin token of the
+	// file given: reload it with the file it runs with.
+	b, err := adminBackend(cfg)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.server+"/admin/reload", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("ask the running server (is approvebot running at %s?): %w", b.server, err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Error   string `json:"error"`
+		Callers int    `json:"callers"`
+		Groups  int    `json:"groups"`
+		Routes  int    `json:"routes"`
+		Chains  int    `json:"chains"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
+	if resp.StatusCode != http.StatusOK {
+		if out.Error == "" {
+			out.Error = resp.Status
+		}
+		return fmt.Errorf("reload refused: %s", out.Error)
+	}
+	fmt.Fprintf(stdout, "reloaded: %d callers, %d groups, %d routes, %d chains\n", out.Callers, out.Groups, out.Routes, out.Chains)
+	return nil
+}
