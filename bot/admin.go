@@ -187,15 +187,33 @@ type Story struct {
 	Events  []json.RawMessage   `json:"events"`
 }
 
-// RequestStory loads a request's story.
+// RequestStory loads a request's story. id is approvebot's id of it, or
+// the approval_request_id its agent gave it when only one caller used that
+// id.
 func RequestStory(st *store.Store, id string) (*Story, error) {
 	r, err := st.Get(id)
+	if errors.Is(err, store.ErrNotFound) {
+		found, ferr := st.Find(id)
+		switch {
+		case ferr != nil:
+			return nil, ferr
+		case len(found) == 1:
+			r, err = found[0], nil
+		case len(found) > 1:
+			var ids []string
+			for _, f := range found {
+				ids = append(ids, fmt.Sprintf("%s (caller %s)", f.ID, f.Caller))
+			}
+			return nil, approvebot.Errorf(approvebot.EConflict, "approval_request_id %q was used by %d callers; name one of approvebot's ids: %s",
+				id, len(found), strings.Join(ids, ", "))
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	s := &Story{Request: r}
 	err = st.Audit(0, func(rec store.Record, raw []byte) error {
-		if rec.RequestID == id {
+		if rec.RequestID == r.ID {
 			s.Events = append(s.Events, json.RawMessage(append([]byte(nil), raw...)))
 		}
 		return nil
@@ -245,6 +263,11 @@ func AdminHandlers(st *store.Store, token string, extra map[string]http.HandlerF
 			s, err := RequestStory(st, r.PathValue("id"))
 			if errors.Is(err, store.ErrNotFound) {
 				writeError(w, approvebot.Errorf(approvebot.ENotFound, "no approval request %q", r.PathValue("id")))
+				return
+			}
+			var ae *approvebot.Error
+			if errors.As(err, &ae) {
+				writeError(w, err)
 				return
 			}
 			if err != nil {
