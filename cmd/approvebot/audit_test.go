@@ -83,6 +83,8 @@ func (h *harness) makeHistory() history {
 	if r := h.do(http.MethodPost, "/v1/approvals", expired, auth()); r.answer.Status != "expired" {
 		h.t.Fatalf("expired request: %s", r.body)
 	}
+	// The audit log names requests by approvebot's ids.
+	hist.chain, hist.expired = h.storeID(hist.chain), h.storeID(hist.expired)
 	return hist
 }
 
@@ -415,7 +417,7 @@ func TestAuditAnyChangedByteIsFound(t *testing.T) {
 	}
 	h := newAuditHarness(t)
 	h.start()
-	id := h.approveChain()
+	id := h.storeID(h.approveChain())
 	h.stop()
 	path := filepath.Join(h.dir, "approvebot.db")
 	// The race detector makes each verification several times slower and

@@ -370,11 +370,11 @@ func (h *harness) click(user, channel, ts, action, requestID string) response {
 	return h.clickAt(user, channel, ts, action, requestID, time.Now(), signingSecret)
 }
 
-// buttonValue is what approvebot puts in the buttons of requestID's
-// messages: its own id of the request, which for a schema 1.0 request is
-// not the approval_request_id the agent gave and the tests hold. An id the
-// admin API does not know is sent as it is.
-func (h *harness) buttonValue(requestID string) string {
+// storeID is approvebot's own id of requestID, which its buttons carry and
+// its audit records name: for a schema 1.0 request it is not the
+// approval_request_id the agent gave and the tests hold. An id the admin
+// API does not know is returned as it is.
+func (h *harness) storeID(requestID string) string {
 	h.t.Helper()
 	r := h.do(http.MethodGet, "/admin/requests/"+url.PathEscape(requestID), nil, map[string]string{"Authorization": "Bearer " + adminToken})
 	var story struct {
@@ -392,7 +392,7 @@ func (h *harness) clickAt(user, channel, ts, action, requestID string, at time.T
 	h.t.Helper()
 	payload := slackfake.BlockActionPayload(slackfake.Click{
 		UserID: user, UserName: strings.ToLower(user), Channel: channel, MessageTS: ts,
-		ActionID: action, Value: h.buttonValue(requestID),
+		ActionID: action, Value: h.storeID(requestID),
 	})
 	body, header := slackfake.SignInteraction(secret, payload, at)
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/slack/interactions", bytes.NewReader(body))
