@@ -191,23 +191,11 @@ type Story struct {
 // the approval_request_id its agent gave it when only one caller used that
 // id.
 func RequestStory(st *store.Store, id string) (*Story, error) {
-	r, err := st.Get(id)
-	if errors.Is(err, store.ErrNotFound) {
-		found, ferr := st.Find(id)
-		switch {
-		case ferr != nil:
-			return nil, ferr
-		case len(found) == 1:
-			r, err = found[0], nil
-		case len(found) > 1:
-			var ids []string
-			for _, f := range found {
-				ids = append(ids, fmt.Sprintf("%s (caller %s)", f.ID, f.Caller))
-			}
-			return nil, approvebot.Errorf(approvebot.EConflict, "approval_request_id %q was used by %d callers; name one of approvebot's ids: %s",
-				id, len(found), strings.Join(ids, ", "))
-		}
+	key, err := ResolveRequestID(st, id)
+	if err != nil {
+		return nil, err
 	}
+	r, err := st.Get(key)
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +207,32 @@ func RequestStory(st *store.Store, id string) (*Story, error) {
 		return nil
 	})
 	return s, err
+}
+
+// ResolveRequestID turns an operator's request id into approvebot's id of
+// the request: id itself when a request has it, else the one schema 1.0
+// request whose agent gave it that id. An id that several callers used is
+// an error naming approvebot's ids of each; an unknown one is ErrNotFound.
+func ResolveRequestID(st *store.Store, id string) (string, error) {
+	_, err := st.Get(id)
+	if !errors.Is(err, store.ErrNotFound) {
+		return id, err
+	}
+	found, err := st.Find(id)
+	switch {
+	case err != nil:
+		return "", err
+	case len(found) == 0:
+		return "", store.ErrNotFound
+	case len(found) == 1:
+		return found[0].ID, nil
+	}
+	var ids []string
+	for _, f := range found {
+		ids = append(ids, fmt.Sprintf("%s (caller %s)", f.ID, f.Caller))
+	}
+	return "", approvebot.Errorf(approvebot.EConflict, "approval_request_id %q was used by %d callers; name one of approvebot's ids: %s",
+		id, len(found), strings.Join(ids, ", "))
 }
 
 // AdminHandlers returns the admin routes, guarded by token.
@@ -241,6 +255,17 @@ func AdminHandlers(st *store.Store, token string, extra map[string]http.HandlerF
 			if err != nil {
 				writeError(w, err)
 				return
+			}
+			if f.RequestID != "" {
+				key, err := ResolveRequestID(st, f.RequestID)
+				var ae *approvebot.Error
+				switch {
+				case errors.As(err, &ae):
+					writeError(w, err)
+					return
+				case err == nil:
+					f.RequestID = key
+				}
 			}
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			_ = st.Audit(0, func(rec store.Record, raw []byte) error {

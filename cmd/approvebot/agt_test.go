@@ -133,7 +133,13 @@ func TestAGTShapedRequestHeldDecidedSigned(t *testing.T) {
 		asked.Fields.ExpiresAt != fields["expires_at"] || asked.Fields.Status != "pending" {
 		t.Errorf("approval_requested records %+v", asked)
 	}
-	r := h.do(http.MethodGet, "/admin/audit/verify", nil, map[string]string{"Authorization": "Bearer " + adminToken})
+	// The operator may name the request by the agent's id.
+	admin := map[string]string{"Authorization": "Bearer " + adminToken}
+	r := h.do(http.MethodGet, "/admin/audit?request="+url.QueryEscape(id), nil, admin)
+	if recs := records(t, string(r.body)); r.status != http.StatusOK || len(recs) < 5 || recs[0].RequestID != h.storeID(id) {
+		t.Errorf("audit export of %s: %d %s", id, r.status, r.body)
+	}
+	r = h.do(http.MethodGet, "/admin/audit/verify", nil, admin)
 	if r.status != http.StatusOK || bytes.Contains(r.body, []byte(`"break"`)) {
 		t.Errorf("audit verify: %d %s", r.status, r.body)
 	}
@@ -209,9 +215,11 @@ func TestAGTIdsAreEachCallersOwn(t *testing.T) {
 		t.Errorf("deadline %v after creation, want the payments chain's default timeout: %s", st.Request.Deadline.Sub(st.Request.CreatedAt), r.body)
 	}
 	// An operator naming ar_1 is told it is ambiguous.
-	r = h.do(http.MethodGet, "/admin/requests/ar_1", nil, map[string]string{"Authorization": "Bearer " + adminToken})
-	if r.status != http.StatusConflict || !strings.Contains(r.answer.Error, mineID) || !strings.Contains(r.answer.Error, theirsID) {
-		t.Errorf("admin story of ar_1: %d %s", r.status, r.body)
+	for _, path := range []string{"/admin/requests/ar_1", "/admin/audit?request=ar_1"} {
+		r = h.do(http.MethodGet, path, nil, map[string]string{"Authorization": "Bearer " + adminToken})
+		if r.status != http.StatusConflict || !strings.Contains(r.answer.Error, mineID) || !strings.Contains(r.answer.Error, theirsID) {
+			t.Errorf("%s: %d %s", path, r.status, r.body)
+		}
 	}
 }
 

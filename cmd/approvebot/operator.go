@@ -170,6 +170,15 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 		if b.store == nil {
 			return b.get(ctx, "/admin/audit", q, stdout)
 		}
+		if f.RequestID != "" {
+			key, err := bot.ResolveRequestID(b.store, f.RequestID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				f.RequestID = key
+			}
+		}
 		return b.store.Audit(0, func(rec store.Record, raw []byte) error {
 			if !f.Match(rec) {
 				return nil
