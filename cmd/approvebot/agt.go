@@ -168,7 +168,7 @@ func (r *resolver) slackUser(ctx context.Context, group, u string) ([]string, er
 			return nil, fmt.Errorf("group %s lists Slack user %s, but the config has no slack section to ask Slack who that is", group, u)
 		}
 		s, err := slack.New(slack.Config{
-			BotToken: r.cfg.Slack.BotToken, SigningSecret: r.cfg.Slack.SigningSecret, APIURL: r.cfg.Slack.APIURL,
+			BotToken: r.cfg.Slack.BotToken, SigningSecret: r.cfg.Slack.SigningSecret, AppToken: r.cfg.Slack.AppToken, APIURL: r.cfg.Slack.APIURL,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {
