@@ -138,6 +138,7 @@ func differs(r *approvebot.Request, l *logged) string {
 	var asked struct {
 		Schema   string            `json:"schema"`
 		Digest   string            `json:"digest"`
+		Body     *string           `json:"body_digest"` // older records carry none
 		Fields   approvebot.Fields `json:"fields"`
 		Chain    *approvebot.Chain `json:"chain"`
 		Deadline *time.Time        `json:"deadline"`
@@ -148,6 +149,8 @@ func differs(r *approvebot.Request, l *logged) string {
 	switch {
 	case l.requested.Actor != r.Caller || asked.Schema != r.Schema || asked.Digest != r.Digest || !sameJSON(asked.Fields, r.Fields):
 		return fmt.Sprintf("caller, schema, digest or fields differ from approval_requested record %d", l.requested.Seq)
+	case asked.Body != nil && *asked.Body != r.BodyDigest:
+		return fmt.Sprintf("body digest differs from approval_requested record %d", l.requested.Seq)
 	case asked.Chain != nil && !sameJSON(asked.Chain, r.Chain): // older records carry no chain
 		return fmt.Sprintf("chain differs from the one recorded when it opened (record %d)", l.requested.Seq)
 	case asked.Deadline != nil && !asked.Deadline.Equal(r.Deadline):
