@@ -61,6 +61,11 @@ type Fields struct {
 	ApprovalChainID      string  `json:"approval_chain_id,omitempty"`
 	ApprovalChainVersion string  `json:"approval_chain_version,omitempty"`
 	ExpiresAt            string  `json:"expires_at,omitempty"`
+	// Optional fields of AGT's protocol ApprovalRequest, outside
+	// input_digest; RequestedAt (above) is the third. They are recorded and
+	// change nothing.
+	FailClosedOnTimeout *bool  `json:"fail_closed_on_timeout,omitempty"`
+	RequestStatus       string `json:"status,omitempty"`
 }
 
 // Quorum says how many approvals satisfy a stage.
@@ -240,7 +245,8 @@ type Request struct {
 	Schema         string          `json:"schema"`
 	Caller         string          `json:"caller"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
-	Digest         string          `json:"digest"` // what makes a retry the same request
+	Digest         string          `json:"digest"`                // what makes a retry the same request
+	BodyDigest     string          `json:"body_digest,omitempty"` // sha256 of the body bytes as received
 	Fields         Fields          `json:"fields"`
 	Context        json.RawMessage `json:"context,omitempty"`        // shown to approvers
 	ActionBinding  json.RawMessage `json:"action_binding,omitempty"` // schema 1.0, verified against action_digest
@@ -253,6 +259,16 @@ type Request struct {
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	Destinations   []Destination   `json:"destinations,omitempty"`
 	Version        uint64          `json:"version"`
+}
+
+// PublicID is the id the agent knows the request by: a schema 1.0
+// request's approval_request_id (unique per caller only), otherwise the id
+// approvebot gave it. ID is the store's key, unique across callers.
+func (r *Request) PublicID() string {
+	if r.Schema == SchemaV1 && r.Fields.ApprovalRequestID != "" {
+		return r.Fields.ApprovalRequestID
+	}
+	return r.ID
 }
 
 // Title is a one-line summary for humans.

@@ -138,6 +138,7 @@ func differs(r *approvebot.Request, l *logged) string {
 	var asked struct {
 		Schema   string            `json:"schema"`
 		Digest   string            `json:"digest"`
+		Body     *string           `json:"body_digest"` // older records carry none
 		Fields   approvebot.Fields `json:"fields"`
 		Chain    *approvebot.Chain `json:"chain"`
 		Deadline *time.Time        `json:"deadline"`
@@ -148,6 +149,8 @@ func differs(r *approvebot.Request, l *logged) string {
 	switch {
 	case l.requested.Actor != r.Caller || asked.Schema != r.Schema || asked.Digest != r.Digest || !sameJSON(asked.Fields, r.Fields):
 		return fmt.Sprintf("caller, schema, digest or fields differ from approval_requested record %d", l.requested.Seq)
+	case asked.Body != nil && *asked.Body != r.BodyDigest:
+		return fmt.Sprintf("body digest differs from approval_requested record %d", l.requested.Seq)
 	case asked.Chain != nil && !sameJSON(asked.Chain, r.Chain): // older records carry no chain
 		return fmt.Sprintf("chain differs from the one recorded when it opened (record %d)", l.requested.Seq)
 	case asked.Deadline != nil && !asked.Deadline.Equal(r.Deadline):
@@ -187,20 +190,52 @@ type Story struct {
 	Events  []json.RawMessage   `json:"events"`
 }
 
-// RequestStory loads a request's story.
+// RequestStory loads a request's story. id is approvebot's id of it, or
+// the approval_request_id its agent gave it when only one caller used that
+// id.
 func RequestStory(st *store.Store, id string) (*Story, error) {
-	r, err := st.Get(id)
+	key, err := ResolveRequestID(st, id)
+	if err != nil {
+		return nil, err
+	}
+	r, err := st.Get(key)
 	if err != nil {
 		return nil, err
 	}
 	s := &Story{Request: r}
 	err = st.Audit(0, func(rec store.Record, raw []byte) error {
-		if rec.RequestID == id {
+		if rec.RequestID == r.ID {
 			s.Events = append(s.Events, json.RawMessage(append([]byte(nil), raw...)))
 		}
 		return nil
 	})
 	return s, err
+}
+
+// ResolveRequestID turns an operator's request id into approvebot's id of
+// the request: id itself when a request has it, else the one schema 1.0
+// request whose agent gave it that id. An id that several callers used is
+// an error naming approvebot's ids of each; an unknown one is ErrNotFound.
+func ResolveRequestID(st *store.Store, id string) (string, error) {
+	_, err := st.Get(id)
+	if !errors.Is(err, store.ErrNotFound) {
+		return id, err
+	}
+	found, err := st.Find(id)
+	switch {
+	case err != nil:
+		return "", err
+	case len(found) == 0:
+		return "", store.ErrNotFound
+	case len(found) == 1:
+		return found[0].ID, nil
+	}
+	var ids []string
+	for _, f := range found {
+		ids = append(ids, fmt.Sprintf("%s (caller %s)", f.ID, f.Caller))
+	}
+	return "", approvebot.Errorf(approvebot.EConflict, "approval_request_id %q was used by %d callers; name one of approvebot's ids: %s",
+		id, len(found), strings.Join(ids, ", "))
 }
 
 // AdminHandlers returns the admin routes, guarded by token.
@@ -224,6 +259,17 @@ func AdminHandlers(st *store.Store, token string, extra map[string]http.HandlerF
 				writeError(w, err)
 				return
 			}
+			if f.RequestID != "" {
+				key, err := ResolveRequestID(st, f.RequestID)
+				var ae *approvebot.Error
+				switch {
+				case errors.As(err, &ae):
+					writeError(w, err)
+					return
+				case err == nil:
+					f.RequestID = key
+				}
+			}
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			_ = st.Audit(0, func(rec store.Record, raw []byte) error {
 				if f.Match(rec) {
@@ -245,6 +291,11 @@ func AdminHandlers(st *store.Store, token string, extra map[string]http.HandlerF
 			s, err := RequestStory(st, r.PathValue("id"))
 			if errors.Is(err, store.ErrNotFound) {
 				writeError(w, approvebot.Errorf(approvebot.ENotFound, "no approval request %q", r.PathValue("id")))
+				return
+			}
+			var ae *approvebot.Error
+			if errors.As(err, &ae) {
+				writeError(w, err)
 				return
 			}
 			if err != nil {

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"net/url"
 	"time"
 
 	"github.com/approvebot/approvebot"
@@ -35,7 +36,7 @@ type Answer struct {
 // answer builds the agent's answer for r. A pending request is not approved;
 // its reason says it is still waiting.
 func (s *Server) answer(r *approvebot.Request, caller string) Answer {
-	a := Answer{ApprovalRequestID: r.ID, Status: r.Status}
+	a := Answer{ApprovalRequestID: r.PublicID(), Status: r.Status}
 	if res := r.Resolution; res != nil {
 		a.Approved = r.Status.Approved()
 		a.Approver = res.Approver
@@ -43,9 +44,10 @@ func (s *Server) answer(r *approvebot.Request, caller string) Answer {
 		a.DecidedAt = res.ResolvedAt.UTC().Format(time.RFC3339Nano)
 	} else {
 		a.Approver = "system:pending"
-		a.Reason = "no decision yet; the request is still pending (poll /v1/approvals/" + r.ID + " or retry to reattach)"
+		a.Reason = "no decision yet; the request is still pending (poll " + approvalPath(r) + " or retry to reattach)"
 	}
 	if r.Schema != approvebot.SchemaV1 {
+		a.IdentityAssertion = s.sign(r, caller)
 		return a
 	}
 	a.SchemaVersion = approvebot.SchemaV1
@@ -59,24 +61,36 @@ func (s *Server) answer(r *approvebot.Request, caller string) Answer {
 		a.ChainEntries = append(a.ChainEntries, entryRecord(e))
 	}
 	a.Resolution = r.Resolution
-	if r.Resolution != nil && s.cfg.Signer != nil {
-		tok, err := s.cfg.Signer.Sign(claimsFor(r, caller, s.engine.clock.Now()))
-		if err != nil {
-			// Without an assertion the agent turns an approval into a
-			// denial: that is the safe failure, so log and go on.
-			s.log.Error("sign decision", "request_id", r.ID, "err", err)
-		} else {
-			a.IdentityAssertion = tok
-		}
-	}
+	a.IdentityAssertion = s.sign(r, caller)
 	return a
+}
+
+// sign asserts a decided request's outcome, or returns "" for a pending one.
+func (s *Server) sign(r *approvebot.Request, caller string) string {
+	if r.Resolution == nil || s.cfg.Signer == nil {
+		return ""
+	}
+	tok, err := s.cfg.Signer.Sign(claimsFor(r, caller, s.engine.clock.Now()))
+	if err != nil {
+		// Without an assertion the agent turns an approval into a
+		// denial: that is the safe failure, so log and go on.
+		s.log.Error("sign decision", "request_id", r.ID, "err", err)
+		return ""
+	}
+	return tok
+}
+
+// approvalPath is where the caller polls r: its id path-escaped, as agents
+// choose schema 1.0 ids.
+func approvalPath(r *approvebot.Request) string {
+	return "/v1/approvals/" + url.PathEscape(r.PublicID())
 }
 
 func claimsFor(r *approvebot.Request, caller string, now time.Time) signing.Claims {
 	res := r.Resolution
 	c := signing.Claims{
 		Subject:           res.Approver,
-		ApprovalRequestID: r.ID,
+		ApprovalRequestID: r.PublicID(),
 		ActionDigest:      r.Fields.ActionDigest,
 		InputDigest:       r.Fields.InputDigest,
 		Decision:          approvebot.Deny,
@@ -87,6 +101,11 @@ func claimsFor(r *approvebot.Request, caller string, now time.Time) signing.Clai
 		Audience:          caller,
 		IssuedAt:          now,
 		Expiry:            now.Add(assertionLifetime),
+	}
+	if r.Schema != approvebot.SchemaV1 {
+		// A legacy body carries no digests of its own: the assertion names
+		// the body's bytes as approvebot received them.
+		c.ActionDigest, c.InputDigest, c.BodyDigest = "", "", r.BodyDigest
 	}
 	if r.Status.Approved() {
 		c.Decision = approvebot.Allow

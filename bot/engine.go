@@ -168,21 +168,21 @@ type SubmitOptions struct {
 func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOptions) (*approvebot.Request, error) {
 	now := e.clock.Now()
 	r := &approvebot.Request{
+		// Agents choose schema 1.0 ids, unique per caller only: the store
+		// keys every request by an id of approvebot's, and finds a 1.0
+		// request by (caller, approval_request_id).
+		ID:             newID(),
 		Schema:         sub.Schema,
 		Caller:         o.Caller,
 		IdempotencyKey: o.IdempotencyKey,
 		Digest:         sub.Digest,
+		BodyDigest:     sub.BodyDigest,
 		Fields:         sub.Fields,
 		Context:        sub.Context,
 		ActionBinding:  sub.ActionBinding,
 		CreatedAt:      now,
 		Status:         approvebot.StatusPending,
 		Version:        1,
-	}
-	if sub.Schema == approvebot.SchemaV1 {
-		r.ID = sub.Fields.ApprovalRequestID
-	} else {
-		r.ID = newID()
 	}
 	routed, rerr := e.policy.Load().Route(sub.Fields, sub.Schema)
 	timeout := routed.Timeout
@@ -222,9 +222,17 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	r.Deadline = r.Deadline.Round(0)
 	// The chain and deadline are fixed from here on; recording them lets
 	// audit verification prove the stored request still has them.
-	events := []approvebot.Event{event(approvebot.EventRequested, r.ID, now, o.Caller, map[string]any{
-		"schema": r.Schema, "digest": r.Digest, "fields": r.Fields, "chain": r.Chain, "deadline": r.Deadline,
-	})}
+	asked := map[string]any{
+		"schema": r.Schema, "digest": r.Digest, "body_digest": r.BodyDigest, "fields": r.Fields, "chain": r.Chain, "deadline": r.Deadline,
+	}
+	if len(sub.Naive) > 0 {
+		asked["naive_times"] = sub.Naive // had no UTC offset; read as UTC
+	}
+	if f := sub.Fields.FailClosedOnTimeout; f != nil {
+		// Recorded as asked; approvebot never approves on timeout either way.
+		asked["fail_closed_on_timeout"] = *f
+	}
+	events := []approvebot.Event{event(approvebot.EventRequested, r.ID, now, o.Caller, asked)}
 	if r.Status.Final() {
 		events = append(events, resolvedEvent(r, now))
 	}
@@ -267,15 +275,15 @@ func (e *Engine) conflict(stored, r *approvebot.Request, now time.Time) error {
 	if err != nil {
 		e.log.Error("audit conflicting submission", "request_id", stored.ID, "err", err)
 	}
+	sameID := r.Schema == approvebot.SchemaV1 && stored.Schema == approvebot.SchemaV1 &&
+		stored.Caller == r.Caller && stored.Fields.ApprovalRequestID == r.Fields.ApprovalRequestID
 	switch {
-	case r.ID != stored.ID: // found by the caller's own Idempotency-Key
+	case !sameID: // found by the caller's own Idempotency-Key
 		return &approvebot.Error{Code: approvebot.EConflict, Field: "Idempotency-Key",
-			Message: fmt.Sprintf("Idempotency-Key %q was already used for a different request body (request %s)", r.IdempotencyKey, stored.ID)}
-	case stored.Caller != r.Caller:
-		return approvebot.Errorf(approvebot.EConflict, "approval_request_id %s is already in use", stored.ID)
+			Message: fmt.Sprintf("Idempotency-Key %q was already used for a different request body (request %s)", r.IdempotencyKey, stored.PublicID())}
 	default:
 		return approvebot.Errorf(approvebot.EConflict,
-			"approval_request_id %s is already in use for a different request (input digest differs)", stored.ID)
+			"approval_request_id %s is already in use for a different request (input digest differs)", stored.PublicID())
 	}
 }
 
@@ -291,6 +299,23 @@ func (e *Engine) storeError(err error) error {
 
 // Get returns a stored request.
 func (e *Engine) Get(id string) (*approvebot.Request, error) { return e.store.Get(id) }
+
+// Lookup finds caller's request by the id the caller knows it by: a schema
+// 1.0 approval_request_id first, then an id approvebot gave. Another
+// caller's request is not found.
+func (e *Engine) Lookup(caller, id string) (*approvebot.Request, error) {
+	r, err := e.store.Lookup(caller, id)
+	if errors.Is(err, store.ErrNotFound) {
+		r, err = e.store.Get(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Caller != caller {
+		return nil, store.ErrNotFound
+	}
+	return r, nil
+}
 
 // Wait blocks until the request is final or ctx ends, and returns it as stored.
 func (e *Engine) Wait(ctx context.Context, id string) (*approvebot.Request, error) {
@@ -430,7 +455,7 @@ func (e *Engine) expire(id string) {
 // from the stored request, so it reads the same after a restart.
 func timeoutReason(r *approvebot.Request) string {
 	if r.Schema == approvebot.SchemaV1 {
-		if exp, err := time.Parse(time.RFC3339Nano, r.Fields.ExpiresAt); err == nil && !exp.After(r.Deadline) {
+		if exp, _, err := intake.ParseTime(r.Fields.ExpiresAt); err == nil && !exp.After(r.Deadline) {
 			return "timed out at expires_at " + r.Fields.ExpiresAt + " without a decision"
 		}
 	}

@@ -143,9 +143,10 @@ func (s *Server) SetCallers(callers []policy.Caller) {
 // caller finds the caller whose token the request carries. Every configured
 // token is compared, in constant time, whatever matches.
 func (s *Server) caller(r *http.Request) (string, bool) {
-	auth := r.Header.Get("Authorization")
-	token, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || token == "" {
+	// RFC 7235: the scheme is case-insensitive ("bearer x" is "Bearer x").
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimLeft(token, " ")
+	if !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return "", false
 	}
 	sum := sha256.Sum256([]byte(token))
@@ -205,7 +206,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if prefs.async && !req.Status.Final() {
-		w.Header().Set("Location", "/v1/approvals/"+req.ID)
+		w.Header().Set("Location", approvalPath(req))
 		w.Header().Set("Preference-Applied", "respond-async")
 		writeJSON(w, http.StatusAccepted, s.answer(req, caller))
 		return
@@ -220,9 +221,9 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	req, err := s.engine.Get(id)
-	if err != nil || req.Caller != caller {
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+	req, err := s.engine.Lookup(caller, id)
+	if err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("get request", "request_id", id, "err", err)
 			writeError(w, approvebot.Errorf(approvebot.EUnavailable, "storage unavailable"))
 			return
@@ -237,10 +238,11 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 			writeError(w, &approvebot.Error{Code: approvebot.EInvalid, Field: "wait", Message: "wait: want a whole number of seconds"})
 			return
 		}
-		wait := min(time.Duration(n)*time.Second, maxPollWait)
+		// Clamped before it becomes a Duration, which a huge n would wrap.
+		wait := time.Duration(min(n, int(maxPollWait/time.Second))) * time.Second
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		defer cancel()
-		if got, err := s.waitOrDrain(ctx, cancel, id); got != nil {
+		if got, err := s.waitOrDrain(ctx, cancel, req.ID); got != nil {
 			req = got
 		} else if err != nil && r.Context().Err() != nil {
 			return
@@ -324,30 +326,56 @@ func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
 }
 
 type preferences struct {
-	wait  time.Duration
+	wait  time.Duration // 0: no wait preference
 	async bool
 }
 
+// Bounds of Prefer: wait. A shorter wait counts as minPreferWait, a longer
+// one as maxPreferWait (the longest route timeout); the route's timeout
+// bounds it again in Submit.
+const (
+	minPreferWait = time.Second
+	maxPreferWait = 24 * time.Hour
+)
+
 // parsePrefer reads RFC 7240 preferences. Unknown or malformed ones are
-// ignored, as the RFC asks.
+// ignored, as the RFC asks; a wait that is a number but out of bounds is
+// clamped, never wrapped around into a short deadline. Of several waits
+// the shortest counts.
 func parsePrefer(values []string) preferences {
 	var p preferences
 	for _, v := range values {
 		for _, part := range strings.Split(v, ",") {
+			part, _, _ = strings.Cut(part, ";") // preference parameters
 			name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
 			name = strings.ToLower(strings.TrimSpace(name))
-			val = strings.Trim(strings.TrimSpace(val), `"`)
+			val = strings.TrimSpace(val)
+			if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
+				val = val[1 : len(val)-1]
+			}
 			switch name {
 			case "respond-async":
 				p.async = true
 			case "wait":
-				if n, err := strconv.Atoi(val); err == nil && n > 0 {
-					p.wait = time.Duration(n) * time.Second
+				if d, ok := preferWait(val); ok && (p.wait == 0 || d < p.wait) {
+					p.wait = d
 				}
 			}
 		}
 	}
 	return p
+}
+
+// preferWait reads wait's delta-seconds (RFC 7240: digits only) and clamps it.
+func preferWait(val string) (time.Duration, bool) {
+	if val == "" || strings.ContainsFunc(val, func(c rune) bool { return c < '0' || c > '9' }) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(val, 10, 64)
+	if err != nil || n > uint64(maxPreferWait/time.Second) {
+		return maxPreferWait, true // too many digits for any integer: as long as allowed
+	}
+	return max(time.Duration(n)*time.Second, minPreferWait), true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -51,7 +51,7 @@ func View(r *approvebot.Request, dest int) approvebot.Message {
 	}
 	f("Approvers", approversLine(r))
 	f("Deadline", r.Deadline.UTC().Format("2006-01-02 15:04:05 UTC"))
-	f("Request", r.ID)
+	f("Request", r.PublicID())
 	m.Notice = notice(r)
 	return m
 }

@@ -7,6 +7,8 @@ package intake
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -28,6 +30,12 @@ type Submission struct {
 	// Digest is what makes a retry "the same request": for 1.0 the verified
 	// input_digest, for legacy the canonical digest of the whole body.
 	Digest string
+	// BodyDigest is "sha256:" and the hex SHA-256 of the body bytes exactly
+	// as received: what a signed legacy answer names.
+	BodyDigest string
+	// Naive lists the time fields that carried no UTC offset and were read
+	// as UTC, for the audit.
+	Naive []string
 }
 
 // TypeApprovalRequest is the only body type agents send.
@@ -42,12 +50,25 @@ var presented = []string{
 
 var (
 	legacyKeys = []string{"type", "rule_name", "policy_name", "agent_id", "action", "approvers", "requested_at", "context"}
-	v1Keys     = slices.Concat([]string{"schema_version", "type", "input_digest"}, presented, []string{"context", "action_binding"})
+	// AGT's protocol ApprovalRequest also has requested_at,
+	// fail_closed_on_timeout and status; input_digest does not cover them.
+	v1Optional = []string{"requested_at", "fail_closed_on_timeout", "status"}
+	v1Keys     = slices.Concat([]string{"schema_version", "type", "input_digest"}, presented, []string{"context", "action_binding"}, v1Optional)
 
-	reRequestID  = regexp.MustCompile(`^ar_[0-9a-f]{32}$`)
-	reDecisionID = regexp.MustCompile(`^pd_[0-9a-f]{32}$`)
-	reDigest     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	reID     = regexp.MustCompile(`^[A-Za-z0-9_.:~-]{1,128}$`)
+	reDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 )
+
+// What the id and digest rules expect, for errors.
+const (
+	wantID     = "an id of 1 to 128 characters, each a letter, digit or one of _ - . : ~"
+	wantDigest = `"sha256:" followed by exactly 64 lowercase hex digits (0-9, a-f)`
+)
+
+// ValidID reports whether s is an id an agent may send: AGT types its ids
+// as plain strings, so any short string of URL- and key-safe characters is
+// one.
+func ValidID(s string) bool { return reID.MatchString(s) }
 
 // Parse reads a request body. Errors are *approvebot.Error with Code
 // EInvalid and Field naming the offending key. Expiry is not judged here:
@@ -96,7 +117,8 @@ func Parse(body []byte) (*Submission, error) {
 		return nil, fieldErr(clip(mb.key), "unknown field %q", clip(mb.key))
 	}
 
-	s := &Submission{Schema: schema}
+	sum := sha256.Sum256(body)
+	s := &Submission{Schema: schema, BodyDigest: "sha256:" + hex.EncodeToString(sum[:])}
 	if raw, ok := m["context"]; ok {
 		if !isObject(raw) {
 			return nil, fieldErr("context", "want an object")
@@ -124,8 +146,8 @@ func parseLegacy(s *Submission, m map[string]json.RawMessage, body []byte) error
 	if f.RequestedAt, err = requiredString(m, "requested_at"); err != nil {
 		return err
 	}
-	if _, err := parseTime(f.RequestedAt); err != nil {
-		return fieldErr("requested_at", "%s", err.Error())
+	if err := s.checkTime("requested_at", f.RequestedAt); err != nil {
+		return err
 	}
 	for _, o := range []struct {
 		key string
@@ -169,14 +191,14 @@ func parseV1(s *Submission, m map[string]json.RawMessage) error {
 		re  *regexp.Regexp
 		at  string // the format, for the error
 	}{
-		{"input_digest", &f.InputDigest, reDigest, `"sha256:" and 64 lowercase hex digits`},
-		{"approval_request_id", &f.ApprovalRequestID, reRequestID, `"ar_" and 32 lowercase hex digits`},
-		{"policy_decision_id", &f.PolicyDecisionID, reDecisionID, `"pd_" and 32 lowercase hex digits`},
-		{"action_digest", &f.ActionDigest, reDigest, `"sha256:" and 64 lowercase hex digits`},
+		{"input_digest", &f.InputDigest, reDigest, wantDigest},
+		{"approval_request_id", &f.ApprovalRequestID, reID, wantID},
+		{"policy_decision_id", &f.PolicyDecisionID, reID, wantID},
+		{"action_digest", &f.ActionDigest, reDigest, wantDigest},
 		{"agent_id", &f.AgentID, nil, ""},
 		{"operation", &f.Operation, nil, ""},
 		{"policy_version", &f.PolicyVersion, nil, ""},
-		{"approval_chain_id", &f.ApprovalChainID, nil, ""},
+		{"approval_chain_id", &f.ApprovalChainID, reID, wantID},
 		{"approval_chain_version", &f.ApprovalChainVersion, nil, ""},
 		{"expires_at", &f.ExpiresAt, nil, ""},
 	}
@@ -185,11 +207,14 @@ func parseV1(s *Submission, m map[string]json.RawMessage) error {
 			return err
 		}
 		if o.re != nil && !o.re.MatchString(*o.dst) {
-			return fieldErr(o.key, "want %s, got %q", o.at, clip(*o.dst))
+			return fieldErr(o.key, "want %s; got %q (%d characters)", o.at, clip(*o.dst), utf8.RuneCountInString(*o.dst))
 		}
 	}
-	if _, err := parseTime(f.ExpiresAt); err != nil {
-		return fieldErr("expires_at", "%s", err.Error())
+	if err := s.checkTime("expires_at", f.ExpiresAt); err != nil {
+		return err
+	}
+	if err := parseV1Optional(s, m); err != nil {
+		return err
 	}
 	if f.SubjectID, err = nullableString(m, "subject_id"); err != nil {
 		return err
@@ -300,12 +325,58 @@ func checkBinding(raw json.RawMessage, f *approvebot.Fields) error {
 	return nil
 }
 
+// parseV1Optional reads the fields of AGT's ApprovalRequest model that
+// build_webhook_request does not send today but may: they are recorded, and
+// change nothing. approvebot never approves on timeout, whatever
+// fail_closed_on_timeout says.
+func parseV1Optional(s *Submission, m map[string]json.RawMessage) error {
+	f := &s.Fields
+	if raw, ok := m["requested_at"]; ok {
+		v, err := asString(raw)
+		if err != nil {
+			return fieldErr("requested_at", "want a string (an ISO 8601 time)")
+		}
+		if err := s.checkTime("requested_at", v); err != nil {
+			return err
+		}
+		f.RequestedAt = v
+	}
+	if raw, ok := m["fail_closed_on_timeout"]; ok {
+		var b bool
+		if (string(raw) != "true" && string(raw) != "false") || json.Unmarshal(raw, &b) != nil {
+			return fieldErr("fail_closed_on_timeout", "want true or false, got %s", clip(string(raw)))
+		}
+		f.FailClosedOnTimeout = &b
+	}
+	if raw, ok := m["status"]; ok {
+		v, err := asString(raw)
+		if err != nil || v != string(approvebot.StatusPending) {
+			return fieldErr("status", "a request's status can only be %q, got %s", approvebot.StatusPending, clip(string(raw)))
+		}
+		f.RequestStatus = v
+	}
+	return nil
+}
+
+// checkTime parses a time field and notes when it had no offset.
+func (s *Submission) checkTime(key, v string) error {
+	_, naive, err := ParseTime(v)
+	if err != nil {
+		return fieldErr(key, "%s", err.Error())
+	}
+	if naive {
+		s.Naive = append(s.Naive, key)
+	}
+	return nil
+}
+
 // ExpiresAt is the schema 1.0 deadline the agent set.
 func (s *Submission) ExpiresAt() (time.Time, error) {
 	if s.Schema != approvebot.SchemaV1 {
 		return time.Time{}, fmt.Errorf("a %s request carries no expires_at", s.Schema)
 	}
-	return parseTime(s.Fields.ExpiresAt)
+	t, _, err := ParseTime(s.Fields.ExpiresAt)
+	return t, err
 }
 
 // RequestedAt is when a legacy agent says it asked.
@@ -313,19 +384,26 @@ func (s *Submission) RequestedAt() (time.Time, error) {
 	if s.Schema != approvebot.SchemaLegacy {
 		return time.Time{}, fmt.Errorf("a %s request carries no requested_at", s.Schema)
 	}
-	return parseTime(s.Fields.RequestedAt)
+	t, _, err := ParseTime(s.Fields.RequestedAt)
+	return t, err
 }
 
-// parseTime reads Python's datetime.isoformat() of an aware time
+// ParseTime reads Python's datetime.isoformat(): of an aware time
 // ("2026-04-23T12:00:00.123456+00:00", no fraction when microseconds are
-// zero) and RFC 3339 generally. A time without an offset is refused: it
-// names no instant.
-func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("want an ISO 8601 time with a UTC offset, like 2026-04-23T12:00:00.123456+00:00; got %q", clip(s))
+// zero), RFC 3339 generally, and of a naive time, without an offset
+// ("2026-04-23T12:00:00.123456"), which AGT sends when its caller passed a
+// naive datetime. A naive time is read as UTC, and naive says so.
+func ParseTime(s string) (t time.Time, naive bool, err error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, false, nil
 	}
-	return t, nil
+	// The layout has no fraction, but Parse takes one after the seconds.
+	if !strings.Contains(s, ",") {
+		if t, err := time.ParseInLocation("2006-01-02T15:04:05", s, time.UTC); err == nil {
+			return t, true, nil
+		}
+	}
+	return time.Time{}, false, fmt.Errorf("want an ISO 8601 time like 2026-04-23T12:00:00.123456+00:00 (without an offset it is read as UTC); got %q", clip(s))
 }
 
 func requiredString(m map[string]json.RawMessage, key string) (string, error) {

@@ -411,7 +411,7 @@ func newEntry(r *approvebot.Request, b approvebot.Ballot, group string, now time
 		reason = "denied"
 	}
 	e := approvebot.Entry{
-		ApprovalRequestID:   r.ID,
+		ApprovalRequestID:   r.PublicID(),
 		ChainEntryID:        derivedID("ce_", r.ID, len(r.Entries)),
 		StageIndex:          r.Stage,
 		ApproverKind:        "human",
@@ -486,7 +486,7 @@ func ResolutionDigest(r *approvebot.Request) (string, error) {
 	res := r.Resolution
 	return canon.DigestOf(map[string]any{
 		"approval_resolution_id": res.ApprovalResolutionID,
-		"approval_request_id":    r.ID,
+		"approval_request_id":    r.PublicID(),
 		"outcome":                res.Outcome,
 		"action_digest":          r.Fields.ActionDigest,
 		"policy_version":         r.Fields.PolicyVersion,

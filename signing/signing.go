@@ -170,8 +170,9 @@ func (s *Signer) JWKS() []byte { return append([]byte(nil), s.jwks...) }
 type Claims struct {
 	Subject           string // approver identity (principal)
 	ApprovalRequestID string
-	ActionDigest      string
-	InputDigest       string
+	ActionDigest      string // schema 1.0 only
+	InputDigest       string // schema 1.0 only
+	BodyDigest        string // legacy only: sha256 of the request body bytes as received
 	Decision          string // allow | deny
 	Status            string
 	IdentityAssurance string // how the approver was authenticated: slack_signed_interaction, botframework_jwt, system
@@ -190,8 +191,9 @@ type wireClaims struct {
 	NotBefore         int64  `json:"nbf"`
 	ID                string `json:"jti"`
 	ApprovalRequestID string `json:"approval_request_id"`
-	ActionDigest      string `json:"action_digest"`
+	ActionDigest      string `json:"action_digest,omitempty"`
 	InputDigest       string `json:"input_digest,omitempty"`
+	BodyDigest        string `json:"body_digest,omitempty"`
 	Decision          string `json:"decision"`
 	Status            string `json:"status"`
 	IdentityAssurance string `json:"identity_assurance"`
@@ -224,6 +226,7 @@ func (s *Signer) Sign(c Claims) (string, error) {
 		ApprovalRequestID: c.ApprovalRequestID,
 		ActionDigest:      c.ActionDigest,
 		InputDigest:       c.InputDigest,
+		BodyDigest:        c.BodyDigest,
 		Decision:          c.Decision,
 		Status:            c.Status,
 		IdentityAssurance: c.IdentityAssurance,

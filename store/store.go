@@ -30,6 +30,7 @@ var (
 	bucketRequests      = []byte("requests")
 	bucketPending       = []byte("pending_by_deadline") // 8-byte BE unix nanos ‖ id → empty
 	bucketIdempotency   = []byte("idempotency")         // caller \x00 key → id
+	bucketAgentIDs      = []byte("agent_request_ids")   // caller \x00 approval_request_id → id (schema 1.0)
 	bucketOutbox        = []byte("outbox")              // id \x00 4-byte BE destination → job
 	bucketAudit         = []byte("audit")               // 8-byte BE sequence → event
 	bucketConversations = []byte("conversations")       // Teams conversation references
@@ -103,7 +104,7 @@ func Open(path string, o Options) (*Store, error) {
 		return s, s.checkSchema()
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketOutbox, bucketAudit, bucketConversations} {
+		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -327,6 +328,35 @@ func idemKey(caller, key string) []byte {
 	return []byte(caller + "\x00" + key)
 }
 
+// agentKey is the index key of a schema 1.0 request's approval_request_id:
+// agents choose those ids, so they are unique per caller only. The caller's
+// name goes first, so two callers' "ar_1" are two keys. Neither part holds
+// a NUL (config names are checked, agent ids are of a safe set), so the
+// pair reads back unambiguously.
+func agentKey(caller, requestID string) []byte {
+	return []byte(caller + "\x00" + requestID)
+}
+
+// lookupAgentID finds a caller's schema 1.0 request by the id the agent
+// gave it. Files written before the index existed stored such a request
+// under the agent's id itself; that record is the caller's only if it says
+// so.
+func lookupAgentID(tx *bolt.Tx, caller, requestID string) (*approvebot.Request, error) {
+	if b := tx.Bucket(bucketAgentIDs); b != nil {
+		if id := b.Get(agentKey(caller, requestID)); id != nil {
+			return getRequest(tx, string(id))
+		}
+	}
+	r, err := getRequest(tx, requestID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Schema != approvebot.SchemaV1 || r.Caller != caller || r.ID != r.Fields.ApprovalRequestID {
+		return nil, ErrNotFound
+	}
+	return r, nil
+}
+
 func getRequest(tx *bolt.Tx, id string) (*approvebot.Request, error) {
 	v := tx.Bucket(bucketRequests).Get([]byte(id))
 	if v == nil {
@@ -358,6 +388,46 @@ func (s *Store) Get(id string) (*approvebot.Request, error) {
 	return r, err
 }
 
+// Lookup finds a caller's schema 1.0 request by its approval_request_id.
+func (s *Store) Lookup(caller, requestID string) (*approvebot.Request, error) {
+	var r *approvebot.Request
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = lookupAgentID(tx, caller, requestID)
+		return err
+	})
+	return r, err
+}
+
+// Find lists the schema 1.0 requests, of any caller, that agents gave the
+// id requestID, for operators who know only that id. It reads the whole
+// index: operators' commands only.
+func (s *Store) Find(requestID string) ([]*approvebot.Request, error) {
+	var out []*approvebot.Request
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if r, err := getRequest(tx, requestID); err == nil && r.Schema == approvebot.SchemaV1 && r.ID == r.Fields.ApprovalRequestID {
+			out = append(out, r) // stored before the index existed
+		}
+		b := tx.Bucket(bucketAgentIDs)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 || string(k[i+1:]) != requestID {
+				return nil
+			}
+			r, err := getRequest(tx, string(v))
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	return out, err
+}
+
 // Status returns a request's status alone. It decodes one field of the
 // record, so it costs little CPU and, unlike Get, little stack: it is what a
 // goroutine about to park for minutes should call.
@@ -379,7 +449,8 @@ func (s *Store) Status(id string) (approvebot.Status, error) {
 }
 
 // Create stores a new request with its first audit events and queues its
-// destinations. If a request with the same id, or the same idempotency key
+// destinations. If a request with the same id, the same schema 1.0
+// approval_request_id from the same caller, or the same idempotency key
 // from the same caller, exists already, nothing is written and the existing
 // request is returned with created false.
 func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
@@ -398,6 +469,15 @@ func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (store
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
+		if r.Schema == approvebot.SchemaV1 {
+			old, err := lookupAgentID(tx, r.Caller, r.Fields.ApprovalRequestID)
+			if err == nil {
+				stored = old
+				return nil
+			} else if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
 		idem := tx.Bucket(bucketIdempotency)
 		if r.IdempotencyKey != "" {
 			if id := idem.Get(idemKey(r.Caller, r.IdempotencyKey)); id != nil {
@@ -409,6 +489,11 @@ func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (store
 				return nil
 			}
 			if err := idem.Put(idemKey(r.Caller, r.IdempotencyKey), []byte(r.ID)); err != nil {
+				return err
+			}
+		}
+		if r.Schema == approvebot.SchemaV1 {
+			if err := tx.Bucket(bucketAgentIDs).Put(agentKey(r.Caller, r.Fields.ApprovalRequestID), []byte(r.ID)); err != nil {
 				return err
 			}
 		}

@@ -541,3 +541,84 @@ func TestJobKeyRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// v1Request is a schema 1.0 request of caller whose agent named it agentID.
+func v1Request(id, caller, agentID string) *approvebot.Request {
+	r := newRequest(id, t0.Add(time.Minute))
+	r.Schema, r.Caller, r.Fields.ApprovalRequestID = approvebot.SchemaV1, caller, agentID
+	return r
+}
+
+// Agents choose schema 1.0 ids: two callers' "ar_1" are two requests, and
+// each caller finds only its own.
+func TestAgentIDsPerCaller(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	a := v1Request("ar_00000000000000000000000000000001", "agent-a", "ar_1")
+	b := v1Request("ar_00000000000000000000000000000002", "agent-b", "ar_1")
+	for _, r := range []*approvebot.Request{a, b} {
+		if _, created, err := s.Create(r, requested(r.ID)); err != nil || !created {
+			t.Fatalf("create %s: %v %v", r.ID, created, err)
+		}
+	}
+	// A's retry, under a fresh id of approvebot's, finds A's request.
+	retry := v1Request("ar_00000000000000000000000000000003", "agent-a", "ar_1")
+	if got, created, err := s.Create(retry, requested(retry.ID)); err != nil || created || got.ID != a.ID {
+		t.Fatalf("retry: %v %v %v", got, created, err)
+	}
+	for caller, want := range map[string]string{"agent-a": a.ID, "agent-b": b.ID} {
+		if got, err := s.Lookup(caller, "ar_1"); err != nil || got.ID != want {
+			t.Errorf("Lookup(%s, ar_1) = %v, %v; want %s", caller, got, err, want)
+		}
+	}
+	if _, err := s.Lookup("agent-c", "ar_1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another caller found ar_1: %v", err)
+	}
+	if _, err := s.Lookup("agent-a", a.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup by approvebot's id: %v", err)
+	}
+	found, err := s.Find("ar_1")
+	if err != nil || len(found) != 2 {
+		t.Errorf("Find(ar_1) = %d requests, %v", len(found), err)
+	}
+	if _, err := s.Get(retry.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the retry was stored: %v", err)
+	}
+	checkConsistent(t, s)
+}
+
+// Files written before the index stored a 1.0 request under the agent's id
+// itself: it is still found, only by its caller, and a retry attaches to it.
+func TestAgentIDsOfOlderFiles(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	old := v1Request("ar_9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b", "agent-a", "ar_9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b")
+	if _, _, err := s.Create(old, requested(old.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketAgentIDs) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Lookup("agent-a", old.ID); err != nil || got.ID != old.ID {
+		t.Errorf("Lookup of an older record: %v %v", got, err)
+	}
+	if _, err := s.Lookup("agent-b", old.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another caller found the older record: %v", err)
+	}
+	if found, err := s.Find(old.ID); err != nil || len(found) != 1 {
+		t.Errorf("Find: %d, %v", len(found), err)
+	}
+	s.Close()
+	// Reopening creates the index bucket again; the older record stays found.
+	s2, err := Open(s.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	retry := v1Request("ar_00000000000000000000000000000009", "agent-a", old.ID)
+	if got, created, err := s2.Create(retry, requested(retry.ID)); err != nil || created || got.ID != old.ID {
+		t.Errorf("retry of an older request: %v %v %v", got, created, err)
+	}
+	other := v1Request("ar_0000000000000000000000000000000a", "agent-b", old.ID)
+	if got, created, err := s2.Create(other, requested(other.ID)); err != nil || !created || got.ID != other.ID {
+		t.Errorf("another caller's request with the same agent id: %v %v %v", got, created, err)
+	}
+}

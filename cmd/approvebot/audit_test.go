@@ -83,6 +83,8 @@ func (h *harness) makeHistory() history {
 	if r := h.do(http.MethodPost, "/v1/approvals", expired, auth()); r.answer.Status != "expired" {
 		h.t.Fatalf("expired request: %s", r.body)
 	}
+	// The audit log names requests by approvebot's ids.
+	hist.chain, hist.expired = h.storeID(hist.chain), h.storeID(hist.expired)
 	return hist
 }
 
@@ -415,7 +417,7 @@ func TestAuditAnyChangedByteIsFound(t *testing.T) {
 	}
 	h := newAuditHarness(t)
 	h.start()
-	id := h.approveChain()
+	id := h.storeID(h.approveChain())
 	h.stop()
 	path := filepath.Join(h.dir, "approvebot.db")
 	// The race detector makes each verification several times slower and
@@ -464,7 +466,7 @@ func TestAuditAnyChangedByteIsFound(t *testing.T) {
 	if err := json.Unmarshal(req, &parts); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"id", "caller", "digest", "fields", "chain", "deadline", "status", "entries", "resolution"} {
+	for _, key := range []string{"id", "caller", "digest", "body_digest", "fields", "chain", "deadline", "status", "entries", "resolution"} {
 		at := bytes.Index(req, []byte(`"`+key+`":`))
 		end := at + len(`"`+key+`":`) + len(parts[key])
 		if at < 0 || len(parts[key]) == 0 {

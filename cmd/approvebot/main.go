@@ -38,6 +38,9 @@ Usage:
   approvebot teams channels --config FILE list the Teams channels the bot knows
   approvebot teams package --app-id ID --out FILE
                                           build the Teams app package (zip)
+  approvebot agt chain --config FILE --chain ID
+                                          print the AGT approval chain (JSON) that
+                                          accepts approvebot's answers for a chain
   approvebot version
 
 The audit and teams channels commands read the store file directly when the
@@ -64,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		return cmdAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "teams":
 		return cmdTeams(ctx, args[1:], getenv, stdout, stderr)
+	case "agt":
+		return cmdAgt(ctx, args[1:], getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "approvebot", version)
 		return nil

@@ -184,6 +184,15 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 		if b.store == nil {
 			return b.get(ctx, "/admin/audit", q, stdout)
 		}
+		if f.RequestID != "" {
+			key, err := bot.ResolveRequestID(b.store, f.RequestID)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			if err == nil {
+				f.RequestID = key
+			}
+		}
 		return b.store.Audit(0, func(rec store.Record, raw []byte) error {
 			if !f.Match(rec) {
 				return nil
@@ -218,6 +227,9 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 func printStory(w io.Writer, s *bot.Story) {
 	r := s.Request
 	fmt.Fprintf(w, "request %s (%s schema, caller %s)\n", r.ID, r.Schema, r.Caller)
+	if r.PublicID() != r.ID {
+		fmt.Fprintf(w, "  agent's approval_request_id: %q\n", r.PublicID())
+	}
 	fmt.Fprintf(w, "  what:     %s by agent %q\n", r.Title(), r.Fields.AgentID)
 	fmt.Fprintf(w, "  opened:   %s\n  deadline: %s\n  status:   %s\n", r.CreatedAt.UTC().Format(time.RFC3339), r.Deadline.UTC().Format(time.RFC3339), r.Status)
 	if r.Resolution != nil {

@@ -333,7 +333,7 @@ func TestV1Refusals(t *testing.T) {
 			swap(`"amount": 5000`, `"amount": 50000`)},
 		{"binding for another tool", "action_binding", "does not match action_digest",
 			swap(`"tool_name": "transfer_funds"`, `"tool_name": "drop_table"`)},
-		{"bad request id", "approval_request_id", "ar_", swap(`"approval_request_id": "`+id, `"approval_request_id": "ar_XYZ`)},
+		{"bad request id", "approval_request_id", "1 to 128 characters", swap(`"approval_request_id": "`+id, `"approval_request_id": "ar/`)},
 		{"missing field", "policy_version", "required", swap(`"policy_version": "2026.06.11", `, ``)},
 		{"unknown field", "approvers", "unknown field", swap(`"type": "approval_request", `, `"type": "approval_request", "approvers": ["x"], `)},
 		{"unknown schema", "schema_version", "unsupported", swap(`"schema_version": "1.0"`, `"schema_version": "2.0"`)},
@@ -440,6 +440,7 @@ func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
 	id := fields["approval_request_id"].(string)
 	first := h.submit(body, auth())
 	msg := h.waitMessages(id, 1)[0]
+	sid := h.storeID(id) // before another caller uses the same id
 
 	// A retry while pending attaches: same id, still pending, no new post.
 	r := h.do(http.MethodPost, "/v1/approvals", body, auth("Prefer", "respond-async"))
@@ -458,18 +459,25 @@ func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
 			!strings.Contains(r.answer.Error, "input digest differs") {
 			t.Fatalf("%s: same id, other digest: %d %s", when, r.status, r.body)
 		}
-		// Another agent cannot read this request's decision by replaying it.
-		r = h.do(http.MethodPost, "/v1/approvals", body, map[string]string{"Authorization": "Bearer other-agent-token-0123456789"})
-		if r.status != http.StatusConflict || r.answer.Approved || r.answer.IdentityAssertion != "" {
+	}
+	// Ids are the caller's own: another agent replaying the body opens a
+	// request of its own, and cannot read this one's decision.
+	otherAuth := map[string]string{"Authorization": "Bearer other-agent-token-0123456789", "Prefer": "respond-async"}
+	otherRequest := func(when string) {
+		t.Helper()
+		r := h.do(http.MethodPost, "/v1/approvals", body, otherAuth)
+		if r.status != http.StatusAccepted || r.answer.Approved || r.answer.Status != "pending" || r.answer.IdentityAssertion != "" ||
+			r.answer.ApprovalRequestID != id || r.header.Get("Location") != "/v1/approvals/"+id {
 			t.Fatalf("%s: same request from another caller: %d %s", when, r.status, r.body)
 		}
 	}
 	conflict("pending")
+	otherRequest("pending")
 	if r := h.status(id); r.answer.Status != "pending" {
 		t.Fatalf("conflicting submissions changed the request: %s", r.body)
 	}
 
-	h.click("U0JANE", "C0TREASURY", msg.TS, "approve", id)
+	h.click("U0JANE", "C0TREASURY", msg.TS, "approve", sid)
 	w := want{sub: "jane@company.com", decision: "allow", status: "approved", assurance: "slack_signed_interaction", fields: fields}
 	a1 := v1Of(t, h.await(first))
 	a2 := v1Of(t, h.await(second))
@@ -486,9 +494,14 @@ func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
 		t.Errorf("retry after decision: %+v", a3)
 	}
 	conflict("decided")
+	otherRequest("decided")
+	delete(otherAuth, "Prefer")
+	if r := h.do(http.MethodGet, "/v1/approvals/"+id, nil, otherAuth); r.status != http.StatusOK || r.answer.Status != "pending" || r.answer.Approved {
+		t.Errorf("the other caller's request took the decision: %d %s", r.status, r.body)
+	}
 	// Each refused submission is audited, with the caller that sent it.
 	var actors []string
-	for _, e := range h.story(id).Events {
+	for _, e := range h.story(sid).Events {
 		if e.Type == "approval_conflict_refused" {
 			var d struct {
 				SameCaller bool `json:"same_caller"`
@@ -497,13 +510,13 @@ func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
 			actors = append(actors, fmt.Sprint(d.SameCaller))
 		}
 	}
-	if got := strings.Join(actors, ","); got != "true,false,true,false" {
-		t.Errorf("conflicts audited (same caller?): %s, want true,false,true,false", got)
+	if got := strings.Join(actors, ","); got != "true,true" {
+		t.Errorf("conflicts audited (same caller?): %s, want true,true", got)
 	}
 
 	h.stop() // no post or update may still be in flight
-	if n := h.slack.Posts("C0TREASURY"); n != 1 || len(h.slack.Messages()) != 1 {
-		t.Fatalf("%d posts, %d messages for one request and its retries, want 1", n, len(h.slack.Messages()))
+	if n := h.slack.Posts("C0TREASURY"); n != 2 || len(h.slack.Messages()) != 2 {
+		t.Fatalf("%d posts, %d messages for one request and its retries and the other caller's, want 2", n, len(h.slack.Messages()))
 	}
 }
 

@@ -51,6 +51,12 @@ type V1 struct {
 	IncludeBinding bool
 	// Context, when set, is sent as "context".
 	Context Object
+	// NaiveExpiry sends expires_at as isoformat() of a naive datetime: the
+	// same wall time in UTC, without an offset.
+	NaiveExpiry bool
+	// Extra is sent after every other key, e.g. the ApprovalRequest model
+	// fields requested_at, fail_closed_on_timeout and status.
+	Extra Object
 }
 
 // Str returns a pointer to s, for V1's nullable fields.
@@ -123,6 +129,10 @@ func (o V1) withDefaults() V1 {
 func V1Body(o V1) (body []byte, fields map[string]any) {
 	o = o.withDefaults()
 	binding := o.Binding()
+	expires := Isoformat(o.ExpiresAt)
+	if o.NaiveExpiry {
+		expires = strings.TrimSuffix(expires, "+00:00")
+	}
 	actionDigest, err := canon.Digest(Dumps(binding))
 	if err != nil {
 		panic(fmt.Sprintf("intaketest: action binding: %v", err))
@@ -138,7 +148,7 @@ func V1Body(o V1) (body []byte, fields map[string]any) {
 		{"policy_version", o.PolicyVersion},
 		{"approval_chain_id", o.ApprovalChainID},
 		{"approval_chain_version", o.ApprovalChainVersion},
-		{"expires_at", Isoformat(o.ExpiresAt)},
+		{"expires_at", expires},
 	}
 	inputDigest, err := canon.Digest(Dumps(presented))
 	if err != nil {
@@ -152,6 +162,7 @@ func V1Body(o V1) (body []byte, fields map[string]any) {
 	if o.IncludeBinding {
 		payload = append(payload, KV{"action_binding", binding})
 	}
+	payload = append(payload, o.Extra...)
 	return decoded(Dumps(payload))
 }
 
