@@ -46,7 +46,7 @@ func FuzzParse(f *testing.F) {
 			{ApprovalChainID: "c1", ApprovalChainVersion: "1", TargetResource: nil},
 		} {
 			for _, schema := range []string{approvebot.SchemaLegacy, approvebot.SchemaV1} {
-				r, err := cfg.Route(f, schema)
+				r, err := cfg.Route(cfg.Callers[0].Name, f, schema)
 				if err == nil && len(r.Chain.Stages) == 0 {
 					t.Fatalf("routed to a chain without stages: %+v", r)
 				}

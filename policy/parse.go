@@ -178,6 +178,9 @@ func yamlProblem(err error, data []byte) problem {
 type parser struct {
 	getenv   func(string) (string, bool)
 	problems []problem
+	// later are checks that need the whole file read (a caller's
+	// may_request names groups and chains defined further down).
+	later []func(*Config)
 }
 
 func (p *parser) add(line int, format string, args ...any) {
@@ -758,6 +761,10 @@ func (p *parser) config(root *yaml.Node) *Config {
 	for _, r := range refs {
 		p.checkGroups(cfg, r)
 	}
+	for _, check := range p.later {
+		check(cfg)
+	}
+	p.checkCallerRoutes(cfg)
 	return cfg
 }
 
@@ -774,11 +781,12 @@ func (p *parser) callers(top *object, cfg *Config) {
 	names := map[string]int{}
 	tokens := map[string]string{}
 	for i, item := range n.Content {
-		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token")
+		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token", "may_request")
 		if o == nil {
 			continue
 		}
 		c := Caller{Name: p.str(o, "name", required), Token: p.secret(o, "token", MinSecretLength)}
+		c.MayRequest = p.mayRequest(o)
 		if c.Name != "" {
 			if first, dup := names[c.Name]; dup {
 				p.add(o.val["name"].Line, "callers[%d].name %q is already used at line %d: caller names must be unique", i, c.Name, first)
@@ -792,6 +800,79 @@ func (p *parser) callers(top *object, cfg *Config) {
 			tokens[c.Token] = c.Name
 		}
 		cfg.Callers = append(cfg.Callers, c)
+	}
+}
+
+// mayRequest reads a caller's may_request: nil when absent (anywhere),
+// otherwise the groups and chains it may ask, checked once they are known.
+func (p *parser) mayRequest(o *object) []string {
+	if !o.has("may_request") {
+		return nil
+	}
+	at := join(o.path, "may_request")
+	names, nodes := p.listNodes(o, "may_request")
+	if len(names) == 0 {
+		if n := o.val["may_request"]; isNull(n) || n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+			p.add(n.Line, "%s is empty: list the approver groups and chains the caller may ask, or remove the key to allow any", at)
+		}
+		return []string{}
+	}
+	p.later = append(p.later, func(cfg *Config) {
+		for i, name := range names {
+			_, group := cfg.Approvers[name]
+			_, chain := cfg.Chains[name]
+			if !group && !chain {
+				p.add(nodes[i].Line, "%s: %q is neither an approver group%s nor a chain%s", at, name, known(cfg.Approvers), known(cfg.Chains))
+			}
+		}
+	})
+	return names
+}
+
+// checkCallerRoutes checks routes that match a caller: the pattern must
+// match some configured caller, and a route for one caller must not send
+// its requests where that caller's may_request forbids (every one would be
+// refused).
+func (p *parser) checkCallerRoutes(cfg *Config) {
+	for i, r := range cfg.Routes {
+		pat := r.Match.Caller
+		if pat == "" {
+			continue
+		}
+		var hit []Caller
+		for _, c := range cfg.Callers {
+			if glob(pat, c.Name) {
+				hit = append(hit, c)
+			}
+		}
+		if len(hit) == 0 {
+			names := make(map[string]bool, len(cfg.Callers))
+			for _, c := range cfg.Callers {
+				names[c.Name] = true
+			}
+			p.add(r.Line, "routes[%d].match.caller: %q matches no caller%s", i, pat, known(names))
+			continue
+		}
+		for _, c := range hit {
+			if c.MayRequest == nil {
+				continue
+			}
+			var refused []string
+			if r.Chain != "" {
+				if !slices.Contains(c.MayRequest, r.Chain) {
+					refused = append(refused, r.Chain)
+				}
+			} else {
+				for _, g := range r.Approvers {
+					if !slices.Contains(c.MayRequest, g) {
+						refused = append(refused, g)
+					}
+				}
+			}
+			if len(refused) > 0 {
+				p.add(r.Line, "routes[%d] sends caller %q's requests to %s, which its may_request does not list: every such request would be refused", i, c.Name, quoteAll(refused))
+			}
+		}
 	}
 }
 
@@ -845,8 +926,8 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			p.checkSide(so.line(), at+".slack", "Slack", len(sg.Channels), len(sg.Users)+len(sg.Usergroups), "users or usergroups")
 			g.Slack = sg
 		}
-		if to := p.object(o.val["teams"], at+".teams", "channels", "users"); o.has("teams") && to != nil {
-			tg := &approvebot.TeamsGroup{}
+		if to := p.object(o.val["teams"], at+".teams", "channels", "users", "allow_guests"); o.has("teams") && to != nil {
+			tg := &approvebot.TeamsGroup{AllowGuests: p.bool(to, "allow_guests")}
 			var chans, users []*yaml.Node
 			tg.Channels, chans = p.listNodes(to, "channels")
 			tg.Users, users = p.listNodes(to, "users")
@@ -972,7 +1053,7 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 			continue
 		}
 		r := Route{Line: item.Line}
-		mo := p.object(o.val["match"], at+".match", "rule_name", "policy_name", "action", "agent_id", "approval_chain_id", "operation", "target_resource")
+		mo := p.object(o.val["match"], at+".match", "rule_name", "policy_name", "action", "agent_id", "approval_chain_id", "operation", "target_resource", "caller")
 		pattern := func(key string) string {
 			s := p.str(mo, key, required)
 			if mo != nil && mo.has(key) && s != "" {
@@ -990,6 +1071,7 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 			ChainID:        readIf(mo, "approval_chain_id", pattern),
 			Operation:      readIf(mo, "operation", pattern),
 			TargetResource: readIf(mo, "target_resource", pattern),
+			Caller:         readIf(mo, "caller", pattern),
 		}
 		var legacy, v1 []string
 		for _, k := range legacyKeys {

@@ -347,7 +347,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad glob", doc: routes("  - match: {rule_name: \"a[\"}\n    approvers: [ops]\n"), marker: "a[", want: `routes[0].match.rule_name: "a[" is not a valid pattern`},
 		{name: "empty match value", doc: routes("  - match: {rule_name: \"\"}\n    approvers: [ops]\n"), marker: "rule_name", want: "routes[0].match.rule_name is empty"},
 		{name: "mixed match keys", doc: routes("  - match: {rule_name: r, operation: o}\n    approvers: [ops]\n"), marker: "rule_name", want: "routes[0].match mixes legacy keys (rule_name) with schema 1.0 keys (operation)"},
-		{name: "unknown match key", doc: routes("  - match: {rule: r}\n    approvers: [ops]\n"), marker: "rule: r", want: `unknown key "rule" in routes[0].match (want rule_name, policy_name, action, agent_id, approval_chain_id, operation, target_resource)`},
+		{name: "unknown match key", doc: routes("  - match: {rule: r}\n    approvers: [ops]\n"), marker: "rule: r", want: `unknown key "rule" in routes[0].match (want rule_name, policy_name, action, agent_id, approval_chain_id, operation, target_resource, caller)`},
 		{name: "route after catch-all", doc: routes("  - approvers: [ops]\n  - match: {rule_name: r}\n    approvers: [ops]\n"), marker: "rule_name: r", want: "routes[1] can never match: the route at line 10 above matches every request"},
 		{name: "stage unknown group", doc: chains("  c:\n    version: \"1\"\n    stages:\n      - approvers: [sec]\n"), marker: "[sec]", want: `chains.c.stages[0].approvers: group "sec" not defined under approvers (known: ops)`},
 		{name: "stage without approvers", doc: chains("  c:\n    version: \"1\"\n    stages:\n      - quorum: any\n"), marker: "quorum: any", want: "chains.c.stages[0].approvers: list at least one approver group"},

@@ -133,7 +133,7 @@ func TestRoute(t *testing.T) {
 			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: DefaultTimeout}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := cfg.Route(tc.f, tc.schema)
+			got, err := cfg.Route("agent", tc.f, tc.schema)
 			if err != nil {
 				t.Fatalf("Route: %v", err)
 			}
@@ -150,7 +150,7 @@ func TestRouteNullTargetMatchesStar(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Routes = []Route{{Match: Match{TargetResource: "*"}, Approvers: []string{"security"}}}
-	got, err := cfg.Route(approvebot.Fields{ApprovalChainID: "x", ApprovalChainVersion: "1"}, approvebot.SchemaV1)
+	got, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "x", ApprovalChainVersion: "1"}, approvebot.SchemaV1)
 	if err != nil || summarize(got).Stages[0] != "security/any" {
 		t.Fatalf("got %+v, %v", summarize(got), err)
 	}
@@ -190,7 +190,7 @@ func TestRouteRefuses(t *testing.T) {
 		{name: "unknown schema", schema: "2.0", reason: `unknown request schema "2.0"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := cfg.Route(tc.f, tc.schema)
+			got, err := cfg.Route("agent", tc.f, tc.schema)
 			var nr *NoRouteError
 			if !errors.As(err, &nr) {
 				t.Fatalf("err = %v (%T), routed %+v; want *NoRouteError", err, err, got)
@@ -208,14 +208,14 @@ func TestRouteFailsClosedOnInconsistentConfig(t *testing.T) {
 	ch := cfg.Chains["quick"]
 	ch.Stages = append(ch.Stages, StageConfig{Approvers: []string{"ghost"}})
 	cfg.Chains["quick"] = ch
-	_, err := cfg.Route(approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1)
+	_, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1)
 	var nr *NoRouteError
 	if !errors.As(err, &nr) || !reflect.DeepEqual(nr.Unknown, []string{"ghost"}) {
 		t.Fatalf("err = %v", err)
 	}
 	ch.Stages = append(ch.Stages[:1], StageConfig{})
 	cfg.Chains["quick"] = ch
-	if _, err := cfg.Route(approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1); !errors.As(err, &nr) {
+	if _, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1); !errors.As(err, &nr) {
 		t.Fatalf("a stage with no groups was routed: %v", err)
 	}
 }
@@ -234,7 +234,7 @@ func TestRouteReturnsACopy(t *testing.T) {
 		{approvebot.Fields{Approvers: []string{"treasury-ops"}}, approvebot.SchemaLegacy},
 		{approvebot.Fields{ApprovalChainID: "high-risk-tools", ApprovalChainVersion: "3"}, approvebot.SchemaV1},
 	} {
-		got, err := cfg.Route(f.f, f.schema)
+		got, err := cfg.Route("agent", f.f, f.schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestRouteCopiesAllTeamsFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := cfg.Route(approvebot.Fields{}, approvebot.SchemaLegacy)
+	got, err := cfg.Route("a", approvebot.Fields{}, approvebot.SchemaLegacy)
 	if err != nil {
 		t.Fatal(err)
 	}
