@@ -146,10 +146,17 @@ type Approver struct {
 	UserID     string   `json:"user_id"`              // Slack user id, AAD object id
 	Email      string   `json:"email,omitempty"`      // the email the platform reports
 	UPN        string   `json:"upn,omitempty"`        // Teams: the userPrincipalName
-	Role       string   `json:"role,omitempty"`       // Teams: userRole ("user", "guest")
+	Role       string   `json:"role,omitempty"`       // Teams: RoleMember or RoleGuest
 	Name       string   `json:"name,omitempty"`       // display name
 	Usergroups []string `json:"usergroups,omitempty"` // platform user groups it belongs to, among those asked about
 }
+
+// Account roles a platform reports (Teams: userRole of the member lookup).
+// Only members may decide, and guests where a group allows them.
+const (
+	RoleMember = "user"
+	RoleGuest  = "guest"
+)
 
 // Principal is the identity returned to the agent: on Teams the UPN, on
 // Slack the email; failing that whichever of the two is known, otherwise

@@ -29,7 +29,7 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 		}
 		users, groups = g.Slack.Users, g.Slack.Usergroups
 	case "teams":
-		if g.Teams == nil || !(a.Role == TeamsMember || a.Role == TeamsGuest && g.Teams.AllowGuests) {
+		if g.Teams == nil || !(a.Role == approvebot.RoleMember || a.Role == approvebot.RoleGuest && g.Teams.AllowGuests) {
 			return false
 		}
 		users = g.Teams.Users
@@ -53,12 +53,6 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 	}
 	return false
 }
-
-// Teams roles (userRole of the Bot Connector's member lookup).
-const (
-	TeamsMember = "user"
-	TeamsGuest  = "guest"
-)
 
 // sameAddress compares two emails or UPNs, ignoring case; an empty one
 // matches nothing.
@@ -148,7 +142,7 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 					i+1, len(r.Chain.Stages), r.Stage+1, strings.Join(stage.GroupNames(), ", ")))
 			}
 		}
-		if b.Approver.Role == TeamsGuest && guestBarred(stage, b.Approver) {
+		if b.Approver.Role == approvebot.RoleGuest && guestBarred(stage, b.Approver) {
 			return refuse(RefuseGuest, fmt.Sprintf("Nothing changed: guest accounts may not approve for %s.", strings.Join(stage.GroupNames(), ", ")))
 		}
 		return refuse(RefuseNotApprover, fmt.Sprintf("Nothing changed: you are not an approver for %s.", strings.Join(stage.GroupNames(), ", ")))
@@ -321,7 +315,7 @@ func clickedMessage(r *approvebot.Request, b approvebot.Ballot) *approvebot.Dest
 // guestBarred reports whether a guest is listed in one of the stage's groups
 // that does not allow guests: they would decide there as a member.
 func guestBarred(s approvebot.Stage, a approvebot.Approver) bool {
-	a.Role = TeamsMember
+	a.Role = approvebot.RoleMember
 	for _, g := range s.Groups {
 		if g.Teams != nil && !g.Teams.AllowGuests && Eligible(g, a) {
 			return true
