@@ -29,6 +29,9 @@ func (c *Config) Summary() string {
 	names := make([]string, len(c.Callers))
 	for i, cl := range c.Callers {
 		names[i] = cl.Name
+		if cl.MayRequest != nil {
+			names[i] += " (may request: " + strings.Join(cl.MayRequest, ", ") + ")"
+		}
 	}
 	line("callers:   %s", orNone(strings.Join(names, ", ")))
 
