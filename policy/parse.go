@@ -938,7 +938,7 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			}
 			for i, u := range tg.Users {
 				if !guid.MatchString(u) && !isEmail(u) {
-					p.add(users[i].Line, "%s.teams.users: %q is neither an Entra object ID (a GUID) nor an email", at, u)
+					p.add(users[i].Line, "%s.teams.users: %q is neither an Entra object ID (a GUID) nor an email or UPN", at, u)
 				}
 			}
 			if cfg.Teams == nil {

@@ -283,3 +283,67 @@ func TestRouteCopiesAllTeamsFields(t *testing.T) {
 		t.Fatal("teams side shared with the config")
 	}
 }
+
+// TestRouteByCaller: routes can match the caller, and a caller's
+// may_request refuses (ForbiddenError) any destination it does not list.
+func TestRouteByCaller(t *testing.T) {
+	doc := `callers:
+  - {name: payments-agent, token: 0123456789abcdef0123, may_request: [treasury-ops, quick]}
+  - {name: ops-agent, token: abcdefabcdefabcdef00}
+` + slackY + `approvers:
+  treasury-ops:
+    slack: {channels: [C0T], users: [U0JANE]}
+  compliance:
+    slack: {channels: [C0C], users: [U0MARK]}
+routes:
+  - match: {caller: ops-agent, rule_name: transfer}
+    approvers: [compliance]
+  - match: {rule_name: transfer}
+    approvers: [treasury-ops]
+  - match: {caller: "ops-*", operation: "db.*"}
+    chain: strict
+chains:
+  quick:
+    version: "1"
+    stages: [{approvers: [treasury-ops]}]
+  strict:
+    version: "1"
+    stages: [{approvers: [compliance]}]
+`
+	cfg, err := Parse([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, v1 := approvebot.SchemaLegacy, approvebot.SchemaV1
+	for _, tc := range []struct {
+		caller string
+		f      approvebot.Fields
+		schema string
+		want   string // the stages, or the refusal's text
+	}{
+		{"payments-agent", approvebot.Fields{RuleName: "transfer"}, legacy, "treasury-ops/any"},
+		{"ops-agent", approvebot.Fields{RuleName: "transfer"}, legacy, "compliance/any"},
+		{"ops-agent", approvebot.Fields{Operation: "db.drop", ApprovalChainID: "quick", ApprovalChainVersion: "1"}, v1, "compliance/any"},
+		{"payments-agent", approvebot.Fields{Operation: "db.drop", ApprovalChainID: "quick", ApprovalChainVersion: "1"}, v1, "treasury-ops/any"},
+		{"payments-agent", approvebot.Fields{RuleName: "other", Approvers: []string{"treasury-ops", "compliance"}}, legacy,
+			`caller "payments-agent" may not request approval from "compliance" (its may_request allows: treasury-ops, quick)`},
+		{"payments-agent", approvebot.Fields{ApprovalChainID: "strict", ApprovalChainVersion: "1"}, v1,
+			`caller "payments-agent" may not request approval chain "strict"`},
+		{"nobody", approvebot.Fields{RuleName: "transfer"}, legacy, `caller "nobody" is not configured`},
+	} {
+		got, err := cfg.Route(tc.caller, tc.f, tc.schema)
+		var forbidden *ForbiddenError
+		switch {
+		case errors.As(err, &forbidden):
+			if !strings.Contains(forbidden.Reason, tc.want) {
+				t.Errorf("%s %+v: refused %q, want %q", tc.caller, tc.f, forbidden.Reason, tc.want)
+			}
+		case err != nil:
+			t.Errorf("%s %+v: %v", tc.caller, tc.f, err)
+		default:
+			if s := strings.Join(summarize(got).Stages, ","); s != tc.want {
+				t.Errorf("%s %+v: routed to %s, want %s", tc.caller, tc.f, s, tc.want)
+			}
+		}
+	}
+}
