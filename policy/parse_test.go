@@ -47,8 +47,12 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if got := len(cfg.Callers); got != 2 || cfg.Callers[0].Token != exampleEnv["PAYMENTS_AGENT_TOKEN"] {
+	if got := len(cfg.Callers); got != 2 || cfg.Callers[0].Token != exampleEnv["PAYMENTS_AGENT_TOKEN"] ||
+		!reflect.DeepEqual(cfg.Callers[1].MayRequest, []string{"high-risk-tools"}) {
 		t.Errorf("callers = %+v", cfg.Callers)
+	}
+	if sec := cfg.Approvers["security"].Teams; sec == nil || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Teams.AllowGuests {
+		t.Errorf("security.teams = %+v, want allow_guests", sec)
 	}
 	if cfg.Slack == nil || cfg.Slack.APIURL != DefaultSlackAPIURL || cfg.Slack.BotToken != exampleEnv["SLACK_BOT_TOKEN"] || cfg.Slack.ChannelInterval != time.Second {
 		t.Errorf("slack = %+v", cfg.Slack)
@@ -72,8 +76,8 @@ func TestExampleParses(t *testing.T) {
 	if len(cfg.Routes) != 3 {
 		t.Fatalf("routes = %+v", cfg.Routes)
 	}
-	want := Route{Match: Match{RuleName: "approve-large-transfer"}, Approvers: []string{"treasury-ops", "compliance"},
-		Quorum: approvebot.Quorum{Mode: approvebot.QuorumAll}, Timeout: 5 * time.Minute, Line: lineOf(t, mustRead(t, "../examples/approvebot.yaml"), "- match: {rule_name: approve-large-transfer}")}
+	want := Route{Match: Match{RuleName: "approve-large-transfer", Caller: "payments-agent"}, Approvers: []string{"treasury-ops", "compliance"},
+		Quorum: approvebot.Quorum{Mode: approvebot.QuorumAll}, Timeout: 5 * time.Minute, Line: lineOf(t, mustRead(t, "../examples/approvebot.yaml"), "- match: {rule_name: approve-large-transfer, caller: payments-agent}")}
 	if !reflect.DeepEqual(cfg.Routes[0], want) {
 		t.Errorf("routes[0] = %+v, want %+v", cfg.Routes[0], want)
 	}

@@ -53,7 +53,11 @@ func (c *Config) Summary() string {
 			line("    slack: channels %s; users %s; usergroups %s", list(g.Slack.Channels), list(g.Slack.Users), list(g.Slack.Usergroups))
 		}
 		if g.Teams != nil {
-			line("    teams: channels %s; users %s", list(g.Teams.Channels), list(g.Teams.Users))
+			guests := ""
+			if g.Teams.AllowGuests {
+				guests = "; guests allowed"
+			}
+			line("    teams: channels %s; users %s%s", list(g.Teams.Channels), list(g.Teams.Users), guests)
 		}
 	}
 
