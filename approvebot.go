@@ -110,7 +110,10 @@ type SlackGroup struct {
 // TeamsGroup is a group's Microsoft Teams side.
 type TeamsGroup struct {
 	Channels []string `json:"channels,omitempty"` // Teams channel ids (19:...@thread.tacv2)
-	Users    []string `json:"users,omitempty"`    // AAD object ids or emails/UPNs
+	Users    []string `json:"users,omitempty"`    // AAD object ids, emails or UPNs
+	// AllowGuests lets guest accounts (userRole "guest") listed in Users
+	// decide for the group; without it only members may.
+	AllowGuests bool `json:"allow_guests,omitempty"`
 }
 
 // Stage is one step of a chain: its groups and the quorum that satisfies it.
@@ -138,21 +141,40 @@ type Chain struct {
 	SeparationOfDuties bool    `json:"separation_of_duties,omitempty"`
 }
 
-// Approver is a person who clicked, as the platform identified them.
+// Approver is a person who clicked, as the platform identified them. Once
+// the platform has identified them (bot.Platform.Identify), Platform,
+// Workspace and UserID name one account whatever the click said: Workspace
+// comes from the platform's own directory, never from the click.
 type Approver struct {
 	Platform   string   `json:"platform"`             // "slack" or "teams"
-	Workspace  string   `json:"workspace"`            // Slack team id, Teams tenant id
+	Workspace  string   `json:"workspace"`            // Slack: Enterprise Grid org id, else team id, as users.info reports; Teams: tenant id
 	UserID     string   `json:"user_id"`              // Slack user id, AAD object id
-	Email      string   `json:"email,omitempty"`      // email or UPN when the platform has one
+	Email      string   `json:"email,omitempty"`      // the email the platform reports
+	UPN        string   `json:"upn,omitempty"`        // Teams: the userPrincipalName
+	Role       string   `json:"role,omitempty"`       // Teams: RoleMember or RoleGuest
 	Name       string   `json:"name,omitempty"`       // display name
 	Usergroups []string `json:"usergroups,omitempty"` // platform user groups it belongs to, among those asked about
 }
 
-// Principal is the identity returned to the agent: the email when known,
-// otherwise platform:workspace/user.
+// Account roles a platform reports (Teams: userRole of the member lookup).
+// Only members may decide, and guests where a group allows them.
+const (
+	RoleMember = "user"
+	RoleGuest  = "guest"
+)
+
+// Principal is the identity returned to the agent: on Teams the UPN, on
+// Slack the email; failing that whichever of the two is known, otherwise
+// platform:workspace/user.
 func (a Approver) Principal() string {
+	if a.Platform == "teams" && a.UPN != "" {
+		return a.UPN
+	}
 	if a.Email != "" {
 		return a.Email
+	}
+	if a.UPN != "" {
+		return a.UPN
 	}
 	return a.Platform + ":" + a.Workspace + "/" + a.UserID
 }

@@ -91,6 +91,7 @@ func (e *Error) Error() string { return e.Message }
 const (
 	EInvalid      = "invalid"      // 400
 	EUnauthorized = "unauthorized" // 401
+	EForbidden    = "forbidden"    // 403
 	ENotFound     = "not_found"    // 404
 	EConflict     = "conflict"     // 409
 	ETooLarge     = "too_large"    // 413

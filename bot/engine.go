@@ -184,7 +184,14 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		Status:         approvebot.StatusPending,
 		Version:        1,
 	}
-	routed, rerr := e.policy.Load().Route(sub.Fields, sub.Schema)
+	routed, rerr := e.policy.Load().Route(o.Caller, sub.Fields, sub.Schema)
+	var forbidden *policy.ForbiddenError
+	if errors.As(rerr, &forbidden) {
+		// Refused before anything is written: the caller asked for
+		// approvers it may not ask.
+		e.log.Warn("request refused: caller may not request its destination", "caller", o.Caller, "reason", forbidden.Reason)
+		return nil, approvebot.Errorf(approvebot.EForbidden, "%s", forbidden.Reason)
+	}
 	timeout := routed.Timeout
 	if timeout <= 0 {
 		timeout = policy.DefaultTimeout
@@ -489,7 +496,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		e.log.Warn("click: cannot identify clicker", "request_id", id, "user", b.Approver.UserID, "err", err)
 		if errors.Is(err, approvebot.ErrIneligible) {
 			e.refused(r.ID, b, "account_ineligible")
-			return ClickResult{Message: "Nothing changed: your account may not approve requests (it is deactivated, a bot, or of another organisation)."}
+			return ClickResult{Message: "Nothing changed: your account may not approve requests (it is deactivated, a bot, anonymous, or of another organisation)."}
 		}
 		e.refused(r.ID, b, "identity_unverified")
 		return ClickResult{Message: "Nothing changed: approvebot could not verify who you are. Try again in a moment."}

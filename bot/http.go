@@ -396,6 +396,7 @@ func writeError(w http.ResponseWriter, err error) {
 	status := map[string]int{
 		approvebot.EInvalid:      http.StatusBadRequest,
 		approvebot.EUnauthorized: http.StatusUnauthorized,
+		approvebot.EForbidden:    http.StatusForbidden,
 		approvebot.ENotFound:     http.StatusNotFound,
 		approvebot.EConflict:     http.StatusConflict,
 		approvebot.ETooLarge:     http.StatusRequestEntityTooLarge,

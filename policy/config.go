@@ -64,6 +64,11 @@ type Caller struct {
 	Token string
 	// TokenSHA256 is SHA-256 of the token, what requests are checked against.
 	TokenSHA256 [32]byte
+	// MayRequest, when set, limits where the caller's requests may be
+	// routed: approver group names and chain ids. A request routed to a
+	// chain is allowed when the chain's id is listed; one routed to groups
+	// when every one of them is. Nil means anywhere.
+	MayRequest []string
 }
 
 // SlackConfig is the Slack app's credentials.
@@ -117,6 +122,7 @@ type Match struct {
 	ChainID        string // schema 1.0 approval_chain_id
 	Operation      string
 	TargetResource string
+	Caller         string // the authenticated caller's configured name (either schema)
 }
 
 // Route overrides the approvers a matching request names.

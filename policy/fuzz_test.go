@@ -3,6 +3,7 @@ package policy
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,6 +25,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(routeY))
 	f.Add([]byte(baseY + "admin:\n  token: ${ADMIN}\n"))
+	f.Add([]byte("callers:\n  - {name: a, token: 0123456789abcdef0123, may_request: [ops, c1]}\n  - {name: b, token: abcdefabcdefabcdef00}\n" + slackY + teamsY + groupsY +
+		"  sec:\n    teams: {channels: [\"19:a\"], users: [a@b.c], allow_guests: true}\nroutes:\n  - match: {caller: b, rule_name: r}\n    approvers: [sec]\n  - match: {caller: \"a*\"}\n    chain: c1\nchains:\n  c1:\n    version: \"1\"\n    stages: [{approvers: [ops]}]\n"))
 	fuzzEnv := map[string]string{"A_TOKEN": "a-token-of-16-chars", "TEAMS_PASSWORD": "pw", "ADMIN": "", "EMPTY": ""}
 	for k, v := range exampleEnv {
 		fuzzEnv[k] = v
@@ -46,9 +49,20 @@ func FuzzParse(f *testing.F) {
 			{ApprovalChainID: "c1", ApprovalChainVersion: "1", TargetResource: nil},
 		} {
 			for _, schema := range []string{approvebot.SchemaLegacy, approvebot.SchemaV1} {
-				r, err := cfg.Route(f, schema)
-				if err == nil && len(r.Chain.Stages) == 0 {
-					t.Fatalf("routed to a chain without stages: %+v", r)
+				for _, c := range cfg.Callers {
+					r, err := cfg.Route(c.Name, f, schema)
+					if err == nil && len(r.Chain.Stages) == 0 {
+						t.Fatalf("routed to a chain without stages: %+v", r)
+					}
+					if err == nil && c.MayRequest != nil && r.Chain.ID == "" {
+						for _, st := range r.Chain.Stages {
+							for _, g := range st.Groups {
+								if !slices.Contains(c.MayRequest, g.Name) {
+									t.Fatalf("caller %s routed to %s, outside its may_request %v", c.Name, g.Name, c.MayRequest)
+								}
+							}
+						}
+					}
 				}
 			}
 		}

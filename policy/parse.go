@@ -197,6 +197,9 @@ type parser struct {
 	// readFile reads secret files (*_file keys); nil refuses them.
 	readFile func(string) ([]byte, error)
 	problems []problem
+	// later are checks that need the whole file read (a caller's
+	// may_request names groups and chains defined further down).
+	later []func(*Config)
 }
 
 func (p *parser) add(line int, format string, args ...any) {
@@ -850,6 +853,10 @@ func (p *parser) config(root *yaml.Node) *Config {
 	for _, r := range refs {
 		p.checkGroups(cfg, r)
 	}
+	for _, check := range p.later {
+		check(cfg)
+	}
+	p.checkCallerRoutes(cfg)
 	return cfg
 }
 
@@ -866,7 +873,7 @@ func (p *parser) callers(top *object, cfg *Config) {
 	names := map[string]int{}
 	tokens := map[[32]byte]string{}
 	for i, item := range n.Content {
-		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token", "token_file", "token_sha256")
+		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token", "token_file", "token_sha256", "may_request")
 		if o == nil {
 			continue
 		}
@@ -888,6 +895,7 @@ func (p *parser) callers(top *object, cfg *Config) {
 		} else if c.Token = p.secret(o, "token", MinSecretLength); c.Token != "" {
 			c.TokenSHA256 = sha256.Sum256([]byte(c.Token))
 		}
+		c.MayRequest = p.mayRequest(o)
 		if c.Name != "" {
 			if first, dup := names[c.Name]; dup {
 				p.add(o.val["name"].Line, "callers[%d].name %q is already used at line %d: caller names must be unique", i, c.Name, first)
@@ -901,6 +909,79 @@ func (p *parser) callers(top *object, cfg *Config) {
 			tokens[c.TokenSHA256] = c.Name
 		}
 		cfg.Callers = append(cfg.Callers, c)
+	}
+}
+
+// mayRequest reads a caller's may_request: nil when absent (anywhere),
+// otherwise the groups and chains it may ask, checked once they are known.
+func (p *parser) mayRequest(o *object) []string {
+	if !o.has("may_request") {
+		return nil
+	}
+	at := join(o.path, "may_request")
+	names, nodes := p.listNodes(o, "may_request")
+	if len(names) == 0 {
+		if n := o.val["may_request"]; isNull(n) || n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+			p.add(n.Line, "%s is empty: list the approver groups and chains the caller may ask, or remove the key to allow any", at)
+		}
+		return []string{}
+	}
+	p.later = append(p.later, func(cfg *Config) {
+		for i, name := range names {
+			_, group := cfg.Approvers[name]
+			_, chain := cfg.Chains[name]
+			if !group && !chain {
+				p.add(nodes[i].Line, "%s: %q is neither an approver group%s nor a chain%s", at, name, known(cfg.Approvers), known(cfg.Chains))
+			}
+		}
+	})
+	return names
+}
+
+// checkCallerRoutes checks routes that match a caller: the pattern must
+// match some configured caller, and a route for one caller must not send
+// its requests where that caller's may_request forbids (every one would be
+// refused).
+func (p *parser) checkCallerRoutes(cfg *Config) {
+	for i, r := range cfg.Routes {
+		pat := r.Match.Caller
+		if pat == "" {
+			continue
+		}
+		var hit []Caller
+		for _, c := range cfg.Callers {
+			if glob(pat, c.Name) {
+				hit = append(hit, c)
+			}
+		}
+		if len(hit) == 0 {
+			names := make(map[string]bool, len(cfg.Callers))
+			for _, c := range cfg.Callers {
+				names[c.Name] = true
+			}
+			p.add(r.Line, "routes[%d].match.caller: %q matches no caller%s", i, pat, known(names))
+			continue
+		}
+		for _, c := range hit {
+			if c.MayRequest == nil {
+				continue
+			}
+			var refused []string
+			if r.Chain != "" {
+				if !slices.Contains(c.MayRequest, r.Chain) {
+					refused = append(refused, r.Chain)
+				}
+			} else {
+				for _, g := range r.Approvers {
+					if !slices.Contains(c.MayRequest, g) {
+						refused = append(refused, g)
+					}
+				}
+			}
+			if len(refused) > 0 {
+				p.add(r.Line, "routes[%d] sends caller %q's requests to %s, which its may_request does not list: every such request would be refused", i, c.Name, quoteAll(refused))
+			}
+		}
 	}
 }
 
@@ -954,8 +1035,8 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			p.checkSide(so.line(), at+".slack", "Slack", len(sg.Channels), len(sg.Users)+len(sg.Usergroups), "users or usergroups")
 			g.Slack = sg
 		}
-		if to := p.object(o.val["teams"], at+".teams", "channels", "users"); o.has("teams") && to != nil {
-			tg := &approvebot.TeamsGroup{}
+		if to := p.object(o.val["teams"], at+".teams", "channels", "users", "allow_guests"); o.has("teams") && to != nil {
+			tg := &approvebot.TeamsGroup{AllowGuests: p.bool(to, "allow_guests")}
 			var chans, users []*yaml.Node
 			tg.Channels, chans = p.listNodes(to, "channels")
 			tg.Users, users = p.listNodes(to, "users")
@@ -966,7 +1047,7 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			}
 			for i, u := range tg.Users {
 				if !guid.MatchString(u) && !isEmail(u) {
-					p.add(users[i].Line, "%s.teams.users: %q is neither an Entra object ID (a GUID) nor an email", at, u)
+					p.add(users[i].Line, "%s.teams.users: %q is neither an Entra object ID (a GUID) nor an email or UPN", at, u)
 				}
 			}
 			if cfg.Teams == nil {
@@ -1081,7 +1162,7 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 			continue
 		}
 		r := Route{Line: item.Line}
-		mo := p.object(o.val["match"], at+".match", "rule_name", "policy_name", "action", "agent_id", "approval_chain_id", "operation", "target_resource")
+		mo := p.object(o.val["match"], at+".match", "rule_name", "policy_name", "action", "agent_id", "approval_chain_id", "operation", "target_resource", "caller")
 		pattern := func(key string) string {
 			s := p.str(mo, key, required)
 			if mo != nil && mo.has(key) && s != "" {
@@ -1099,6 +1180,7 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 			ChainID:        readIf(mo, "approval_chain_id", pattern),
 			Operation:      readIf(mo, "operation", pattern),
 			TargetResource: readIf(mo, "target_resource", pattern),
+			Caller:         readIf(mo, "caller", pattern),
 		}
 		var legacy, v1 []string
 		for _, k := range legacyKeys {

@@ -57,8 +57,12 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if got := len(cfg.Callers); got != 2 || cfg.Callers[0].Token != exampleEnv["PAYMENTS_AGENT_TOKEN"] {
+	if got := len(cfg.Callers); got != 2 || cfg.Callers[0].Token != exampleEnv["PAYMENTS_AGENT_TOKEN"] ||
+		!reflect.DeepEqual(cfg.Callers[1].MayRequest, []string{"high-risk-tools"}) {
 		t.Errorf("callers = %+v", cfg.Callers)
+	}
+	if sec := cfg.Approvers["security"].Teams; sec == nil || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Teams.AllowGuests {
+		t.Errorf("security.teams = %+v, want allow_guests", sec)
 	}
 	if cfg.Slack == nil || cfg.Slack.APIURL != DefaultSlackAPIURL || cfg.Slack.BotToken != exampleEnv["SLACK_BOT_TOKEN"] || cfg.Slack.ChannelInterval != time.Second {
 		t.Errorf("slack = %+v", cfg.Slack)
@@ -82,8 +86,8 @@ func TestExampleParses(t *testing.T) {
 	if len(cfg.Routes) != 3 {
 		t.Fatalf("routes = %+v", cfg.Routes)
 	}
-	want := Route{Match: Match{RuleName: "approve-large-transfer"}, Approvers: []string{"treasury-ops", "compliance"},
-		Quorum: approvebot.Quorum{Mode: approvebot.QuorumAll}, Timeout: 5 * time.Minute, Line: lineOf(t, mustRead(t, "../examples/approvebot.yaml"), "- match: {rule_name: approve-large-transfer}")}
+	want := Route{Match: Match{RuleName: "approve-large-transfer", Caller: "payments-agent"}, Approvers: []string{"treasury-ops", "compliance"},
+		Quorum: approvebot.Quorum{Mode: approvebot.QuorumAll}, Timeout: 5 * time.Minute, Line: lineOf(t, mustRead(t, "../examples/approvebot.yaml"), "- match: {rule_name: approve-large-transfer, caller: payments-agent}")}
 	if !reflect.DeepEqual(cfg.Routes[0], want) {
 		t.Errorf("routes[0] = %+v, want %+v", cfg.Routes[0], want)
 	}
@@ -325,6 +329,13 @@ func TestParseErrors(t *testing.T) {
 		{name: "token with newline", doc: "callers:\n  - {name: a, token: \"${T}\"}\n" + slackY + groupsY, env: map[string]string{"T": "0123456789abcdef0123\n"}, marker: "${T}", want: "callers[0].token contains spaces or control characters"},
 		{name: "unset token", doc: "callers:\n  - {name: a, token: \"${PAYMENTS_AGENT_TOKEN}\"}\n" + slackY + groupsY, marker: "PAYMENTS", want: "callers[0].token: environment variable PAYMENTS_AGENT_TOKEN is not set"},
 		{name: "lone dollar", doc: "callers:\n  - {name: a, token: $TOKEN_WITHOUT_BRACES}\n" + slackY + groupsY, marker: "$TOKEN", want: `callers[0].token: a "$" not followed by "{"`},
+		{name: "may_request empty", doc: "callers:\n  - name: a\n    token: 0123456789abcdef0123\n    may_request: []\n" + slackY + groupsY, marker: "may_request", want: "callers[0].may_request is empty: list the approver groups and chains the caller may ask, or remove the key to allow any"},
+		{name: "may_request unknown", doc: "callers:\n  - name: a\n    token: 0123456789abcdef0123\n    may_request: [ops,\n      nope]\n" + slackY + groupsY, marker: "nope", want: `callers[0].may_request: "nope" is neither an approver group (known: ops) nor a chain (none are)`},
+		{name: "may_request not a list", doc: "callers:\n  - name: a\n    token: 0123456789abcdef0123\n    may_request: ops\n" + slackY + groupsY, marker: "may_request", want: "callers[0].may_request must be a list"},
+		{name: "route for a caller that does not exist", doc: routes("  - match: {caller: \"pay*\"}\n    approvers: [ops]\n"), marker: "caller:", want: `routes[0].match.caller: "pay*" matches no caller (known: agent)`},
+		{name: "route for a caller to where it may not ask", doc: "callers:\n  - name: a\n    token: 0123456789abcdef0123\n    may_request: [c]\n" + slackY + groupsY +
+			"routes:\n  - match: {caller: a}\n    approvers: [ops]\nchains:\n  c:\n    version: \"1\"\n    stages: [{approvers: [ops]}]\n", marker: "caller: a", want: `routes[0] sends caller "a"'s requests to "ops", which its may_request does not list`},
+		{name: "allow_guests not a bool", doc: callersY + teamsY + "approvers:\n  x:\n    teams:\n      channels: [\"19:a\"]\n      users: [a@b.c]\n      allow_guests: sometimes\n", marker: "sometimes", want: "approvers.x.teams.allow_guests must be true or false"},
 		{name: "no platform", doc: callersY + "approvers:\n  ops:\n    teams: {channels: [\"19:a\"], users: [a@b.c]}\n", marker: "callers:", want: "neither slack nor teams is configured"},
 		{name: "slack side without slack section", doc: callersY + teamsY + groupsY, marker: "slack: {", want: "approvers.ops.slack: the file has no slack section"},
 		{name: "teams side without teams section", doc: baseY + "  sec:\n    teams: {channels: [\"19:a\"], users: [a@b.c]}\n", marker: "teams: {", want: "approvers.sec.teams: the file has no teams section"},
@@ -341,7 +352,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "channel name not id", doc: callersY + slackY + "approvers:\n  x:\n    slack:\n      channels: ['#ops']\n      users: [U0A]\n", marker: "#ops", want: `approvers.x.slack.channels: "#ops" is a channel name; give its ID instead`},
 		{name: "usergroup not S", doc: callersY + slackY + "approvers:\n  x:\n    slack:\n      channels: [C0X]\n      usergroups: [U0ABC]\n", marker: "U0ABC", want: `approvers.x.slack.usergroups: "U0ABC" is not a user group ID`},
 		{name: "slack user", doc: callersY + slackY + "approvers:\n  x:\n    slack:\n      channels: [C0X]\n      users: [jane]\n", marker: "jane", want: `approvers.x.slack.users: "jane" is neither a Slack user ID`},
-		{name: "teams user", doc: callersY + teamsY + "approvers:\n  x:\n    teams:\n      channels: [\"19:a\"]\n      users: [jane]\n", marker: "jane", want: `approvers.x.teams.users: "jane" is neither an Entra object ID (a GUID) nor an email`},
+		{name: "teams user", doc: callersY + teamsY + "approvers:\n  x:\n    teams:\n      channels: [\"19:a\"]\n      users: [jane]\n", marker: "jane", want: `approvers.x.teams.users: "jane" is neither an Entra object ID (a GUID) nor an email or UPN`},
 		{name: "teams channel", doc: callersY + teamsY + "approvers:\n  x:\n    teams:\n      channels: [general]\n      users: [a@b.c]\n", marker: "general", want: `approvers.x.teams.channels: "general" is not a Teams channel ID`},
 		{name: "listed twice", doc: callersY + slackY + "approvers:\n  x:\n    slack:\n      channels: [C0X]\n      users: [U0A,\n        U0A]\n", marker: "  U0A]", want: `approvers.x.slack.users lists "U0A" twice (first at line 10)`},
 		{name: "line after a repeated value", doc: callersY + slackY + "approvers:\n  x:\n    slack:\n      channels: [C0X]\n      users: [U0A,\n        U0A,\n        jane]\n", marker: "jane", want: `approvers.x.slack.users: "jane" is neither`},
@@ -365,7 +376,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "bad glob", doc: routes("  - match: {rule_name: \"a[\"}\n    approvers: [ops]\n"), marker: "a[", want: `routes[0].match.rule_name: "a[" is not a valid pattern`},
 		{name: "empty match value", doc: routes("  - match: {rule_name: \"\"}\n    approvers: [ops]\n"), marker: "rule_name", want: "routes[0].match.rule_name is empty"},
 		{name: "mixed match keys", doc: routes("  - match: {rule_name: r, operation: o}\n    approvers: [ops]\n"), marker: "rule_name", want: "routes[0].match mixes legacy keys (rule_name) with schema 1.0 keys (operation)"},
-		{name: "unknown match key", doc: routes("  - match: {rule: r}\n    approvers: [ops]\n"), marker: "rule: r", want: `unknown key "rule" in routes[0].match (want rule_name, policy_name, action, agent_id, approval_chain_id, operation, target_resource)`},
+		{name: "unknown match key", doc: routes("  - match: {rule: r}\n    approvers: [ops]\n"), marker: "rule: r", want: `unknown key "rule" in routes[0].match (want rule_name, policy_name, action, agent_id, approval_chain_id, operation, target_resource, caller)`},
 		{name: "route after catch-all", doc: routes("  - approvers: [ops]\n  - match: {rule_name: r}\n    approvers: [ops]\n"), marker: "rule_name: r", want: "routes[1] can never match: the route at line 10 above matches every request"},
 		{name: "stage unknown group", doc: chains("  c:\n    version: \"1\"\n    stages:\n      - approvers: [sec]\n"), marker: "[sec]", want: `chains.c.stages[0].approvers: group "sec" not defined under approvers (known: ops)`},
 		{name: "stage without approvers", doc: chains("  c:\n    version: \"1\"\n    stages:\n      - quorum: any\n"), marker: "quorum: any", want: "chains.c.stages[0].approvers: list at least one approver group"},

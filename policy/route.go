@@ -30,35 +30,66 @@ type NoRouteError struct {
 
 func (e *NoRouteError) Error() string { return e.Reason }
 
-// Route decides which chain a request must pass. schema is
-// approvebot.SchemaLegacy or approvebot.SchemaV1. The first route, in file
-// order, that matches decides; otherwise a legacy request's own approvers
-// list, or a schema 1.0 request's approval_chain_id, does. It fails closed:
-// any group or chain that is not configured is a *NoRouteError, even when
-// others are. The returned chain shares nothing with c.
-func (c *Config) Route(f approvebot.Fields, schema string) (Routed, error) {
+// ForbiddenError says the caller may not ask where its request would go
+// (callers[].may_request). Nothing is recorded: the agent is refused with
+// Reason before the request exists.
+type ForbiddenError struct {
+	Caller string
+	Reason string
+}
+
+func (e *ForbiddenError) Error() string { return e.Reason }
+
+// Route decides which chain a request from caller (its configured name)
+// must pass. schema is approvebot.SchemaLegacy or approvebot.SchemaV1. The
+// first route, in file order, that matches decides; otherwise a legacy
+// request's own approvers list, or a schema 1.0 request's
+// approval_chain_id, does. It fails closed: any group or chain that is not
+// configured is a *NoRouteError, even when others are; a destination the
+// caller may not request, or a caller that is not configured, is a
+// *ForbiddenError. The returned chain shares nothing with c.
+func (c *Config) Route(caller string, f approvebot.Fields, schema string) (Routed, error) {
+	i := slices.IndexFunc(c.Callers, func(cl Caller) bool { return cl.Name == caller })
+	if i < 0 {
+		return Routed{}, &ForbiddenError{Caller: caller, Reason: fmt.Sprintf("caller %q is not configured", caller)}
+	}
+	routed, chainID, err := c.route(caller, f, schema)
+	if err != nil {
+		return Routed{}, err
+	}
+	if err := c.Callers[i].permits(chainID, routed.Chain); err != nil {
+		return Routed{}, err
+	}
+	return routed, nil
+}
+
+// route is Route before the caller's limits; chainID is the configured chain
+// the request was routed to, or "" for groups.
+func (c *Config) route(caller string, f approvebot.Fields, schema string) (Routed, string, error) {
 	if schema != approvebot.SchemaLegacy && schema != approvebot.SchemaV1 {
-		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("unknown request schema %q", schema)}
+		return Routed{}, "", &NoRouteError{Reason: fmt.Sprintf("unknown request schema %q", schema)}
 	}
 	for _, r := range c.Routes {
-		if !r.Match.matches(f, schema) {
+		if !r.Match.matches(caller, f, schema) {
 			continue
 		}
 		if r.Chain != "" {
 			check := schema == approvebot.SchemaV1 && r.Chain == f.ApprovalChainID
-			return c.chain(r.Chain, r.Timeout, schema, f.ApprovalChainVersion, check)
+			routed, err := c.chain(r.Chain, r.Timeout, schema, f.ApprovalChainVersion, check)
+			return routed, r.Chain, err
 		}
 		st, err := c.stage(r.Approvers, r.Quorum)
 		if err != nil {
-			return Routed{}, err
+			return Routed{}, "", err
 		}
-		return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}, nil
+		return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}, "", nil
 	}
 	if schema == approvebot.SchemaV1 {
 		if f.ApprovalChainID == "" {
-			return Routed{}, &NoRouteError{Reason: "the request names no approval_chain_id and no route matches it"}
+			return Routed{}, "", &NoRouteError{Reason: "the request names no approval_chain_id and no route matches it"}
 		}
-		return c.chain(f.ApprovalChainID, 0, schema, f.ApprovalChainVersion, true)
+		routed, err := c.chain(f.ApprovalChainID, 0, schema, f.ApprovalChainVersion, true)
+		return routed, f.ApprovalChainID, err
 	}
 	var names []string
 	for _, n := range f.Approvers {
@@ -67,13 +98,40 @@ func (c *Config) Route(f approvebot.Fields, schema string) (Routed, error) {
 		}
 	}
 	if len(names) == 0 {
-		return Routed{}, &NoRouteError{Reason: "the request names no approver groups and no route matches it"}
+		return Routed{}, "", &NoRouteError{Reason: "the request names no approver groups and no route matches it"}
 	}
 	st, err := c.stage(names, approvebot.Quorum{Mode: approvebot.QuorumAny})
 	if err != nil {
-		return Routed{}, err
+		return Routed{}, "", err
 	}
-	return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: DefaultTimeout}, nil
+	return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: DefaultTimeout}, "", nil
+}
+
+// permits checks a routed request against the caller's may_request: a
+// chain must be listed by its id, and groups each by name.
+func (cl Caller) permits(chainID string, ch approvebot.Chain) error {
+	if cl.MayRequest == nil {
+		return nil
+	}
+	allowed := strings.Join(cl.MayRequest, ", ")
+	if chainID != "" {
+		if slices.Contains(cl.MayRequest, chainID) {
+			return nil
+		}
+		return &ForbiddenError{Caller: cl.Name, Reason: fmt.Sprintf("caller %q may not request approval chain %q (its may_request allows: %s); nothing was recorded or approved", cl.Name, chainID, allowed)}
+	}
+	var refused []string
+	for _, st := range ch.Stages {
+		for _, g := range st.Groups {
+			if !slices.Contains(cl.MayRequest, g.Name) && !slices.Contains(refused, g.Name) {
+				refused = append(refused, g.Name)
+			}
+		}
+	}
+	if len(refused) > 0 {
+		return &ForbiddenError{Caller: cl.Name, Reason: fmt.Sprintf("caller %q may not request approval from %s (its may_request allows: %s); nothing was recorded or approved", cl.Name, quoteAll(refused), allowed)}
+	}
+	return nil
 }
 
 // chain copies chain id. When the request is routed to the chain it named
@@ -156,8 +214,9 @@ func copyGroup(g approvebot.Group) approvebot.Group {
 	}
 	if g.Teams != nil {
 		out.Teams = &approvebot.TeamsGroup{
-			Channels: slices.Clone(g.Teams.Channels),
-			Users:    slices.Clone(g.Teams.Users),
+			Channels:    slices.Clone(g.Teams.Channels),
+			Users:       slices.Clone(g.Teams.Users),
+			AllowGuests: g.Teams.AllowGuests,
 		}
 	}
 	return out
@@ -173,7 +232,10 @@ func orDefault(d, def time.Duration) time.Duration {
 // matches reports whether m selects a request. A key only one schema
 // carries never matches a request of the other: a rule name says nothing
 // about a schema 1.0 request.
-func (m Match) matches(f approvebot.Fields, schema string) bool {
+func (m Match) matches(caller string, f approvebot.Fields, schema string) bool {
+	if !glob(m.Caller, caller) {
+		return false
+	}
 	if schema == approvebot.SchemaLegacy {
 		return m.ChainID == "" && m.Operation == "" && m.TargetResource == "" &&
 			glob(m.RuleName, f.RuleName) && glob(m.PolicyName, f.PolicyName) &&
@@ -210,7 +272,7 @@ func (m Match) String() string {
 	for _, kv := range [][2]string{
 		{"rule_name", m.RuleName}, {"policy_name", m.PolicyName}, {"action", m.Action},
 		{"agent_id", m.AgentID}, {"approval_chain_id", m.ChainID}, {"operation", m.Operation},
-		{"target_resource", m.TargetResource},
+		{"target_resource", m.TargetResource}, {"caller", m.Caller},
 	} {
 		if kv[1] != "" {
 			parts = append(parts, kv[0]+"="+kv[1])

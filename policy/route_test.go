@@ -133,7 +133,7 @@ func TestRoute(t *testing.T) {
 			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: DefaultTimeout}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := cfg.Route(tc.f, tc.schema)
+			got, err := cfg.Route("agent", tc.f, tc.schema)
 			if err != nil {
 				t.Fatalf("Route: %v", err)
 			}
@@ -150,7 +150,7 @@ func TestRouteNullTargetMatchesStar(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Routes = []Route{{Match: Match{TargetResource: "*"}, Approvers: []string{"security"}}}
-	got, err := cfg.Route(approvebot.Fields{ApprovalChainID: "x", ApprovalChainVersion: "1"}, approvebot.SchemaV1)
+	got, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "x", ApprovalChainVersion: "1"}, approvebot.SchemaV1)
 	if err != nil || summarize(got).Stages[0] != "security/any" {
 		t.Fatalf("got %+v, %v", summarize(got), err)
 	}
@@ -190,7 +190,7 @@ func TestRouteRefuses(t *testing.T) {
 		{name: "unknown schema", schema: "2.0", reason: `unknown request schema "2.0"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := cfg.Route(tc.f, tc.schema)
+			got, err := cfg.Route("agent", tc.f, tc.schema)
 			var nr *NoRouteError
 			if !errors.As(err, &nr) {
 				t.Fatalf("err = %v (%T), routed %+v; want *NoRouteError", err, err, got)
@@ -208,14 +208,14 @@ func TestRouteFailsClosedOnInconsistentConfig(t *testing.T) {
 	ch := cfg.Chains["quick"]
 	ch.Stages = append(ch.Stages, StageConfig{Approvers: []string{"ghost"}})
 	cfg.Chains["quick"] = ch
-	_, err := cfg.Route(approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1)
+	_, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1)
 	var nr *NoRouteError
 	if !errors.As(err, &nr) || !reflect.DeepEqual(nr.Unknown, []string{"ghost"}) {
 		t.Fatalf("err = %v", err)
 	}
 	ch.Stages = append(ch.Stages[:1], StageConfig{})
 	cfg.Chains["quick"] = ch
-	if _, err := cfg.Route(approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1); !errors.As(err, &nr) {
+	if _, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1); !errors.As(err, &nr) {
 		t.Fatalf("a stage with no groups was routed: %v", err)
 	}
 }
@@ -234,7 +234,7 @@ func TestRouteReturnsACopy(t *testing.T) {
 		{approvebot.Fields{Approvers: []string{"treasury-ops"}}, approvebot.SchemaLegacy},
 		{approvebot.Fields{ApprovalChainID: "high-risk-tools", ApprovalChainVersion: "3"}, approvebot.SchemaV1},
 	} {
-		got, err := cfg.Route(f.f, f.schema)
+		got, err := cfg.Route("agent", f.f, f.schema)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestRouteCopiesAllTeamsFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := cfg.Route(approvebot.Fields{}, approvebot.SchemaLegacy)
+	got, err := cfg.Route("a", approvebot.Fields{}, approvebot.SchemaLegacy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,5 +281,69 @@ func TestRouteCopiesAllTeamsFields(t *testing.T) {
 	g.Teams.Channels[0] = "19:changed"
 	if cfg.Approvers["sec"].Teams.Users[0] != "bob@example.com" || cfg.Approvers["sec"].Teams.Channels[0] != "19:x@thread.tacv2" {
 		t.Fatal("teams side shared with the config")
+	}
+}
+
+// TestRouteByCaller: routes can match the caller, and a caller's
+// may_request refuses (ForbiddenError) any destination it does not list.
+func TestRouteByCaller(t *testing.T) {
+	doc := `callers:
+  - {name: payments-agent, token: 0123456789abcdef0123, may_request: [treasury-ops, quick]}
+  - {name: ops-agent, token: abcdefabcdefabcdef00}
+` + slackY + `approvers:
+  treasury-ops:
+    slack: {channels: [C0T], users: [U0JANE]}
+  compliance:
+    slack: {channels: [C0C], users: [U0MARK]}
+routes:
+  - match: {caller: ops-agent, rule_name: transfer}
+    approvers: [compliance]
+  - match: {rule_name: transfer}
+    approvers: [treasury-ops]
+  - match: {caller: "ops-*", operation: "db.*"}
+    chain: strict
+chains:
+  quick:
+    version: "1"
+    stages: [{approvers: [treasury-ops]}]
+  strict:
+    version: "1"
+    stages: [{approvers: [compliance]}]
+`
+	cfg, err := Parse([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy, v1 := approvebot.SchemaLegacy, approvebot.SchemaV1
+	for _, tc := range []struct {
+		caller string
+		f      approvebot.Fields
+		schema string
+		want   string // the stages, or the refusal's text
+	}{
+		{"payments-agent", approvebot.Fields{RuleName: "transfer"}, legacy, "treasury-ops/any"},
+		{"ops-agent", approvebot.Fields{RuleName: "transfer"}, legacy, "compliance/any"},
+		{"ops-agent", approvebot.Fields{Operation: "db.drop", ApprovalChainID: "quick", ApprovalChainVersion: "1"}, v1, "compliance/any"},
+		{"payments-agent", approvebot.Fields{Operation: "db.drop", ApprovalChainID: "quick", ApprovalChainVersion: "1"}, v1, "treasury-ops/any"},
+		{"payments-agent", approvebot.Fields{RuleName: "other", Approvers: []string{"treasury-ops", "compliance"}}, legacy,
+			`caller "payments-agent" may not request approval from "compliance" (its may_request allows: treasury-ops, quick)`},
+		{"payments-agent", approvebot.Fields{ApprovalChainID: "strict", ApprovalChainVersion: "1"}, v1,
+			`caller "payments-agent" may not request approval chain "strict"`},
+		{"nobody", approvebot.Fields{RuleName: "transfer"}, legacy, `caller "nobody" is not configured`},
+	} {
+		got, err := cfg.Route(tc.caller, tc.f, tc.schema)
+		var forbidden *ForbiddenError
+		switch {
+		case errors.As(err, &forbidden):
+			if !strings.Contains(forbidden.Reason, tc.want) {
+				t.Errorf("%s %+v: refused %q, want %q", tc.caller, tc.f, forbidden.Reason, tc.want)
+			}
+		case err != nil:
+			t.Errorf("%s %+v: %v", tc.caller, tc.f, err)
+		default:
+			if s := strings.Join(summarize(got).Stages, ","); s != tc.want {
+				t.Errorf("%s %+v: routed to %s, want %s", tc.caller, tc.f, s, tc.want)
+			}
+		}
 	}
 }

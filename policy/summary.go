@@ -29,6 +29,9 @@ func (c *Config) Summary() string {
 	names := make([]string, len(c.Callers))
 	for i, cl := range c.Callers {
 		names[i] = cl.Name
+		if cl.MayRequest != nil {
+			names[i] += " (may request: " + strings.Join(cl.MayRequest, ", ") + ")"
+		}
 	}
 	line("callers:   %s", orNone(strings.Join(names, ", ")))
 
@@ -50,7 +53,11 @@ func (c *Config) Summary() string {
 			line("    slack: channels %s; users %s; usergroups %s", list(g.Slack.Channels), list(g.Slack.Users), list(g.Slack.Usergroups))
 		}
 		if g.Teams != nil {
-			line("    teams: channels %s; users %s", list(g.Teams.Channels), list(g.Teams.Users))
+			guests := ""
+			if g.Teams.AllowGuests {
+				guests = "; guests allowed"
+			}
+			line("    teams: channels %s; users %s%s", list(g.Teams.Channels), list(g.Teams.Users), guests)
 		}
 	}
 

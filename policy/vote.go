@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 
 // Eligible reports whether a may decide for group g. A person is matched on
 // the platform they clicked from only: their platform user id, their email
-// as the platform reports it, or (Slack) membership of a listed user group.
+// or (Teams) UPN as the platform reports it, or (Slack) membership of a
+// listed user group. On Teams only members may decide, and guests too when
+// the group allows them; an account whose role is unknown may not.
 func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 	if a.UserID == "" {
 		return false
@@ -26,7 +29,7 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 		}
 		users, groups = g.Slack.Users, g.Slack.Usergroups
 	case "teams":
-		if g.Teams == nil {
+		if g.Teams == nil || !(a.Role == approvebot.RoleMember || a.Role == approvebot.RoleGuest && g.Teams.AllowGuests) {
 			return false
 		}
 		users = g.Teams.Users
@@ -37,7 +40,7 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 		if u == a.UserID || (a.Platform == "teams" && strings.EqualFold(u, a.UserID)) {
 			return true
 		}
-		if a.Email != "" && strings.Contains(u, "@") && strings.EqualFold(u, a.Email) {
+		if strings.Contains(u, "@") && (sameAddress(u, a.Email) || sameAddress(u, a.UPN)) {
 			return true
 		}
 	}
@@ -49,6 +52,21 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 		}
 	}
 	return false
+}
+
+// sameAddress compares two emails or UPNs, ignoring case; an empty one
+// matches nothing.
+func sameAddress(a, b string) bool { return a != "" && b != "" && strings.EqualFold(a, b) }
+
+// addresses are the emails and UPNs a platform reported for a.
+func addresses(a approvebot.Approver) []string {
+	var out []string
+	for _, s := range []string{a.Email, a.UPN} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // Usergroups lists every platform user group named anywhere in the chain for
@@ -93,6 +111,9 @@ const (
 	RefuseTwoStages    = "separation_of_duties_two_stages"
 	RefuseAlreadyVoted = "already_voted"
 	RefuseBadDecision  = "bad_decision"
+	RefuseOtherStage   = "message_of_another_stage"
+	RefuseOtherGroup   = "message_of_other_groups"
+	RefuseGuest        = "guest_not_allowed"
 )
 
 // Vote applies a verified ballot to r in place. It is a pure function of
@@ -121,14 +142,31 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 					i+1, len(r.Chain.Stages), r.Stage+1, strings.Join(stage.GroupNames(), ", ")))
 			}
 		}
+		if b.Approver.Role == approvebot.RoleGuest && guestBarred(stage, b.Approver) {
+			return refuse(RefuseGuest, fmt.Sprintf("Nothing changed: guest accounts may not approve for %s.", strings.Join(stage.GroupNames(), ", ")))
+		}
 		return refuse(RefuseNotApprover, fmt.Sprintf("Nothing changed: you are not an approver for %s.", strings.Join(stage.GroupNames(), ", ")))
 	}
 	// The click must come from a message approvebot posted for this request
 	// and has recorded. A click can beat the recording by a moment; it is
 	// refused (fail closed) and the clicker asked to try again.
-	if !knownMessage(r, b) {
+	d := clickedMessage(r, b)
+	if d == nil {
 		return refuse(RefuseUnknownMsg, "Nothing changed: approvebot does not know this message for the request (yet). Try again in a moment.")
 	}
+	// A message speaks for the stage and the groups it was posted for: a
+	// click on another group's copy, or on an earlier stage's, counts for
+	// nobody.
+	if d.Stage != r.Stage {
+		return refuse(RefuseOtherStage, fmt.Sprintf("Nothing changed: this message asked stage %d of %d (%s), which is over; decide from the message of stage %d (%s).",
+			d.Stage+1, len(r.Chain.Stages), strings.Join(d.Groups, ", "), r.Stage+1, strings.Join(stage.GroupNames(), ", ")))
+	}
+	mine := slices.DeleteFunc(slices.Clone(groups), func(g string) bool { return !slices.Contains(d.Groups, g) })
+	if len(mine) == 0 {
+		return refuse(RefuseOtherGroup, fmt.Sprintf("Nothing changed: this message is for %s; you approve for %s: decide from that group's message.",
+			strings.Join(d.Groups, ", "), strings.Join(groups, ", ")))
+	}
+	groups = mine
 	if r.Chain.SeparationOfDuties {
 		if isSubject(r, b.Approver) {
 			return refuse(RefuseSubject, "Nothing changed: separation of duties forbids you to decide a request about yourself.")
@@ -261,12 +299,25 @@ func Outcome(r *approvebot.Request) string {
 
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
-func knownMessage(r *approvebot.Request, b approvebot.Ballot) bool {
-	for _, d := range r.Destinations {
+// clickedMessage finds the posted destination a ballot's message is, or nil.
+func clickedMessage(r *approvebot.Request, b approvebot.Ballot) *approvebot.Destination {
+	for i, d := range r.Destinations {
 		if d.Platform != b.Platform || d.State != approvebot.DeliveryPosted || d.Ref.ID != b.Ref.ID {
 			continue
 		}
 		if d.Ref.Channel == b.Ref.Channel || (d.Ref.Conversation != "" && d.Ref.Conversation == b.Ref.Conversation) {
+			return &r.Destinations[i]
+		}
+	}
+	return nil
+}
+
+// guestBarred reports whether a guest is listed in one of the stage's groups
+// that does not allow guests: they would decide there as a member.
+func guestBarred(s approvebot.Stage, a approvebot.Approver) bool {
+	a.Role = approvebot.RoleMember
+	for _, g := range s.Groups {
+		if g.Teams != nil && !g.Teams.AllowGuests && Eligible(g, a) {
 			return true
 		}
 	}
@@ -283,13 +334,22 @@ func eligibleGroups(s approvebot.Stage, a approvebot.Approver) []string {
 	return out
 }
 
-// samePerson matches one person across clicks: the same platform account, or
-// the same email reported by either platform.
+// samePerson matches one person across clicks: the same platform account
+// (user id within the organisation the platform's directory names), or an
+// email or UPN that either platform reported for both. Erring towards "the
+// same" only ever refuses a vote.
 func samePerson(a, b approvebot.Approver) bool {
 	if a.Platform == b.Platform && a.Workspace == b.Workspace && a.UserID == b.UserID {
 		return true
 	}
-	return a.Email != "" && strings.EqualFold(a.Email, b.Email)
+	for _, x := range addresses(a) {
+		for _, y := range addresses(b) {
+			if sameAddress(x, y) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isSubject(r *approvebot.Request, a approvebot.Approver) bool {
@@ -297,7 +357,7 @@ func isSubject(r *approvebot.Request, a approvebot.Approver) bool {
 		return false
 	}
 	s := *r.Fields.SubjectID
-	return strings.EqualFold(s, a.Email) || s == a.UserID || s == a.Principal()
+	return sameAddress(s, a.Email) || sameAddress(s, a.UPN) || s == a.UserID || s == a.Principal()
 }
 
 func groupApproved(r *approvebot.Request, group string) bool {

@@ -299,9 +299,20 @@ func (s *Slack) Identify(ctx context.Context, who approvebot.Approver, _ approve
 		return who, fmt.Errorf("slack user %s is a bot: %w", who.UserID, approvebot.ErrIneligible)
 	}
 	// A member of another organisation (Slack Connect shares channels
-	// across companies) may not decide for ours, whatever their email says.
+	// across companies) may not decide for ours, whatever their email says;
+	// nor may an account Slack names no workspace for.
+	if u.team == "" {
+		return who, fmt.Errorf("slack users.info names no team_id for user %s: %w", who.UserID, approvebot.ErrIneligible)
+	}
 	if !s.sameOrganisation(u) {
 		return who, fmt.Errorf("slack user %s belongs to another workspace (%s): %w", who.UserID, u.team, approvebot.ErrIneligible)
+	}
+	// The person is keyed on what Slack's directory says, never on the
+	// click's team.id, which differs from one workspace of an Enterprise
+	// Grid organisation to another for the same (org-wide) user id.
+	who.Workspace = u.team
+	if u.enterprise != "" {
+		who.Workspace = u.enterprise
 	}
 	who.Email = u.email
 	if u.name != "" {
@@ -327,15 +338,17 @@ func (s *Slack) Identify(ctx context.Context, who approvebot.Approver, _ approve
 
 // sameOrganisation reports whether u is of the workspace (or Enterprise Grid
 // organisation) the bot token belongs to. Until Check has run the workspace
-// is unknown, and Identify runs it first.
+// is unknown, and Identify runs it first; u.team is never empty here.
 func (s *Slack) sameOrganisation(u userInfo) bool {
 	s.teamMu.Lock()
 	team, enterprise := s.teamID, s.enterpriseID
 	s.teamMu.Unlock()
-	if u.team == "" || u.team == team {
+	if u.team == team {
 		return true
 	}
-	return enterprise != "" && u.enterprise == enterprise
+	// On Enterprise Grid, users.info may name the organisation as the
+	// user's team_id.
+	return enterprise != "" && (u.enterprise == enterprise || u.team == enterprise)
 }
 
 func (s *Slack) userInfo(ctx context.Context, id string) (userInfo, error) {

@@ -303,6 +303,31 @@ func TestIdentifyWithoutCacheCallsSlack(t *testing.T) {
 	}
 }
 
+// TestIdentifyKeysOnTheDirectory: the workspace an approver is keyed on is
+// the one users.info reports (the organisation on Enterprise Grid), never
+// the team id the click carried.
+func TestIdentifyKeysOnTheDirectory(t *testing.T) {
+	f := newFake(t)
+	f.AddUser("U1", "Jane Doe", "")
+	f.SetEnterprise("E0ORG")
+	f.AddGridUser("W1", "Grace", "", "T0SISTER", "E0ORG")
+	s := newSlack(t, f, nil)
+	for _, tc := range []struct{ user, claimed, want string }{
+		{"U1", "T0CLAIMED", slackfake.TeamID},
+		{"U1", "", slackfake.TeamID},
+		{"W1", "T0SISTER", "E0ORG"},
+		{"W1", slackfake.TeamID, "E0ORG"},
+	} {
+		got, err := s.Identify(wait(t), approvebot.Approver{Platform: "slack", Workspace: tc.claimed, UserID: tc.user}, approvebot.MessageRef{}, nil)
+		if err != nil {
+			t.Fatalf("%s claiming %q: %v", tc.user, tc.claimed, err)
+		}
+		if got.Workspace != tc.want || got.Principal() != "slack:"+tc.want+"/"+tc.user {
+			t.Errorf("%s claiming %q: workspace %q, principal %q; want %q", tc.user, tc.claimed, got.Workspace, got.Principal(), tc.want)
+		}
+	}
+}
+
 func TestIdentifyRefuses(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -334,6 +359,12 @@ func TestIdentifyRefuses(t *testing.T) {
 			approvebot.Approver{Platform: "slack"}, nil, "no user id"},
 		{"member of another organisation", func(f *slackfake.Fake) { f.AddExternalUser("U1", "Jane", "jane@company.com", "T0OTHERCORP") },
 			approvebot.Approver{Platform: "slack", UserID: "U1"}, nil, "another workspace"},
+		{"no team id", func(f *slackfake.Fake) { f.AddUserWithoutTeam("U1", "Jane", "") },
+			approvebot.Approver{Platform: "slack", Workspace: slackfake.TeamID, UserID: "U1"}, nil, "no team_id"},
+		{"another organisation's grid", func(f *slackfake.Fake) {
+			f.SetEnterprise("E0OURS")
+			f.AddGridUser("W1", "Jane", "", "T0THEIRS", "E0THEIRS")
+		}, approvebot.Approver{Platform: "slack", UserID: "W1"}, nil, "another workspace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

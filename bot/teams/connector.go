@@ -335,45 +335,45 @@ func (t *Teams) Update(ctx context.Context, ref approvebot.MessageRef, msg appro
 	return nil
 }
 
-// Identify fills who's email from the Bot Connector's member lookup when the
-// click did not carry one. Teams has no user groups here, so Usergroups stays
-// empty. If the lookup fails, who comes back unchanged and without error as
-// long as it has an object id: the engine can still match approvers listed by
-// AAD object id, and an approver listed by email is then simply not matched
-// (fails closed). Without an object id there is nobody to identify.
+// Identify completes who from the Bot Connector's member lookup: email, UPN
+// (both kept, as they may differ), role and name. Teams has no user groups
+// here, so Usergroups stays empty. It fails closed: without an answer from
+// the lookup the role is unknown (the clicker may be a guest), so the click
+// is refused as unverified; an account that is neither a member nor a guest
+// (anonymous), or of another tenant, is ineligible.
 func (t *Teams) Identify(ctx context.Context, who approvebot.Approver, ref approvebot.MessageRef, _ []string) (approvebot.Approver, error) {
 	who.Usergroups = nil
 	if who.UserID == "" {
 		return who, errors.New("teams: the clicker has no AAD object id")
 	}
-	if who.Email != "" {
-		return who, nil
-	}
 	key := who.Workspace + "/" + who.UserID
-	if m, ok := t.members.get(key, t.cfg.Now()); ok {
-		return fillMember(who, m), nil
+	m, ok := t.members.get(key, t.cfg.Now())
+	if !ok {
+		conv := ref.Conversation
+		if ch, err := t.channel(ref.Channel); err == nil && ch != nil && ch.TeamID != "" {
+			// The team roster answers for every channel of the team.
+			conv = ch.TeamID
+		}
+		if conv == "" || ref.ServiceURL == "" {
+			return who, errors.New("teams: cannot look up the clicker: the message reference lacks a conversation")
+		}
+		path := "/v3/conversations/" + escapeID(conv) + "/members/" + escapeID(who.UserID)
+		if err := t.call(ctx, http.MethodGet, ref.ServiceURL, path, nil, &m); err != nil {
+			return who, fmt.Errorf("teams member lookup of %s: %w", who.UserID, err)
+		}
+		if oid := m.objectID(); oid != "" && !strings.EqualFold(oid, who.UserID) {
+			return who, fmt.Errorf("teams member lookup of %s returned someone else (%s)", who.UserID, oid)
+		}
+		t.members.put(key, m, t.cfg.Now())
 	}
-	conv := ref.Conversation
-	if ch, err := t.channel(ref.Channel); err == nil && ch != nil && ch.TeamID != "" {
-		// The team roster answers for every channel of the team.
-		conv = ch.TeamID
+	if m.TenantID != "" && !strings.EqualFold(m.TenantID, who.Workspace) {
+		return who, fmt.Errorf("teams user %s belongs to tenant %s: %w", who.UserID, m.TenantID, approvebot.ErrIneligible)
 	}
-	if conv == "" || ref.ServiceURL == "" {
-		t.log.Warn("cannot look up clicker: message reference lacks a conversation", "user", who.UserID)
-		return who, nil
+	role := strings.ToLower(m.UserRole)
+	if role != approvebot.RoleMember && role != approvebot.RoleGuest {
+		return who, fmt.Errorf("teams user %s has role %q; only members and guests may approve: %w", who.UserID, m.UserRole, approvebot.ErrIneligible)
 	}
-	var m teamsMember
-	path := "/v3/conversations/" + escapeID(conv) + "/members/" + escapeID(who.UserID)
-	if err := t.call(ctx, http.MethodGet, ref.ServiceURL, path, nil, &m); err != nil {
-		t.log.Warn("member lookup failed; matching by object id only", "user", who.UserID, "err", err)
-		return who, nil
-	}
-	if oid := m.objectID(); oid != "" && !strings.EqualFold(oid, who.UserID) {
-		t.log.Warn("member lookup returned someone else; ignoring it", "user", who.UserID, "returned", oid)
-		return who, nil
-	}
-	t.members.put(key, m, t.cfg.Now())
-	return fillMember(who, m), nil
+	return fillMember(who, m, role), nil
 }
 
 // teamsMember is the Bot Connector's TeamsChannelAccount.
@@ -395,11 +395,12 @@ func (m teamsMember) objectID() string {
 	return m.ObjectID
 }
 
-func fillMember(who approvebot.Approver, m teamsMember) approvebot.Approver {
+// fillMember keeps the email and the UPN apart: an approver may be listed
+// by either, and decisions name the UPN.
+func fillMember(who approvebot.Approver, m teamsMember, role string) approvebot.Approver {
 	who.Email = m.Email
-	if who.Email == "" {
-		who.Email = m.UserPrincipalName
-	}
+	who.UPN = m.UserPrincipalName
+	who.Role = role
 	if who.Name == "" {
 		who.Name = m.Name
 	}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 )
 
 func TestInstallStoresChannels(t *testing.T) {
@@ -262,8 +262,8 @@ func TestTokenOnlyGoesToLearnedServiceURLs(t *testing.T) {
 		t.Fatalf("Update to an unknown service URL: %v, want a permanent error", err)
 	}
 	who := approvebot.Approver{Platform: "teams", Workspace: e.fake.TenantID, UserID: "u1"}
-	if _, err := e.teams.Identify(testCtx(t), who, ref, nil); err != nil {
-		t.Fatal(err)
+	if _, err := e.teams.Identify(testCtx(t), who, ref, nil); err == nil || errors.Is(err, approvebot.ErrIneligible) {
+		t.Fatalf("Identify through an unknown service URL: %v, want an unverified identity", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -287,7 +287,7 @@ func TestIdentify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Email != "jane@example.com" || got.Name != "Jane Doe" || got.UserID != oid || len(got.Usergroups) != 0 {
+	if got.Email != "jane@example.com" || got.UPN != "jane@example.com" || got.Role != "user" || got.Name != "Jane Doe" || got.UserID != oid || len(got.Usergroups) != 0 {
 		t.Fatalf("Identify: %+v", got)
 	}
 	if _, err := e.teams.Identify(ctx, who, ref, nil); err != nil {
@@ -304,10 +304,39 @@ func TestIdentify(t *testing.T) {
 		t.Fatalf("%d member lookups after the cache expired, want 2", n)
 	}
 
+	// Without the lookup the role is unknown (a guest?): unverified.
 	stranger := approvebot.Approver{Platform: "teams", Workspace: e.fake.TenantID, UserID: "00000000-0000-0000-0000-0000000000ff", Name: "Who"}
-	got, err = e.teams.Identify(ctx, stranger, ref, nil)
-	if err != nil || !reflect.DeepEqual(got, stranger) {
-		t.Fatalf("failed lookup: %+v, %v; want the approver unchanged and no error", got, err)
+	if got, err = e.teams.Identify(ctx, stranger, ref, nil); err == nil || errors.Is(err, approvebot.ErrIneligible) {
+		t.Fatalf("failed lookup: %+v, %v; want an unverified identity", got, err)
+	}
+
+	// Email and UPN differ: both kept. Roles other than member and guest,
+	// and members of another tenant, may not approve.
+	for _, tc := range []struct {
+		m          teamsfake.User
+		ineligible bool
+	}{
+		{teamsfake.User{AadObjectID: "00000000-0000-0000-0000-0000000000a1", Name: "Rick", Email: "Rick.Stevens@fabrikam.com", UPN: "rstevens@fabrikam.com"}, false},
+		{teamsfake.User{AadObjectID: "00000000-0000-0000-0000-0000000000a2", Name: "Gus", Email: "gus@partner.example", UPN: "gus_partner.example#EXT#@fabrikam.onmicrosoft.com", Role: "guest"}, false},
+		{teamsfake.User{AadObjectID: "00000000-0000-0000-0000-0000000000a3", Name: "Anon", Role: "anonymous"}, true},
+		{teamsfake.User{AadObjectID: "00000000-0000-0000-0000-0000000000a4", Name: "NoRole", Email: "n@fabrikam.com", Role: "-"}, true},
+		{teamsfake.User{AadObjectID: "00000000-0000-0000-0000-0000000000a5", Name: "Other", Email: "o@elsewhere.example", Tenant: "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}, true},
+	} {
+		e.fake.AddMember(tc.m)
+		got, err := e.teams.Identify(ctx, approvebot.Approver{Platform: "teams", Workspace: e.fake.TenantID, UserID: tc.m.AadObjectID}, ref, nil)
+		if tc.ineligible {
+			if !errors.Is(err, approvebot.ErrIneligible) {
+				t.Errorf("%s: %+v, %v; want ineligible", tc.m.Name, got, err)
+			}
+			continue
+		}
+		role := tc.m.Role
+		if role == "" {
+			role = "user"
+		}
+		if err != nil || got.Email != tc.m.Email || got.UPN != tc.m.UPN || got.Role != role || got.Principal() != tc.m.UPN {
+			t.Errorf("%s: %+v, %v", tc.m.Name, got, err)
+		}
 	}
 	if _, err := e.teams.Identify(ctx, approvebot.Approver{Platform: "teams"}, ref, nil); err == nil {
 		t.Fatal("Identify without an object id succeeded")

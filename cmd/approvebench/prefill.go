@@ -39,7 +39,7 @@ func newBuilder(dir string) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	routed, err := cfg.Route(sub.Fields, sub.Schema)
+	routed, err := cfg.Route(callerName, sub.Fields, sub.Schema)
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,8 @@ type Ephemeral struct {
 type user struct {
 	ID, Name, Email string
 	Team            string // "" means the fake's own workspace
+	NoTeam          bool   // users.info names no team_id at all
+	Enterprise      string // Enterprise Grid organisation, reported as enterprise_user
 	Deleted, Bot    bool
 }
 
@@ -95,6 +97,7 @@ type Fake struct {
 	socket     *socketMode // nil until EnableSocketMode
 	fails      map[string][]*failRule
 	counts     map[string]int
+	enterprise string        // auth.test's enterprise_id
 	changed    chan struct{} // closed and replaced on every change
 }
 
@@ -146,6 +149,30 @@ func (f *Fake) AddUser(id, name, email string) {
 func (f *Fake) AddExternalUser(id, name, email, team string) {
 	f.mu.Lock()
 	f.users[id] = &user{ID: id, Name: name, Email: email, Team: team}
+	f.mu.Unlock()
+}
+
+// AddUserWithoutTeam adds a user for whom users.info reports no team_id.
+func (f *Fake) AddUserWithoutTeam(id, name, email string) {
+	f.mu.Lock()
+	f.users[id] = &user{ID: id, Name: name, Email: email, NoTeam: true}
+	f.mu.Unlock()
+}
+
+// AddGridUser adds a member of an Enterprise Grid organisation: users.info
+// reports team (the fake's own workspace when "") and enterprise_user with
+// the organisation's id.
+func (f *Fake) AddGridUser(id, name, email, team, enterprise string) {
+	f.mu.Lock()
+	f.users[id] = &user{ID: id, Name: name, Email: email, Team: team, Enterprise: enterprise}
+	f.mu.Unlock()
+}
+
+// SetEnterprise makes auth.test report the bot's workspace as part of an
+// Enterprise Grid organisation.
+func (f *Fake) SetEnterprise(id string) {
+	f.mu.Lock()
+	f.enterprise = id
 	f.mu.Unlock()
 }
 
@@ -398,6 +425,11 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		resp = map[string]any{"url": "https://fake.slack.com/", "team": "Fake", "user": "approvebot",
 			"team_id": TeamID, "user_id": BotUserID, "bot_id": "B0FAKEBOT"}
+		f.mu.Lock()
+		if f.enterprise != "" {
+			resp["enterprise_id"] = f.enterprise
+		}
+		f.mu.Unlock()
 	case "chat.postMessage":
 		resp, call.Error = f.postMessage(form)
 	case "chat.update":
@@ -622,11 +654,18 @@ func (f *Fake) usergroupMembers(form url.Values) (map[string]any, string) {
 }
 
 func (u *user) json() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"id": u.ID, "team_id": cmp.Or(u.Team, TeamID), "name": u.Name, "deleted": u.Deleted, "is_bot": u.Bot,
 		"real_name": u.Name,
 		"profile":   map[string]any{"email": u.Email, "real_name": u.Name, "display_name": u.Name},
 	}
+	if u.NoTeam {
+		delete(m, "team_id")
+	}
+	if u.Enterprise != "" {
+		m["enterprise_user"] = map[string]any{"id": u.ID, "enterprise_id": u.Enterprise, "enterprise_name": "Fake Org"}
+	}
+	return m
 }
 
 // formatTS makes Slack-shaped, strictly increasing message timestamps.

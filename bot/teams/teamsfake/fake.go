@@ -7,6 +7,7 @@
 package teamsfake
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -51,6 +52,9 @@ type Sent struct {
 // User is a Teams user the member lookup knows.
 type User struct {
 	AadObjectID, Name, Email string
+	UPN                      string // userPrincipalName; "" means the email
+	Role                     string // userRole; "" means "user", "-" leaves it out
+	Tenant                   string // tenantId; "" means the fake's
 }
 
 type failure struct {
@@ -438,6 +442,15 @@ func (f *Fake) AddUser(aadObjectID, name, email string) {
 	f.mu.Unlock()
 }
 
+// AddMember makes the member lookup know a user as u describes them: an
+// empty UPN is the email, an empty Role "user" ("-" leaves userRole out),
+// an empty Tenant the fake's.
+func (f *Fake) AddMember(u User) {
+	f.mu.Lock()
+	f.users[u.AadObjectID] = u
+	f.mu.Unlock()
+}
+
 // MemberLookups counts member lookups that reached the fake.
 func (f *Fake) MemberLookups() int { return f.Requests(KindMember) }
 
@@ -478,10 +491,15 @@ func (f *Fake) serveMember(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody("MemberNotFoundInConversation", "no such member"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{
+	m := map[string]string{
 		"id": "29:" + u.AadObjectID, "name": u.Name, "aadObjectId": u.AadObjectID, "objectId": u.AadObjectID,
-		"email": u.Email, "userPrincipalName": u.Email, "tenantId": f.TenantID, "userRole": "user",
-	})
+		"email": u.Email, "userPrincipalName": cmp.Or(u.UPN, u.Email), "tenantId": cmp.Or(u.Tenant, f.TenantID),
+		"userRole": cmp.Or(u.Role, "user"),
+	}
+	if u.Role == "-" {
+		delete(m, "userRole")
+	}
+	writeJSON(w, http.StatusOK, m)
 }
 
 // Posted returns the new threads created so far.
