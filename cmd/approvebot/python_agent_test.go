@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/approvebot/approvebot/bot/slack/slackfake"
+	"github.com/approvebot/approvebot/signing/signingtest"
+)
+
+// The agent side, end to end: integrations/agt/README.md's examples run as
+// written, in python3, against a stand-in of AGT's govern (what AGT calls
+// and does with the answer) and this real server; a click in the fake Slack
+// decides, and the test reads what AGT would have recorded.
+
+// agtConfig serves the README's examples: the default issuer, caller
+// payments-agent, the legacy route for approve-large-transfer and the
+// one-stage chain payments, version 7, both asking treasury-ops.
+const agtConfig = configHead + `signing:
+  key_file: ${DIR}/signing.key
+admin:
+  token: ${ADMIN_TOKEN}
+delivery:
+  timeout: ${DELIVERY_TIMEOUT}
+approvers:
+  treasury-ops:
+    slack:
+      channels: [C0TREASURY]
+      users: [U0JANE, U0BOB]
+routes:
+  - match: {rule_name: approve-large-transfer}
+    approvers: [treasury-ops]
+    timeout: 5m
+chains:
+  payments:
+    version: "7"
+    stages:
+      - approvers: [treasury-ops]
+`
+
+// agtChain is the AGT chain definition `approvebot agt chain --chain
+// payments` prints for agtConfig: the stage's members as approvebot reports
+// them.
+const agtChain = `{"chain_id": "payments", "version": "7", "stages": [
+  {"stage_index": 0, "allowed_identities": ["jane@company.com", "bob@company.com"], "allowed_roles": [], "required": true}]}
+`
+
+// agtOutcome is what readme_example.py prints.
+type agtOutcome struct {
+	Result            *string `json:"result"`
+	Denied            string  `json:"denied"`
+	Approved          bool    `json:"approved"`
+	Approver          string  `json:"approver"`
+	Reason            string  `json:"reason"`
+	ReasonCode        *string `json:"reason_code"`
+	ApprovalRequestID *string `json:"approval_request_id"`
+	DecisionType      string  `json:"decision_type"`
+}
+
+type agtRun struct {
+	out          agtOutcome
+	stdout, logs string
+	err          error
+}
+
+// runExample starts README example kind ("transport" or "legacy") with its
+// approval URL pointing at approvals, and returns its outcome when it ends.
+func runExample(t *testing.T, h *harness, py, kind, approvals string) <-chan agtRun {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "payments.agt-chain.json"), []byte(agtChain), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	script := filepath.Join(signingtest.PackageDir(), "tests", "readme_example.py")
+	cmd := signingtest.Command(ctx, py, script, kind)
+	cmd.Dir = dir
+	cmd.Env = append(cmd.Env, "APPROVEBOT_URL="+approvals, "APPROVEBOT_JWKS_URL="+h.url+"/.well-known/jwks.json",
+		"APPROVEBOT_TOKEN="+callerToken, "AGT_APPROVAL_STRICT=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan agtRun, 1)
+	go func() {
+		defer cancel()
+		err := cmd.Run()
+		r := agtRun{stdout: stdout.String(), logs: stderr.String(), err: err}
+		if err == nil {
+			r.err = json.Unmarshal(stdout.Bytes(), &r.out)
+		}
+		done <- r
+	}()
+	return done
+}
+
+// clickWhenPosted waits for the example's request to reach Slack (or the
+// example to end early), checks the message, and clicks action as Jane.
+func clickWhenPosted(t *testing.T, h *harness, run <-chan agtRun, before int, action string, shows ...string) string {
+	t.Helper()
+	var early *agtRun
+	var msg slackfake.Message
+	h.waitFor("the example's message in Slack", func() bool {
+		select {
+		case r := <-run:
+			early = &r
+			return true
+		default:
+		}
+		msgs := h.slack.Messages()
+		if len(msgs) > before {
+			msg = msgs[before]
+			return true
+		}
+		return false
+	})
+	if early != nil {
+		t.Fatalf("the example ended before its request reached Slack: %v\nstdout: %s\nstderr: %s\nlogs:\n%s",
+			early.err, early.stdout, early.logs, h.logs)
+	}
+	id := requestIDOf(t, msg)
+	h.waitPosted(id, 1)
+	text := blockText(msg) + msg.Text
+	for _, s := range shows {
+		if !strings.Contains(text, s) {
+			t.Errorf("the message does not show %q: %s", s, text)
+		}
+	}
+	if r := h.click("U0JANE", "C0TREASURY", msg.TS, action, id); r.status != http.StatusOK {
+		t.Fatalf("click answered %d %s", r.status, r.body)
+	}
+	return id
+}
+
+func finished(t *testing.T, h *harness, run <-chan agtRun) agtOutcome {
+	t.Helper()
+	select {
+	case r := <-run:
+		if r.err != nil {
+			t.Fatalf("example: %v\nstdout: %s\nstderr: %s\nlogs:\n%s", r.err, r.stdout, r.logs, h.logs)
+		}
+		return r.out
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the example did not end\nlogs:\n%s", h.logs)
+		return agtOutcome{}
+	}
+}
+
+// forgingProxy passes requests to approvebot and hands back its answers
+// with the assertion's claims rewritten (sub: mallory) under the original
+// signature, as a party between agent and approvebot could.
+func forgingProxy(t *testing.T, h *harness) string {
+	t.Helper()
+	target, err := url.Parse(h.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := httputil.NewSingleHostReverseProxy(target)
+	p.ModifyResponse = func(resp *http.Response) error {
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if json.Unmarshal(body, &m) == nil {
+			if tok, ok := m["identity_assertion"].(string); ok {
+				parts := strings.Split(tok, ".")
+				claims, _ := base64.RawURLEncoding.DecodeString(parts[1])
+				var c map[string]any
+				_ = json.Unmarshal(claims, &c)
+				c["sub"] = "mallory@company.com"
+				forged, _ := json.Marshal(c)
+				m["identity_assertion"] = parts[0] + "." + base64.RawURLEncoding.EncodeToString(forged) + "." + parts[2]
+				m["approver"] = "mallory@company.com"
+				body, _ = json.Marshal(m)
+			}
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		resp.ContentLength = int64(len(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return nil
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return srv.URL + "/v1/approvals"
+}
+
+// TestAGTTransportExample runs the README's schema 1.0 wiring: AGT's
+// coordinator with the chain `approvebot agt chain` prints, and
+// ApprovebotTransport. An approval reaches AGT as Jane's verified vote and
+// the tool runs; a denial is Jane's recorded deny; a forged answer is no
+// vote at all.
+func TestAGTTransportExample(t *testing.T) {
+	py := signingtest.Python(t, "yaml")
+	h := newHarness(t, agtConfig)
+	h.start()
+	approvals := h.url + "/v1/approvals"
+
+	t.Run("approve", func(t *testing.T) {
+		run := runExample(t, h, py, "transport", approvals)
+		id := clickWhenPosted(t, h, run, len(h.slack.Messages()), "approve", "tool.invoke", "payments")
+		out := finished(t, h, run)
+		if out.Result == nil || *out.Result != "sent 5000 to ACME-123" || !out.Approved || out.Approver != "jane@company.com" ||
+			out.ReasonCode == nil || *out.ReasonCode != "ok" || out.ApprovalRequestID == nil || *out.ApprovalRequestID != id {
+			t.Fatalf("AGT recorded %+v, want the tool run on Jane's verified approval of %s", out, id)
+		}
+		h.waitClosed(id, "Approved by Jane Doe")
+	})
+
+	t.Run("deny", func(t *testing.T) {
+		run := runExample(t, h, py, "transport", approvals)
+		clickWhenPosted(t, h, run, len(h.slack.Messages()), "deny")
+		out := finished(t, h, run)
+		if out.Result != nil || out.Approved || out.Approver != "jane@company.com" || out.ReasonCode == nil ||
+			*out.ReasonCode != "not_terminal_allow" || !strings.Contains(out.Denied, "not_terminal_allow") {
+			t.Fatalf("AGT recorded %+v, want Jane's deny resolving the chain to deny", out)
+		}
+	})
+
+	t.Run("forged", func(t *testing.T) {
+		run := runExample(t, h, py, "transport", forgingProxy(t, h))
+		clickWhenPosted(t, h, run, len(h.slack.Messages()), "approve")
+		out := finished(t, h, run)
+		if out.Result != nil || out.Approved || out.Approver != "webhook:rejected" ||
+			!strings.Contains(out.Reason, "unverified approver identity: bad signature") ||
+			out.ReasonCode == nil || !strings.Contains(*out.ReasonCode, "not permitted for stage 0") {
+			t.Fatalf("AGT recorded %+v, want a denial for a bad signature", out)
+		}
+	})
+}
+
+// TestAGTLegacyExample runs the README's legacy wiring: ApprovebotApproval
+// as govern's approval_handler. The approvers see the call's context; the
+// approval AGT gets is Jane's, verified against the body it sent.
+func TestAGTLegacyExample(t *testing.T) {
+	py := signingtest.Python(t, "yaml")
+	h := newHarness(t, agtConfig)
+	h.start()
+	approvals := h.url + "/v1/approvals"
+
+	t.Run("approve", func(t *testing.T) {
+		run := runExample(t, h, py, "legacy", approvals)
+		id := clickWhenPosted(t, h, run, len(h.slack.Messages()), "approve", "ACME-123", "5000")
+		out := finished(t, h, run)
+		if out.Result == nil || *out.Result != "sent 5000 to ACME-123" || !out.Approved || out.Approver != "jane@company.com" {
+			t.Fatalf("AGT recorded %+v, want the tool run on Jane's verified approval of %s", out, id)
+		}
+		// With AGT present the handler returns AGT's own ApprovalDecision.
+		if out.DecisionType != "agt_standin.ApprovalDecision" {
+			t.Errorf("decision is a %s, want AGT's ApprovalDecision", out.DecisionType)
+		}
+	})
+
+	t.Run("deny", func(t *testing.T) {
+		run := runExample(t, h, py, "legacy", approvals)
+		clickWhenPosted(t, h, run, len(h.slack.Messages()), "deny")
+		out := finished(t, h, run)
+		if out.Result != nil || out.Approved || out.Approver != "jane@company.com" ||
+			!strings.Contains(out.Denied, "Approval rejected by jane@company.com") {
+			t.Fatalf("AGT recorded %+v, want Jane's denial", out)
+		}
+	})
+
+	t.Run("forged", func(t *testing.T) {
+		run := runExample(t, h, py, "legacy", forgingProxy(t, h))
+		clickWhenPosted(t, h, run, len(h.slack.Messages()), "approve")
+		out := finished(t, h, run)
+		if out.Result != nil || out.Approved || out.Approver != "webhook:rejected" ||
+			!strings.Contains(out.Reason, "unverified approver identity: bad signature") {
+			t.Fatalf("AGT recorded %+v, want a denial for a bad signature", out)
+		}
+	})
+}
