@@ -46,7 +46,7 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _clip(text):
+def clip(text):
     text = str(text)
     return text if len(text) <= _MAX_REASON else text[:_MAX_REASON] + "..."
 
@@ -98,9 +98,9 @@ class Client(object):
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):
                 raise Denial("timeout: no answer from approvebot within %g s" % self._timeout, TIMEOUT)
-            raise Denial("cannot reach approvebot: %s" % _clip(exc.reason), TRANSPORT_ERROR)
+            raise Denial("cannot reach approvebot: %s" % clip(exc.reason), TRANSPORT_ERROR)
         except OSError as exc:
-            raise Denial("approvebot connection failed: %s" % _clip(exc), TRANSPORT_ERROR)
+            raise Denial("approvebot connection failed: %s" % clip(exc), TRANSPORT_ERROR)
         if status == 202:
             raise Denial("approvebot answered 202: the request is still pending and this client does not poll "
                          "(do not send Prefer: respond-async)", TRANSPORT_ERROR)
@@ -123,9 +123,9 @@ class Client(object):
         try:
             body = json.loads(exc.read(_MAX_ANSWER_BYTES).decode("utf-8"))
             if isinstance(body, dict) and body.get("error"):
-                what += ": %s" % _clip(body["error"])
+                what += ": %s" % clip(body["error"])
                 if body.get("field"):
-                    what += " (field %s)" % _clip(body["field"])
+                    what += " (field %s)" % clip(body["field"])
         except Exception:
             pass
         return "approvebot refused the request: " + what
@@ -136,7 +136,7 @@ class Client(object):
             try:
                 data = build()
             except Exception as exc:
-                raise Denial("cannot build the approval request: %s" % _clip(exc), TRANSPORT_ERROR)
+                raise Denial("cannot build the approval request: %s" % clip(exc), TRANSPORT_ERROR)
             return check(self._post(data), data)
         except Denial as d:
             logger.warning("approvebot approval denied: %s", d.reason)
@@ -144,11 +144,12 @@ class Client(object):
         except Exception as exc:  # fail closed on anything unforeseen
             logger.warning("approvebot approval denied: %s: %s", type(exc).__name__, exc)
             return ApprovalDecision(approved=False, approver=REJECTED,
-                                    reason="approve rejected: %s: %s" % (type(exc).__name__, _clip(exc)))
+                                    reason="approve rejected: %s: %s" % (type(exc).__name__, clip(exc)))
 
-    def _verified(self, verify):
+    def _verified(self, check, *args, **kwargs):
+        """check(*args, key_for, issuer, leeway, audience, now, **kwargs) -> approver, or Denial."""
         try:
-            return verify(self._key_for, self._issuer, self._leeway, self._caller, time.time())
+            return check(*args, self._key_for, self._issuer, self._leeway, self._caller, time.time(), **kwargs)
         except verifier.VerificationError as exc:
             raise Denial("approve rejected: unverified approver identity: %s" % exc)
 
@@ -156,8 +157,8 @@ class Client(object):
     def _denied(body):
         # A denial is honoured as approvebot gave it: denying is the safe
         # direction (approval_webhook.parse_webhook_response does the same).
-        return ApprovalDecision(approved=False, approver=_clip(body.get("approver") or "approvebot"),
-                                reason=_clip(body.get("reason") or "denied by approvebot"))
+        return ApprovalDecision(approved=False, approver=clip(body.get("approver") or "approvebot"),
+                                reason=clip(body.get("reason") or "denied by approvebot"))
 
 
 def json_safe(value):

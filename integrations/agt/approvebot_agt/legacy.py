@@ -20,7 +20,7 @@ import json
 
 from . import verifier
 from ._agt import ApprovalDecision, ApprovalHandler
-from ._client import Client, Denial, json_safe
+from ._client import Client, Denial, clip, json_safe
 
 
 def build_legacy_request(request):
@@ -60,8 +60,7 @@ class ApprovebotApproval(Client, ApprovalHandler):
                 raise Denial("missing or malformed 'approved' field")
             if not approved:
                 return self._denied(body)
-            approver = self._verified(lambda key_for, issuer, leeway, audience, now: verifier._verify_legacy(
-                body, data, key_for, issuer, leeway, audience, now))
-            return ApprovalDecision(approved=True, approver=approver, reason=str(body.get("reason", "")))
+            approver = self._verified(verifier._verify_legacy, body, data)
+            return ApprovalDecision(approved=True, approver=approver, reason=clip(body.get("reason") or ""))
 
         return self._decide(build, check)

@@ -20,7 +20,7 @@ import json
 
 from . import verifier
 from ._agt import ApprovalDecision
-from ._client import BINDING_MISMATCH, Client, Denial
+from ._client import BINDING_MISMATCH, Client, Denial, clip
 
 WEBHOOK_SCHEMA_VERSION = "1.0"
 
@@ -79,8 +79,7 @@ class ApprovebotTransport(Client):
                 raise Denial("missing or malformed 'approved' field")
             if not approved:
                 return self._denied(body)
-            approver = self._verified(lambda key_for, issuer, leeway, audience, now: verifier._verify(
-                body, request, key_for, issuer, leeway, audience, now, input_digest=sent["input_digest"]))
-            return ApprovalDecision(approved=True, approver=approver, reason=str(body.get("reason", "")))
+            approver = self._verified(verifier._verify, body, request, input_digest=sent["input_digest"])
+            return ApprovalDecision(approved=True, approver=approver, reason=clip(body.get("reason") or ""))
 
         return self._decide(build, check)

@@ -397,6 +397,61 @@ class LegacyTest(Base):
         self.assertEqual(json.loads(self.fake.received[0][0])["context"]["amount"], {"value": 7})
 
 
+class MutationTest(Base):
+    """Random damage to real answers: never an exception, never an approval
+    that names anyone but the signer's approver."""
+
+    ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.="
+    JUNK = [None, True, False, 0, -1, 1e308, "", "x" * 1000, [], {}, ["allow"], {"a": 1}, "mallory@company.com"]
+
+    def mutate(self, rng, body):
+        body = dict(body)
+        kind = rng.randrange(3)
+        if kind == 0:  # one character of the token
+            tok = body["identity_assertion"]
+            i = rng.randrange(len(tok))
+            c = rng.choice([x for x in self.ALPHABET if x != tok[i]])
+            body["identity_assertion"] = tok[:i] + c + tok[i + 1:]
+        elif kind == 1:  # one field of the body
+            body[rng.choice(sorted(body))] = rng.choice(self.JUNK)
+        else:  # the token's claims, re-encoded under the old signature
+            import base64
+            h, p, sig = body["identity_assertion"].split(".")
+            claims = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+            claims[rng.choice(sorted(claims))] = rng.choice(self.JUNK)
+            p = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+            body["identity_assertion"] = h + "." + p + "." + sig
+        return body
+
+    def check(self, make, ask):
+        import random
+
+        rng = random.Random(9)
+        real = self.fake.answer
+        self.fake.answer = lambda data: self.mutate(rng, real(data))
+        client = make(self.fake.url, **self.kwargs())
+        approvals = 0
+        for _ in range(150):
+            d = ask(client)
+            self.assertIsInstance(d.approved, bool)
+            if d.approved:
+                approvals += 1
+                self.assertEqual(d.approver, "jane@company.com")
+            else:
+                self.assertTrue(d.reason)
+        # Only damage that changes nothing signed or checked can pass
+        # (a body field the classes do not read, a padding bit).
+        self.assertLess(approvals, 50)
+
+    def test_transport(self):
+        self.check(ApprovebotTransport, lambda t: t.request_decision(TransportTest.request(self)))
+
+    def test_legacy(self):
+        req = agt.ApprovalRequest(action="transfer", rule_name="r", policy_name="p", agent_id=CALLER,
+                                  context={"amount": {"value": 1}})
+        self.check(ApprovebotApproval, lambda a: a.request_approval(req))
+
+
 class ChainTest(unittest.TestCase):
     def setUp(self):
         agt.install()
