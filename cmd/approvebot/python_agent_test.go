@@ -67,6 +67,8 @@ type agtOutcome struct {
 	Reason            string  `json:"reason"`
 	ReasonCode        *string `json:"reason_code"`
 	ApprovalRequestID *string `json:"approval_request_id"`
+	PolicyDecisionID  *string `json:"policy_decision_id"`
+	ExpiresAt         *string `json:"expires_at"`
 	DecisionType      string  `json:"decision_type"`
 }
 
@@ -78,7 +80,7 @@ type agtRun struct {
 
 // runExample starts README example kind ("transport" or "legacy") with its
 // approval URL pointing at approvals, and returns its outcome when it ends.
-func runExample(t *testing.T, h *harness, py, kind, approvals string) <-chan agtRun {
+func runExample(t *testing.T, h *harness, py, kind, approvals string, env ...string) <-chan agtRun {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "payments.agt-chain.json"), []byte(agtChain), 0o600); err != nil {
@@ -90,6 +92,7 @@ func runExample(t *testing.T, h *harness, py, kind, approvals string) <-chan agt
 	cmd.Dir = dir
 	cmd.Env = append(cmd.Env, "APPROVEBOT_URL="+approvals, "APPROVEBOT_JWKS_URL="+h.url+"/.well-known/jwks.json",
 		"APPROVEBOT_TOKEN="+callerToken, "AGT_APPROVAL_STRICT=1")
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan agtRun, 1)
@@ -225,6 +228,20 @@ func TestAGTTransportExample(t *testing.T) {
 		}
 		// The request approvers saw, and now see approved, is the one AGT opened.
 		h.waitClosed(*out.ApprovalRequestID, "Approved by Jane Doe")
+	})
+
+	// Ids are AGT's to choose, and a caller's clock may have no time zone.
+	t.Run("AGT ids and a naive expiry", func(t *testing.T) {
+		const rid, pid = "ar_01HZX3K9Q8W2V7N5M4B6C1D0EF", "pd_1"
+		run := runExample(t, h, py, "transport", approvals, "AGT_IDS=ar="+rid+",pd="+pid, "AGT_NAIVE_TIME=1")
+		clickWhenPosted(t, h, run, len(h.slack.Messages()), "approve", rid)
+		out := finished(t, h, run)
+		if out.Result == nil || !out.Approved || out.Approver != "jane@company.com" || deref(out.ReasonCode) != "ok" ||
+			deref(out.ApprovalRequestID) != rid || deref(out.PolicyDecisionID) != pid ||
+			strings.ContainsAny(deref(out.ExpiresAt)[10:], "+Z") {
+			t.Fatalf("AGT recorded %+v (request %s, decision %s, expires %s), want Jane's verified approval",
+				out, deref(out.ApprovalRequestID), deref(out.PolicyDecisionID), deref(out.ExpiresAt))
+		}
 	})
 
 	t.Run("deny", func(t *testing.T) {

@@ -8,6 +8,11 @@ approvebot URLs are replaced by $APPROVEBOT_URL (its /v1/approvals) and
 $APPROVEBOT_JWKS_URL; APPROVEBOT_TOKEN is read by the example itself.
 Prints one JSON line: what the governed call returned, or that it was
 denied, and the approval AGT recorded.
+
+Two knobs change what AGT generates, as an AGT caller may: AGT_IDS
+("pd=pd_1,ar=ar_01...") fixes the ids the coordinator makes (models.py,
+``_new_id``), and AGT_NAIVE_TIME=1 gives the coordinator a clock without a
+time zone, so ``expires_at`` is sent without an offset.
 """
 
 import json
@@ -21,6 +26,16 @@ sys.path.insert(0, HERE)
 import agt_standin  # noqa: E402
 
 agt_standin.install()
+
+if os.environ.get("AGT_IDS"):
+    _fixed = dict(pair.split("=", 1) for pair in os.environ["AGT_IDS"].split(","))
+    _generated = agt_standin._new_id
+    agt_standin._new_id = lambda prefix: _fixed.get(prefix) or _generated(prefix)
+if os.environ.get("AGT_NAIVE_TIME"):
+    from datetime import datetime
+
+    # ApprovalCoordinator's only default is its clock.
+    agt_standin.ApprovalCoordinator.__init__.__defaults__ = (lambda: datetime.utcnow(),)
 
 
 def example(name):
@@ -56,6 +71,8 @@ def main():
     out.update(approved=a.approved, approver=a.approver, reason=a.reason,
                reason_code=governed.last_reason_code,
                approval_request_id=governed.last_request.approval_request_id if governed.last_request else None,
+               policy_decision_id=governed.last_request.policy_decision_id if governed.last_request else None,
+               expires_at=governed.last_request.expires_at.isoformat() if governed.last_request else None,
                decision_type="%s.%s" % (type(a).__module__, type(a).__name__))
     print(json.dumps(out))
 
