@@ -331,47 +331,44 @@ def make_response_verifier(jwks_url=None, *, jwks=None, key_file=None, issuer="a
             logger.warning("approvebot approval refused: %s: %s", type(exc).__name__, exc)
         return None
 
-    response_verifier.explain = lambda body, request: _explain(body, request, key_for, issuer, leeway, audience)
     return response_verifier
-
-
-def _explain(body, request, key_for, issuer, leeway, audience):
-    """Return (principal, None) or (None, reason): for the command line."""
-    try:
-        return _verify(body, request, key_for, issuer, leeway, audience, time.time()), None
-    except Exception as exc:
-        return None, str(exc) or type(exc).__name__
 
 
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description="Verify an approvebot response body read from stdin.")
+    p = argparse.ArgumentParser(
+        prog="python3 -m approvebot_agt",
+        description="Verify an approvebot answer read from stdin: a schema 1.0 answer against "
+                    "--request-id and --action-digest, or a legacy answer against --request-body.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--jwks", help="JWKS file")
     src.add_argument("--jwks-url", help="JWKS URL")
     src.add_argument("--key-file", help="PEM Ed25519 public key file")
     p.add_argument("--issuer", default="approvebot")
-    p.add_argument("--audience")
-    p.add_argument("--request-id", required=True, help="the request's approval_request_id")
-    p.add_argument("--action-digest", required=True, help="the request's action_digest")
+    p.add_argument("--audience", help="the caller name approvebot knows the agent by")
+    p.add_argument("--request-id", help="the 1.0 request's approval_request_id")
+    p.add_argument("--action-digest", help="the 1.0 request's action_digest")
+    p.add_argument("--request-body", help="file holding the exact legacy request body that was sent")
     args = p.parse_args(argv)
+    if (args.request_body is None) == (args.request_id is None or args.action_digest is None):
+        p.error("give --request-id and --action-digest (schema 1.0), or --request-body (legacy)")
     try:
+        jwks = None
         if args.jwks:
             with open(args.jwks, "rb") as f:
-                verifier = make_response_verifier(jwks=json.loads(f.read().decode("utf-8")), issuer=args.issuer, audience=args.audience)
-        elif args.jwks_url:
-            verifier = make_response_verifier(args.jwks_url, issuer=args.issuer, audience=args.audience)
-        else:
-            verifier = make_response_verifier(key_file=args.key_file, issuer=args.issuer, audience=args.audience)
+                jwks = json.loads(f.read().decode("utf-8"))
+        key_for = key_source(args.jwks_url, jwks, args.key_file)
         body = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+        if args.request_body is not None:
+            with open(args.request_body, "rb") as f:
+                sent = f.read()
+            principal = _verify_legacy(body, sent, key_for, args.issuer, 60, args.audience, time.time())
+        else:
+            request = {"approval_request_id": args.request_id, "action_digest": args.action_digest}
+            principal = _verify(body, request, key_for, args.issuer, 60, args.audience, time.time())
     except Exception as exc:
-        print("rejected: %s" % exc, file=sys.stderr)
-        return 1
-    request = {"approval_request_id": args.request_id, "action_digest": args.action_digest}
-    principal, reason = verifier.explain(body, request)
-    if principal is None:
-        print("rejected: %s" % reason, file=sys.stderr)
+        print("rejected: %s" % (str(exc) or type(exc).__name__), file=sys.stderr)
         return 1
     print(principal)
     return 0

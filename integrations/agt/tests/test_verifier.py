@@ -294,7 +294,7 @@ class CLITest(unittest.TestCase):
         self.addCleanup(os.remove, f.name)
         return subprocess.run(
             [sys.executable, "-m", "approvebot_agt", "--jwks", f.name, "--issuer", "approvebot",
-             "--request-id", request_id, "--action-digest", ACTION_DIGEST],
+             "--action-digest", ACTION_DIGEST] + (["--request-id", request_id] if request_id else []),
             input=json.dumps(body(token)).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
             cwd=PACKAGE_DIR)
 
@@ -303,6 +303,38 @@ class CLITest(unittest.TestCase):
         res = self.run_cli(issuer, issuer.token())
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(res.stdout.decode().strip(), "jane@company.com")
+
+    def run_legacy(self, issuer, token, sent, audience="payments-agent"):
+        files = []
+        for content in (json.dumps(issuer.jwks()).encode(), sent):
+            with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+                f.write(content)
+            self.addCleanup(os.remove, f.name)
+            files.append(f.name)
+        return subprocess.run(
+            [sys.executable, "-m", "approvebot_agt", "--jwks", files[0], "--audience", audience,
+             "--request-body", files[1]],
+            input=json.dumps(body(token)).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+            cwd=PACKAGE_DIR)
+
+    def test_legacy(self):
+        issuer = Issuer()
+        sent = b'{"type": "approval_request", "action": "transfer"}'
+        token = issuer.token(action_digest=None, aud="payments-agent",
+                             body_digest="sha256:" + hashlib.sha256(sent).hexdigest())
+        res = self.run_legacy(issuer, token, sent)
+        self.assertEqual((res.returncode, res.stdout.decode().strip()), (0, "jane@company.com"), res.stderr)
+        res = self.run_legacy(issuer, token, sent + b" ")
+        self.assertEqual((res.returncode, res.stdout), (1, b""))
+        self.assertIn(b"body_digest does not match", res.stderr)
+        res = self.run_legacy(issuer, token, sent, audience="other-agent")
+        self.assertIn(b"audience", res.stderr)
+
+    def test_needs_a_request(self):
+        issuer = Issuer()
+        res = self.run_cli(issuer, issuer.token(), request_id=None)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"--request-body", res.stderr)
 
     def test_reject(self):
         issuer = Issuer()
