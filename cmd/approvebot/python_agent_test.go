@@ -78,9 +78,16 @@ type agtRun struct {
 	err          error
 }
 
+// agtProc is a running example: done holds its outcome once it has ended,
+// and ended is cancelled then.
+type agtProc struct {
+	done  chan agtRun
+	ended context.Context
+}
+
 // runExample starts README example kind ("transport" or "legacy") with its
-// approval URL pointing at approvals, and returns its outcome when it ends.
-func runExample(t *testing.T, h *harness, py, kind, approvals string, env ...string) <-chan agtRun {
+// approval URL pointing at approvals.
+func runExample(t *testing.T, h *harness, py, kind, approvals string, env ...string) *agtProc {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "payments.agt-chain.json"), []byte(agtChain), 0o600); err != nil {
@@ -95,7 +102,8 @@ func runExample(t *testing.T, h *harness, py, kind, approvals string, env ...str
 	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	done := make(chan agtRun, 1)
+	ended, end := context.WithCancel(context.Background())
+	p := &agtProc{done: make(chan agtRun, 1), ended: ended}
 	go func() {
 		defer cancel()
 		err := cmd.Run()
@@ -103,24 +111,21 @@ func runExample(t *testing.T, h *harness, py, kind, approvals string, env ...str
 		if err == nil {
 			r.err = json.Unmarshal(stdout.Bytes(), &r.out)
 		}
-		done <- r
+		p.done <- r
+		end()
 	}()
-	return done
+	return p
 }
 
-// clickWhenPosted waits for the example's request to reach Slack (or the
-// example to end early), checks the message, and clicks action as Jane.
-func clickWhenPosted(t *testing.T, h *harness, run <-chan agtRun, before int, action string, shows ...string) string {
+// clickWhenPosted waits for the example's request to reach Slack, checks
+// that the message shows each of shows, and clicks action as Jane. The
+// example ending first fails the test with its output.
+func clickWhenPosted(t *testing.T, h *harness, p *agtProc, before int, action string, shows ...string) string {
 	t.Helper()
-	var early *agtRun
+	ctx, cancel := context.WithTimeout(p.ended, 60*time.Second)
+	defer cancel()
 	var msg slackfake.Message
-	h.waitFor("the example's message in Slack", func() bool {
-		select {
-		case r := <-run:
-			early = &r
-			return true
-		default:
-		}
+	err := h.slack.WaitFor(ctx, func() bool {
 		msgs := h.slack.Messages()
 		if len(msgs) > before {
 			msg = msgs[before]
@@ -128,9 +133,13 @@ func clickWhenPosted(t *testing.T, h *harness, run <-chan agtRun, before int, ac
 		}
 		return false
 	})
-	if early != nil {
-		t.Fatalf("the example ended before its request reached Slack: %v\nstdout: %s\nstderr: %s\nlogs:\n%s",
-			early.err, early.stdout, early.logs, h.logs)
+	if err != nil {
+		if p.ended.Err() != nil {
+			r := <-p.done
+			t.Fatalf("the example ended before its request reached Slack: %v\nstdout: %s\nstderr: %s\nlogs:\n%s",
+				r.err, r.stdout, r.logs, h.logs)
+		}
+		t.Fatalf("waiting for the example's message in Slack: %v\nlogs:\n%s", err, h.logs)
 	}
 	id := requestIDOf(t, msg)
 	h.waitPosted(id, 1)
@@ -146,10 +155,10 @@ func clickWhenPosted(t *testing.T, h *harness, run <-chan agtRun, before int, ac
 	return id
 }
 
-func finished(t *testing.T, h *harness, run <-chan agtRun) agtOutcome {
+func finished(t *testing.T, h *harness, p *agtProc) agtOutcome {
 	t.Helper()
 	select {
-	case r := <-run:
+	case r := <-p.done:
 		if r.err != nil {
 			t.Fatalf("example: %v\nstdout: %s\nstderr: %s\nlogs:\n%s", r.err, r.stdout, r.logs, h.logs)
 		}
