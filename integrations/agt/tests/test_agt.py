@@ -497,6 +497,27 @@ class ChainTest(unittest.TestCase):
                 self.assertIn(key + ":", str(e.exception))
 
 
+    def test_damaged_definitions_raise_only_value_error(self):
+        import random
+
+        from approvebot_agt import load_chain
+
+        rng = random.Random(3)
+        good = {"chain_id": "c", "version": "3", "stages": [{"stage_index": 0, "allowed_identities": ["a"],
+                                                                "allowed_roles": [], "required": True}]}
+        junk = [None, True, 0, -1, 1.5, "", "x", [], {}, [None], ["a", 1], {"a": []}]
+        for _ in range(500):
+            d = json.loads(json.dumps(good))
+            target = d if rng.random() < 0.4 else d["stages"][0]
+            target[rng.choice(sorted(target) + ["extra"])] = rng.choice(junk)
+            try:
+                c = load_chain(json.dumps(d))
+            except ValueError:
+                continue
+            self.assertIsInstance(c.version, str)
+            self.assertTrue(all(isinstance(i, str) for st in c.stages for i in st.allowed_identities))
+
+
 class TimeTest(unittest.TestCase):
     def test_naive_expiry_is_sent_as_agt_sends_it(self):
         binding = agt.ActionBinding("tool.invoke", CALLER, agt.ActionTarget("transfer", "1"), {})
