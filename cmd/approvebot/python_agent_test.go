@@ -51,12 +51,18 @@ chains:
       - approvers: [treasury-ops]
 `
 
-// agtChain is the AGT chain definition `approvebot agt chain --chain
-// payments` prints for agtConfig: the stage's members as approvebot reports
-// them.
-const agtChain = `{"chain_id": "payments", "version": "7", "stages": [
-  {"stage_index": 0, "allowed_identities": ["jane@company.com", "bob@company.com"], "allowed_roles": [], "required": true}]}
-`
+// agtChainOf prints the AGT chain definition for approvebot's chain
+// payments, as an agent developer does: `approvebot agt chain --config FILE
+// --chain payments`. The README's transport example loads it.
+func agtChainOf(t *testing.T, h *harness) []byte {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	args := []string{"agt", "chain", "--config", h.config, "--chain", "payments"}
+	if err := run(context.Background(), args, h.getenv, &stdout, &stderr); err != nil {
+		t.Fatalf("approvebot agt chain: %v\n%s", err, stderr.String())
+	}
+	return stdout.Bytes()
+}
 
 // agtOutcome is what readme_example.py prints.
 type agtOutcome struct {
@@ -90,8 +96,10 @@ type agtProc struct {
 func runExample(t *testing.T, h *harness, py, kind, approvals string, env ...string) *agtProc {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "payments.agt-chain.json"), []byte(agtChain), 0o600); err != nil {
-		t.Fatal(err)
+	if kind == "transport" {
+		if err := os.WriteFile(filepath.Join(dir, "payments.agt-chain.json"), agtChainOf(t, h), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	script := filepath.Join(signingtest.PackageDir(), "tests", "readme_example.py")
@@ -216,7 +224,8 @@ func forgingProxy(t *testing.T, h *harness) string {
 }
 
 // TestAGTTransportExample runs the README's schema 1.0 wiring: AGT's
-// coordinator with the chain `approvebot agt chain` prints, and
+// coordinator with the chain `approvebot agt chain` prints (Jane and Bob,
+// by the emails the fake Slack has for U0JANE and U0BOB), and
 // ApprovebotTransport. An approval reaches AGT as Jane's verified vote and
 // the tool runs; a denial is Jane's recorded deny; a forged answer is no
 // vote at all.
