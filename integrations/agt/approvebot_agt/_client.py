@@ -55,14 +55,15 @@ class Client(object):
     """Configuration shared by ApprovebotTransport and ApprovebotApproval."""
 
     def __init__(self, url, *, caller, token=None, headers=None, jwks_url=None, jwks=None,
-                 key_file=None, issuer="approvebot", timeout_seconds=300.0, leeway=60,
+                 key_file=None, issuer="approvebot", timeout_seconds=None, leeway=60,
                  cache_seconds=300):
         parsed = urllib.parse.urlparse(url if isinstance(url, str) else "")
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("url must be an http or https URL of approvebot's /v1/approvals, got %r" % (url,))
         if not isinstance(caller, str) or not caller:
             raise ValueError("caller must be the name approvebot knows this agent by (callers[].name)")
-        if not isinstance(timeout_seconds, (int, float)) or isinstance(timeout_seconds, bool) or timeout_seconds <= 0:
+        if timeout_seconds is not None and (not isinstance(timeout_seconds, (int, float)) or
+                                            isinstance(timeout_seconds, bool) or timeout_seconds <= 0):
             raise ValueError("timeout_seconds must be a positive number, got %r" % (timeout_seconds,))
         self._headers = {"Content-Type": "application/json"}
         for k, v in dict(headers or {}).items():
@@ -79,25 +80,25 @@ class Client(object):
         self._url = url
         self._caller = caller
         self._issuer = issuer
-        self._timeout = float(timeout_seconds)
+        self._timeout = None if timeout_seconds is None else float(timeout_seconds)
         self._leeway = leeway
         self._key_for = verifier.key_source(jwks_url, jwks, key_file, cache_seconds)
         self._opener = urllib.request.build_opener(_NoRedirect)
 
-    def _post(self, data):
+    def _post(self, data, timeout):
         """POST data and return the answer body as a dict, or raise Denial."""
         req = urllib.request.Request(self._url, data=data, headers=self._headers, method="POST")
         try:
-            with self._opener.open(req, timeout=self._timeout) as resp:  # noqa: S310
+            with self._opener.open(req, timeout=timeout) as resp:  # noqa: S310
                 status = resp.status
                 raw = resp.read(_MAX_ANSWER_BYTES + 1)
         except urllib.error.HTTPError as exc:
             raise Denial(self._refusal(exc), TRANSPORT_ERROR)
         except (socket.timeout, TimeoutError):
-            raise Denial("timeout: no answer from approvebot within %g s" % self._timeout, TIMEOUT)
+            raise Denial("timeout: no answer from approvebot within %g s" % timeout, TIMEOUT)
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):
-                raise Denial("timeout: no answer from approvebot within %g s" % self._timeout, TIMEOUT)
+                raise Denial("timeout: no answer from approvebot within %g s" % timeout, TIMEOUT)
             raise Denial("cannot reach approvebot: %s" % clip(exc.reason), TRANSPORT_ERROR)
         except OSError as exc:
             raise Denial("approvebot connection failed: %s" % clip(exc), TRANSPORT_ERROR)
@@ -130,14 +131,18 @@ class Client(object):
             pass
         return "approvebot refused the request: " + what
 
-    def _decide(self, build, check):
-        """Run build() -> bytes, POST, check(body, sent) -> decision; deny on any failure."""
+    def _decide(self, build, check, timeout):
+        """Run build() -> bytes, POST, check(body, sent) -> decision; deny on any failure.
+
+        timeout() is how long to wait when timeout_seconds was not given.
+        """
         try:
             try:
                 data = build()
+                wait = self._timeout if self._timeout is not None else timeout()
             except Exception as exc:
                 raise Denial("cannot build the approval request: %s" % clip(exc), TRANSPORT_ERROR)
-            return check(self._post(data), data)
+            return check(self._post(data, wait), data)
         except Denial as d:
             logger.warning("approvebot approval denied: %s", d.reason)
             return ApprovalDecision(approved=False, approver=d.approver, reason=d.reason)

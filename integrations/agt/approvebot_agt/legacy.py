@@ -22,6 +22,10 @@ from . import verifier
 from ._agt import ApprovalDecision, ApprovalHandler
 from ._client import Client, Denial, clip, json_safe
 
+# AGT's WebhookApproval waits 300 s by default; approvebot's default route
+# timeout is below that.
+DEFAULT_WAIT_SECONDS = 300.0
+
 
 def build_legacy_request(request):
     """The legacy body of AGT's WebhookApproval.request_approval (approval.py),
@@ -45,7 +49,8 @@ def build_legacy_request(request):
 class ApprovebotApproval(Client, ApprovalHandler):
     """An AGT ``ApprovalHandler`` (approval.py) answered by approvebot.
 
-    Takes the same arguments as ``ApprovebotTransport``.
+    Takes the same arguments as ``ApprovebotTransport``; ``timeout_seconds``
+    defaults to 300 (AGT's ``WebhookApproval``'s).
     """
 
     def request_approval(self, request):
@@ -63,4 +68,4 @@ class ApprovebotApproval(Client, ApprovalHandler):
             approver = self._verified(verifier._verify_legacy, body, data)
             return ApprovalDecision(approved=True, approver=approver, reason=clip(body.get("reason") or ""))
 
-        return self._decide(build, check)
+        return self._decide(build, check, lambda: DEFAULT_WAIT_SECONDS)

@@ -17,12 +17,18 @@ It is not AGT's ``WebhookApproval`` (nor a subclass), so it works with
 """
 
 import json
+from datetime import datetime, timezone
 
 from . import verifier
 from ._agt import ApprovalDecision
 from ._client import BINDING_MISMATCH, Client, Denial, clip
 
 WEBHOOK_SCHEMA_VERSION = "1.0"
+
+# approvebot answers no later than the request's expires_at; wait that long
+# and a margin, so its own expiry answer arrives before this side gives up.
+EXPIRY_MARGIN_SECONDS = 30
+MIN_WAIT_SECONDS = 5
 
 
 def build_webhook_request(request, schema_version=WEBHOOK_SCHEMA_VERSION):
@@ -52,7 +58,8 @@ class ApprovebotTransport(Client):
             key: its ``/.well-known/jwks.json`` URL (https, or http to
             loopback), a JWKS dict, or a PEM Ed25519 public key file.
         issuer: approvebot's ``signing.issuer`` (default ``"approvebot"``).
-        timeout_seconds: how long to wait for the answer (default 300, AGT's).
+        timeout_seconds: how long to wait for the answer; by default until
+            the request's ``expires_at`` and 30 s more.
         leeway: clock skew allowed on the assertion's times, in seconds.
         cache_seconds: how long fetched keys are kept.
     """
@@ -82,4 +89,11 @@ class ApprovebotTransport(Client):
             approver = self._verified(verifier._verify, body, request, input_digest=sent["input_digest"])
             return ApprovalDecision(approved=True, approver=approver, reason=clip(body.get("reason") or ""))
 
-        return self._decide(build, check)
+        def wait():
+            expires = request.expires_at
+            if expires.tzinfo is None:  # approvebot reads a naive time as UTC
+                expires = expires.replace(tzinfo=timezone.utc)
+            left = (expires - datetime.now(timezone.utc)).total_seconds()
+            return left + EXPIRY_MARGIN_SECONDS if left > 0 else MIN_WAIT_SECONDS
+
+        return self._decide(build, check, wait)

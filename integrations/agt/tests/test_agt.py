@@ -256,6 +256,18 @@ class TransportTest(Base):
                 self.assertIn(why, d.reason)
         self.fake.hang = False
 
+    def test_waits_for_the_request_expiry_by_default(self):
+        from approvebot_agt import transport
+
+        self.fake.hang = True
+        self.addCleanup(setattr, transport, "MIN_WAIT_SECONDS", transport.MIN_WAIT_SECONDS)
+        transport.MIN_WAIT_SECONDS = 0.3
+        req = self.request()
+        req.expires_at = agt.utcnow() - timedelta(seconds=1)
+        d = ApprovebotTransport(self.fake.url, **self.kwargs()).request_decision(req)
+        self.assertEqual((d.approved, d.approver), (False, "system:timeout"))
+        self.assertIn("within 0.3 s", d.reason)
+
     def test_unreachable(self):
         url = self.fake.url
         self.fake.close()
