@@ -14,7 +14,7 @@ import (
 	"github.com/approvebot/approvebot/signing/signingtest"
 )
 
-// The agent side of a decision is Python: integrations/agt's verifier. These
+// The agent side of a decision is Python: integrations/agt's approvebot_agt. These
 // tests sign with this package and verify with that script, so the two
 // cannot drift apart unnoticed.
 
@@ -38,7 +38,7 @@ func runVerifier(t *testing.T, py string, jwks []byte, token, requestID, actionD
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, py, signingtest.VerifierScript(), "--jwks", jwksFile, "--issuer", "approvebot",
+	cmd := signingtest.Verifier(ctx, py, "--jwks", jwksFile, "--issuer", "approvebot",
 		"--request-id", requestID, "--action-digest", actionDigest)
 	cmd.Stdin = bytes.NewReader(body)
 	var out, errOut bytes.Buffer

@@ -605,7 +605,7 @@ func TestPythonVerifierAgainstTheServer(t *testing.T) {
 		defer in.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, py, signingtest.VerifierScript(), "--jwks", jwksFile, "--issuer", testIssuer,
+		cmd := signingtest.Verifier(ctx, py, "--jwks", jwksFile, "--issuer", testIssuer,
 			"--audience", "payments-agent", "--request-id", requestID, "--action-digest", actionDigest)
 		cmd.Stdin = in
 		var out, errOut bytes.Buffer

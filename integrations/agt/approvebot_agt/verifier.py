@@ -7,18 +7,20 @@ who approved, the request and the action digest. AGT's
 ``response_verifier(body, request)`` returns the approver's identity; this
 module builds that verifier.
 
-    from approvebot_verifier import make_response_verifier
+    from approvebot_agt import make_response_verifier
     verifier = make_response_verifier("https://approvebot.example/.well-known/jwks.json")
 
 The verifier fails closed: on any doubt it returns None, which AGT turns into
-a denial. It never raises.
+a denial. It never raises. (``ApprovebotTransport`` and
+``ApprovebotApproval`` use the same checks, plus the audience, the input
+digest, and for legacy answers the digest of the body sent.)
 
 Needs only the standard library and ``cryptography`` (3.x or later).
 
 Command line, for checking a response by hand (exit 0 and the approver on
 stdout when it verifies, exit 1 otherwise):
 
-    python3 approvebot_verifier.py --jwks jwks.json --issuer approvebot \\
+    python3 -m approvebot_agt --jwks jwks.json --issuer approvebot \\
         --request-id ar_... --action-digest sha256:... < body.json
 """
 
@@ -36,9 +38,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-__all__ = ["make_response_verifier", "VerificationError"]
+__all__ = ["make_response_verifier", "VerificationError", "key_source", "body_digest"]
 
-logger = logging.getLogger("approvebot_verifier")
+logger = logging.getLogger("approvebot_agt")
 
 _MAX_JWKS_BYTES = 1 << 20
 _FETCH_TIMEOUT = 10
@@ -184,7 +186,12 @@ def _number(claims, name):
     return value
 
 
-def _verify(body, request, key_for, issuer, leeway, audience, now):
+def _assertion_claims(body, key_for, issuer, leeway, audience, now):
+    """Check the body's identity_assertion token and return its claims.
+
+    Checks what every approvebot assertion carries, whatever the body's
+    schema: EdDSA signature by a published key, issuer, expiry, audience.
+    """
     if not isinstance(body, dict):
         raise VerificationError("body is not an object")
     token = body.get("identity_assertion")
@@ -226,13 +233,10 @@ def _verify(body, request, key_for, issuer, leeway, audience, now):
         aud = claims.get("aud")
         if aud != audience and not (isinstance(aud, list) and audience in aud):
             raise VerificationError("audience %r, want %r" % (aud, audience))
+    return claims
 
-    for name in ("approval_request_id", "action_digest"):
-        want = _request_value(request, name)
-        if claims.get(name) != want:
-            raise VerificationError("assertion %s does not match the request" % name)
-        if body.get(name) != want:
-            raise VerificationError("body %s does not match the request" % name)
+
+def _approver(body, claims):
     if claims.get("decision") != "allow":
         raise VerificationError("assertion decision is %r, not allow" % (claims.get("decision"),))
     if body.get("approved") is not True:
@@ -241,6 +245,65 @@ def _verify(body, request, key_for, issuer, leeway, audience, now):
     if not isinstance(sub, str) or not sub:
         raise VerificationError("assertion names no approver")
     return sub
+
+
+def _verify(body, request, key_for, issuer, leeway, audience, now, input_digest=None):
+    claims = _assertion_claims(body, key_for, issuer, leeway, audience, now)
+    for name in ("approval_request_id", "action_digest"):
+        want = _request_value(request, name)
+        if claims.get(name) != want:
+            raise VerificationError("assertion %s does not match the request" % name)
+        if body.get(name) != want:
+            raise VerificationError("body %s does not match the request" % name)
+    if input_digest is not None and claims.get("input_digest") != input_digest:
+        raise VerificationError("assertion input_digest does not match the request sent")
+    return _approver(body, claims)
+
+
+def body_digest(data):
+    """The digest approvebot signs over a legacy body: sha256 of its bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _verify_legacy(body, sent, key_for, issuer, leeway, audience, now):
+    """Check a legacy answer against the exact body bytes that were sent.
+
+    A legacy request carries no id of the agent's own: approvebot names it,
+    and binds the answer to the request by ``body_digest``, the SHA-256 of
+    the body it received.
+    """
+    claims = _assertion_claims(body, key_for, issuer, leeway, audience, now)
+    if claims.get("body_digest") != body_digest(sent):
+        raise VerificationError("assertion body_digest does not match the request sent")
+    rid = claims.get("approval_request_id")
+    if not isinstance(rid, str) or not rid:
+        raise VerificationError("assertion has no approval_request_id")
+    if body.get("approval_request_id") != rid:
+        raise VerificationError("body approval_request_id does not match the assertion")
+    return _approver(body, claims)
+
+
+def key_source(jwks_url=None, jwks=None, key_file=None, cache_seconds=300):
+    """Return ``key_for(kid) -> Ed25519PublicKey`` for exactly one key source.
+
+    Raises ValueError at once for a bad source, so a misconfigured agent
+    fails when it starts, not on its first approval.
+    """
+    sources = [s for s in (jwks_url, jwks, key_file) if s is not None]
+    if len(sources) != 1:
+        raise ValueError("give exactly one of jwks_url, jwks or key_file")
+    if jwks_url is not None:
+        return _JWKSCache(jwks_url, cache_seconds).key
+    keys = _keys_from_jwks(jwks) if jwks is not None else _key_from_pem(key_file)
+    if not keys:
+        raise ValueError("no usable Ed25519 key given")
+
+    def key_for(kid):
+        if kid not in keys:
+            raise VerificationError("no key %r" % kid)
+        return keys[kid]
+
+    return key_for
 
 
 def make_response_verifier(jwks_url=None, *, jwks=None, key_file=None, issuer="approvebot",
@@ -257,21 +320,7 @@ def make_response_verifier(jwks_url=None, *, jwks=None, key_file=None, issuer="a
     ``approval_request_id`` and ``action_digest``, and says allow; otherwise
     None.
     """
-    sources = [s for s in (jwks_url, jwks, key_file) if s is not None]
-    if len(sources) != 1:
-        raise ValueError("give exactly one of jwks_url, jwks or key_file")
-    if jwks_url is not None:
-        cache = _JWKSCache(jwks_url, cache_seconds)
-        key_for = cache.key
-    else:
-        keys = _keys_from_jwks(jwks) if jwks is not None else _key_from_pem(key_file)
-        if not keys:
-            raise ValueError("no usable Ed25519 key given")
-
-        def key_for(kid):
-            if kid not in keys:
-                raise VerificationError("no key %r" % kid)
-            return keys[kid]
+    key_for = key_source(jwks_url, jwks, key_file, cache_seconds)
 
     def response_verifier(body, request):
         try:
@@ -282,47 +331,44 @@ def make_response_verifier(jwks_url=None, *, jwks=None, key_file=None, issuer="a
             logger.warning("approvebot approval refused: %s: %s", type(exc).__name__, exc)
         return None
 
-    response_verifier.explain = lambda body, request: _explain(body, request, key_for, issuer, leeway, audience)
     return response_verifier
-
-
-def _explain(body, request, key_for, issuer, leeway, audience):
-    """Return (principal, None) or (None, reason): for the command line."""
-    try:
-        return _verify(body, request, key_for, issuer, leeway, audience, time.time()), None
-    except Exception as exc:
-        return None, str(exc) or type(exc).__name__
 
 
 def main(argv=None):
     import argparse
 
-    p = argparse.ArgumentParser(description="Verify an approvebot response body read from stdin.")
+    p = argparse.ArgumentParser(
+        prog="python3 -m approvebot_agt",
+        description="Verify an approvebot answer read from stdin: a schema 1.0 answer against "
+                    "--request-id and --action-digest, or a legacy answer against --request-body.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--jwks", help="JWKS file")
     src.add_argument("--jwks-url", help="JWKS URL")
     src.add_argument("--key-file", help="PEM Ed25519 public key file")
     p.add_argument("--issuer", default="approvebot")
-    p.add_argument("--audience")
-    p.add_argument("--request-id", required=True, help="the request's approval_request_id")
-    p.add_argument("--action-digest", required=True, help="the request's action_digest")
+    p.add_argument("--audience", help="the caller name approvebot knows the agent by")
+    p.add_argument("--request-id", help="the 1.0 request's approval_request_id")
+    p.add_argument("--action-digest", help="the 1.0 request's action_digest")
+    p.add_argument("--request-body", help="file holding the exact legacy request body that was sent")
     args = p.parse_args(argv)
+    if (args.request_body is None) == (args.request_id is None or args.action_digest is None):
+        p.error("give --request-id and --action-digest (schema 1.0), or --request-body (legacy)")
     try:
+        jwks = None
         if args.jwks:
             with open(args.jwks, "rb") as f:
-                verifier = make_response_verifier(jwks=json.loads(f.read().decode("utf-8")), issuer=args.issuer, audience=args.audience)
-        elif args.jwks_url:
-            verifier = make_response_verifier(args.jwks_url, issuer=args.issuer, audience=args.audience)
-        else:
-            verifier = make_response_verifier(key_file=args.key_file, issuer=args.issuer, audience=args.audience)
+                jwks = json.loads(f.read().decode("utf-8"))
+        key_for = key_source(args.jwks_url, jwks, args.key_file)
         body = json.loads(sys.stdin.buffer.read().decode("utf-8"))
+        if args.request_body is not None:
+            with open(args.request_body, "rb") as f:
+                sent = f.read()
+            principal = _verify_legacy(body, sent, key_for, args.issuer, 60, args.audience, time.time())
+        else:
+            request = {"approval_request_id": args.request_id, "action_digest": args.action_digest}
+            principal = _verify(body, request, key_for, args.issuer, 60, args.audience, time.time())
     except Exception as exc:
-        print("rejected: %s" % exc, file=sys.stderr)
-        return 1
-    request = {"approval_request_id": args.request_id, "action_digest": args.action_digest}
-    principal, reason = verifier.explain(body, request)
-    if principal is None:
-        print("rejected: %s" % reason, file=sys.stderr)
+        print("rejected: %s" % (str(exc) or type(exc).__name__), file=sys.stderr)
         return 1
     print(principal)
     return 0

@@ -1,4 +1,4 @@
-"""Tests for approvebot_verifier. Run: python3 -m unittest test_approvebot_verifier"""
+"""Tests of approvebot_agt.verifier (AGT's response_verifier and the command line)."""
 
 import base64
 import hashlib
@@ -17,11 +17,11 @@ import unittest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import approvebot_verifier  # noqa: E402
-from approvebot_verifier import make_response_verifier  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_DIR = os.path.dirname(HERE)
+sys.path.insert(0, PACKAGE_DIR)
+from approvebot_agt import verifier as approvebot_verifier  # noqa: E402
+from approvebot_agt import make_response_verifier  # noqa: E402
 REQUEST_ID = "ar_9b2e4f6a8c0d1e3f5a7b9c1d3e5f7a9b"
 ACTION_DIGEST = "sha256:9b43418da608a5a5f7cf62303220b4d194b5780d011785b1db7898fd51284990"
 
@@ -77,7 +77,7 @@ def body(token, **overrides):
 REQUEST = {"approval_request_id": REQUEST_ID, "action_digest": ACTION_DIGEST}
 
 # Refusals are logged at WARNING; keep the test output readable.
-logging.getLogger("approvebot_verifier").setLevel(logging.CRITICAL)
+logging.getLogger("approvebot_agt").setLevel(logging.CRITICAL)
 
 
 class VerifierTest(unittest.TestCase):
@@ -156,11 +156,11 @@ class VerifierTest(unittest.TestCase):
                 self.assertIsNone(self.verify(b, REQUEST))
 
     def test_refusal_is_logged_without_the_token(self):
-        logger = logging.getLogger("approvebot_verifier")
+        logger = logging.getLogger("approvebot_agt")
         logger.setLevel(logging.WARNING)
         self.addCleanup(logger.setLevel, logging.CRITICAL)
         token = self.issuer.token(decision="deny")
-        with self.assertLogs("approvebot_verifier", "WARNING") as logs:
+        with self.assertLogs("approvebot_agt", "WARNING") as logs:
             self.assertIsNone(self.verify(body(token), REQUEST))
         self.assertIn("decision", logs.output[0])
         self.assertNotIn(token.split(".")[2], logs.output[0])
@@ -293,15 +293,48 @@ class CLITest(unittest.TestCase):
             json.dump(issuer.jwks(), f)
         self.addCleanup(os.remove, f.name)
         return subprocess.run(
-            [sys.executable, os.path.join(HERE, "approvebot_verifier.py"), "--jwks", f.name, "--issuer", "approvebot",
-             "--request-id", request_id, "--action-digest", ACTION_DIGEST],
-            input=json.dumps(body(token)).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+            [sys.executable, "-m", "approvebot_agt", "--jwks", f.name, "--issuer", "approvebot",
+             "--action-digest", ACTION_DIGEST] + (["--request-id", request_id] if request_id else []),
+            input=json.dumps(body(token)).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+            cwd=PACKAGE_DIR)
 
     def test_accept(self):
         issuer = Issuer()
         res = self.run_cli(issuer, issuer.token())
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(res.stdout.decode().strip(), "jane@company.com")
+
+    def run_legacy(self, issuer, token, sent, audience="payments-agent"):
+        files = []
+        for content in (json.dumps(issuer.jwks()).encode(), sent):
+            with tempfile.NamedTemporaryFile("wb", delete=False) as f:
+                f.write(content)
+            self.addCleanup(os.remove, f.name)
+            files.append(f.name)
+        return subprocess.run(
+            [sys.executable, "-m", "approvebot_agt", "--jwks", files[0], "--audience", audience,
+             "--request-body", files[1]],
+            input=json.dumps(body(token)).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+            cwd=PACKAGE_DIR)
+
+    def test_legacy(self):
+        issuer = Issuer()
+        sent = b'{"type": "approval_request", "action": "transfer"}'
+        token = issuer.token(action_digest=None, aud="payments-agent",
+                             body_digest="sha256:" + hashlib.sha256(sent).hexdigest())
+        res = self.run_legacy(issuer, token, sent)
+        self.assertEqual((res.returncode, res.stdout.decode().strip()), (0, "jane@company.com"), res.stderr)
+        res = self.run_legacy(issuer, token, sent + b" ")
+        self.assertEqual((res.returncode, res.stdout), (1, b""))
+        self.assertIn(b"body_digest does not match", res.stderr)
+        res = self.run_legacy(issuer, token, sent, audience="other-agent")
+        self.assertIn(b"audience", res.stderr)
+
+    def test_needs_a_request(self):
+        issuer = Issuer()
+        res = self.run_cli(issuer, issuer.token(), request_id=None)
+        self.assertEqual(res.returncode, 2)
+        self.assertIn(b"--request-body", res.stderr)
 
     def test_reject(self):
         issuer = Issuer()
