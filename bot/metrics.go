@@ -21,6 +21,9 @@ type metrics struct {
 	pending   prometheus.GaugeFunc   // requests with a running deadline
 	outbox    prometheus.GaugeFunc   // chat jobs owed
 	heldConns prometheus.Gauge       // agents holding a connection
+
+	checkpoints  *prometheus.CounterVec // audit checkpoints, by sink and result
+	checkpointAt *prometheus.GaugeVec   // last checkpoint written, by sink
 }
 
 func newMetrics(e *Engine) *metrics {
@@ -51,7 +54,14 @@ func newMetrics(e *Engine) *metrics {
 	m.heldConns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "approvebot_held_connections", Help: "Agents holding a connection open for an answer.",
 	})
+	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "approvebot_audit_checkpoints_total", Help: "Signed audit checkpoints, by sink (file, log) and result (written, failed).",
+	}, []string{"sink", "result"})
+	m.checkpointAt = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "approvebot_audit_checkpoint_last_written_timestamp_seconds", Help: "When the last audit checkpoint was written, by sink (Unix time).",
+	}, []string{"sink"})
 	m.registry.MustRegister(m.requests, m.resolved, m.clicks, m.delivery, m.decision, m.pending, m.outbox, m.heldConns,
+		m.checkpoints, m.checkpointAt,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

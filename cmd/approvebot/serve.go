@@ -159,7 +159,12 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 	}
 	signer := signing.NewSigner(key, cfg.Signing.Issuer)
 
-	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log})
+	var checkpoints *bot.CheckpointConfig
+	if cfg.Audit.Checkpoints() {
+		checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile, Log: cfg.Audit.CheckpointLog, Interval: cfg.Audit.CheckpointInterval}
+		warnSameVolume(log, cfg)
+	}
+	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints})
 	if err != nil {
 		return fail(err)
 	}
@@ -314,6 +319,23 @@ func (svc *service) close(ctx context.Context) {
 	svc.engine.Drain(drainCtx)
 	if err := svc.store.Close(); err != nil {
 		svc.log.Error("close store", "err", err)
+	}
+}
+
+// warnSameVolume warns when the checkpoint file shares a file system with
+// the store: whoever can rewrite the store there can most likely cut the
+// checkpoints too, and then they anchor nothing.
+func warnSameVolume(log *slog.Logger, cfg *policy.Config) {
+	if cfg.Audit.CheckpointFile == "" {
+		return
+	}
+	var a, b syscall.Stat_t
+	if syscall.Stat(filepath.Dir(cfg.Audit.CheckpointFile), &a) != nil || syscall.Stat(filepath.Dir(cfg.Store.Path), &b) != nil {
+		return // start reports a directory that is not there
+	}
+	if a.Dev == b.Dev {
+		log.Warn("audit.checkpoints.file is on the same file system as the store: put it on another volume, or someone able to rewrite the store can cut the checkpoints too",
+			"file", cfg.Audit.CheckpointFile, "store", cfg.Store.Path)
 	}
 }
 
