@@ -47,7 +47,10 @@ func ReadCheckpoints(r io.Reader, name string, keys *signing.KeySet, issuer stri
 		out = append(out, store.Anchor{Head: store.Head{Seq: cp.AuditSeq, Digest: cp.AuditHead}, At: cp.At, Source: where})
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ReadReceipts reads decisions agents kept, one a line: either the answer
@@ -86,7 +89,10 @@ func ReadReceipts(r io.Reader, name string, keys *signing.KeySet, issuer string)
 			Source: fmt.Sprintf("%s (decision of %s)", where, rc.ApprovalRequestID)})
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func eachLine(r io.Reader, name string, fn func(line []byte, where string) error) error {
