@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot/signing"
+	"github.com/approvebot/approvebot/store"
 )
 
 // Audit checkpoints anchor the audit log outside its file. The log's records
@@ -58,11 +59,11 @@ type CheckpointLine struct {
 }
 
 type checkpointer struct {
-	e    *Engine
-	cfg  CheckpointConfig
-	kick chan struct{} // buffered: resolutions arriving during a write coalesce
-	stop chan struct{}
-	done chan struct{}
+	e       *Engine
+	cfg     CheckpointConfig
+	kick    chan struct{} // buffered: resolutions arriving during a write coalesce
+	stop    chan struct{}
+	done    chan struct{}
 	once    sync.Once
 	started bool
 	mu      sync.Mutex // one checkpoint at a time, so the file's lines come in log order
@@ -157,26 +158,18 @@ func (c *checkpointer) close(ctx context.Context) {
 func (c *checkpointer) write(why string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	head, err := c.e.store.Head()
-	if err != nil {
-		c.failed("all", err)
-		return fmt.Errorf("read the audit head: %w", err)
-	}
 	at := c.e.clock.Now()
-	tok, err := c.e.signer.SignCheckpoint(signing.Checkpoint{AuditSeq: head.Seq, AuditHead: head.Digest, At: at})
+	line, tok, head, err := c.sign(at)
 	if err != nil {
-		c.failed("all", err)
-		return err
-	}
-	line, err := json.Marshal(CheckpointLine{AuditSeq: head.Seq, AuditHead: head.Digest, At: at.UTC().Format(time.RFC3339Nano), Checkpoint: tok})
-	if err != nil {
-		c.failed("all", err)
+		for _, sink := range c.sinks() {
+			c.failed(sink, err)
+		}
 		return err
 	}
 	if c.cfg.Log {
 		c.e.log.Info("audit checkpoint", "audit_seq", head.Seq, "audit_head", head.Digest, "why", why, "checkpoint", tok)
 		c.e.metrics.checkpoints.WithLabelValues("log", "written").Inc()
-		c.e.metrics.checkpointAt.WithLabelValues("log").Set(float64(time.Now().Unix()))
+		c.e.metrics.checkpointAt.WithLabelValues("log").Set(float64(at.Unix()))
 	}
 	if c.cfg.File == "" {
 		return nil
@@ -186,8 +179,31 @@ func (c *checkpointer) write(why string) error {
 		return fmt.Errorf("audit checkpoint file %s: %w", c.cfg.File, err)
 	}
 	c.e.metrics.checkpoints.WithLabelValues("file", "written").Inc()
-	c.e.metrics.checkpointAt.WithLabelValues("file").Set(float64(time.Now().Unix()))
+	c.e.metrics.checkpointAt.WithLabelValues("file").Set(float64(at.Unix()))
 	return nil
+}
+
+// sign reads the log's head and signs it as of at.
+func (c *checkpointer) sign(at time.Time) (line []byte, token string, head store.Head, err error) {
+	if head, err = c.e.store.Head(); err != nil {
+		return nil, "", head, fmt.Errorf("read the audit head: %w", err)
+	}
+	if token, err = c.e.signer.SignCheckpoint(signing.Checkpoint{AuditSeq: head.Seq, AuditHead: head.Digest, At: at}); err != nil {
+		return nil, "", head, err
+	}
+	line, err = json.Marshal(CheckpointLine{AuditSeq: head.Seq, AuditHead: head.Digest, At: at.UTC().Format(time.RFC3339Nano), Checkpoint: token})
+	return line, token, head, err
+}
+
+func (c *checkpointer) sinks() []string {
+	var out []string
+	if c.cfg.Log {
+		out = append(out, "log")
+	}
+	if c.cfg.File != "" {
+		out = append(out, "file")
+	}
+	return out
 }
 
 func (c *checkpointer) failed(sink string, err error) {

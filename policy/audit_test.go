@@ -34,14 +34,14 @@ func TestAuditCheckpoints(t *testing.T) {
 
 func TestAuditCheckpointErrors(t *testing.T) {
 	for doc, want := range map[string]string{
-		"audit: {checkpoint_interval: 5}\n":                "line 9: audit.checkpoint_interval: 5 has no unit",
-		"audit: {checkpoint_interval: 48h}\n":              "line 9: audit.checkpoint_interval may be at most 24h",
-		"audit: {checkpoints: {log: maybe}}\n":             "line 9: audit.checkpoints.log must be true or false",
-		"audit: {checkpoints: {path: x}}\n":                `line 9: unknown key "path" in audit.checkpoints (want file, log)`,
-		"audit: {checkpoint: {file: x}}\n":                 `line 9: unknown key "checkpoint" in audit (want checkpoint_interval, checkpoints)`,
-		"audit: {checkpoints: {file: ./approvebot.db}}\n":  "line 9: audit.checkpoints.file is also store.path",
-		"audit: [checkpoints]\n":                           "line 9: audit must be a mapping",
-		"audit:\n  checkpoints:\n    file: ${CP_FILE}\n": "line 11: audit.checkpoints.file: environment variable CP_FILE is not set",
+		"audit: {checkpoint_interval: 5}\n":               "line 9: audit.checkpoint_interval: 5 has no unit",
+		"audit: {checkpoint_interval: 48h}\n":             "line 9: audit.checkpoint_interval may be at most 24h",
+		"audit: {checkpoints: {log: maybe}}\n":            "line 9: audit.checkpoints.log must be true or false",
+		"audit: {checkpoints: {path: x}}\n":               `line 9: unknown key "path" in audit.checkpoints (want file, log)`,
+		"audit: {checkpoint: {file: x}}\n":                `line 9: unknown key "checkpoint" in audit (want checkpoint_interval, checkpoints)`,
+		"audit: {checkpoints: {file: ./approvebot.db}}\n": "line 9: audit.checkpoints.file is also store.path",
+		"audit: [checkpoints]\n":                          "line 9: audit must be a mapping",
+		"audit:\n  checkpoints:\n    file: ${CP_FILE}\n":  "line 11: audit.checkpoints.file: environment variable CP_FILE is not set",
 	} {
 		_, err := Parse([]byte(baseY+doc), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {

@@ -48,8 +48,10 @@ func newAnchorHarness(t *testing.T) *harness {
 	return h
 }
 
-func (h *harness) checkpointFile() string { return filepath.Join(h.dir, "other-volume", "checkpoints.jsonl") }
-func (h *harness) storeFile() string      { return filepath.Join(h.dir, "approvebot.db") }
+func (h *harness) checkpointFile() string {
+	return filepath.Join(h.dir, "other-volume", "checkpoints.jsonl")
+}
+func (h *harness) storeFile() string { return filepath.Join(h.dir, "approvebot.db") }
 
 // checkpointLogLines are the "audit checkpoint" lines of the server's log.
 func (h *harness) checkpointLogLines() string {
