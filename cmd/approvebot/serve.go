@@ -329,14 +329,20 @@ func warnSameVolume(log *slog.Logger, cfg *policy.Config) {
 	if cfg.Audit.CheckpointFile == "" {
 		return
 	}
-	var a, b syscall.Stat_t
-	if syscall.Stat(filepath.Dir(cfg.Audit.CheckpointFile), &a) != nil || syscall.Stat(filepath.Dir(cfg.Store.Path), &b) != nil {
-		return // start reports a directory that is not there
-	}
-	if a.Dev == b.Dev {
+	if sameFileSystem(filepath.Dir(cfg.Audit.CheckpointFile), filepath.Dir(cfg.Store.Path)) {
 		log.Warn("audit.checkpoints.file is on the same file system as the store: put it on another volume, or someone able to rewrite the store can cut the checkpoints too",
 			"file", cfg.Audit.CheckpointFile, "store", cfg.Store.Path)
 	}
+}
+
+// sameFileSystem reports whether two directories are on one file system
+// (false when either cannot be read: start and doctor report that).
+func sameFileSystem(a, b string) bool {
+	var sa, sb syscall.Stat_t
+	if syscall.Stat(a, &sa) != nil || syscall.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev
 }
 
 // platformChecker is what readiness needs from an adapter.
