@@ -75,7 +75,7 @@ func CheckAnchors(anchors []Anchor, records func(yield func(Head) error) error) 
 			rep.Head.Seq, a.Source, stamp(a.At), seq)})
 	}
 	if len(problems) > 0 {
-		sort.Slice(problems, func(i, j int) bool { return problems[i].seq < problems[j].seq })
+		sort.SliceStable(problems, func(i, j int) bool { return problems[i].seq < problems[j].seq })
 		rep.Break = &Break{Seq: problems[0].seq, Problem: problems[0].text}
 	}
 	return rep, nil
