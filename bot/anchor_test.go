@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +108,34 @@ func FuzzReadReceipts(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A line cut short (a crash or a full disk mid-write) is ended before the
+// next checkpoint is appended, so the next one stands on its own line.
+func TestAppendDurablyEndsATornLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "checkpoints.jsonl")
+	if err := appendDurably(path, []byte("{\"a\":1}\n")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"audit_seq":4,"che`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := appendDurably(path, []byte("{\"b\":2}\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if want := "{\"a\":1}\n{\"audit_seq\":4,\"che\n{\"b\":2}\n"; string(got) != want {
+		t.Fatalf("file holds %q, want %q", got, want)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("checkpoint file mode %04o, want 0600", fi.Mode().Perm())
+	}
+	if err := appendDurably(t.TempDir(), []byte("x\n")); err == nil {
+		t.Error("appending to a directory succeeded")
+	}
 }
