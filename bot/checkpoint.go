@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -88,6 +89,9 @@ func (c *checkpointer) resolved() {
 // start writes the first checkpoint, which must succeed (see above), and
 // then runs the checkpointer until shutdown.
 func (c *checkpointer) start() error {
+	if c.cfg.File != "" {
+		c.checkLast()
+	}
 	if err := c.write("start"); err != nil {
 		return err
 	}
@@ -210,6 +214,79 @@ func (c *checkpointer) failed(sink string, err error) {
 	c.e.log.Error("audit checkpoint not written; decisions go on, but the log is not anchored past the last checkpoint written",
 		"sink", sink, "file", c.cfg.File, "err", err)
 	c.e.metrics.checkpoints.WithLabelValues(sink, "failed").Inc()
+}
+
+// checkLast holds the store against the checkpoint file's last line, so
+// that an older copy of the store put back, or records cut off its end, are
+// reported the moment approvebot starts on it. It only reports: restoring a
+// backup after losing a disk is a legitimate thing to do, and the decisions
+// it lost are the operator's to look into, with audit verify --checkpoints.
+func (c *checkpointer) checkLast() {
+	line, err := lastLine(c.cfg.File)
+	if err != nil || line == nil {
+		return // a new file, or one start will fail to write
+	}
+	keys, err := signing.ParseKeySet(c.e.signer.JWKS())
+	if err != nil {
+		return
+	}
+	cps, err := ReadCheckpoints(bytes.NewReader(line), c.cfg.File, keys, c.e.signer.Issuer())
+	if err != nil {
+		c.e.log.Warn("the last audit checkpoint cannot be checked (signed with another key?)", "file", c.cfg.File, "err", err)
+		return
+	}
+	cp := cps[0]
+	if cp.Seq == 0 {
+		return
+	}
+	got, found, err := c.e.store.Record(cp.Seq)
+	if err != nil {
+		c.e.log.Warn("the last audit checkpoint cannot be checked", "file", c.cfg.File, "err", err)
+		return
+	}
+	if found && got.Digest == cp.Digest {
+		return
+	}
+	head, _ := c.e.store.Head()
+	problem := "the store's audit log ends before it: records were cut off its end or an older copy of the file was put back"
+	if found {
+		problem = "the store's record there is another: the log was rewritten or an older copy of the file was put back and ran on"
+	}
+	c.e.metrics.behind.Set(1)
+	c.e.log.Error("the store does not hold the last audit checkpoint; run approvebot audit verify --checkpoints to see what is missing",
+		"file", c.cfg.File, "checkpoint_seq", cp.Seq, "checkpoint_at", cp.At, "store_head_seq", head.Seq, "problem", problem)
+}
+
+// lastLine returns the last complete line of the file at path (nil when
+// the file does not exist or holds none). Only the tail is read.
+func lastLine(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	n := min(fi.Size(), maxAnchorLine+1)
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, fi.Size()-n); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	end := bytes.LastIndexByte(buf, '\n')
+	if end < 0 {
+		return nil, nil
+	}
+	buf = buf[:end]
+	line := buf[bytes.LastIndexByte(buf, '\n')+1:]
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil, nil
+	}
+	return line, nil
 }
 
 // appendDurably appends line to the file at path and syncs it (and, when it

@@ -24,6 +24,7 @@ type metrics struct {
 
 	checkpoints  *prometheus.CounterVec // audit checkpoints, by sink and result
 	checkpointAt *prometheus.GaugeVec   // last checkpoint written, by sink
+	behind       prometheus.Gauge       // 1: at start the store did not hold the file's last checkpoint
 }
 
 func newMetrics(e *Engine) *metrics {
@@ -60,8 +61,12 @@ func newMetrics(e *Engine) *metrics {
 	m.checkpointAt = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "approvebot_audit_checkpoint_last_written_timestamp_seconds", Help: "When the last audit checkpoint was written, by sink (Unix time).",
 	}, []string{"sink"})
+	m.behind = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "approvebot_audit_store_behind_checkpoint",
+		Help: "1 when, at start, the store did not hold the last checkpoint of audit.checkpoints.file (cut, rolled back or rewritten).",
+	})
 	m.registry.MustRegister(m.requests, m.resolved, m.clicks, m.delivery, m.decision, m.pending, m.outbox, m.heldConns,
-		m.checkpoints, m.checkpointAt,
+		m.checkpoints, m.checkpointAt, m.behind,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -215,3 +215,25 @@ func (s *Store) AuditHead() (string, error) {
 	})
 	return head, err
 }
+
+// Record returns the place of the audit record at seq, and false when the
+// log has no such record.
+func (s *Store) Record(seq uint64) (Head, bool, error) {
+	var h Head
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAudit).Get(binary.BigEndian.AppendUint64(nil, seq))
+		if v == nil {
+			return nil
+		}
+		var rec struct {
+			Digest string `json:"digest"`
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("audit record %d: corrupt: %w", seq, err)
+		}
+		h, found = Head{Seq: seq, Digest: rec.Digest}, true
+		return nil
+	})
+	return h, found, err
+}

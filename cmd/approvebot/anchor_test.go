@@ -194,6 +194,10 @@ func TestAuditCheckpointsFindTruncationAndRollback(t *testing.T) {
 		t.Fatalf("expired request: %s", r.body)
 	}
 	keep(r)
+	if strings.Contains(h.logs.String(), "does not hold the last audit checkpoint") ||
+		!bytes.Contains(h.do(http.MethodGet, "/metrics", nil, nil).body, []byte("approvebot_audit_store_behind_checkpoint 0")) {
+		t.Errorf("a restart on the untouched file is reported as behind:\n%s", h.logs)
+	}
 	receiptsFile := writeFile(t, filepath.Join(h.dir, "receipts.jsonl"), receipts.String())
 	cp := h.checkpointFile()
 
@@ -231,10 +235,15 @@ func TestAuditCheckpointsFindTruncationAndRollback(t *testing.T) {
 			t.Errorf("cut file, %v: %v\n%s", flags, err, out)
 		}
 	}
-	// And through a server running on the cut file.
+	// And through a server running on the cut file, which says at start
+	// that the file is behind its last checkpoint.
 	h.start()
 	if out, err := h.verify("--checkpoints", cp); err == nil || !strings.Contains(out, missing) {
 		t.Errorf("cut file, running: %v\n%s", err, out)
+	}
+	if !strings.Contains(h.logs.String(), `"msg":"the store does not hold the last audit checkpoint`) ||
+		!bytes.Contains(h.do(http.MethodGet, "/metrics", nil, nil).body, []byte("approvebot_audit_store_behind_checkpoint 1")) {
+		t.Errorf("starting on the cut file is not reported:\n%s", h.logs)
 	}
 	h.stop()
 
