@@ -139,3 +139,28 @@ func TestAppendDurablyEndsATornLine(t *testing.T) {
 		t.Error("appending to a directory succeeded")
 	}
 }
+
+func TestLastLine(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"":           "",
+		"torn":       "",
+		"a\n":        "a",
+		"a\nb\n":     "b",
+		"a\nb\ntorn": "b",
+		"a\n\n":      "",
+		strings.Repeat("x", maxAnchorLine+10) + "\nlast\n": "last",
+	} {
+		path := filepath.Join(dir, "cp")
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := lastLine(path)
+		if err != nil || string(got) != want {
+			t.Errorf("%.20q: %q %v, want %q", content, got, err, want)
+		}
+	}
+	if got, err := lastLine(filepath.Join(dir, "none")); got != nil || err != nil {
+		t.Errorf("missing file: %q %v", got, err)
+	}
+}
