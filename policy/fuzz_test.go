@@ -24,6 +24,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(routeY))
 	f.Add([]byte(baseY + "admin:\n  token: ${ADMIN}\n"))
+	f.Add([]byte(baseY + "audit:\n  checkpoint_interval: 1m\n  checkpoints: {file: cp.jsonl, log: false}\n"))
 	fuzzEnv := map[string]string{"A_TOKEN": "a-token-of-16-chars", "TEAMS_PASSWORD": "pw", "ADMIN": "", "EMPTY": ""}
 	for k, v := range exampleEnv {
 		fuzzEnv[k] = v
@@ -58,6 +59,12 @@ func FuzzParse(f *testing.F) {
 // checkInvariants is what every accepted configuration must satisfy.
 func checkInvariants(t *testing.T, cfg *Config) {
 	t.Helper()
+	if f := cfg.Audit.CheckpointFile; f != "" && (filepath.Clean(f) == filepath.Clean(cfg.Store.Path) || filepath.Clean(f) == filepath.Clean(cfg.Signing.KeyFile)) {
+		t.Fatalf("audit.checkpoints.file %q is the store or the signing key", f)
+	}
+	if cfg.Audit.CheckpointInterval < 0 {
+		t.Fatalf("negative checkpoint interval %s", cfg.Audit.CheckpointInterval)
+	}
 	if len(cfg.Callers) == 0 || len(cfg.Approvers) == 0 || (cfg.Slack == nil && cfg.Teams == nil) {
 		t.Fatalf("accepted without callers, approvers or platform: %+v", cfg)
 	}
