@@ -507,7 +507,7 @@ func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
 		polled.IdentityAssertion != a1.IdentityAssertion || a3.ChainEntries[0].EntryDigest != a1.ChainEntries[0].EntryDigest {
 		t.Errorf("retry after decision: %+v", a3)
 	}
-	if seq, digest := h.story(id).resolvedAt(); a3.AuditSeq != seq || a3.AuditHead != digest {
+	if seq, digest := h.story(sid).resolvedAt(); a3.AuditSeq != seq || a3.AuditHead != digest {
 		t.Errorf("receipt %d %s is not the request's approval_resolved record %d %s", a3.AuditSeq, a3.AuditHead, seq, digest)
 	}
 	conflict("decided")
