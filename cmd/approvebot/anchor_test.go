@@ -177,10 +177,17 @@ func TestAuditCheckpointsFindTruncationAndRollback(t *testing.T) {
 	legacy := h.pendingID(legacyBody("approve-large-transfer"))
 	msgs := h.waitMessages(legacy, 2)
 	h.click("U0CARL", "C0COMPLIANCE", messageIn(t, msgs, "C0COMPLIANCE").TS, "deny", legacy)
-	if r := h.do(http.MethodGet, "/v1/approvals/"+legacy+"?wait=30", nil, auth()); r.answer.Status != "denied" ||
-		!bytes.Contains(r.body, []byte(`"audit_seq":`)) || !bytes.Contains(r.body, []byte(`"audit_head":"sha256:`)) {
-		t.Fatalf("legacy denial carries no receipt: %s", r.body)
+	denial := h.do(http.MethodGet, "/v1/approvals/"+legacy+"?wait=30", nil, auth())
+	if denial.answer.Status != "denied" ||
+		!bytes.Contains(denial.body, []byte(`"audit_seq":`)) || !bytes.Contains(denial.body, []byte(`"audit_head":"sha256:`)) {
+		t.Fatalf("legacy denial carries no receipt: %s", denial.body)
 	}
+	// A legacy decision's assertion is made once too: a later poll gets
+	// the same token.
+	if again := h.status(legacy); again.answer.IdentityAssertion != denial.answer.IdentityAssertion {
+		t.Errorf("legacy decision signed again on a later poll:\n%s\n%s", denial.body, again.body)
+	}
+	keep(denial)
 	h.stop()
 	logLines.WriteString(h.checkpointLogLines())
 
