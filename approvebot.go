@@ -281,6 +281,19 @@ type Request struct {
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	Destinations   []Destination   `json:"destinations,omitempty"`
 	Version        uint64          `json:"version"`
+	// Receipt places the resolution in the audit log; Assertion is the
+	// signed decision, made once in the transaction that decided the
+	// request and returned as is to every later poll or retry.
+	Receipt   *Receipt `json:"receipt,omitempty"`
+	Assertion string   `json:"assertion,omitempty"`
+}
+
+// Receipt is where a request's resolution stands in the audit log: the
+// sequence number and digest of its approval_resolved record. An agent that
+// keeps it can later prove that the log once reached that record.
+type Receipt struct {
+	AuditSeq  uint64 `json:"audit_seq"`
+	AuditHead string `json:"audit_head"`
 }
 
 // PublicID is the id the agent knows the request by: a schema 1.0

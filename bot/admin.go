@@ -66,6 +66,7 @@ type logged struct {
 type loggedResolution struct {
 	Resolution approvebot.Resolution `json:"resolution"`
 	Status     approvebot.Status     `json:"status"`
+	at         store.Head            // the record's place in the log
 }
 
 // compareWithLog holds every stored request against its audit records and
@@ -105,6 +106,7 @@ func compareWithLog(st *store.Store) (*store.Break, error) {
 			if err := json.Unmarshal(rec.Detail, &d); err != nil {
 				return unreadable(err)
 			}
+			d.at = store.Head{Seq: rec.Seq, Digest: rec.Digest}
 			l.resolutions = append(l.resolutions, d)
 		}
 		return nil
@@ -172,8 +174,13 @@ func differs(r *approvebot.Request, l *logged) string {
 	if len(l.resolutions) != 1 {
 		return fmt.Sprintf("resolved, but the audit log records %d resolutions", len(l.resolutions))
 	}
-	if res := l.resolutions[0]; !sameJSON(res.Resolution, *r.Resolution) || res.Status != r.Status || r.Resolution.Status != r.Status {
+	res := l.resolutions[0]
+	if !sameJSON(res.Resolution, *r.Resolution) || res.Status != r.Status || r.Resolution.Status != r.Status {
 		return "status or resolution differs from its approval_resolved record"
+	}
+	// Requests resolved before receipts existed have none.
+	if rc := r.Receipt; rc != nil && (rc.AuditSeq != res.at.Seq || rc.AuditHead != res.at.Digest) {
+		return fmt.Sprintf("receipt names audit record %d, but its approval_resolved record is %d (or has another digest)", rc.AuditSeq, res.at.Seq)
 	}
 	return ""
 }

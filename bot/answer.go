@@ -8,9 +8,13 @@ import (
 	"github.com/approvebot/approvebot/signing"
 )
 
-// assertionLifetime is how long a signed decision stays valid for the agent
-// that receives it. It is signed afresh on every answer, so a retry after the
-// decision gets a fresh one.
+// assertionLifetime is how long a signed decision stays valid. It is signed
+// once, when the request is decided (iat is the decision time), stored with
+// the request and returned as is to every later poll or retry, so a poll
+// later than this gets an expired assertion and the agent denies. An approval
+// is leave to act now: five minutes covers a held agent's answer, a poll
+// interval or a reconnect after approvebot restarts, and keeps a human's
+// "yes" from being acted on long after the circumstances it judged.
 const assertionLifetime = 5 * time.Minute
 
 // Answer is what the agent receives. AGT's legacy client reads approved,
@@ -23,6 +27,10 @@ type Answer struct {
 	ApprovalRequestID string            `json:"approval_request_id"`
 	Status            approvebot.Status `json:"status"`
 	DecidedAt         string            `json:"decided_at,omitempty"`
+	// AuditSeq and AuditHead are the decision's receipt: the sequence
+	// number and digest of its approval_resolved audit record.
+	AuditSeq  uint64 `json:"audit_seq,omitempty"`
+	AuditHead string `json:"audit_head,omitempty"`
 
 	SchemaVersion     string                 `json:"schema_version,omitempty"`
 	ActionDigest      string                 `json:"action_digest,omitempty"`
@@ -42,12 +50,19 @@ func (s *Server) answer(r *approvebot.Request, caller string) Answer {
 		a.Approver = res.Approver
 		a.Reason = res.Reason
 		a.DecidedAt = res.ResolvedAt.UTC().Format(time.RFC3339Nano)
+		if r.Receipt != nil {
+			a.AuditSeq, a.AuditHead = r.Receipt.AuditSeq, r.Receipt.AuditHead
+		}
 	} else {
 		a.Approver = "system:pending"
 		a.Reason = "no decision yet; the request is still pending (poll " + approvalPath(r) + " or retry to reattach)"
 	}
+	// The assertion made when the request was decided, for either schema.
+	// Without one (decided by an approvebot that signed on every answer, or
+	// signing failed) the agent turns an approval into a denial: the safe
+	// failure.
+	a.IdentityAssertion = r.Assertion
 	if r.Schema != approvebot.SchemaV1 {
-		a.IdentityAssertion = s.sign(r, caller)
 		return a
 	}
 	a.SchemaVersion = approvebot.SchemaV1
@@ -61,23 +76,22 @@ func (s *Server) answer(r *approvebot.Request, caller string) Answer {
 		a.ChainEntries = append(a.ChainEntries, entryRecord(e))
 	}
 	a.Resolution = r.Resolution
-	a.IdentityAssertion = s.sign(r, caller)
 	return a
 }
 
-// sign asserts a decided request's outcome, or returns "" for a pending one.
-func (s *Server) sign(r *approvebot.Request, caller string) string {
-	if r.Resolution == nil || s.cfg.Signer == nil {
-		return ""
+// seal signs r's decision, in the transaction that decides it (the store
+// calls it there, once r.Receipt is set): the assertion is made once, at the
+// decision, and stored with the request.
+func (e *Engine) seal(r *approvebot.Request) {
+	if e.signer == nil || r.Resolution == nil {
+		return
 	}
-	tok, err := s.cfg.Signer.Sign(claimsFor(r, caller, s.engine.clock.Now()))
+	tok, err := e.signer.Sign(claimsFor(r))
 	if err != nil {
-		// Without an assertion the agent turns an approval into a
-		// denial: that is the safe failure, so log and go on.
-		s.log.Error("sign decision", "request_id", r.ID, "err", err)
-		return ""
+		e.log.Error("sign decision", "request_id", r.ID, "err", err)
+		return
 	}
-	return tok
+	r.Assertion = tok
 }
 
 // approvalPath is where the caller polls r: its id path-escaped, as agents
@@ -86,8 +100,11 @@ func approvalPath(r *approvebot.Request) string {
 	return "/v1/approvals/" + url.PathEscape(r.PublicID())
 }
 
-func claimsFor(r *approvebot.Request, caller string, now time.Time) signing.Claims {
+// claimsFor is what r's signed decision asserts, for every schema: its
+// audience is the caller that asked, its time the decision's.
+func claimsFor(r *approvebot.Request) signing.Claims {
 	res := r.Resolution
+	at := res.ResolvedAt
 	c := signing.Claims{
 		Subject:           res.Approver,
 		ApprovalRequestID: r.PublicID(),
@@ -98,9 +115,12 @@ func claimsFor(r *approvebot.Request, caller string, now time.Time) signing.Clai
 		IdentityAssurance: "system",
 		ApproverKind:      "system",
 		FinalEntryDigest:  res.FinalEntryDigest,
-		Audience:          caller,
-		IssuedAt:          now,
-		Expiry:            now.Add(assertionLifetime),
+		Audience:          r.Caller,
+		IssuedAt:          at,
+		Expiry:            at.Add(assertionLifetime),
+	}
+	if r.Receipt != nil {
+		c.AuditSeq, c.AuditHead = r.Receipt.AuditSeq, r.Receipt.AuditHead
 	}
 	if r.Schema != approvebot.SchemaV1 {
 		// A legacy body carries no digests of its own: the assertion names

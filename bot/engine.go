@@ -22,6 +22,7 @@ import (
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/intake"
 	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
 )
 
@@ -32,6 +33,11 @@ type Config struct {
 	Platforms []Platform
 	Clock     Clock
 	Logger    *slog.Logger
+	// Signer signs each decision once, when it is made (nil: unsigned).
+	Signer *signing.Signer
+	// Checkpoints, when set, get the audit log's signed head at every
+	// resolution and at an interval (needs Signer).
+	Checkpoints *CheckpointConfig
 	// Workers is how many outbox jobs run at once (default 64). A job
 	// spends nearly all its time waiting, on the platform's answer and then
 	// on a commit shared with everything else being written; with too few
@@ -50,6 +56,8 @@ type Engine struct {
 	log       *slog.Logger
 	outbox    *outbox
 	metrics   *metrics
+	signer    *signing.Signer
+	anchor    *checkpointer // nil without checkpoints
 
 	mu sync.Mutex
 	// watchers are called (each in a goroutine of its own) when a request
@@ -77,6 +85,7 @@ func New(cfg Config) (*Engine, error) {
 		platforms: map[string]Platform{},
 		clock:     cfg.Clock,
 		log:       cfg.Logger,
+		signer:    cfg.Signer,
 		watchers:  map[string][]*watcher{},
 		timers:    map[string]Timer{},
 	}
@@ -87,6 +96,13 @@ func New(cfg Config) (*Engine, error) {
 	e.outbox = newOutbox(e, cfg.Workers, cfg.Policy.Delivery.Timeout)
 	e.metrics = newMetrics(e)
 	cfg.Store.OnOutbox(e.outbox.add)
+	cfg.Store.OnResolved(e.seal)
+	if cfg.Checkpoints != nil {
+		if cfg.Signer == nil {
+			return nil, errors.New("engine: audit checkpoints need a signer")
+		}
+		e.anchor = newCheckpointer(e, *cfg.Checkpoints)
+	}
 	return e, nil
 }
 
@@ -116,6 +132,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reconcile outbox: %w", err)
 	}
+	if e.anchor != nil {
+		if err := e.anchor.start(); err != nil {
+			return fmt.Errorf("audit checkpoints: %w", err)
+		}
+	}
 	e.outbox.add(jobs)
 	e.outbox.start(ctx)
 	for _, id := range due {
@@ -136,6 +157,7 @@ func (e *Engine) Drain(ctx context.Context) {
 		delete(e.timers, id)
 	}
 	e.mu.Unlock()
+	e.anchor.close(ctx) // the log's last head, before the store closes
 }
 
 // Platform returns the named platform, or nil.
@@ -257,6 +279,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	e.metrics.requests.WithLabelValues(stored.Schema).Inc()
 	if stored.Status.Final() {
 		e.metrics.resolved.WithLabelValues(string(stored.Status)).Inc()
+		e.anchor.resolved()
 	} else {
 		e.arm(stored.ID, stored.Deadline)
 	}
@@ -398,6 +421,7 @@ func (e *Engine) finished(r *approvebot.Request) {
 	for _, w := range watchers {
 		go w.fn(r) // a watcher may write to an agent's connection: never inside a commit
 	}
+	e.anchor.resolved()
 	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
 	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())
 	e.log.Info("request resolved", "request_id", r.ID, "status", r.Status, "approver", r.Resolution.Approver)

@@ -21,6 +21,10 @@ type metrics struct {
 	pending   prometheus.GaugeFunc   // requests with a running deadline
 	outbox    prometheus.GaugeFunc   // chat jobs owed
 	heldConns prometheus.Gauge       // agents holding a connection
+
+	checkpoints  *prometheus.CounterVec // audit checkpoints, by sink and result
+	checkpointAt *prometheus.GaugeVec   // last checkpoint written, by sink
+	behind       prometheus.Gauge       // 1: at start the store did not hold the file's last checkpoint
 }
 
 func newMetrics(e *Engine) *metrics {
@@ -51,7 +55,18 @@ func newMetrics(e *Engine) *metrics {
 	m.heldConns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "approvebot_held_connections", Help: "Agents holding a connection open for an answer.",
 	})
+	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "approvebot_audit_checkpoints_total", Help: "Signed audit checkpoints, by sink (file, log) and result (written, failed).",
+	}, []string{"sink", "result"})
+	m.checkpointAt = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "approvebot_audit_checkpoint_last_written_timestamp_seconds", Help: "When the last audit checkpoint was written, by sink (Unix time).",
+	}, []string{"sink"})
+	m.behind = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "approvebot_audit_store_behind_checkpoint",
+		Help: "1 when, at start, the store did not hold the last checkpoint of audit.checkpoints.file (cut, rolled back or rewritten).",
+	})
 	m.registry.MustRegister(m.requests, m.resolved, m.clicks, m.delivery, m.decision, m.pending, m.outbox, m.heldConns,
+		m.checkpoints, m.checkpointAt, m.behind,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

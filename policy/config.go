@@ -15,6 +15,8 @@ const (
 	DefaultDeliveryTimeout = 60 * time.Second
 	DefaultListen          = "127.0.0.1:8080"
 	DefaultShutdownGrace   = 20 * time.Second // below Kubernetes' default 30 s termination grace
+	// DefaultCheckpointInterval is audit.checkpoint_interval's default.
+	DefaultCheckpointInterval = 5 * time.Minute
 )
 
 // Config is approvebot.yaml after parsing, expansion and validation.
@@ -32,6 +34,7 @@ type Config struct {
 	Signing   SigningConfig
 	Admin     AdminConfig
 	Delivery  DeliveryConfig
+	Audit     AuditConfig
 	Approvers map[string]approvebot.Group // by group name
 	Routes    []Route
 	Chains    map[string]ChainConfig // by chain id
@@ -104,6 +107,22 @@ type SigningConfig struct {
 type AdminConfig struct {
 	Token string // "" disables the admin endpoints
 }
+
+// AuditConfig anchors the audit log outside the store file: signed
+// checkpoints of its head, at every resolution and at an interval.
+type AuditConfig struct {
+	// CheckpointInterval adds a checkpoint this often (0: only at
+	// resolutions, start and stop).
+	CheckpointInterval time.Duration
+	// CheckpointFile is appended to and fsynced, one JSON line per
+	// checkpoint ("": none). It belongs on another volume than the store.
+	CheckpointFile string
+	// CheckpointLog writes each checkpoint as a log line too.
+	CheckpointLog bool
+}
+
+// Checkpoints reports whether any checkpoint sink is configured.
+func (a AuditConfig) Checkpoints() bool { return a.CheckpointFile != "" || a.CheckpointLog }
 
 // DeliveryConfig bounds how long a destination is retried.
 type DeliveryConfig struct {

@@ -27,6 +27,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(baseY + "admin:\n  token: ${ADMIN}\n"))
 	f.Add([]byte("callers:\n  - {name: a, token: 0123456789abcdef0123, may_request: [ops, c1]}\n  - {name: b, token: abcdefabcdefabcdef00}\n" + slackY + teamsY + groupsY +
 		"  sec:\n    teams: {channels: [\"19:a\"], users: [a@b.c], allow_guests: true}\nroutes:\n  - match: {caller: b, rule_name: r}\n    approvers: [sec]\n  - match: {caller: \"a*\"}\n    chain: c1\nchains:\n  c1:\n    version: \"1\"\n    stages: [{approvers: [ops]}]\n"))
+	f.Add([]byte(baseY + "audit:\n  checkpoint_interval: 1m\n  checkpoints: {file: cp.jsonl, log: false}\n"))
 	fuzzEnv := map[string]string{"A_TOKEN": "a-token-of-16-chars", "TEAMS_PASSWORD": "pw", "ADMIN": "", "EMPTY": ""}
 	for k, v := range exampleEnv {
 		fuzzEnv[k] = v
@@ -72,6 +73,12 @@ func FuzzParse(f *testing.F) {
 // checkInvariants is what every accepted configuration must satisfy.
 func checkInvariants(t *testing.T, cfg *Config) {
 	t.Helper()
+	if f := cfg.Audit.CheckpointFile; f != "" && (filepath.Clean(f) == filepath.Clean(cfg.Store.Path) || filepath.Clean(f) == filepath.Clean(cfg.Signing.KeyFile)) {
+		t.Fatalf("audit.checkpoints.file %q is the store or the signing key", f)
+	}
+	if cfg.Audit.CheckpointInterval < 0 {
+		t.Fatalf("negative checkpoint interval %s", cfg.Audit.CheckpointInterval)
+	}
 	if len(cfg.Callers) == 0 || len(cfg.Approvers) == 0 || (cfg.Slack == nil && cfg.Teams == nil) {
 		t.Fatalf("accepted without callers, approvers or platform: %+v", cfg)
 	}

@@ -731,7 +731,7 @@ type groupRef struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls")
+	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls", "audit")
 	if top == nil {
 		return nil
 	}
@@ -846,6 +846,8 @@ func (p *parser) config(root *yaml.Node) *Config {
 	delivery := p.object(top.val["delivery"], "delivery", "timeout")
 	cfg.Delivery.Timeout = p.duration(delivery, "timeout", DefaultDeliveryTimeout, false)
 
+	p.audit(top, cfg)
+
 	p.approvers(top, cfg)
 	var refs []groupRef
 	refs = append(refs, p.chains(top, cfg)...)
@@ -858,6 +860,30 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	p.checkCallerRoutes(cfg)
 	return cfg
+}
+
+// audit reads the audit section: checkpoints go to the log by default, and
+// to a file when one is named.
+func (p *parser) audit(top *object, cfg *Config) {
+	audit := p.object(top.val["audit"], "audit", "checkpoint_interval", "checkpoints")
+	cfg.Audit.CheckpointInterval = p.duration(audit, "checkpoint_interval", DefaultCheckpointInterval, true)
+	var sinks *object
+	if audit != nil {
+		sinks = p.object(audit.val["checkpoints"], "audit.checkpoints", "file", "log")
+	}
+	cfg.Audit.CheckpointFile = p.str(sinks, "file", optional)
+	cfg.Audit.CheckpointLog = true
+	if sinks != nil && sinks.has("log") {
+		cfg.Audit.CheckpointLog = p.bool(sinks, "log")
+	}
+	if f := cfg.Audit.CheckpointFile; f != "" {
+		line := sinks.val["file"].Line
+		for _, other := range []struct{ key, path string }{{"store.path", cfg.Store.Path}, {"signing.key_file", cfg.Signing.KeyFile}} {
+			if filepath.Clean(f) == filepath.Clean(other.path) {
+				p.add(line, "audit.checkpoints.file is also %s: checkpoints need a file of their own, on another volume than the store", other.key)
+			}
+		}
+	}
 }
 
 func (p *parser) callers(top *object, cfg *Config) {

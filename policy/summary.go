@@ -26,6 +26,7 @@ func (c *Config) Summary() string {
 		line("admin:     disabled (no admin.token)")
 	}
 	line("delivery:  retried for up to %s", c.Delivery.Timeout)
+	line("audit:     %s", c.Audit.summary())
 	names := make([]string, len(c.Callers))
 	for i, cl := range c.Callers {
 		names[i] = cl.Name
@@ -137,4 +138,22 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func (a AuditConfig) summary() string {
+	var sinks []string
+	if a.CheckpointFile != "" {
+		sinks = append(sinks, "file "+a.CheckpointFile)
+	}
+	if a.CheckpointLog {
+		sinks = append(sinks, "the log")
+	}
+	if len(sinks) == 0 {
+		return "no checkpoints (only the receipts in signed decisions anchor the log)"
+	}
+	when := "at each resolution"
+	if a.CheckpointInterval > 0 {
+		when += " and every " + a.CheckpointInterval.String()
+	}
+	return "signed checkpoints to " + strings.Join(sinks, " and ") + ", " + when
 }

@@ -38,7 +38,7 @@ func runVerifier(t *testing.T, py string, jwks []byte, token, requestID, actionD
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := signingtest.Verifier(ctx, py, "--jwks", jwksFile, "--issuer", "approvebot",
+	cmd := signingtest.Verifier(ctx, py, "--jwks", jwksFile, "--issuer", "approvebot", "--audience", "payments-agent",
 		"--request-id", requestID, "--action-digest", actionDigest)
 	cmd.Stdin = bytes.NewReader(body)
 	var out, errOut bytes.Buffer

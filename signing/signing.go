@@ -117,13 +117,14 @@ func loadKey(path string) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// Signer signs decisions with one key.
+// Signer signs decisions and audit checkpoints with one key.
 type Signer struct {
-	key    ed25519.PrivateKey
-	kid    string
-	issuer string
-	signer jose.Signer
-	jwks   []byte
+	key        ed25519.PrivateKey
+	kid        string
+	issuer     string
+	signer     jose.Signer
+	checkpoint jose.Signer
+	jwks       []byte
 }
 
 // NewSigner returns a Signer whose key id is the key's RFC 7638 thumbprint,
@@ -143,6 +144,13 @@ func NewSigner(key ed25519.PrivateKey, issuer string) *Signer {
 	if err != nil {
 		panic(fmt.Sprintf("signing: signer for an Ed25519 key: %v", err))
 	}
+	checkpoint, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: jose.EdDSA, Key: jose.JSONWebKey{Key: key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType(CheckpointType),
+	)
+	if err != nil {
+		panic(fmt.Sprintf("signing: signer for an Ed25519 key: %v", err))
+	}
 	jwks, err := json.Marshal(map[string]any{"keys": []map[string]string{{
 		"kty": "OKP",
 		"crv": "Ed25519",
@@ -154,7 +162,7 @@ func NewSigner(key ed25519.PrivateKey, issuer string) *Signer {
 	if err != nil {
 		panic(fmt.Sprintf("signing: JWKS: %v", err))
 	}
-	return &Signer{key: key, kid: kid, issuer: issuer, signer: signer, jwks: jwks}
+	return &Signer{key: key, kid: kid, issuer: issuer, signer: signer, checkpoint: checkpoint, jwks: jwks}
 }
 
 // KeyID is the kid the Signer puts in every token.
@@ -180,6 +188,10 @@ type Claims struct {
 	FinalEntryDigest  string
 	Audience          string // the caller's name (optional)
 	IssuedAt, Expiry  time.Time
+	// AuditSeq and AuditHead are the receipt: the sequence number and
+	// digest of the decision's approval_resolved audit record.
+	AuditSeq  uint64
+	AuditHead string
 }
 
 type wireClaims struct {
@@ -199,6 +211,8 @@ type wireClaims struct {
 	IdentityAssurance string `json:"identity_assurance"`
 	ApproverKind      string `json:"approver_kind"`
 	FinalEntryDigest  string `json:"final_entry_digest,omitempty"`
+	AuditSeq          uint64 `json:"audit_seq,omitempty"`
+	AuditHead         string `json:"audit_head,omitempty"`
 }
 
 // Sign returns c as a compact JWS (a JWT) signed with EdDSA.
@@ -232,6 +246,8 @@ func (s *Signer) Sign(c Claims) (string, error) {
 		IdentityAssurance: c.IdentityAssurance,
 		ApproverKind:      c.ApproverKind,
 		FinalEntryDigest:  c.FinalEntryDigest,
+		AuditSeq:          c.AuditSeq,
+		AuditHead:         c.AuditHead,
 	})
 	if err != nil {
 		return "", fmt.Errorf("sign decision: %w", err)
@@ -247,35 +263,13 @@ func (s *Signer) Sign(c Claims) (string, error) {
 // found in the set, the signature, the issuer, and exp/nbf within Leeway of
 // now. It returns the claims.
 func Verify(jwks []byte, token, issuer string, now time.Time) (map[string]any, error) {
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(jwks, &set); err != nil {
-		return nil, fmt.Errorf("read JWKS: %w", err)
-	}
-	obj, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.EdDSA})
+	keys, err := ParseKeySet(jwks)
 	if err != nil {
-		return nil, fmt.Errorf("parse token: %w", err)
+		return nil, err
 	}
-	if len(obj.Signatures) != 1 {
-		return nil, errors.New("token must carry one signature")
-	}
-	kid := obj.Signatures[0].Protected.KeyID
-	if kid == "" {
-		return nil, errors.New("token has no kid")
-	}
-	keys := set.Key(kid)
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("no key %q in the JWKS", kid)
-	}
-	k := keys[0]
-	if k.Algorithm != "" && k.Algorithm != string(jose.EdDSA) {
-		return nil, fmt.Errorf("key %q is for %s, not EdDSA", kid, k.Algorithm)
-	}
-	if _, ok := k.Key.(ed25519.PublicKey); !ok {
-		return nil, fmt.Errorf("key %q is a %T, want an Ed25519 public key", kid, k.Key)
-	}
-	payload, err := obj.Verify(k.Key)
+	payload, err := keys.payload(token, "")
 	if err != nil {
-		return nil, fmt.Errorf("signature: %w", err)
+		return nil, err
 	}
 	var claims map[string]any
 	if err := json.Unmarshal(payload, &claims); err != nil {
@@ -307,3 +301,55 @@ func Verify(jwks []byte, token, issuer string, now time.Time) (map[string]any, e
 // as LoadOrCreateKey (a regular file, readable by its owner only, a PEM
 // PKCS#8 Ed25519 key).
 func LoadKey(path string) (ed25519.PrivateKey, error) { return loadKey(path) }
+
+// KeySet is a parsed JWKS, for checking many tokens against one set.
+type KeySet struct {
+	set jose.JSONWebKeySet
+}
+
+// ParseKeySet reads a JWKS.
+func ParseKeySet(jwks []byte) (*KeySet, error) {
+	var ks KeySet
+	if err := json.Unmarshal(jwks, &ks.set); err != nil {
+		return nil, fmt.Errorf("read JWKS: %w", err)
+	}
+	return &ks, nil
+}
+
+// payload checks a compact JWS's signature against the set and returns what
+// it signs. typ, when not "", is the "typ" header the token must carry.
+func (ks *KeySet) payload(token, typ string) ([]byte, error) {
+	obj, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.EdDSA})
+	if err != nil {
+		return nil, fmt.Errorf("parse token: %w", err)
+	}
+	if len(obj.Signatures) != 1 {
+		return nil, errors.New("token must carry one signature")
+	}
+	h := obj.Signatures[0].Protected
+	if typ != "" {
+		if got, _ := h.ExtraHeaders[jose.HeaderType].(string); got != typ {
+			return nil, fmt.Errorf("token type %q, want %q", got, typ)
+		}
+	}
+	kid := h.KeyID
+	if kid == "" {
+		return nil, errors.New("token has no kid")
+	}
+	keys := ks.set.Key(kid)
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no key %q in the JWKS", kid)
+	}
+	k := keys[0]
+	if k.Algorithm != "" && k.Algorithm != string(jose.EdDSA) {
+		return nil, fmt.Errorf("key %q is for %s, not EdDSA", kid, k.Algorithm)
+	}
+	if _, ok := k.Key.(ed25519.PublicKey); !ok {
+		return nil, fmt.Errorf("key %q is a %T, want an Ed25519 public key", kid, k.Key)
+	}
+	payload, err := obj.Verify(k.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signature: %w", err)
+	}
+	return payload, nil
+}

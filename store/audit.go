@@ -126,12 +126,15 @@ func appendEvents(tx *bolt.Tx, events []approvebot.Event) error {
 	if err != nil {
 		return err
 	}
-	return appendPrepared(tx, prepared)
+	_, err = appendPrepared(tx, prepared)
+	return err
 }
 
-func appendPrepared(tx *bolt.Tx, events []preparedEvent) error {
+// appendPrepared chains events onto the log and returns where the last
+// approval_resolved among them landed (nil when there is none).
+func appendPrepared(tx *bolt.Tx, events []preparedEvent) (resolved *Head, err error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	audit := tx.Bucket(bucketAudit)
 	meta := tx.Bucket(bucketMeta)
@@ -139,7 +142,7 @@ func appendPrepared(tx *bolt.Tx, events []preparedEvent) error {
 	for _, ev := range events {
 		seq, err := audit.NextSequence()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		rec := Record{
 			Seq:       seq,
@@ -151,18 +154,39 @@ func appendPrepared(tx *bolt.Tx, events []preparedEvent) error {
 			Prev:      prev,
 		}
 		if rec.Digest, err = recordDigest(rec, ev.canonical); err != nil {
-			return fmt.Errorf("audit %s: %w", ev.Type, err)
+			return nil, fmt.Errorf("audit %s: %w", ev.Type, err)
 		}
 		v, err := json.Marshal(rec)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if err := audit.Put(binary.BigEndian.AppendUint64(nil, seq), v); err != nil {
-			return err
+			return nil, err
+		}
+		if ev.Type == approvebot.EventResolved {
+			resolved = &Head{Seq: seq, Digest: rec.Digest}
 		}
 		prev = rec.Digest
 	}
-	return meta.Put(keyAuditHead, []byte(prev))
+	return resolved, meta.Put(keyAuditHead, []byte(prev))
+}
+
+// Head is a place in the audit log: a record's sequence number and digest.
+// The log's head is its last record; a checkpoint or a receipt names one.
+type Head struct {
+	Seq    uint64 `json:"seq"`
+	Digest string `json:"digest"`
+}
+
+// Head returns the log's last record's place (zero when the log is empty).
+func (s *Store) Head() (Head, error) {
+	var h Head
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(bucketAudit).Cursor().Last()
+		h = Head{Seq: keySeq(k), Digest: string(tx.Bucket(bucketMeta).Get(keyAuditHead))}
+		return nil
+	})
+	return h, err
 }
 
 // Audit calls fn with each audit record in order, starting after seq from.
@@ -190,4 +214,26 @@ func (s *Store) AuditHead() (string, error) {
 		return nil
 	})
 	return head, err
+}
+
+// Record returns the place of the audit record at seq, and false when the
+// log has no such record.
+func (s *Store) Record(seq uint64) (Head, bool, error) {
+	var h Head
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketAudit).Get(binary.BigEndian.AppendUint64(nil, seq))
+		if v == nil {
+			return nil
+		}
+		var rec struct {
+			Digest string `json:"digest"`
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("audit record %d: corrupt: %w", seq, err)
+		}
+		h, found = Head{Seq: seq, Digest: rec.Digest}, true
+		return nil
+	})
+	return h, found, err
 }

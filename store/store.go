@@ -80,6 +80,7 @@ type Store struct {
 
 	notifyMu sync.Mutex
 	notify   func([]JobKey)
+	resolved func(*approvebot.Request)
 }
 
 // Open opens or creates the file at path with mode 0600.
@@ -191,6 +192,18 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) OnOutbox(fn func([]JobKey)) {
 	s.notifyMu.Lock()
 	s.notify = fn
+	s.notifyMu.Unlock()
+}
+
+// OnResolved registers fn to run inside the transaction that makes a request
+// final, once its Receipt is set: what fn sets on the request is stored with
+// it, in the same commit. The engine signs the decision there, so the signed
+// assertion exists exactly when the decision does. fn must not use the store
+// and may run more than once for one transition (see commit). Register it
+// before the first write.
+func (s *Store) OnResolved(fn func(*approvebot.Request)) {
+	s.notifyMu.Lock()
+	s.resolved = fn
 	s.notifyMu.Unlock()
 }
 
@@ -596,10 +609,20 @@ func (s *Store) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []pr
 			return nil, err
 		}
 	}
-	if err := putRequest(tx, r); err != nil {
+	resolved, err := appendPrepared(tx, events)
+	if err != nil {
 		return nil, err
 	}
-	if err := appendPrepared(tx, events); err != nil {
+	if resolved != nil && r.Resolution != nil && r.Status.Final() && (old == nil || !old.final) {
+		r.Receipt = &approvebot.Receipt{AuditSeq: resolved.Seq, AuditHead: resolved.Digest}
+		s.notifyMu.Lock()
+		seal := s.resolved
+		s.notifyMu.Unlock()
+		if seal != nil {
+			seal(r)
+		}
+	}
+	if err := putRequest(tx, r); err != nil {
 		return nil, err
 	}
 	var jobs []JobKey

@@ -466,7 +466,7 @@ func TestAuditAnyChangedByteIsFound(t *testing.T) {
 	if err := json.Unmarshal(req, &parts); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"id", "caller", "digest", "body_digest", "fields", "chain", "deadline", "status", "entries", "resolution"} {
+	for _, key := range []string{"id", "caller", "digest", "body_digest", "fields", "chain", "deadline", "status", "entries", "resolution", "receipt"} {
 		at := bytes.Index(req, []byte(`"`+key+`":`))
 		end := at + len(`"`+key+`":`) + len(parts[key])
 		if at < 0 || len(parts[key]) == 0 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 	"github.com/approvebot/approvebot/intake/intaketest"
 )
@@ -111,9 +112,21 @@ type story struct {
 		} `json:"chain"`
 	} `json:"request"`
 	Events []struct {
+		Seq    uint64          `json:"seq"`
 		Type   string          `json:"type"`
 		Detail json.RawMessage `json:"detail"`
+		Digest string          `json:"digest"`
 	} `json:"events"`
+}
+
+// resolvedAt is where the story's approval_resolved record stands in the log.
+func (s story) resolvedAt() (seq uint64, digest string) {
+	for _, e := range s.Events {
+		if e.Type == approvebot.EventResolved {
+			return e.Seq, e.Digest
+		}
+	}
+	return 0, ""
 }
 
 func (h *harness) story(id string) story {

@@ -104,6 +104,7 @@ func cmdDoctor(ctx context.Context, args []string, getenv func(string) (string, 
 	if cfg.TLS.CertFile != "" {
 		doctorTLS(c, cfg)
 	}
+	doctorCheckpoints(c, cfg)
 	if cfg.Slack != nil {
 		doctorSlack(ctx, c, cfg)
 	}
@@ -221,6 +222,44 @@ func doctorTLS(c *checklist, cfg *policy.Config) {
 	default:
 		c.pass("tls: certificate for %s valid until %s", strings.Join(cert.Leaf.DNSNames, ", "), cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
+}
+
+// doctorCheckpoints checks that the audit checkpoints have somewhere to go,
+// and that a checkpoint file can be appended to, away from the store.
+func doctorCheckpoints(c *checklist, cfg *policy.Config) {
+	a := cfg.Audit
+	switch {
+	case a.CheckpointFile == "" && !a.CheckpointLog:
+		c.warn("set audit.checkpoints.file to a file on another volume, or audit.checkpoints.log: true",
+			"no audit checkpoints: records cut off the end of the store, or an older copy of it, would pass audit verify")
+		return
+	case a.CheckpointFile == "":
+		c.pass("audit checkpoints go to the log (keep the \"audit checkpoint\" lines where the store's host cannot rewrite them)")
+		return
+	}
+	path, dir := a.CheckpointFile, filepath.Dir(a.CheckpointFile)
+	if err := dirWritable(dir); err != nil {
+		c.fail(fmt.Sprintf("create %s, on another volume than the store, writable by the user approvebot runs as", dir), "audit checkpoint directory %s: %v", dir, err)
+		return
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			c.fail("audit.checkpoints.file must name a file", "audit checkpoint file %s is not a regular file", path)
+			return
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			c.fail("make the file writable by the user approvebot runs as", "audit checkpoint file %s cannot be appended to: %v", path, err)
+			return
+		}
+		f.Close()
+	}
+	if sameFileSystem(dir, filepath.Dir(cfg.Store.Path)) {
+		c.warn("put audit.checkpoints.file on another volume, one the store's writers cannot reach",
+			"audit checkpoint file %s is on the same file system as the store", path)
+		return
+	}
+	c.pass("audit checkpoints go to %s, on another file system than the store", path)
 }
 
 // doctorSlack checks the bot token, its scopes, the bot's membership of

@@ -50,6 +50,7 @@ func TestDoctorPassesAGoodSetup(t *testing.T) {
 		"ok    slack: the bot is a member of channel C0TREASURY",
 		"ok    slack: approver bob@company.com (branch-manager) resolves to U0BOB",
 		"ok    slack: user group S0COMPLIANCE (compliance) has 1 members",
+		`ok    audit checkpoints go to the log`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
@@ -114,6 +115,9 @@ func TestDoctorNamesEachProblem(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "signing key ${DIR}/signing.key has mode 0644", "chmod 600"},
+		{"checkpoint directory missing", func(h *harness) {
+			h.rewriteConfig("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\naudit:\n  checkpoints:\n    file: ${DIR}/missing/checkpoints.jsonl")
+		}, "audit checkpoint directory ${DIR}/missing: stat ${DIR}/missing: no such file or directory", "on another volume than the store"},
 		{"public URL down", func(h *harness) {
 			h.rewriteConfig("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\npublic_url: http://127.0.0.1:1")
 		},
@@ -130,7 +134,7 @@ func TestDoctorNamesEachProblem(t *testing.T) {
 			want := strings.ReplaceAll(tc.fail, "${DIR}", h.dir)
 			fails := failures(out)
 			if len(fails) != 1 || !strings.Contains(fails[0], want) {
-				t.Fatalf("want exactly one failure %q, got %q\n%s", want, fails, out)
+				t.Fatalf("want exactly one failure %q, got %q (%v)\n%s", want, fails, err, out)
 			}
 			fix := out[strings.Index(out, fails[0])+len(fails[0]):]
 			fix, _, _ = strings.Cut(strings.TrimPrefix(fix, "\n"), "\n")

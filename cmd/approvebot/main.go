@@ -31,7 +31,9 @@ Usage:
   approvebot doctor --config FILE [--public-url URL]
                                           check the setup works: store, signing key,
                                           Slack and Teams credentials, channels, people
-  approvebot audit verify --config FILE   recompute every digest and link of the audit trail
+  approvebot audit verify --config FILE [--checkpoints FILE] [--receipts FILE] [--jwks FILE]
+                                          recompute every digest and link of the audit trail,
+                                          and check it holds what checkpoints and receipts vouch for
   approvebot audit export --config FILE [--request ID] [--since T] [--until T]
                                           write audit records as JSON lines
   approvebot audit show --config FILE ID  print one request's story

@@ -18,6 +18,7 @@ import (
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/teams"
 	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
 )
 
@@ -137,7 +138,10 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 	request := fs.String("request", "", "export: only this request's records")
 	since := fs.String("since", "", "export: records at or after this RFC 3339 time")
 	until := fs.String("until", "", "export: records before this RFC 3339 time")
-	_, rest, b, err := operatorBackend(fs, args[1:], getenv, stderr)
+	checkpoints := fs.String("checkpoints", "", "verify: a file of signed audit checkpoints (audit.checkpoints.file, or the \"audit checkpoint\" log lines)")
+	receipts := fs.String("receipts", "", "verify: a file of decisions agents kept, one a line (answer JSON or identity_assertion token)")
+	jwks := fs.String("jwks", "", "verify: the JWKS to check checkpoints and receipts with (default: the public half of signing.key_file)")
+	cfg, rest, b, err := operatorBackend(fs, args[1:], getenv, stderr)
 	if err != nil {
 		return err
 	}
@@ -145,6 +149,12 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 
 	switch sub {
 	case "verify":
+		// The anchors are read before the log, so that a running server's
+		// log can only have grown past them by the time it is read.
+		anchors, err := readAnchors(cfg, *checkpoints, *receipts, *jwks)
+		if err != nil {
+			return err
+		}
 		var rep store.VerifyReport
 		if b.store != nil {
 			rep, err = bot.VerifyAudit(b.store)
@@ -160,6 +170,25 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 			return errors.New("audit trail verification failed")
 		}
 		fmt.Fprintf(stdout, "audit trail intact: %d records, %d requests, %d chain entries\nhead %s\n", rep.Records, rep.Requests, rep.Entries, rep.Head)
+		if anchors == nil {
+			return nil
+		}
+		var arep store.AnchorReport
+		if b.store != nil {
+			arep, err = b.store.CheckAnchors(anchors)
+		} else {
+			arep, err = b.checkAnchors(ctx, anchors)
+		}
+		if err != nil {
+			return err
+		}
+		if arep.Break != nil {
+			fmt.Fprintf(stdout, "BROKEN at %s\n", arep.Break.Error())
+			return errors.New("audit trail verification failed: the log does not hold what its checkpoints or receipts vouch for")
+		}
+		n := arep.Newest
+		fmt.Fprintf(stdout, "anchored: the log holds all %d checkpoints and receipts; the newest, %s, vouches for record %d signed at %s, and the log reaches record %d\n",
+			arep.Anchors, n.Source, n.Seq, n.At.UTC().Format(time.RFC3339), arep.Head.Seq)
 		return nil
 	case "export":
 		f := bot.AuditFilter{RequestID: *request}
@@ -222,6 +251,82 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 	default:
 		return usageError(fmt.Sprintf("unknown audit subcommand %q (want verify, export or show)", sub))
 	}
+}
+
+// readAnchors reads and verifies the checkpoints and receipts named on the
+// command line (nil when none was named).
+func readAnchors(cfg *policy.Config, checkpoints, receipts, jwksFile string) ([]store.Anchor, error) {
+	if checkpoints == "" && receipts == "" {
+		if jwksFile != "" {
+			return nil, usageError("--jwks checks --checkpoints or --receipts: name one of them")
+		}
+		return nil, nil
+	}
+	var jwks []byte
+	if jwksFile != "" {
+		var err error
+		if jwks, err = os.ReadFile(jwksFile); err != nil {
+			return nil, fmt.Errorf("--jwks: %w", err)
+		}
+	} else {
+		key, err := signing.LoadKey(cfg.Signing.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("checking signatures needs the public key: %w (or give --jwks FILE, saved from /.well-known/jwks.json)", err)
+		}
+		jwks = signing.NewSigner(key, cfg.Signing.Issuer).JWKS()
+	}
+	keys, err := signing.ParseKeySet(jwks)
+	if err != nil {
+		return nil, fmt.Errorf("--jwks %s: %w", jwksFile, err)
+	}
+	anchors := []store.Anchor{}
+	for _, src := range []struct {
+		flag, path string
+		read       func(io.Reader, string, *signing.KeySet, string) ([]store.Anchor, error)
+	}{{"checkpoints", checkpoints, bot.ReadCheckpoints}, {"receipts", receipts, bot.ReadReceipts}} {
+		if src.path == "" {
+			continue
+		}
+		f, err := os.Open(src.path)
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", src.flag, err)
+		}
+		got, err := src.read(f, src.path, keys, cfg.Signing.Issuer)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		if len(got) == 0 {
+			return nil, fmt.Errorf("--%s %s holds nothing to check the log against", src.flag, src.path)
+		}
+		anchors = append(anchors, got...)
+	}
+	return anchors, nil
+}
+
+// checkAnchors holds anchors against the running server's log, read through
+// the admin API's export.
+func (b *backend) checkAnchors(ctx context.Context, anchors []store.Anchor) (store.AnchorReport, error) {
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	go func() { pw.CloseWithError(b.get(ctx, "/admin/audit", nil, pw)) }()
+	dec := json.NewDecoder(pr)
+	return store.CheckAnchors(anchors, func(yield func(store.Head) error) error {
+		for {
+			var rec struct {
+				Seq    uint64 `json:"seq"`
+				Digest string `json:"digest"`
+			}
+			if err := dec.Decode(&rec); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("read the audit log from the running server: %w", err)
+			}
+			if err := yield(store.Head{Seq: rec.Seq, Digest: rec.Digest}); err != nil {
+				return err
+			}
+		}
+	})
 }
 
 func printStory(w io.Writer, s *bot.Story) {

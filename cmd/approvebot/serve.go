@@ -159,7 +159,12 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 	}
 	signer := signing.NewSigner(key, cfg.Signing.Issuer)
 
-	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log})
+	var checkpoints *bot.CheckpointConfig
+	if cfg.Audit.Checkpoints() {
+		checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile, Log: cfg.Audit.CheckpointLog, Interval: cfg.Audit.CheckpointInterval}
+		warnSameVolume(log, cfg)
+	}
+	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints})
 	if err != nil {
 		return fail(err)
 	}
@@ -315,6 +320,29 @@ func (svc *service) close(ctx context.Context) {
 	if err := svc.store.Close(); err != nil {
 		svc.log.Error("close store", "err", err)
 	}
+}
+
+// warnSameVolume warns when the checkpoint file shares a file system with
+// the store: whoever can rewrite the store there can most likely cut the
+// checkpoints too, and then they anchor nothing.
+func warnSameVolume(log *slog.Logger, cfg *policy.Config) {
+	if cfg.Audit.CheckpointFile == "" {
+		return
+	}
+	if sameFileSystem(filepath.Dir(cfg.Audit.CheckpointFile), filepath.Dir(cfg.Store.Path)) {
+		log.Warn("audit.checkpoints.file is on the same file system as the store: put it on another volume, or someone able to rewrite the store can cut the checkpoints too",
+			"file", cfg.Audit.CheckpointFile, "store", cfg.Store.Path)
+	}
+}
+
+// sameFileSystem reports whether two directories are on one file system
+// (false when either cannot be read: start and doctor report that).
+func sameFileSystem(a, b string) bool {
+	var sa, sb syscall.Stat_t
+	if syscall.Stat(a, &sa) != nil || syscall.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev
 }
 
 // platformChecker is what readiness needs from an adapter.

@@ -52,6 +52,8 @@ type v1Answer struct {
 	ChainEntries      []approvebot.Entry     `json:"chain_entries"`
 	Resolution        *approvebot.Resolution `json:"resolution"`
 	IdentityAssertion string                 `json:"identity_assertion"`
+	AuditSeq          uint64                 `json:"audit_seq"`
+	AuditHead         string                 `json:"audit_head"`
 
 	raw map[string]json.RawMessage
 }
@@ -172,8 +174,17 @@ func checkAssertion(t *testing.T, h *harness, a v1Answer, w want) map[string]any
 	iat, _ := claims["iat"].(float64)
 	exp, _ := claims["exp"].(float64)
 	now := float64(time.Now().Unix())
-	if iat == 0 || iat > now+5 || exp <= now || exp <= iat {
-		t.Errorf("iat %v exp %v around now %v", iat, exp, now)
+	if iat == 0 || iat > now+5 || exp <= now || exp != iat+300 {
+		t.Errorf("iat %v exp %v around now %v: want a 5-minute assertion", iat, exp, now)
+	}
+	// Signed once, when decided: iat is the decision's time.
+	if a.Resolution == nil || int64(iat) != a.Resolution.ResolvedAt.Unix() {
+		t.Errorf("iat %v, the decision was at %v", iat, a.Resolution)
+	}
+	// The receipt: where the decision stands in the audit log.
+	if seq, _ := claims["audit_seq"].(float64); a.AuditSeq == 0 || uint64(seq) != a.AuditSeq ||
+		claims["audit_head"] != a.AuditHead || !strings.HasPrefix(a.AuditHead, "sha256:") {
+		t.Errorf("receipt: claims audit_seq %v audit_head %v, body %d %q", claims["audit_seq"], claims["audit_head"], a.AuditSeq, a.AuditHead)
 	}
 	// The body and the token say the same thing.
 	if a.ApprovalRequestID != str["approval_request_id"] || a.ActionDigest != str["action_digest"] ||
@@ -487,11 +498,17 @@ func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
 		t.Errorf("the original and the retry got different decisions")
 	}
 
-	// A retry after the decision gets it at once, freshly signed.
+	// A retry or a poll after the decision gets it at once, as signed when
+	// it was made: the same token, never signed again.
 	a3 := v1Of(t, h.do(http.MethodPost, "/v1/approvals", body, auth()))
 	checkAssertion(t, h, a3, w)
-	if a3.IdentityAssertion == a1.IdentityAssertion || a3.ChainEntries[0].EntryDigest != a1.ChainEntries[0].EntryDigest {
+	polled := v1Of(t, h.do(http.MethodGet, "/v1/approvals/"+id, nil, auth()))
+	if a3.IdentityAssertion != a1.IdentityAssertion || a2.IdentityAssertion != a1.IdentityAssertion ||
+		polled.IdentityAssertion != a1.IdentityAssertion || a3.ChainEntries[0].EntryDigest != a1.ChainEntries[0].EntryDigest {
 		t.Errorf("retry after decision: %+v", a3)
+	}
+	if seq, digest := h.story(sid).resolvedAt(); a3.AuditSeq != seq || a3.AuditHead != digest {
+		t.Errorf("receipt %d %s is not the request's approval_resolved record %d %s", a3.AuditSeq, a3.AuditHead, seq, digest)
 	}
 	conflict("decided")
 	otherRequest("decided")

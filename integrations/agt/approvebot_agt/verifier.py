@@ -8,7 +8,8 @@ who approved, the request and the action digest. AGT's
 module builds that verifier.
 
     from approvebot_agt import make_response_verifier
-    verifier = make_response_verifier("https://approvebot.example/.well-known/jwks.json")
+    verifier = make_response_verifier("https://approvebot.example/.well-known/jwks.json",
+                                      audience="payments-agent")
 
 The verifier fails closed: on any doubt it returns None, which AGT turns into
 a denial. It never raises. (``ApprovebotTransport`` and
@@ -21,7 +22,7 @@ Command line, for checking a response by hand (exit 0 and the approver on
 stdout when it verifies, exit 1 otherwise):
 
     python3 -m approvebot_agt --jwks jwks.json --issuer approvebot \\
-        --request-id ar_... --action-digest sha256:... < body.json
+        --audience payments-agent --request-id ar_... --action-digest sha256:... < body.json
 """
 
 import base64
@@ -229,10 +230,11 @@ def _assertion_claims(body, key_for, issuer, leeway, audience, now):
         raise VerificationError("assertion expired")
     if "nbf" in claims and now < _number(claims, "nbf") - leeway:
         raise VerificationError("assertion not valid yet")
-    if audience is not None:
-        aud = claims.get("aud")
-        if aud != audience and not (isinstance(aud, list) and audience in aud):
-            raise VerificationError("audience %r, want %r" % (aud, audience))
+    if not isinstance(audience, str) or not audience:
+        raise VerificationError("no audience to check the assertion against")
+    aud = claims.get("aud")
+    if aud != audience and not (isinstance(aud, list) and audience in aud):
+        raise VerificationError("audience %r, want %r" % (aud, audience))
     return claims
 
 
@@ -306,20 +308,22 @@ def key_source(jwks_url=None, jwks=None, key_file=None, cache_seconds=300):
     return key_for
 
 
-def make_response_verifier(jwks_url=None, *, jwks=None, key_file=None, issuer="approvebot",
-                           leeway=60, cache_seconds=300, audience=None):
+def make_response_verifier(jwks_url=None, *, audience, jwks=None, key_file=None, issuer="approvebot",
+                           leeway=60, cache_seconds=300):
     """Return ``response_verifier(body, request) -> str | None`` for AGT.
 
     Give exactly one key source: ``jwks_url`` (approvebot's
     ``/.well-known/jwks.json``, fetched and cached for ``cache_seconds``),
     ``jwks`` (a JWKS dict) or ``key_file`` (a PEM Ed25519 public key).
-    ``issuer`` must equal approvebot's configured issuer. ``audience``, when
-    given, must equal the token's ``aud`` (the caller name approvebot knows
-    the agent by). The verifier returns the approver's identity when the
+    ``issuer`` must equal approvebot's configured issuer. ``audience`` is
+    required and must equal the token's ``aud``: the caller name approvebot
+    knows this agent by, so a decision made for another agent is refused. The verifier returns the approver's identity when the
     assertion is valid, fresh, signed by approvebot, bound to this request's
     ``approval_request_id`` and ``action_digest``, and says allow; otherwise
     None.
     """
+    if not isinstance(audience, str) or not audience:
+        raise ValueError("audience must be the caller name approvebot knows this agent by")
     key_for = key_source(jwks_url, jwks, key_file, cache_seconds)
 
     def response_verifier(body, request):
@@ -346,7 +350,7 @@ def main(argv=None):
     src.add_argument("--jwks-url", help="JWKS URL")
     src.add_argument("--key-file", help="PEM Ed25519 public key file")
     p.add_argument("--issuer", default="approvebot")
-    p.add_argument("--audience", help="the caller name approvebot knows the agent by")
+    p.add_argument("--audience", required=True, help="the caller name approvebot knows the agent by")
     p.add_argument("--request-id", help="the 1.0 request's approval_request_id")
     p.add_argument("--action-digest", help="the 1.0 request's action_digest")
     p.add_argument("--request-body", help="file holding the exact legacy request body that was sent")

@@ -52,7 +52,7 @@ class Issuer(object):
 
     def token(self, header=None, **claims):
         now = int(time.time())
-        c = {"iss": "approvebot", "sub": "jane@company.com", "iat": now, "nbf": now, "exp": now + 600,
+        c = {"iss": "approvebot", "sub": "jane@company.com", "aud": "payments-agent", "iat": now, "nbf": now, "exp": now + 600,
              "jti": "j1", "approval_request_id": REQUEST_ID, "action_digest": ACTION_DIGEST,
              "decision": "allow", "status": "approved", "identity_assurance": "slack_signed_interaction",
              "approver_kind": "human"}
@@ -83,7 +83,7 @@ logging.getLogger("approvebot_agt").setLevel(logging.CRITICAL)
 class VerifierTest(unittest.TestCase):
     def setUp(self):
         self.issuer = Issuer()
-        self.verify = make_response_verifier(jwks=self.issuer.jwks())
+        self.verify = make_response_verifier(jwks=self.issuer.jwks(), audience="payments-agent")
 
     def test_accepts_valid(self):
         self.assertEqual(self.verify(body(self.issuer.token()), REQUEST), "jane@company.com")
@@ -174,14 +174,21 @@ class VerifierTest(unittest.TestCase):
         v = make_response_verifier(jwks=self.issuer.jwks(), audience="payments-agent")
         self.assertEqual(v(body(self.issuer.token(aud="payments-agent")), REQUEST), "jane@company.com")
         self.assertIsNone(v(body(self.issuer.token(aud="other-agent")), REQUEST))
-        self.assertIsNone(v(body(self.issuer.token()), REQUEST))
+        self.assertIsNone(v(body(self.issuer.token(aud=None)), REQUEST))
+
+    def test_audience_is_required(self):
+        with self.assertRaises(TypeError):
+            make_response_verifier(jwks=self.issuer.jwks())
+        for aud in ("", None, ["payments-agent"]):
+            with self.assertRaises(ValueError):
+                make_response_verifier(jwks=self.issuer.jwks(), audience=aud)
 
     def test_key_file(self):
         with tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False) as f:
             f.write(self.issuer.key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         self.addCleanup(os.remove, f.name)
-        v = make_response_verifier(key_file=f.name)
+        v = make_response_verifier(key_file=f.name, audience="payments-agent")
         self.assertEqual(v(body(self.issuer.token()), REQUEST), "jane@company.com")
         # The pinned key's thumbprint is its kid: another kid is refused.
         self.assertIsNone(v(body(self.issuer.token(header={"kid": "other"})), REQUEST))
@@ -189,11 +196,11 @@ class VerifierTest(unittest.TestCase):
 
     def test_needs_one_key_source(self):
         with self.assertRaises(ValueError):
-            make_response_verifier()
+            make_response_verifier(audience="payments-agent")
         with self.assertRaises(ValueError):
-            make_response_verifier("https://x.example/jwks", jwks=self.issuer.jwks())
+            make_response_verifier("https://x.example/jwks", jwks=self.issuer.jwks(), audience="payments-agent")
         with self.assertRaises(ValueError):
-            make_response_verifier(jwks={"keys": [{"kty": "RSA", "kid": "r", "n": "x", "e": "AQAB"}]})
+            make_response_verifier(jwks={"keys": [{"kty": "RSA", "kid": "r", "n": "x", "e": "AQAB"}]}, audience="payments-agent")
 
 
 class JWKSServer(object):
@@ -230,7 +237,7 @@ class JWKSURLTest(unittest.TestCase):
         first, second = Issuer(), Issuer()
         srv = JWKSServer(first.jwks())
         self.addCleanup(srv.close)
-        v = make_response_verifier(srv.url)
+        v = make_response_verifier(srv.url, audience="payments-agent")
         self.assertEqual(v(body(first.token()), REQUEST), "jane@company.com")
         self.assertEqual(v(body(first.token()), REQUEST), "jane@company.com")
         self.assertEqual(srv.fetches, 1, "second verification should use the cache")
@@ -245,7 +252,7 @@ class JWKSURLTest(unittest.TestCase):
         issuer = Issuer()
         srv = JWKSServer(issuer.jwks())
         self.addCleanup(srv.close)
-        v = make_response_verifier(srv.url)
+        v = make_response_verifier(srv.url, audience="payments-agent")
         self.assertEqual(v(body(issuer.token()), REQUEST), "jane@company.com")
         for _ in range(5):
             self.assertIsNone(v(body(Issuer().token()), REQUEST))
@@ -253,9 +260,9 @@ class JWKSURLTest(unittest.TestCase):
 
     def test_refuses_plain_http_to_other_hosts(self):
         with self.assertRaises(ValueError):
-            make_response_verifier("http://approvebot.example/.well-known/jwks.json")
+            make_response_verifier("http://approvebot.example/.well-known/jwks.json", audience="payments-agent")
         with self.assertRaises(ValueError):
-            make_response_verifier("file:///etc/jwks.json")
+            make_response_verifier("file:///etc/jwks.json", audience="payments-agent")
 
     def test_redirect_is_not_followed(self):
         issuer = Issuer()
@@ -275,7 +282,7 @@ class JWKSURLTest(unittest.TestCase):
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         self.addCleanup(srv.server_close)
         self.addCleanup(srv.shutdown)
-        v = make_response_verifier("http://127.0.0.1:%d/jwks" % srv.server_address[1])
+        v = make_response_verifier("http://127.0.0.1:%d/jwks" % srv.server_address[1], audience="payments-agent")
         self.assertIsNone(v(body(issuer.token()), REQUEST))
         self.assertEqual(target.fetches, 0)
 
@@ -283,7 +290,7 @@ class JWKSURLTest(unittest.TestCase):
         srv = JWKSServer({"keys": []})
         url = srv.url
         srv.close()
-        v = make_response_verifier(url)
+        v = make_response_verifier(url, audience="payments-agent")
         self.assertIsNone(v(body(Issuer().token()), REQUEST))
 
 
@@ -294,7 +301,7 @@ class CLITest(unittest.TestCase):
         self.addCleanup(os.remove, f.name)
         return subprocess.run(
             [sys.executable, "-m", "approvebot_agt", "--jwks", f.name, "--issuer", "approvebot",
-             "--action-digest", ACTION_DIGEST] + (["--request-id", request_id] if request_id else []),
+             "--audience", "payments-agent", "--action-digest", ACTION_DIGEST] + (["--request-id", request_id] if request_id else []),
             input=json.dumps(body(token)).encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
             cwd=PACKAGE_DIR)
 
