@@ -23,6 +23,7 @@ const (
 	StatusExpired       Status = "expired"       // schema 1.0: expires_at had passed
 	StatusUndeliverable Status = "undeliverable" // no approver could be shown the request
 	StatusNoRoute       Status = "no_route"      // no configured approver group for it
+	StatusCancelled     Status = "cancelled"     // the agent withdrew it (DELETE)
 )
 
 // Final reports whether the status can no longer change.
@@ -344,6 +345,7 @@ const (
 	EventEntry     = "approval_chain_entry"
 	EventResolved  = "approval_resolved"
 	EventExpired   = "approval_expired"
+	EventCancelled = "approval_cancelled"
 	EventPosted    = "message_posted"
 	EventFailed    = "delivery_failed"
 	EventRefused   = "click_refused"

@@ -481,6 +481,47 @@ func (e *Engine) expire(id string) {
 	}
 }
 
+// Cancel withdraws caller's pending request (DELETE /v1/approvals/{id}):
+// it ends denied with status cancelled, every copy says the agent withdrew
+// it, held callers are answered, and later clicks are told. Withdrawing a
+// request already withdrawn returns it as it is; one decided or ended
+// otherwise returns it with ErrFinal. Another caller's request is not found.
+func (e *Engine) Cancel(caller, id string) (*approvebot.Request, error) {
+	found, err := e.Lookup(caller, id)
+	if err != nil {
+		return nil, err
+	}
+	now := e.clock.Now()
+	var changed bool
+	r, err := e.store.Update(found.ID, func(r *approvebot.Request) (store.Change, error) {
+		changed = false
+		if r.Status.Final() {
+			return store.Change{Abort: true}, nil
+		}
+		reason := "withdrawn by the agent (caller " + caller + ") before a decision"
+		policy.Expire(r, approvebot.StatusCancelled, reason, now)
+		changed = true
+		return store.Change{Visible: true, Events: []approvebot.Event{
+			event(approvebot.EventCancelled, r.ID, now, "caller:"+caller, map[string]any{"reason": reason}),
+			resolvedEvent(r, now),
+		}}, nil
+	})
+	if err != nil {
+		return nil, e.storeError(err)
+	}
+	if changed {
+		e.finished(r)
+		return r, nil
+	}
+	if r.Status != approvebot.StatusCancelled {
+		return r, ErrFinal
+	}
+	return r, nil
+}
+
+// ErrFinal is Cancel's answer for a request that ended otherwise first.
+var ErrFinal = errors.New("the request is already final")
+
 // timeoutReason says why a deadline came: the route's timeout (or the
 // caller's Prefer: wait), or a schema 1.0 request's expires_at. It is derived
 // from the stored request, so it reads the same after a restart.

@@ -75,6 +75,7 @@ func NewServer(cfg ServerConfig) *Server {
 	s.SetCallers(cfg.Callers)
 	s.mux.HandleFunc("POST /v1/approvals", s.handleSubmit)
 	s.mux.HandleFunc("GET /v1/approvals/{id}", s.handleGet)
+	s.mux.HandleFunc("DELETE /v1/approvals/{id}", s.handleCancel)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -249,6 +250,31 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, s.answer(req, caller))
+}
+
+// handleCancel withdraws the caller's pending request. The answer is the
+// request as it now stands: 200 when it is withdrawn (again, for a repeated
+// DELETE), 409 when it ended otherwise first, 404 for another caller's.
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.caller(r)
+	if !ok {
+		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
+		return
+	}
+	id := r.PathValue("id")
+	req, err := s.engine.Cancel(caller, id)
+	switch {
+	case errors.Is(err, ErrFinal):
+		writeJSON(w, http.StatusConflict, s.answer(req, caller))
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, approvebot.Errorf(approvebot.ENotFound, "no approval request %q", id))
+	case err != nil:
+		s.log.Error("cancel request", "request_id", id, "err", err)
+		writeError(w, approvebot.Errorf(approvebot.EUnavailable, "storage unavailable; the request was not withdrawn"))
+	default:
+		s.log.Info("request withdrawn by its caller", "request_id", req.ID, "caller", caller)
+		writeJSON(w, http.StatusOK, s.answer(req, caller))
+	}
 }
 
 // hold keeps the agent's connection open until the request is final. If the

@@ -244,6 +244,8 @@ func Expire(r *approvebot.Request, status approvebot.Status, reason string, now 
 		outcome, approver = "expired", "system:expired"
 	case approvebot.StatusNoRoute:
 		approver = "system:no-route"
+	case approvebot.StatusCancelled:
+		approver = "system:cancelled"
 	}
 	resolve(r, status, outcome, approver, "", reason, now)
 	return true
@@ -262,6 +264,8 @@ func Describe(r *approvebot.Request) string {
 		return "already " + strings.ToLower(o[:1]) + o[1:]
 	case approvebot.StatusTimedOut, approvebot.StatusExpired:
 		return "it expired at " + stamp(res.ResolvedAt) + " without a decision"
+	case approvebot.StatusCancelled:
+		return "it was withdrawn by the agent at " + stamp(res.ResolvedAt)
 	default:
 		return "it was closed at " + stamp(res.ResolvedAt) + ": " + res.Reason
 	}
@@ -292,6 +296,8 @@ func Outcome(r *approvebot.Request) string {
 		return "Denied by " + who + " at " + at
 	case approvebot.StatusTimedOut, approvebot.StatusExpired:
 		return "Expired at " + at + ": " + res.Reason
+	case approvebot.StatusCancelled:
+		return "Withdrawn by the agent at " + at
 	default:
 		return "Closed at " + at + ": " + res.Reason
 	}
