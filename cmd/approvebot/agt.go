@@ -198,12 +198,14 @@ func (r *resolver) slackUser(ctx context.Context, group, u string) ([]string, er
 	return []string{who.Principal()}, nil
 }
 
-// teamsUser: approvebot reports a Teams clicker by the email the team's
-// roster gives (its UPN when there is none), and as teams:<tenant>/<object
+// teamsUser: approvebot reports a Teams clicker by the UPN the team's
+// roster gives (its email when there is none), and as teams:<tenant>/<object
 // id> when the roster cannot be read. Nothing of that can be asked ahead of
-// a click.
+// a click, so a listed address is taken to be the UPN, with a reminder.
 func (r *resolver) teamsUser(group, u string) []string {
 	if strings.Contains(u, "@") {
+		fmt.Fprintf(r.warn, "note: group %s: Teams user %s is listed by address; approvebot reports Teams approvers by their UPN, "+
+			"so this must be the UPN (where a person's email differs from it, list the UPN)\n", group, u)
 		return emails(u)
 	}
 	tenant := "<tenant>"
