@@ -8,12 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -297,7 +297,7 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 			usergroups[ug] = append(usergroups[ug], name)
 		}
 	}
-	for _, ch := range sortedKeys(channels) {
+	for _, ch := range slices.Sorted(maps.Keys(channels)) {
 		groups := strings.Join(channels[ch], ", ")
 		if strings.HasPrefix(ch, "D") {
 			c.pass("slack: channel %s (%s) is a direct message; membership is not checked", ch, groups)
@@ -321,7 +321,7 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 			c.pass("slack: the bot is a member of channel %s #%s (%s)", ch, info.Name, groups)
 		}
 	}
-	for _, u := range sortedKeys(users) {
+	for _, u := range slices.Sorted(maps.Keys(users)) {
 		groups := strings.Join(users[u], ", ")
 		cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 		var user *goslack.User
@@ -344,7 +344,7 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 			c.pass("slack: approver %s (%s) resolves to %s", u, groups, user.ID)
 		}
 	}
-	for _, ug := range sortedKeys(usergroups) {
+	for _, ug := range slices.Sorted(maps.Keys(usergroups)) {
 		groups := strings.Join(usergroups[ug], ", ")
 		cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
 		members, err := api.GetUserGroupMembersContext(cctx, ug)
@@ -492,7 +492,7 @@ func doctorTeams(ctx context.Context, c *checklist, cfg *policy.Config, st *stor
 			}
 		}
 	}
-	for _, ch := range sortedKeys(channels) {
+	for _, ch := range slices.Sorted(maps.Keys(channels)) {
 		groups := strings.Join(channels[ch], ", ")
 		if k, ok := byID[ch]; ok {
 			c.pass("teams: the app is installed where channel %s is (team %s) (%s)", ch, cmpOr(k.TeamName, k.TeamID), groups)
@@ -546,13 +546,4 @@ func doctorPublicURL(ctx context.Context, c *checklist, base string) {
 		return
 	}
 	c.pass("public URL %s answers", u)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
