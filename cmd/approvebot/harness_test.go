@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 )
 
@@ -87,6 +88,9 @@ type harness struct {
 	env    map[string]string
 	config string
 
+	// clock, when set, is the engine's clock: the test moves it.
+	clock *bot.ManualClock
+
 	url    string
 	cancel context.CancelFunc
 	done   chan error
@@ -155,7 +159,12 @@ func (h *harness) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	go func() {
-		err := run(ctx, []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
+		var err error
+		if h.clock != nil {
+			err = serveWithClock(ctx, h.clock, []string{"--config", h.config}, h.getenv, pw, h.logs)
+		} else {
+			err = run(ctx, []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
+		}
 		pw.CloseWithError(fmt.Errorf("approvebot exited: %v", err))
 		h.done <- err
 	}()
