@@ -58,6 +58,7 @@ type Engine struct {
 	metrics   *metrics
 	signer    *signing.Signer
 	anchor    *checkpointer // nil without checkpoints
+	callers   *callers
 
 	mu sync.Mutex
 	// watchers are called (each in a goroutine of its own) when a request
@@ -93,6 +94,7 @@ func New(cfg Config) (*Engine, error) {
 	for _, p := range cfg.Platforms {
 		e.platforms[p.Name()] = p
 	}
+	e.callers = newCallers(cfg.Clock, cfg.Policy.Callers)
 	e.outbox = newOutbox(e, cfg.Workers, cfg.Policy.Delivery.Timeout)
 	e.metrics = newMetrics(e)
 	cfg.Store.OnOutbox(e.outbox.add)
@@ -117,12 +119,14 @@ func (e *Engine) SetPolicy(cfg *policy.Config) { e.policy.Store(cfg) }
 // ctx ends).
 func (e *Engine) Start(ctx context.Context) error {
 	var due []string
-	err := e.store.Pending(func(id string, deadline time.Time) error {
-		if !e.clock.Now().Before(deadline) {
-			due = append(due, id)
+	err := e.store.EachPending(func(r *approvebot.Request) error {
+		// Each caller's pending count, and its open requests by body.
+		_ = e.callers.admit(r, twinKey(r))
+		if !e.clock.Now().Before(r.Deadline) {
+			due = append(due, r.ID)
 			return nil
 		}
-		e.arm(id, deadline)
+		e.arm(r.ID, r.Deadline)
 		return nil
 	})
 	if err != nil {
@@ -266,8 +270,34 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		events = append(events, resolvedEvent(r, now))
 	}
 
-	stored, created, err := e.store.Create(r, events...)
-	if err != nil {
+	// The caller's cap of pending requests, and its identical open
+	// request, are checked in the store's transaction: after a retry of an
+	// existing request has been found (it always attaches), before
+	// anything is written.
+	var admit func() error
+	if !r.Status.Final() {
+		twin := twinKey(r)
+		admit = func() error { return e.callers.admit(r, twin) }
+	}
+	stored, created, err := e.store.CreateAdmitted(r, admit, events...)
+	if err != nil || !created {
+		e.callers.closed(r.Caller, r.ID) // counted only once stored
+	}
+	var twin *attachError
+	var limited *LimitError
+	switch {
+	case errors.As(err, &twin):
+		e.log.Info("identical request attached", "request_id", twin.id, "caller", o.Caller)
+		got, gerr := e.store.Get(twin.id)
+		if gerr != nil {
+			return nil, e.storeError(gerr)
+		}
+		return got, nil
+	case errors.As(err, &limited):
+		e.metrics.limited.WithLabelValues(limited.Limit).Inc()
+		e.log.Warn("request refused: caller over its limit", "caller", o.Caller, "limit", limited.Limit)
+		return nil, limited
+	case err != nil:
 		return nil, e.storeError(err)
 	}
 	if !created {
@@ -418,6 +448,7 @@ func (e *Engine) finished(r *approvebot.Request) {
 		delete(e.timers, r.ID)
 	}
 	e.mu.Unlock()
+	e.callers.closed(r.Caller, r.ID)
 	for _, w := range watchers {
 		go w.fn(r) // a watcher may write to an agent's connection: never inside a commit
 	}

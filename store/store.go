@@ -467,6 +467,15 @@ func (s *Store) Status(id string) (approvebot.Status, error) {
 // from the same caller, exists already, nothing is written and the existing
 // request is returned with created false.
 func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
+	return s.CreateAdmitted(r, nil, events...)
+}
+
+// CreateAdmitted is Create with a last check: admit runs inside the
+// transaction after the lookups that find an existing request (so a retry
+// of one is never refused) and before anything is written. Its error
+// refuses the request, writes nothing and is returned as is. Like every
+// transition, admit may run more than once for one call.
+func (s *Store) CreateAdmitted(r *approvebot.Request, admit func() error, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
 	// Canonicalizing the audit details here keeps that work out of the
 	// single writer every commit waits for.
 	prepared, err := prepareEvents(events)
@@ -501,6 +510,13 @@ func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (store
 				stored = old
 				return nil
 			}
+		}
+		if admit != nil {
+			if err := admit(); err != nil {
+				return err
+			}
+		}
+		if r.IdempotencyKey != "" {
 			if err := idem.Put(idemKey(r.Caller, r.IdempotencyKey), []byte(r.ID)); err != nil {
 				return err
 			}
@@ -714,6 +730,22 @@ func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
 				return fmt.Errorf("malformed pending key %q", k)
 			}
 			return fn(string(k[8:]), time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))))
+		})
+	})
+}
+
+// EachPending calls fn with every pending request, soonest deadline first.
+func (s *Store) EachPending(fn func(r *approvebot.Request) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			if len(k) < 9 {
+				return fmt.Errorf("malformed pending key %q", k)
+			}
+			r, err := getRequest(tx, string(k[8:]))
+			if err != nil {
+				return err
+			}
+			return fn(r)
 		})
 	})
 }

@@ -43,6 +43,9 @@ store:
 callers:
   - name: ` + callerName + `
     token: ` + callerToken + `
+    rate: 1000000/s
+    burst: 1000000
+    max_pending: 1000000
 slack:
   bot_token: ` + botToken + `
   signing_secret: ` + signingSecret + `

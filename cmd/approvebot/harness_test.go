@@ -43,6 +43,9 @@ store:
 callers:
   - name: payments-agent
     token: ${PAYMENTS_AGENT_TOKEN}
+    rate: 100000/s
+    burst: 100000
+    max_pending: 100000
   - name: other-agent
     token: other-agent-token-0123456789
 slack:
