@@ -735,17 +735,35 @@ func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
 }
 
 // EachPending calls fn with every pending request, soonest deadline first.
+// Only what says whose a request is and what it asked is read: its id,
+// schema, caller, idempotency key, digest and chain; the deadline is the
+// index's.
 func (s *Store) EachPending(fn func(r *approvebot.Request) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
+		requests := tx.Bucket(bucketRequests)
 		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
 			if len(k) < 9 {
 				return fmt.Errorf("malformed pending key %q", k)
 			}
-			r, err := getRequest(tx, string(k[8:]))
-			if err != nil {
-				return err
+			id := k[8:]
+			v := requests.Get(id)
+			if v == nil {
+				return fmt.Errorf("pending request %s: %w", id, ErrNotFound)
 			}
-			return fn(r)
+			var r struct {
+				ID             string           `json:"id"`
+				Schema         string           `json:"schema"`
+				Caller         string           `json:"caller"`
+				IdempotencyKey string           `json:"idempotency_key"`
+				Digest         string           `json:"digest"`
+				Chain          approvebot.Chain `json:"chain"`
+			}
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("request %s: corrupt record: %w", id, err)
+			}
+			return fn(&approvebot.Request{ID: r.ID, Schema: r.Schema, Caller: r.Caller, IdempotencyKey: r.IdempotencyKey,
+				Digest: r.Digest, Chain: r.Chain, Status: approvebot.StatusPending,
+				Deadline: time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))})
 		})
 	})
 }

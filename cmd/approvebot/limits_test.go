@@ -167,3 +167,20 @@ func TestIdenticalPendingRequestAttaches(t *testing.T) {
 		t.Fatalf("identical body after the decision: %s, want a new request", d.body)
 	}
 }
+
+// What a caller has pending, and which of its open requests an identical
+// body attaches to, are rebuilt from the store at start.
+func TestCallerLimitsSurviveRestart(t *testing.T) {
+	h := newHarness(t, limitedConfig("    max_pending: 2\n"))
+	h.start()
+	body := burstBody("treasury-ops", 0)
+	first := h.submitAs(otherToken, body)
+	h.submitAs(otherToken, burstBody("treasury-ops", 1))
+	h.waitMessages(first.answer.ApprovalRequestID, 1)
+	h.stop()
+	h.start()
+	wantRefused(t, h.submitAs(otherToken, burstBody("treasury-ops", 2)), "max_pending", "5")
+	if again := h.submitAs(otherToken, body); again.answer.ApprovalRequestID != first.answer.ApprovalRequestID {
+		t.Fatalf("identical body after a restart: %d %s, want it attached to %s", again.status, again.body, first.answer.ApprovalRequestID)
+	}
+}
