@@ -44,6 +44,7 @@ type outbox struct {
 	cond        *sync.Cond // workers wait here for jobs
 	idle        *sync.Cond // drain waits here for the queue to empty
 	queue       []store.JobKey
+	urgent      []store.JobKey // jobs handed their destination's turn: run first
 	jobs        map[store.JobKey]*job
 	running     int
 	stopping    bool
@@ -73,12 +74,15 @@ func newOutbox(e *Engine, workers int, postGiveUp time.Duration) *outbox {
 	o := &outbox{e: e, workers: workers, postGiveUp: postGiveUp, jobs: map[store.JobKey]*job{}}
 	o.cond = sync.NewCond(&o.mu)
 	o.idle = sync.NewCond(&o.mu)
-	o.pace = newPacer(e.clock, o.granted, o.late)
+	o.pace = newPacer(e.clock, o.wake, func(k store.JobKey) { o.wake(k, nil) })
 	return o
 }
 
-// granted queues a parked job whose destination's turn has come.
-func (o *outbox) granted(k store.JobKey, t *turn) {
+// wake hands a parked job back to the workers: with its turn (t) when its
+// destination's turn came, or without one when the pacer found it can no
+// longer be posted in time (the next run then says so). A job still in the
+// run that parked it runs again once that run is done.
+func (o *outbox) wake(k store.JobKey, t *turn) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	j := o.jobs[k]
@@ -87,25 +91,15 @@ func (o *outbox) granted(k store.JobKey, t *turn) {
 		return
 	}
 	j.parked, j.turn = false, t
-	j.queued = true
-	o.queue = append(o.queue, k)
-	o.cond.Signal()
-}
-
-// late fails a parked job that can no longer be posted in time.
-func (o *outbox) late(k store.JobKey) {
-	o.mu.Lock()
-	j := o.jobs[k]
-	if j == nil || !j.parked || o.stopping {
-		o.mu.Unlock()
+	if j.running {
+		j.again = true
 		return
 	}
-	j.parked = false
-	j.running = true
-	o.running++
-	o.mu.Unlock()
-	retry := o.retryIf(j, o.fail(k, reasonRateLimited, false))
-	o.finish(k, j, retry)
+	j.queued = true
+	// A job with its turn goes before everything queued: its destination's
+	// pace counts from the grant, so a wait here is a post made late.
+	o.urgent = append(o.urgent, k)
+	o.cond.Signal()
 }
 
 func (o *outbox) start(ctx context.Context) {
@@ -141,7 +135,7 @@ func (o *outbox) drain(ctx context.Context) {
 	})
 	defer stop()
 	o.mu.Lock()
-	for (len(o.queue) > 0 || o.running > 0) && !o.stopping {
+	for (len(o.queue) > 0 || len(o.urgent) > 0 || o.running > 0) && !o.stopping {
 		o.idle.Wait()
 	}
 	o.mu.Unlock()
@@ -183,15 +177,19 @@ func (o *outbox) work() {
 	defer o.wg.Done()
 	for {
 		o.mu.Lock()
-		for len(o.queue) == 0 && !o.stopping {
+		for len(o.queue) == 0 && len(o.urgent) == 0 && !o.stopping {
 			o.cond.Wait()
 		}
 		if o.stopping {
 			o.mu.Unlock()
 			return
 		}
-		k := o.queue[0]
-		o.queue = o.queue[1:]
+		var k store.JobKey
+		if len(o.urgent) > 0 {
+			k, o.urgent = o.urgent[0], o.urgent[1:]
+		} else {
+			k, o.queue = o.queue[0], o.queue[1:]
+		}
 		j := o.jobs[k]
 		j.queued, j.running = false, true
 		o.running++
@@ -228,12 +226,16 @@ func (o *outbox) finish(k store.JobKey, j *job, retry time.Duration) {
 	case j.again:
 		j.again = false
 		j.queued = true
-		o.queue = append(o.queue, k)
+		if j.turn != nil { // handed its turn while this run was ending
+			o.urgent = append(o.urgent, k)
+		} else {
+			o.queue = append(o.queue, k)
+		}
 		o.cond.Signal()
 	default:
 		delete(o.jobs, k)
 	}
-	if len(o.queue) == 0 && o.running == 0 {
+	if len(o.queue) == 0 && len(o.urgent) == 0 && o.running == 0 {
 		o.idle.Broadcast()
 	}
 }
@@ -243,12 +245,11 @@ func (o *outbox) finish(k store.JobKey, j *job, retry time.Duration) {
 func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	e := o.e
 	// A turn this run does not spend on a post goes back to the pacer.
-	defer func() {
-		if j.turn != nil {
-			o.pace.giveBack(j.turn)
-			j.turn = nil
-		}
-	}()
+	o.mu.Lock()
+	held := j.turn
+	j.turn = nil
+	o.mu.Unlock()
+	defer func() { o.pace.giveBack(held) }()
 	r, err := e.store.Get(k.ID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -285,26 +286,32 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			return o.recordPost(k, j, *j.posted, version, now)
 		}
 		lane := d.Platform + "\x00" + d.Channel
-		if j.turn == nil {
+		if held == nil {
 			var interval time.Duration
 			if pp, ok := p.(Paced); ok {
 				interval = pp.PostInterval(d.Channel)
 			}
+			// Parked before asking: the turn may come before take returns.
+			o.mu.Lock()
+			j.parked = true
+			o.mu.Unlock()
 			t, v := o.pace.take(lane, interval, k, r.Deadline)
+			if v != waitFor {
+				o.mu.Lock()
+				j.parked = false
+				o.mu.Unlock()
+			}
 			switch v {
 			case waitFor:
-				o.mu.Lock()
-				j.parked = true
-				o.mu.Unlock()
 				return 0
 			case tooLate:
 				e.log.Warn("post cannot be made before the deadline at the platform's pace", "request_id", k.ID,
 					"platform", d.Platform, "channel", d.Channel, "deadline", r.Deadline)
 				return o.retryIf(j, o.fail(k, reasonRateLimited, false))
 			}
-			j.turn = t
+			held = t
 		}
-		j.turn = nil // spent: the post starts now, whatever comes of it
+		held = nil // spent: the post starts now, whatever comes of it
 		ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
 		defer cancel()
 		ref, err := p.Post(ctx, d.Channel, msg)

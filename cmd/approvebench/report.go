@@ -22,6 +22,7 @@ type report struct {
 	Held       heldResult
 	Restart    restartResult
 	Growth     []growthResult
+	Pacing     pacingResult
 	Errors     []string
 	ErrorCount int
 }
@@ -130,6 +131,14 @@ func (r *report) markdown() string {
 		p("| 5 | Decision p99, %s → %s pending | %s → %s | flat (within %.0f %% + 1 ms) | %s |\n",
 			num(float64(lo.Pending)), num(float64(hi.Pending)), ms(lo.Decision.P99), ms(hi.Decision.P99), flatTolerance*100, verdict(lat))
 	}
+	for _, sc := range r.Pacing.Scenarios {
+		p("| 6 | Pacing, %s requests %s: worst post against the %s-per-channel schedule | %.3f× | ≤ %.2f× | %s |\n",
+			num(float64(sc.Requests)), sc.describe(), r.Pacing.Interval, sc.Worst, targetPace, verdict(sc.Errors == 0 && sc.Worst <= targetPace))
+		if sc.Name == "burst" {
+			p("| 6 | Pacing, idle channel's post during the burst, from its request | %s | ≤ %s | %s |\n",
+				ms(sc.Idle), ms(targetIdlePost), verdict(sc.Errors == 0 && sc.Idle > 0 && sc.Idle <= targetIdlePost))
+		}
+	}
 	p("\nErrors during the run: %d.\n\n", r.ErrorCount)
 
 	p("## 1. Intake\n\n")
@@ -228,6 +237,10 @@ func (r *report) markdown() string {
 				ms(g.Decision.P50), ms(g.Decision.P99), mib(g.RSS))
 		}
 		p("\n")
+	}
+
+	if pc := r.Pacing; len(pc.Scenarios) > 0 {
+		p("%s", pc.markdown())
 	}
 
 	p("## How it is measured\n\n")
@@ -345,3 +358,35 @@ func ms(d time.Duration) string {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+func (sc paceScenario) describe() string {
+	if sc.Name == "burst" {
+		return "to one channel, then 1 to an idle one"
+	}
+	return fmt.Sprintf("over %d channels", sc.Channels)
+}
+
+func (pc pacingResult) markdown() string {
+	var b strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	p("## 6. Pacing\n\n")
+	p("A fresh server at Slack's real pace (`slack.channel_interval: %s`), one approver group per\n", pc.Interval)
+	p("channel. 16 agents send the requests with `Prefer: respond-async` as fast as they can; every\n")
+	p("`chat.postMessage` is timed as the fake Slack receives it. A channel's *paced schedule* is its\n")
+	p("first post, then each next one an interval after the one before (or when its request was sent,\n")
+	p("if later); *worst* is the largest ratio, over every later post, of its time since the channel's\n")
+	p("first post to the schedule's. *Shortest gap* is the least time between two posts to one\n")
+	p("channel: below the interval only by the network's jitter.\n\n")
+	p("| Scenario | Requests | Channels | Posted | Worst against the paced schedule | Shortest gap | Last post after the first request | Idle channel's post after its request | Errors |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range pc.Scenarios {
+		idle := ""
+		if sc.Name == "burst" {
+			idle = ms(sc.Idle)
+		}
+		p("| %s | %s | %d | %s | %.3f× | %s | %s | %s | %d |\n", sc.Name, num(float64(sc.Requests)), sc.Channels, num(float64(sc.Posted)),
+			sc.Worst, ms(sc.MinGap), sc.Drain.Round(10*time.Millisecond), idle, sc.Errors)
+	}
+	p("\n")
+	return b.String()
+}
