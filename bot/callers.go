@@ -114,21 +114,22 @@ func (c *callers) rateError(st *callerState, wait time.Duration) *LimitError {
 // admit counts r as one of its caller's pending requests, unless the caller
 // is at its cap, or an identical request (twin) is open: then it refuses
 // with a *LimitError or an *attachError. It runs inside the store's
-// transaction and may run more than once for one request.
-func (c *callers) admit(r *approvebot.Request, twin string) error {
+// transaction and may run more than once for one request; added is true
+// only for the run that counted it.
+func (c *callers) admit(r *approvebot.Request, twin string) (added bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.state(r.Caller)
 	if _, ok := st.pending[r.ID]; ok {
-		return nil
+		return false, nil
 	}
 	if twin != "" {
 		if id, ok := st.twins[twin]; ok {
-			return &attachError{id: id}
+			return false, &attachError{id: id}
 		}
 	}
 	if len(st.pending) >= st.cfg.MaxPending {
-		return &LimitError{Caller: r.Caller, Limit: LimitMaxPending, RetryAfter: pendingRetryAfter,
+		return false, &LimitError{Caller: r.Caller, Limit: LimitMaxPending, RetryAfter: pendingRetryAfter,
 			Message: fmt.Sprintf("caller %s has %d requests pending, its limit (callers[].max_pending); nothing was recorded or approved; retry when some are decided",
 				r.Caller, len(st.pending))}
 	}
@@ -136,7 +137,20 @@ func (c *callers) admit(r *approvebot.Request, twin string) error {
 	if twin != "" {
 		st.twins[twin] = r.ID
 	}
-	return nil
+	return true, nil
+}
+
+// restore counts a pending request found in the store at start, whatever
+// the cap now says (it may have been lowered since).
+func (c *callers) restore(r *approvebot.Request) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.state(r.Caller)
+	twin := twinKey(r)
+	st.pending[r.ID] = twin
+	if twin != "" {
+		st.twins[twin] = r.ID
+	}
 }
 
 // closed forgets a request that is no longer pending (or was never stored).

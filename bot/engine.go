@@ -121,7 +121,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	var due []string
 	err := e.store.EachPending(func(r *approvebot.Request) error {
 		// Each caller's pending count, and its open requests by body.
-		_ = e.callers.admit(r, twinKey(r))
+		e.callers.restore(r)
 		if !e.clock.Now().Before(r.Deadline) {
 			due = append(due, r.ID)
 			return nil
@@ -275,12 +275,17 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	// existing request has been found (it always attaches), before
 	// anything is written.
 	var admit func() error
+	counted := false
 	if !r.Status.Final() {
 		twin := twinKey(r)
-		admit = func() error { return e.callers.admit(r, twin) }
+		admit = func() error {
+			added, err := e.callers.admit(r, twin)
+			counted = counted || added
+			return err
+		}
 	}
 	stored, created, err := e.store.CreateAdmitted(r, admit, events...)
-	if err != nil || !created {
+	if counted && (err != nil || !created) {
 		e.callers.closed(r.Caller, r.ID) // counted only once stored
 	}
 	var twin *attachError

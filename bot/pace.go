@@ -202,8 +202,15 @@ func (p *pacer) fire(key string) {
 	head := l.waiting[0]
 	l.waiting[0] = parked{}
 	l.waiting = l.waiting[1:]
-	t := &turn{lane: key, at: now, prevNext: l.next}
-	l.next = now.Add(l.interval)
+	// A timer that fires a little late does not push the whole queue
+	// back: the pace counts from when the turn was due. A long stall
+	// does, so that no burst follows it to catch up.
+	at := now
+	if now.Sub(l.next) < l.interval/10 {
+		at = l.next
+	}
+	t := &turn{lane: key, at: at, prevNext: l.next}
+	l.next = at.Add(l.interval)
 	p.arm(l, now)
 	p.mu.Unlock()
 	p.ready(head.k, t)

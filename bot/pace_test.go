@@ -151,3 +151,30 @@ func TestPacerUnpacedAndStopped(t *testing.T) {
 	e.clock.Advance(time.Hour)
 	e.none(t)
 }
+
+// A turn handed out a little late keeps the schedule; after a long stall
+// the schedule starts again from then, with no burst to catch up.
+func TestPacerLateTimerKeepsThePace(t *testing.T) {
+	e := newPaceEnv()
+	far := e.clock.Now().Add(time.Hour)
+	start := e.clock.Now()
+	e.p.take(lane1, time.Second, jobKey(0), far)
+	for i := 1; i <= 3; i++ {
+		e.p.take(lane1, time.Second, jobKey(i), far)
+	}
+	e.clock.Jump(1050 * time.Millisecond) // due at +1s, handed out at +1.05s
+	if g := e.next(t); !g.t.at.Equal(start.Add(time.Second)) {
+		t.Fatalf("late turn counted from +%v, want +1s", g.t.at.Sub(start))
+	}
+	e.clock.Set(start.Add(1999 * time.Millisecond))
+	e.none(t)
+	e.clock.Set(start.Add(2 * time.Second))
+	e.next(t)
+	e.clock.Jump(3 * time.Second) // a stall: due at +3s, handed out at +5s
+	if g := e.next(t); !g.t.at.Equal(start.Add(5 * time.Second)) {
+		t.Fatalf("turn after a stall counted from +%v, want +5s", g.t.at.Sub(start))
+	}
+	if _, v := e.p.take(lane1, time.Second, jobKey(9), far); v != waitFor {
+		t.Fatalf("right after the stalled turn: %v, want waitFor (no catch-up burst)", v)
+	}
+}

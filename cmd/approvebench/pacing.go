@@ -64,6 +64,7 @@ type paceScenario struct {
 	// schedule allows (each post one interval after the one before, and
 	// never before its request was sent).
 	Worst float64
+	P99   float64 // the same ratio's 99th percentile
 	// MinGap is the shortest time between two posts to one channel.
 	MinGap time.Duration
 	// Drain is from the first request sent to the last post.
@@ -237,7 +238,7 @@ func (b *bench) paceScenario(name string, group func(int) string, n, channels in
 	if err != nil {
 		return res, fmt.Errorf("pacing %s: %d of %d requests posted: %w", name, res.Posted, total, err)
 	}
-	res.Worst, res.MinGap, res.Channels = paceFigures(all[:n])
+	res.Worst, res.P99, res.MinGap, res.Channels = paceFigures(all[:n])
 	var last time.Time
 	for _, p := range all {
 		if p.posted.After(last) {
@@ -248,15 +249,15 @@ func (b *bench) paceScenario(name string, group func(int) string, n, channels in
 	if idle != "" {
 		res.Idle = all[n].posted.Sub(all[n].sent)
 	}
-	b.logf("pacing %s: %d posts to %d channels; worst %.3f× the paced schedule, shortest gap %v, idle post %v",
-		name, res.Posted, res.Channels, res.Worst, res.MinGap.Round(time.Millisecond), res.Idle.Round(time.Millisecond))
+	b.logf("pacing %s: %d posts to %d channels; worst %.3f× the paced schedule (p99 %.3f×), shortest gap %v, idle post %v",
+		name, res.Posted, res.Channels, res.Worst, res.P99, res.MinGap.Round(time.Millisecond), res.Idle.Round(time.Millisecond))
 	return res, b.stop(s)
 }
 
 // paceFigures compares each channel's posts with the schedule its pace
 // allows: the first post when it was made, each later one an interval after
 // the one before or when its request was sent, whichever is later.
-func paceFigures(posts []sentPost) (worst float64, minGap time.Duration, channels int) {
+func paceFigures(posts []sentPost) (worst, p99 float64, minGap time.Duration, channels int) {
 	by := map[string][]sentPost{}
 	for _, p := range posts {
 		if !p.posted.IsZero() {
@@ -264,6 +265,7 @@ func paceFigures(posts []sentPost) (worst float64, minGap time.Duration, channel
 		}
 	}
 	minGap = -1
+	var ratios []float64
 	for _, ps := range by {
 		sort.Slice(ps, func(i, j int) bool { return ps[i].posted.Before(ps[j].posted) })
 		first := ps[0].posted
@@ -273,15 +275,19 @@ func paceFigures(posts []sentPost) (worst float64, minGap time.Duration, channel
 			if ps[k].sent.After(ideal) {
 				ideal = ps[k].sent
 			}
-			if r := float64(ps[k].posted.Sub(first)) / float64(ideal.Sub(first)); r > worst {
-				worst = r
-			}
+			r := float64(ps[k].posted.Sub(first)) / float64(ideal.Sub(first))
+			ratios = append(ratios, r)
+			worst = max(worst, r)
 			if g := ps[k].posted.Sub(ps[k-1].posted); minGap < 0 || g < minGap {
 				minGap = g
 			}
 		}
 	}
-	return worst, max(minGap, 0), len(by)
+	sort.Float64s(ratios)
+	if len(ratios) > 0 {
+		p99 = ratios[min(len(ratios)-1, len(ratios)*99/100)]
+	}
+	return worst, p99, max(minGap, 0), len(by)
 }
 
 // startServerConfig is startServer with a configuration file of the

@@ -376,16 +376,17 @@ func (pc pacingResult) markdown() string {
 	p("first post, then each next one an interval after the one before (or when its request was sent,\n")
 	p("if later); *worst* is the largest ratio, over every later post, of its time since the channel's\n")
 	p("first post to the schedule's. *Shortest gap* is the least time between two posts to one\n")
-	p("channel: below the interval only by the network's jitter.\n\n")
-	p("| Scenario | Requests | Channels | Posted | Worst against the paced schedule | Shortest gap | Last post after the first request | Idle channel's post after its request | Errors |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("channel: turns are handed out on the schedule, so a turn handed out a little late (at most a\n")
+	p("tenth of the interval) is followed by one on time, and the network adds its jitter.\n\n")
+	p("| Scenario | Requests | Channels | Posted | Worst against the paced schedule | p99 | Shortest gap | Last post after the first request | Idle channel's post after its request | Errors |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, sc := range pc.Scenarios {
 		idle := ""
 		if sc.Name == "burst" {
 			idle = ms(sc.Idle)
 		}
-		p("| %s | %s | %d | %s | %.3f× | %s | %s | %s | %d |\n", sc.Name, num(float64(sc.Requests)), sc.Channels, num(float64(sc.Posted)),
-			sc.Worst, ms(sc.MinGap), sc.Drain.Round(10*time.Millisecond), idle, sc.Errors)
+		p("| %s | %s | %d | %s | %.3f× | %.3f× | %s | %s | %s | %d |\n", sc.Name, num(float64(sc.Requests)), sc.Channels, num(float64(sc.Posted)),
+			sc.Worst, sc.P99, ms(sc.MinGap), sc.Drain.Round(10*time.Millisecond), idle, sc.Errors)
 	}
 	p("\n")
 	return b.String()
