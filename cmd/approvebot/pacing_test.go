@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/teams"
 )
 
 // pacedConfig is baseConfig with Slack's real pace: one post a second per
@@ -154,5 +155,42 @@ func TestPostThatCannotBeMadeInTimeIsRateLimited(t *testing.T) {
 	}
 	if n := h.slack.Posts("C0TREASURY"); n != 1 {
 		t.Errorf("%d posts to the treasury channel without the clock moving, want 1", n)
+	}
+}
+
+// Teams is paced by the same scheduler, at its own interval (200 ms between
+// new threads in a channel): a burst to one Teams channel holds up neither
+// another channel, on Teams or Slack, nor itself beyond its pace.
+func TestTeamsBurstIsPacedAndHoldsUpNobody(t *testing.T) {
+	th := newTeamsHarness(t)
+	th.clock = bot.NewManualClock(time.Now())
+	th.startInstalled()
+	const n = 80 // more than the outbox has workers
+	for i := range n {
+		th.asyncAs(callerToken, burstBody("payments-teams", i), "")
+	}
+	burst := func() int {
+		c := 0
+		for _, p := range th.teams.Posted() {
+			if p.ChannelID == teamsApprovals {
+				c++
+			}
+		}
+		return c
+	}
+	// treasury-both: one Slack channel and one Teams channel, both idle.
+	idle := th.asyncAs(otherToken, burstBody("treasury-both", 1000), "")
+	th.waitFor("the Slack post", func() bool { return th.slack.Posts("C0TREASURY") == 1 })
+	waitOn(t, th.teams, "the idle Teams channel's post", th.logs, func() bool { return len(th.teams.Posted()) == burst()+1 })
+	if got := burst(); got != 1 {
+		t.Fatalf("%d posts to the busy Teams channel before the idle channels' ones, want 1 (the clock has not moved)", got)
+	}
+	th.waitPosted(idle, 2)
+	for i := 1; i < n; i++ {
+		th.clock.Advance(teams.DefaultChannelInterval)
+		waitOn(t, th.teams, fmt.Sprintf("Teams post %d", i+1), th.logs, func() bool { return burst() > i })
+		if got := burst(); got != i+1 {
+			t.Fatalf("%d Teams posts after %d intervals, want %d", got, i, i+1)
+		}
 	}
 }
