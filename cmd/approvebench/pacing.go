@@ -26,7 +26,7 @@ const (
 	paceRule       = "pace-rule"
 	burstChannel   = "C0BURST"
 	idleChannel    = "C0IDLE"
-	targetPace     = 1.05            // worst post time against the pacing-limited schedule
+	targetPace     = 1.05 // worst post time against the pacing-limited schedule
 	targetIdlePost = 1100 * time.Millisecond
 )
 
