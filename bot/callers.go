@@ -61,15 +61,32 @@ type callerState struct {
 
 func newCallers(clock Clock, cfg []policy.Caller) *callers {
 	c := &callers{clock: clock, by: map[string]*callerState{}}
-	for _, cl := range cfg {
-		c.by[cl.Name] = &callerState{
-			cfg:     cl,
-			limiter: rate.NewLimiter(rate.Limit(cl.Rate), max(cl.Burst, 1)),
-			pending: map[string]string{},
-			twins:   map[string]string{},
-		}
-	}
+	c.configure(cfg)
 	return c
+}
+
+// configure sets each caller's limits, as a reload changes them: a caller
+// keeps the requests it has pending and what is left in its bucket.
+func (c *callers) configure(cfg []policy.Caller) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.clock.Now()
+	for _, cl := range cfg {
+		burst := max(cl.Burst, 1)
+		st := c.by[cl.Name]
+		if st == nil {
+			c.by[cl.Name] = &callerState{
+				cfg:     cl,
+				limiter: rate.NewLimiter(rate.Limit(cl.Rate), burst),
+				pending: map[string]string{},
+				twins:   map[string]string{},
+			}
+			continue
+		}
+		st.cfg = cl
+		st.limiter.SetLimitAt(now, rate.Limit(cl.Rate))
+		st.limiter.SetBurstAt(now, burst)
+	}
 }
 
 func (c *callers) state(name string) *callerState {

@@ -108,9 +108,13 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// SetPolicy makes cfg the configuration new requests are routed by.
-// Requests already open keep their chain, groups and deadline.
-func (e *Engine) SetPolicy(cfg *policy.Config) { e.policy.Store(cfg) }
+// SetPolicy makes cfg the configuration new requests are routed by, and
+// its callers' limits the ones they are held to. Requests already open keep
+// their chain, groups and deadline.
+func (e *Engine) SetPolicy(cfg *policy.Config) {
+	e.policy.Store(cfg)
+	e.callers.configure(cfg.Callers)
+}
 
 // Start reconciles with the store, as after a crash or a deploy: every
 // pending request gets its deadline back (those already past expire now),

@@ -184,3 +184,22 @@ func TestCallerLimitsSurviveRestart(t *testing.T) {
 		t.Fatalf("identical body after a restart: %d %s, want it attached to %s", again.status, again.body, first.answer.ApprovalRequestID)
 	}
 }
+
+// A reload changes a caller's limits at once; its pending requests still
+// count.
+func TestReloadChangesCallerLimits(t *testing.T) {
+	h := newHarness(t, limitedConfig("    max_pending: 1\n"))
+	h.start()
+	if r := h.submitAs(otherToken, burstBody("treasury-ops", 0)); r.status != http.StatusAccepted {
+		t.Fatalf("first request: %d %s", r.status, r.body)
+	}
+	wantRefused(t, h.submitAs(otherToken, burstBody("treasury-ops", 1)), "max_pending", "5")
+	h.rewriteConfig("    max_pending: 1\n", "    max_pending: 2\n")
+	if out, err := h.reloadCLI(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	if r := h.submitAs(otherToken, burstBody("treasury-ops", 2)); r.status != http.StatusAccepted {
+		t.Fatalf("within the reloaded cap: %d %s", r.status, r.body)
+	}
+	wantRefused(t, h.submitAs(otherToken, burstBody("treasury-ops", 3)), "max_pending", "5")
+}
