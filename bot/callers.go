@@ -1,8 +1,7 @@
 package bot
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -133,7 +132,7 @@ func (c *callers) rateError(st *callerState, wait time.Duration) *LimitError {
 // with a *LimitError or an *attachError. It runs inside the store's
 // transaction and may run more than once for one request; added is true
 // only for the run that counted it.
-func (c *callers) admit(r *approvebot.Request, twin string) (added bool, err error) {
+func (c *callers) admit(r *approvebot.Request, twin string, notTwinOf string) (added bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st := c.state(r.Caller)
@@ -141,7 +140,7 @@ func (c *callers) admit(r *approvebot.Request, twin string) (added bool, err err
 		return false, nil
 	}
 	if twin != "" {
-		if id, ok := st.twins[twin]; ok {
+		if id, ok := st.twins[twin]; ok && id != notTwinOf {
 			return false, &attachError{id: id}
 		}
 	}
@@ -188,20 +187,22 @@ func (c *callers) closed(caller, id string) {
 	}
 }
 
-// twinKey identifies a request by what its caller sent and where it is
-// routed, for requests that carry no id of their own: a legacy body
-// without an Idempotency-Key. Others return "" (their id already makes a
-// retry attach).
+// twinKey identifies a request by its caller's body, for requests that
+// carry no id of their own: a legacy body without an Idempotency-Key. Others
+// return "" (their id already makes a retry attach). Whether a twin is
+// routed the same way is checked when it is found (sameRouting).
 func twinKey(r *approvebot.Request) string {
 	if r.Schema == approvebot.SchemaV1 || r.IdempotencyKey != "" {
 		return ""
 	}
-	chain, err := json.Marshal(r.Chain)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(chain)
-	return r.Digest + "\x00" + hex.EncodeToString(sum[:])
+	return r.Digest
+}
+
+// sameRouting reports whether two requests go to the same approvers.
+func sameRouting(a, b approvebot.Chain) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
 }
 
 func ceilSecond(d time.Duration) time.Duration {

@@ -278,30 +278,43 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	// request, are checked in the store's transaction: after a retry of an
 	// existing request has been found (it always attaches), before
 	// anything is written.
-	var admit func() error
-	counted := false
-	if !r.Status.Final() {
-		twin := twinKey(r)
-		admit = func() error {
-			added, err := e.callers.admit(r, twin)
-			counted = counted || added
-			return err
+	var (
+		stored  *approvebot.Request
+		created bool
+		err     error
+		twin    *attachError
+		limited *LimitError
+		notTwin string // an open twin routed elsewhere: do not attach to it
+	)
+	for {
+		var admit func() error
+		counted := false
+		if !r.Status.Final() {
+			key := twinKey(r)
+			admit = func() error {
+				added, err := e.callers.admit(r, key, notTwin)
+				counted = counted || added
+				return err
+			}
 		}
-	}
-	stored, created, err := e.store.CreateAdmitted(r, admit, events...)
-	if counted && (err != nil || !created) {
-		e.callers.closed(r.Caller, r.ID) // counted only once stored
-	}
-	var twin *attachError
-	var limited *LimitError
-	switch {
-	case errors.As(err, &twin):
-		e.log.Info("identical request attached", "request_id", twin.id, "caller", o.Caller)
+		stored, created, err = e.store.CreateAdmitted(r, admit, events...)
+		if counted && (err != nil || !created) {
+			e.callers.closed(r.Caller, r.ID) // counted only once stored
+		}
+		if !errors.As(err, &twin) {
+			break
+		}
 		got, gerr := e.store.Get(twin.id)
 		if gerr != nil {
 			return nil, e.storeError(gerr)
 		}
-		return got, nil
+		if sameRouting(got.Chain, r.Chain) {
+			e.log.Info("identical request attached", "request_id", twin.id, "caller", o.Caller)
+			return got, nil
+		}
+		notTwin = twin.id // the configuration changed since: a request of its own
+	}
+	switch {
 	case errors.As(err, &limited):
 		e.metrics.limited.WithLabelValues(limited.Limit).Inc()
 		e.log.Warn("request refused: caller over its limit", "caller", o.Caller, "limit", limited.Limit)

@@ -734,10 +734,10 @@ func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
 	})
 }
 
-// EachPending calls fn with every pending request, soonest deadline first.
-// Only what says whose a request is and what it asked is read: its id,
-// schema, caller, idempotency key, digest and chain; the deadline is the
-// index's.
+// EachPending calls fn with every pending request, soonest deadline first,
+// as far as says whose it is: its id, schema, caller, idempotency key and
+// digest (the first fields of the record; the rest is not read, so this
+// costs little more than Pending), and the deadline from the index.
 func (s *Store) EachPending(fn func(r *approvebot.Request) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		requests := tx.Bucket(bucketRequests)
@@ -750,22 +750,52 @@ func (s *Store) EachPending(fn func(r *approvebot.Request) error) error {
 			if v == nil {
 				return fmt.Errorf("pending request %s: %w", id, ErrNotFound)
 			}
-			var r struct {
-				ID             string           `json:"id"`
-				Schema         string           `json:"schema"`
-				Caller         string           `json:"caller"`
-				IdempotencyKey string           `json:"idempotency_key"`
-				Digest         string           `json:"digest"`
-				Chain          approvebot.Chain `json:"chain"`
-			}
-			if err := json.Unmarshal(v, &r); err != nil {
+			r, err := owner(v)
+			if err != nil {
 				return fmt.Errorf("request %s: corrupt record: %w", id, err)
 			}
-			return fn(&approvebot.Request{ID: r.ID, Schema: r.Schema, Caller: r.Caller, IdempotencyKey: r.IdempotencyKey,
-				Digest: r.Digest, Chain: r.Chain, Status: approvebot.StatusPending,
-				Deadline: time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))})
+			r.Status = approvebot.StatusPending
+			r.Deadline = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+			return fn(r)
 		})
 	})
+}
+
+// owner reads a record's id, schema, caller, idempotency key and digest,
+// stopping once it has them all.
+func owner(v []byte) (*approvebot.Request, error) {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	r := &approvebot.Request{}
+	want := map[string]*string{"id": &r.ID, "schema": &r.Schema, "caller": &r.Caller, "idempotency_key": &r.IdempotencyKey, "digest": &r.Digest}
+	seen := 0
+	for dec.More() && seen < 4 {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := t.(string)
+		dst := want[key]
+		if dst == nil {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := dec.Decode(dst); err != nil {
+			return nil, fmt.Errorf("%s: %w", key, err)
+		}
+		if key != "idempotency_key" { // omitted when empty
+			seen++
+		}
+	}
+	if r.ID == "" || r.Caller == "" {
+		return nil, fmt.Errorf("no id or caller")
+	}
+	return r, nil
 }
 
 // Each calls fn for every stored request (oldest id order is not promised).

@@ -203,3 +203,27 @@ func TestReloadChangesCallerLimits(t *testing.T) {
 	}
 	wantRefused(t, h.submitAs(otherToken, burstBody("treasury-ops", 3)), "max_pending", "5")
 }
+
+// An identical body attaches only while it is routed the same way: after a
+// reload sends it to other approvers, it is a request of its own.
+func TestIdenticalBodyRoutedElsewhereIsNew(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	h.start()
+	body := burstBody("treasury-ops", 0)
+	first := h.submitAs(callerToken, body)
+	h.rewriteConfig("routes:\n", "routes:\n  - match: {rule_name: burst}\n    approvers: [branch-manager]\n")
+	if out, err := h.reloadCLI(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	second := h.submitAs(callerToken, body)
+	if second.status != http.StatusAccepted || second.answer.ApprovalRequestID == first.answer.ApprovalRequestID {
+		t.Fatalf("identical body routed elsewhere: %s, want a new request (first %s)", second.body, first.answer.ApprovalRequestID)
+	}
+	if msgs := h.waitMessages(second.answer.ApprovalRequestID, 1); msgs[0].Channel != "C0BRANCH" {
+		t.Fatalf("new request posted to %s, want C0BRANCH", msgs[0].Channel)
+	}
+	// The newest of the two is the one a third identical body attaches to.
+	if third := h.submitAs(callerToken, body); third.answer.ApprovalRequestID != second.answer.ApprovalRequestID {
+		t.Fatalf("third identical body: %s, want %s", third.body, second.answer.ApprovalRequestID)
+	}
+}
