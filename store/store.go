@@ -761,41 +761,100 @@ func (s *Store) EachPending(fn func(r *approvebot.Request) error) error {
 	})
 }
 
-// owner reads a record's id, schema, caller, idempotency key and digest,
-// stopping once it has them all.
+// owner reads a record's id, schema, caller, idempotency key and digest.
+// Records are written by json.Marshal, so these come first, as plain
+// strings; reading just them is what keeps a start quick with many
+// requests pending. A record laid out otherwise is decoded whole.
 func owner(v []byte) (*approvebot.Request, error) {
-	dec := json.NewDecoder(bytes.NewReader(v))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return nil, fmt.Errorf("not a JSON object")
-	}
 	r := &approvebot.Request{}
-	want := map[string]*string{"id": &r.ID, "schema": &r.Schema, "caller": &r.Caller, "idempotency_key": &r.IdempotencyKey, "digest": &r.Digest}
-	seen := 0
-	for dec.More() && seen < 4 {
-		t, err := dec.Token()
-		if err != nil {
-			return nil, err
+	i, seen := 0, 0
+	ws := func() {
+		for i < len(v) && (v[i] == ' ' || v[i] == '\n' || v[i] == '\t' || v[i] == '\r') {
+			i++
 		}
-		key, _ := t.(string)
-		dst := want[key]
-		if dst == nil {
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return nil, err
-			}
-			continue
+	}
+	ws()
+	if i >= len(v) || v[i] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	i++
+	for seen < 4 {
+		ws()
+		if i < len(v) && v[i] == ',' {
+			i++
+			ws()
 		}
-		if err := dec.Decode(dst); err != nil {
-			return nil, fmt.Errorf("%s: %w", key, err)
+		key, n, ok := jsonString(v[i:])
+		if !ok {
+			return ownerSlow(v)
 		}
-		if key != "idempotency_key" { // omitted when empty
-			seen++
+		i += n
+		ws()
+		if i >= len(v) || v[i] != ':' {
+			return ownerSlow(v)
+		}
+		i++
+		ws()
+		val, n, ok := jsonString(v[i:])
+		if !ok {
+			return ownerSlow(v)
+		}
+		i += n
+		switch key {
+		case "id":
+			r.ID, seen = val, seen+1
+		case "schema":
+			r.Schema, seen = val, seen+1
+		case "caller":
+			r.Caller, seen = val, seen+1
+		case "digest":
+			r.Digest, seen = val, seen+1
+		case "idempotency_key":
+			r.IdempotencyKey = val
+		default:
+			return ownerSlow(v)
 		}
 	}
 	if r.ID == "" || r.Caller == "" {
-		return nil, fmt.Errorf("no id or caller")
+		return nil, errors.New("no id or caller")
 	}
 	return r, nil
+}
+
+// jsonString reads the JSON string at the start of b: its value and length.
+func jsonString(b []byte) (string, int, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", 0, false
+	}
+	escaped := false
+	for j := 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			if !escaped {
+				return string(b[1:j]), j + 1, true
+			}
+			var s string
+			if json.Unmarshal(b[:j+1], &s) != nil {
+				return "", 0, false
+			}
+			return s, j + 1, true
+		}
+	}
+	return "", 0, false
+}
+
+func ownerSlow(v []byte) (*approvebot.Request, error) {
+	var r approvebot.Request
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, err
+	}
+	if r.ID == "" || r.Caller == "" {
+		return nil, errors.New("no id or caller")
+	}
+	return &approvebot.Request{ID: r.ID, Schema: r.Schema, Caller: r.Caller, IdempotencyKey: r.IdempotencyKey, Digest: r.Digest}, nil
 }
 
 // Each calls fn for every stored request (oldest id order is not promised).
