@@ -328,8 +328,10 @@ request 456 µs → 330 µs (fewer connections for the fake Slack to accept).
   is committed, so its acknowledgement and the agent's answer arrive together. The p99 carries
   the disk's fsync tail (the baseline's commit p99 ranged from 0.7 ms to 7 ms between runs on
   this virtual disk) and garbage collection (below).
-- **Restart** reads only the deadline index and the outbox, never every request: it stays far
-  under the target.
+- **Restart** reads only the deadline index, the outbox and the first fields of each pending
+  request (whose it is, for the callers' limits), never every request: it stays far under the
+  target. Those first fields cost about 1 µs per pending request (10,000 pending: 18-20 ms
+  ready before them, 30-45 ms after, same machine, same hour).
 `
 
 func num(f float64) string {
