@@ -17,8 +17,6 @@ import (
 // costs them nothing.
 var pacedConfig = strings.Replace(baseConfig, "channel_interval: 0s", "channel_interval: 1s", 1)
 
-const otherToken = "other-agent-token-0123456789"
-
 func newPacedHarness(t *testing.T) *harness {
 	h := newHarness(t, pacedConfig)
 	h.clock = bot.NewManualClock(time.Now())
