@@ -58,6 +58,7 @@ type Engine struct {
 	metrics   *metrics
 	signer    *signing.Signer
 	anchor    *checkpointer // nil without checkpoints
+	callers   *callers
 
 	mu sync.Mutex
 	// watchers are called (each in a goroutine of its own) when a request
@@ -93,6 +94,7 @@ func New(cfg Config) (*Engine, error) {
 	for _, p := range cfg.Platforms {
 		e.platforms[p.Name()] = p
 	}
+	e.callers = newCallers(cfg.Clock, cfg.Policy.Callers)
 	e.outbox = newOutbox(e, cfg.Workers, cfg.Policy.Delivery.Timeout)
 	e.metrics = newMetrics(e)
 	cfg.Store.OnOutbox(e.outbox.add)
@@ -106,9 +108,13 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// SetPolicy makes cfg the configuration new requests are routed by.
-// Requests already open keep their chain, groups and deadline.
-func (e *Engine) SetPolicy(cfg *policy.Config) { e.policy.Store(cfg) }
+// SetPolicy makes cfg the configuration new requests are routed by, and
+// its callers' limits the ones they are held to. Requests already open keep
+// their chain, groups and deadline.
+func (e *Engine) SetPolicy(cfg *policy.Config) {
+	e.policy.Store(cfg)
+	e.callers.configure(cfg.Callers)
+}
 
 // Start reconciles with the store, as after a crash or a deploy: every
 // pending request gets its deadline back (those already past expire now),
@@ -117,12 +123,14 @@ func (e *Engine) SetPolicy(cfg *policy.Config) { e.policy.Store(cfg) }
 // ctx ends).
 func (e *Engine) Start(ctx context.Context) error {
 	var due []string
-	err := e.store.Pending(func(id string, deadline time.Time) error {
-		if !e.clock.Now().Before(deadline) {
-			due = append(due, id)
+	err := e.store.EachPending(func(r *approvebot.Request) error {
+		// Each caller's pending count, and its open requests by body.
+		e.callers.restore(r)
+		if !e.clock.Now().Before(r.Deadline) {
+			due = append(due, r.ID)
 			return nil
 		}
-		e.arm(id, deadline)
+		e.arm(r.ID, r.Deadline)
 		return nil
 	})
 	if err != nil {
@@ -266,8 +274,52 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		events = append(events, resolvedEvent(r, now))
 	}
 
-	stored, created, err := e.store.Create(r, events...)
-	if err != nil {
+	// The caller's cap of pending requests, and its identical open
+	// request, are checked in the store's transaction: after a retry of an
+	// existing request has been found (it always attaches), before
+	// anything is written.
+	var (
+		stored  *approvebot.Request
+		created bool
+		err     error
+		twin    *attachError
+		limited *LimitError
+		notTwin string // an open twin routed elsewhere: do not attach to it
+	)
+	for {
+		var admit func() error
+		counted := false
+		if !r.Status.Final() {
+			key := twinKey(r)
+			admit = func() error {
+				added, err := e.callers.admit(r, key, notTwin)
+				counted = counted || added
+				return err
+			}
+		}
+		stored, created, err = e.store.CreateAdmitted(r, admit, events...)
+		if counted && (err != nil || !created) {
+			e.callers.closed(r.Caller, r.ID) // counted only once stored
+		}
+		if !errors.As(err, &twin) {
+			break
+		}
+		got, gerr := e.store.Get(twin.id)
+		if gerr != nil {
+			return nil, e.storeError(gerr)
+		}
+		if sameRouting(got.Chain, r.Chain) {
+			e.log.Info("identical request attached", "request_id", twin.id, "caller", o.Caller)
+			return got, nil
+		}
+		notTwin = twin.id // the configuration changed since: a request of its own
+	}
+	switch {
+	case errors.As(err, &limited):
+		e.metrics.limited.WithLabelValues(limited.Limit).Inc()
+		e.log.Warn("request refused: caller over its limit", "caller", o.Caller, "limit", limited.Limit)
+		return nil, limited
+	case err != nil:
 		return nil, e.storeError(err)
 	}
 	if !created {
@@ -418,6 +470,7 @@ func (e *Engine) finished(r *approvebot.Request) {
 		delete(e.timers, r.ID)
 	}
 	e.mu.Unlock()
+	e.callers.closed(r.Caller, r.ID)
 	for _, w := range watchers {
 		go w.fn(r) // a watcher may write to an agent's connection: never inside a commit
 	}

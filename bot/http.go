@@ -176,6 +176,11 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 			"approvebot is restarting and takes no new requests; nothing was approved; retry in a few seconds (a retry with the same approval_request_id or Idempotency-Key reattaches to its request)"))
 		return
 	}
+	if err := s.engine.callers.allow(caller); err != nil {
+		s.engine.metrics.limited.WithLabelValues(LimitRate).Inc()
+		writeError(w, err)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -415,6 +420,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // the caller; anything else is logged by the caller of writeError and shown
 // as a bare internal error.
 func writeError(w http.ResponseWriter, err error) {
+	var limited *LimitError
+	if errors.As(err, &limited) {
+		// Which limit, and when to come back: an agent can tell a caller
+		// over its rate from one with too much pending.
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(ceilSecond(limited.RetryAfter)/time.Second), 10))
+		writeJSON(w, http.StatusTooManyRequests, map[string]any{
+			"error": limited.Message, "code": "too_many_requests", "limit": limited.Limit, "approved": false,
+		})
+		return
+	}
 	var e *approvebot.Error
 	if !errors.As(err, &e) {
 		e = approvebot.Errorf(approvebot.EInternal, "internal error")

@@ -25,6 +25,8 @@ type metrics struct {
 	checkpoints  *prometheus.CounterVec // audit checkpoints, by sink and result
 	checkpointAt *prometheus.GaugeVec   // last checkpoint written, by sink
 	behind       prometheus.Gauge       // 1: at start the store did not hold the file's last checkpoint
+
+	limited *prometheus.CounterVec // submissions refused with 429, by limit
 }
 
 func newMetrics(e *Engine) *metrics {
@@ -55,6 +57,9 @@ func newMetrics(e *Engine) *metrics {
 	m.heldConns = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "approvebot_held_connections", Help: "Agents holding a connection open for an answer.",
 	})
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "approvebot_limited_requests_total", Help: "Submissions refused (429) because their caller was over a limit, by limit (rate, max_pending).",
+	}, []string{"limit"})
 	m.checkpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "approvebot_audit_checkpoints_total", Help: "Signed audit checkpoints, by sink (file, log) and result (written, failed).",
 	}, []string{"sink", "result"})
@@ -66,7 +71,7 @@ func newMetrics(e *Engine) *metrics {
 		Help: "1 when, at start, the store did not hold the last checkpoint of audit.checkpoints.file (cut, rolled back or rewritten).",
 	})
 	m.registry.MustRegister(m.requests, m.resolved, m.clicks, m.delivery, m.decision, m.pending, m.outbox, m.heldConns,
-		m.checkpoints, m.checkpointAt, m.behind,
+		m.checkpoints, m.checkpointAt, m.behind, m.limited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

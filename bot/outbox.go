@@ -27,6 +27,10 @@ const (
 	retryAfterLimit = 10 * time.Minute
 )
 
+// reasonRateLimited is a destination's failure when its platform's pace
+// cannot fit the post before the request's deadline.
+const reasonRateLimited = "rate limited"
+
 // outbox drains the store's outbox: each job brings one destination up to
 // date with its request (post it, or update it). Jobs are durable in the
 // store; this is only the in-memory schedule of who runs what when. One job
@@ -40,18 +44,23 @@ type outbox struct {
 	cond        *sync.Cond // workers wait here for jobs
 	idle        *sync.Cond // drain waits here for the queue to empty
 	queue       []store.JobKey
+	urgent      []store.JobKey // jobs handed their destination's turn: run first
 	jobs        map[store.JobKey]*job
 	running     int
 	stopping    bool
 	wg          sync.WaitGroup
 	ctx         context.Context
 	cancelCalls context.CancelFunc
+	pace        *pacer
 }
 
 type job struct {
-	queued, running, again, delayed bool
-	attempts                        int
-	firstFailure                    time.Time
+	// parked: waiting in the pacer for its destination's turn, holding no
+	// worker; the pacer hands it back with turn set.
+	queued, running, again, delayed, parked bool
+	turn                                    *turn
+	attempts                                int
+	firstFailure                            time.Time
 	// posted is a message the platform accepted but the store has not yet
 	// recorded (the commit failed): the retry records it instead of posting
 	// a second copy.
@@ -65,7 +74,32 @@ func newOutbox(e *Engine, workers int, postGiveUp time.Duration) *outbox {
 	o := &outbox{e: e, workers: workers, postGiveUp: postGiveUp, jobs: map[store.JobKey]*job{}}
 	o.cond = sync.NewCond(&o.mu)
 	o.idle = sync.NewCond(&o.mu)
+	o.pace = newPacer(e.clock, o.wake, func(k store.JobKey) { o.wake(k, nil) })
 	return o
+}
+
+// wake hands a parked job back to the workers: with its turn (t) when its
+// destination's turn came, or without one when the pacer found it can no
+// longer be posted in time (the next run then says so). A job still in the
+// run that parked it runs again once that run is done.
+func (o *outbox) wake(k store.JobKey, t *turn) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	j := o.jobs[k]
+	if j == nil || !j.parked || o.stopping {
+		o.pace.giveBack(t)
+		return
+	}
+	j.parked, j.turn = false, t
+	if j.running {
+		j.again = true
+		return
+	}
+	j.queued = true
+	// A job with its turn goes before everything queued: its destination's
+	// pace counts from the grant, so a wait here is a post made late.
+	o.urgent = append(o.urgent, k)
+	o.cond.Signal()
 }
 
 func (o *outbox) start(ctx context.Context) {
@@ -85,6 +119,7 @@ func (o *outbox) halt() {
 	o.cond.Broadcast()
 	o.idle.Broadcast()
 	o.mu.Unlock()
+	o.pace.stop()
 }
 
 // drain waits until no job is queued or running, then stops the workers.
@@ -100,7 +135,7 @@ func (o *outbox) drain(ctx context.Context) {
 	})
 	defer stop()
 	o.mu.Lock()
-	for (len(o.queue) > 0 || o.running > 0) && !o.stopping {
+	for (len(o.queue) > 0 || len(o.urgent) > 0 || o.running > 0) && !o.stopping {
 		o.idle.Wait()
 	}
 	o.mu.Unlock()
@@ -128,7 +163,8 @@ func (o *outbox) add(keys []store.JobKey) {
 		switch {
 		case j.running:
 			j.again = true
-		case j.queued, j.delayed:
+		case j.queued, j.delayed, j.parked:
+			// A parked job reads the request afresh when its turn comes.
 		default:
 			j.queued = true
 			o.queue = append(o.queue, k)
@@ -141,57 +177,79 @@ func (o *outbox) work() {
 	defer o.wg.Done()
 	for {
 		o.mu.Lock()
-		for len(o.queue) == 0 && !o.stopping {
+		for len(o.queue) == 0 && len(o.urgent) == 0 && !o.stopping {
 			o.cond.Wait()
 		}
 		if o.stopping {
 			o.mu.Unlock()
 			return
 		}
-		k := o.queue[0]
-		o.queue = o.queue[1:]
+		var k store.JobKey
+		if len(o.urgent) > 0 {
+			k, o.urgent = o.urgent[0], o.urgent[1:]
+		} else {
+			k, o.queue = o.queue[0], o.queue[1:]
+		}
 		j := o.jobs[k]
 		j.queued, j.running = false, true
 		o.running++
 		o.mu.Unlock()
 
 		retry := o.run(k, j)
+		o.finish(k, j, retry)
+	}
+}
 
-		o.mu.Lock()
-		o.running--
-		j.running = false
-		switch {
-		case retry > 0:
-			j.delayed = true
-			o.e.clock.AfterFunc(retry, func() {
-				o.mu.Lock()
-				j.delayed = false
-				if !j.queued && !j.running {
-					j.queued = true
-					o.queue = append(o.queue, k)
-					o.cond.Signal()
-				}
-				o.mu.Unlock()
-			})
-		case j.again:
-			j.again = false
-			j.queued = true
+// finish schedules what follows a job's run: a retry after a delay, another
+// run for a change that came meanwhile, nothing while it waits for its turn,
+// or its end.
+func (o *outbox) finish(k store.JobKey, j *job, retry time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.running--
+	j.running = false
+	switch {
+	case j.parked:
+		j.again = false
+	case retry > 0:
+		j.delayed = true
+		o.e.clock.AfterFunc(retry, func() {
+			o.mu.Lock()
+			j.delayed = false
+			if !j.queued && !j.running && !j.parked {
+				j.queued = true
+				o.queue = append(o.queue, k)
+				o.cond.Signal()
+			}
+			o.mu.Unlock()
+		})
+	case j.again:
+		j.again = false
+		j.queued = true
+		if j.turn != nil { // handed its turn while this run was ending
+			o.urgent = append(o.urgent, k)
+		} else {
 			o.queue = append(o.queue, k)
-			o.cond.Signal()
-		default:
-			delete(o.jobs, k)
 		}
-		if len(o.queue) == 0 && o.running == 0 {
-			o.idle.Broadcast()
-		}
-		o.mu.Unlock()
+		o.cond.Signal()
+	default:
+		delete(o.jobs, k)
+	}
+	if len(o.queue) == 0 && len(o.urgent) == 0 && o.running == 0 {
+		o.idle.Broadcast()
 	}
 }
 
 // run does one job once and returns how long to wait before retrying it (0:
-// done, or requeued by a notification).
+// done, requeued by a notification, or parked until its destination's turn).
 func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	e := o.e
+	// A turn this run does not spend on a post goes back to the pacer.
+	o.mu.Lock()
+	held := j.turn
+	j.turn = nil
+	o.mu.Unlock()
+	defer func() { o.pace.giveBack(held) }()
 	r, err := e.store.Get(k.ID)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -208,8 +266,6 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	if p == nil {
 		return o.retryIf(j, o.fail(k, "platform "+d.Platform+" is not configured", true))
 	}
-	ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
-	defer cancel()
 	version := r.Version
 	msg := View(r, k.Dest)
 	now := e.clock.Now()
@@ -229,6 +285,35 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			// Posted already; only the record of it is owed.
 			return o.recordPost(k, j, *j.posted, version, now)
 		}
+		lane := d.Platform + "\x00" + d.Channel
+		if held == nil {
+			var interval time.Duration
+			if pp, ok := p.(Paced); ok {
+				interval = pp.PostInterval(d.Channel)
+			}
+			// Parked before asking: the turn may come before take returns.
+			o.mu.Lock()
+			j.parked = true
+			o.mu.Unlock()
+			t, v := o.pace.take(lane, interval, k, r.Deadline)
+			if v != waitFor {
+				o.mu.Lock()
+				j.parked = false
+				o.mu.Unlock()
+			}
+			switch v {
+			case waitFor:
+				return 0
+			case tooLate:
+				e.log.Warn("post cannot be made before the deadline at the platform's pace", "request_id", k.ID,
+					"platform", d.Platform, "channel", d.Channel, "deadline", r.Deadline)
+				return o.retryIf(j, o.fail(k, reasonRateLimited, false))
+			}
+			held = t
+		}
+		held = nil // spent: the post starts now, whatever comes of it
+		ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
+		defer cancel()
 		ref, err := p.Post(ctx, d.Channel, msg)
 		e.metrics.delivery.WithLabelValues(d.Platform, "post", callResult(err)).Inc()
 		if err != nil {
@@ -243,6 +328,11 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			if giveUp {
 				return o.retryIf(j, o.fail(k, reasonOf(err), false))
 			}
+			if ra := approvebot.RetryAfter(err); ra > 0 {
+				// The platform says when this destination takes posts
+				// again: every job queued for it waits as long.
+				o.pace.holdUntil(lane, failedAt.Add(min(ra, retryAfterLimit)))
+			}
 			return o.backoff(j, approvebot.RetryAfter(err))
 		}
 		e.log.Info("posted", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
@@ -251,6 +341,8 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 		if d.Shown >= version {
 			return o.retryIf(j, o.settle(k, nil))
 		}
+		ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
+		defer cancel()
 		err := p.Update(ctx, d.Ref, msg)
 		e.metrics.delivery.WithLabelValues(d.Platform, "update", callResult(err)).Inc()
 		if err != nil {

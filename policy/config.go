@@ -59,6 +59,13 @@ type StoreConfig struct {
 	MaxSize int64
 }
 
+// Defaults of a caller's limits.
+const (
+	DefaultCallerRate       = 10.0 // requests a second
+	DefaultCallerBurst      = 20
+	DefaultCallerMaxPending = 1000
+)
+
 // Caller is an agent allowed to submit requests.
 type Caller struct {
 	Name string
@@ -72,6 +79,14 @@ type Caller struct {
 	// chain is allowed when the chain's id is listed; one routed to groups
 	// when every one of them is. Nil means anywhere.
 	MayRequest []string
+	// Rate is how many requests a second the caller may send on average,
+	// and Burst how many it may send at once (a token bucket). Past them
+	// it is answered 429 before anything is read or written.
+	Rate  float64
+	Burst int
+	// MaxPending caps the caller's requests open at once; past it, new
+	// ones are answered 429 (retries of open ones still attach).
+	MaxPending int
 }
 
 // SlackConfig is the Slack app's credentials.

@@ -558,6 +558,65 @@ func (p *parser) duration(o *object, key string, def time.Duration, allowZero bo
 	return d
 }
 
+// maxCallerLimit bounds a caller's burst and max_pending, and its rate a
+// second: past it a limit limits nothing.
+const maxCallerLimit = 1_000_000
+
+var ratePattern = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|m|h)$`)
+
+// rate reads a request rate: a number per second, minute or hour ("10/s",
+// "600/m", "100/h"), as requests a second. Absent or empty gives def.
+func (p *parser) rate(o *object, key string, def float64) float64 {
+	s := p.str(o, key, optional)
+	if s == "" {
+		return def
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	m := ratePattern.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		if digits.MatchString(s) {
+			p.add(line, `%s: %s has no unit: write a rate like "10/s" or "600/m"`, at, s)
+		} else {
+			p.add(line, `%s: %q is not a rate: write a number of requests per s, m or h, e.g. "10/s" or "600/m"`, at, s)
+		}
+		return def
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	per := map[string]float64{"s": 1, "m": 60, "h": 3600}[m[2]]
+	switch {
+	case err != nil || n/per > maxCallerLimit:
+		p.add(line, "%s: %s is too high (at most %d/s)", at, s, maxCallerLimit)
+		return def
+	case n == 0:
+		p.add(line, "%s must be more than 0, not %s (remove the caller to stop it asking)", at, s)
+		return def
+	}
+	return n / per
+}
+
+// count reads a whole number from 1 to max. Absent or empty gives def.
+func (p *parser) count(o *object, key string, def, max int) int {
+	s := p.str(o, key, optional)
+	if s == "" {
+		return def
+	}
+	at, line := join(o.path, key), o.val[key].Line
+	if !digits.MatchString(s) {
+		p.add(line, "%s must be a whole number, not %q", at, s)
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	switch {
+	case err != nil || n > max:
+		p.add(line, "%s: %s is too large (at most %d)", at, s, max)
+		return def
+	case n < 1:
+		p.add(line, "%s must be at least 1, not %s", at, s)
+		return def
+	}
+	return n
+}
+
 // MinStoreSize is the smallest store.max_size accepted: below it a handful of
 // requests would fill the file.
 const MinStoreSize = 1 << 20
@@ -899,7 +958,7 @@ func (p *parser) callers(top *object, cfg *Config) {
 	names := map[string]int{}
 	tokens := map[[32]byte]string{}
 	for i, item := range n.Content {
-		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token", "token_file", "token_sha256", "may_request")
+		o := p.object(item, fmt.Sprintf("callers[%d]", i), "name", "token", "token_file", "token_sha256", "may_request", "rate", "burst", "max_pending")
 		if o == nil {
 			continue
 		}
@@ -922,6 +981,9 @@ func (p *parser) callers(top *object, cfg *Config) {
 			c.TokenSHA256 = sha256.Sum256([]byte(c.Token))
 		}
 		c.MayRequest = p.mayRequest(o)
+		c.Rate = p.rate(o, "rate", DefaultCallerRate)
+		c.Burst = p.count(o, "burst", DefaultCallerBurst, maxCallerLimit)
+		c.MaxPending = p.count(o, "max_pending", DefaultCallerMaxPending, maxCallerLimit)
 		if c.Name != "" {
 			if first, dup := names[c.Name]; dup {
 				p.add(o.val["name"].Line, "callers[%d].name %q is already used at line %d: caller names must be unique", i, c.Name, first)

@@ -467,6 +467,15 @@ func (s *Store) Status(id string) (approvebot.Status, error) {
 // from the same caller, exists already, nothing is written and the existing
 // request is returned with created false.
 func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
+	return s.CreateAdmitted(r, nil, events...)
+}
+
+// CreateAdmitted is Create with a last check: admit runs inside the
+// transaction after the lookups that find an existing request (so a retry
+// of one is never refused) and before anything is written. Its error
+// refuses the request, writes nothing and is returned as is. Like every
+// transition, admit may run more than once for one call.
+func (s *Store) CreateAdmitted(r *approvebot.Request, admit func() error, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
 	// Canonicalizing the audit details here keeps that work out of the
 	// single writer every commit waits for.
 	prepared, err := prepareEvents(events)
@@ -501,6 +510,13 @@ func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (store
 				stored = old
 				return nil
 			}
+		}
+		if admit != nil {
+			if err := admit(); err != nil {
+				return err
+			}
+		}
+		if r.IdempotencyKey != "" {
 			if err := idem.Put(idemKey(r.Caller, r.IdempotencyKey), []byte(r.ID)); err != nil {
 				return err
 			}
@@ -716,6 +732,129 @@ func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
 			return fn(string(k[8:]), time.Unix(0, int64(binary.BigEndian.Uint64(k[:8]))))
 		})
 	})
+}
+
+// EachPending calls fn with every pending request, soonest deadline first,
+// as far as says whose it is: its id, schema, caller, idempotency key and
+// digest (the first fields of the record; the rest is not read, so this
+// costs little more than Pending), and the deadline from the index.
+func (s *Store) EachPending(fn func(r *approvebot.Request) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		requests := tx.Bucket(bucketRequests)
+		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			if len(k) < 9 {
+				return fmt.Errorf("malformed pending key %q", k)
+			}
+			id := k[8:]
+			v := requests.Get(id)
+			if v == nil {
+				return fmt.Errorf("pending request %s: %w", id, ErrNotFound)
+			}
+			r, err := owner(v)
+			if err != nil {
+				return fmt.Errorf("request %s: corrupt record: %w", id, err)
+			}
+			r.Status = approvebot.StatusPending
+			r.Deadline = time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+			return fn(r)
+		})
+	})
+}
+
+// owner reads a record's id, schema, caller, idempotency key and digest.
+// Records are written by json.Marshal, so these come first, as plain
+// strings; reading just them is what keeps a start quick with many
+// requests pending. A record laid out otherwise is decoded whole.
+func owner(v []byte) (*approvebot.Request, error) {
+	r := &approvebot.Request{}
+	i, seen := 0, 0
+	ws := func() {
+		for i < len(v) && (v[i] == ' ' || v[i] == '\n' || v[i] == '\t' || v[i] == '\r') {
+			i++
+		}
+	}
+	ws()
+	if i >= len(v) || v[i] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	i++
+	for seen < 4 {
+		ws()
+		if i < len(v) && v[i] == ',' {
+			i++
+			ws()
+		}
+		key, n, ok := jsonString(v[i:])
+		if !ok {
+			return ownerSlow(v)
+		}
+		i += n
+		ws()
+		if i >= len(v) || v[i] != ':' {
+			return ownerSlow(v)
+		}
+		i++
+		ws()
+		val, n, ok := jsonString(v[i:])
+		if !ok {
+			return ownerSlow(v)
+		}
+		i += n
+		switch key {
+		case "id":
+			r.ID, seen = val, seen+1
+		case "schema":
+			r.Schema, seen = val, seen+1
+		case "caller":
+			r.Caller, seen = val, seen+1
+		case "digest":
+			r.Digest, seen = val, seen+1
+		case "idempotency_key":
+			r.IdempotencyKey = val
+		default:
+			return ownerSlow(v)
+		}
+	}
+	if r.ID == "" || r.Caller == "" {
+		return nil, errors.New("no id or caller")
+	}
+	return r, nil
+}
+
+// jsonString reads the JSON string at the start of b: its value and length.
+func jsonString(b []byte) (string, int, bool) {
+	if len(b) == 0 || b[0] != '"' {
+		return "", 0, false
+	}
+	escaped := false
+	for j := 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			if !escaped {
+				return string(b[1:j]), j + 1, true
+			}
+			var s string
+			if json.Unmarshal(b[:j+1], &s) != nil {
+				return "", 0, false
+			}
+			return s, j + 1, true
+		}
+	}
+	return "", 0, false
+}
+
+func ownerSlow(v []byte) (*approvebot.Request, error) {
+	var r approvebot.Request
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, err
+	}
+	if r.ID == "" || r.Caller == "" {
+		return nil, errors.New("no id or caller")
+	}
+	return &approvebot.Request{ID: r.ID, Schema: r.Schema, Caller: r.Caller, IdempotencyKey: r.IdempotencyKey, Digest: r.Digest}, nil
 }
 
 // Each calls fn for every stored request (oldest id order is not promised).

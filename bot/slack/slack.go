@@ -77,9 +77,6 @@ type Slack struct {
 	teamID       string
 	enterpriseID string
 
-	gateMu sync.Mutex
-	gates  map[string]time.Time // channel -> earliest next post
-
 	cacheMu sync.Mutex
 	users   map[string]cached[userInfo]
 	groups  map[string]cached[[]string]
@@ -98,7 +95,10 @@ type userInfo struct {
 	deleted, isBot   bool
 }
 
-var _ bot.Platform = (*Slack)(nil)
+var (
+	_ bot.Platform = (*Slack)(nil)
+	_ bot.Paced    = (*Slack)(nil)
+)
 
 // New checks cfg and builds the adapter, starting the workers that process
 // clicks (Close stops them). It makes no network call; Check does.
@@ -160,7 +160,6 @@ func New(cfg Config) (*Slack, error) {
 		interval: interval,
 		ttl:      ttl,
 		log:      log.With("platform", Platform),
-		gates:    map[string]time.Time{},
 		users:    map[string]cached[userInfo]{},
 		groups:   map[string]cached[[]string]{},
 	}
@@ -202,9 +201,6 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 	if channel == "" {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "empty channel id"}
 	}
-	if err := s.waitTurn(ctx, channel); err != nil {
-		return approvebot.MessageRef{}, deliveryError(err)
-	}
 	blocks, fallback := Render(msg)
 	ch, ts, err := s.api.PostMessageContext(ctx, channel,
 		goslack.MsgOptionText(fallback, false), goslack.MsgOptionBlocks(blocks...))
@@ -235,43 +231,10 @@ func (s *Slack) Update(ctx context.Context, ref approvebot.MessageRef, msg appro
 	return nil
 }
 
-// waitTurn spaces posts to one channel by the configured interval. Each
-// caller reserves the next free slot, so posts leave in call order.
-func (s *Slack) waitTurn(ctx context.Context, channel string) error {
-	if s.interval <= 0 {
-		return ctx.Err()
-	}
-	now := time.Now()
-	s.gateMu.Lock()
-	at := s.gates[channel]
-	if at.Before(now) {
-		at = now
-	}
-	s.gates[channel] = at.Add(s.interval)
-	if len(s.gates) > 4096 {
-		for ch, next := range s.gates {
-			if next.Before(now) {
-				delete(s.gates, ch)
-			}
-		}
-	}
-	s.gateMu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	wait := at.Sub(now)
-	if wait <= 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
+// PostInterval is the least time between two posts to one channel: Slack
+// takes about one chat.postMessage a second per channel. The engine's pacer
+// keeps to it.
+func (s *Slack) PostInterval(string) time.Duration { return s.interval }
 
 // Identify completes who from users.info and usergroups.users.list. It fails
 // (so the click is refused) when Slack cannot say, or when the user is

@@ -293,9 +293,6 @@ func (t *Teams) Post(ctx context.Context, channel string, msg approvebot.Message
 	if err != nil {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "render card", Err: err}
 	}
-	if err := t.waitTurn(ctx, channel); err != nil {
-		return approvebot.MessageRef{}, &approvebot.DeliveryError{Reason: "waiting for the channel's turn", Err: err}
-	}
 	// The card goes without text: text plus attachment is split into two
 	// messages and the answer then carries no activity id (platforms.md B3).
 	params := conversationParameters{

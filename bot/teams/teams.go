@@ -144,13 +144,12 @@ type Teams struct {
 	// stored references add the ones seen before. The bot token goes nowhere else.
 	trustMu sync.Mutex
 	trusted map[string]bool
-
-	// gates holds, per channel, the earliest time the next thread may start.
-	gateMu sync.Mutex
-	gates  map[string]time.Time
 }
 
-var _ bot.Platform = (*Teams)(nil)
+var (
+	_ bot.Platform = (*Teams)(nil)
+	_ bot.Paced    = (*Teams)(nil)
+)
 
 // New checks cfg and builds the adapter. It makes no network call.
 func New(cfg Config) (*Teams, error) {
@@ -162,7 +161,6 @@ func New(cfg Config) (*Teams, error) {
 		log:     cfg.Logger.With("platform", "teams"),
 		members: newMemberCache(),
 		trusted: make(map[string]bool),
-		gates:   make(map[string]time.Time),
 	}
 	t.validator = newTokenValidator(cfg.AppID, cfg.OpenIDMetadataURL, cfg.HTTPClient, cfg.Now, t.log)
 	t.tokens = newBotToken(cfg, t.log)
@@ -342,39 +340,6 @@ func (t *Teams) isTrusted(serviceURL string) bool {
 	return false
 }
 
-// waitTurn spaces new threads in one channel by cfg.ChannelInterval. Each
-// caller reserves the next free slot, so posts leave in call order. It runs
-// on the real clock: the limit it respects is Teams' own.
-func (t *Teams) waitTurn(ctx context.Context, channel string) error {
-	interval := t.cfg.ChannelInterval
-	if interval <= 0 {
-		return ctx.Err()
-	}
-	now := time.Now()
-	t.gateMu.Lock()
-	at := t.gates[channel]
-	if at.Before(now) {
-		at = now
-	}
-	t.gates[channel] = at.Add(interval)
-	if len(t.gates) > 4096 {
-		for ch, next := range t.gates {
-			if next.Before(now) {
-				delete(t.gates, ch)
-			}
-		}
-	}
-	t.gateMu.Unlock()
-	wait := at.Sub(now)
-	if wait <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
-}
+// PostInterval is the least time between two new threads in one channel
+// (cfg.ChannelInterval). The engine's pacer keeps to it.
+func (t *Teams) PostInterval(string) time.Duration { return t.cfg.ChannelInterval }

@@ -53,6 +53,8 @@ func TestSmallRunWritesReport(t *testing.T) {
 		"| 5 | Decision p99, 20 → 200 pending",
 		"Errors during the run: 0.",
 		"## 1. Intake", "## 2. Held requests", "## 3. Decision latency", "## 4. Restart", "## 5. Cost growth",
+		"| 6 | Pacing, 100 requests over 20 channels", "| 6 | Pacing, idle channel's post during the burst",
+		"## 6. Pacing", "| spread | 100 | 20 | 100 |", "| burst | 12 | 1 | 13 |",
 		"channel_interval: 0s",
 	} {
 		if !strings.Contains(report, want) {

@@ -48,6 +48,9 @@ type sizes struct {
 	GrowthRequests int   // intake requests at each growth step
 	GrowthClicks   int
 	Baseline       int // transactions in each bbolt baseline
+	PaceSpread     int // requests spread over PaceChannels channels
+	PaceChannels   int
+	PaceBurst      int // requests to one channel, then one to an idle one
 }
 
 func fullSizes() sizes {
@@ -63,6 +66,9 @@ func fullSizes() sizes {
 		GrowthRequests: 10000,
 		GrowthClicks:   300,
 		Baseline:       2000,
+		PaceSpread:     1000,
+		PaceChannels:   50,
+		PaceBurst:      120,
 	}
 }
 
@@ -79,11 +85,14 @@ func quickSizes() sizes {
 		GrowthRequests: 500,
 		GrowthClicks:   30,
 		Baseline:       300,
+		PaceSpread:     100,
+		PaceChannels:   20,
+		PaceBurst:      12,
 	}
 }
 
 // parts are the benchmark's parts, in the order they run.
-var parts = []string{"baselines", "intake", "held", "restart", "growth"}
+var parts = []string{"baselines", "intake", "held", "restart", "growth", "pacing"}
 
 type options struct {
 	sizes   sizes
@@ -114,7 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	growthRequests := fs.Int("growth-requests", 0, "override: intake requests at each growth step")
 	baseline := fs.Int("baseline", 0, "override: transactions in each bbolt baseline")
 	levels := fs.String("concurrency", "", "override: comma-separated intake concurrencies (default 1,16,256)")
-	only := fs.String("only", "", "run only these parts, comma-separated: baselines,intake,held,restart,growth")
+	only := fs.String("only", "", "run only these parts, comma-separated: baselines,intake,held,restart,growth,pacing")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (agents and fake Slack) to the file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -269,6 +278,7 @@ func benchmark(ctx context.Context, o options) (*report, error) {
 		{"held", b.heldRun},
 		{"restart", b.restartRuns},
 		{"growth", b.growthRuns},
+		{"pacing", b.pacingRuns},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {

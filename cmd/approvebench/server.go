@@ -43,6 +43,9 @@ store:
 callers:
   - name: ` + callerName + `
     token: ` + callerToken + `
+    rate: 1000000/s
+    burst: 1000000
+    max_pending: 1000000
 slack:
   bot_token: ` + botToken + `
   signing_secret: ` + signingSecret + `
@@ -116,7 +119,13 @@ func (b *bench) startServer(dir string, fake *slackfake.Fake) (*server, error) {
 	if fake == nil {
 		fake = newFake()
 	}
-	cfg, err := writeConfig(dir, fake.URL())
+	return b.startServerWith(dir, fake, func() (string, error) { return writeConfig(dir, fake.URL()) })
+}
+
+// startServerWith is startServer with the configuration file that config
+// writes.
+func (b *bench) startServerWith(dir string, fake *slackfake.Fake, config func() (string, error)) (*server, error) {
+	cfg, err := config()
 	if err != nil {
 		fake.Close()
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 )
 
@@ -42,6 +43,9 @@ store:
 callers:
   - name: payments-agent
     token: ${PAYMENTS_AGENT_TOKEN}
+    rate: 100000/s
+    burst: 100000
+    max_pending: 100000
   - name: other-agent
     token: other-agent-token-0123456789
 slack:
@@ -86,6 +90,9 @@ type harness struct {
 	slack  *slackfake.Fake
 	env    map[string]string
 	config string
+
+	// clock, when set, is the engine's clock: the test moves it.
+	clock *bot.ManualClock
 
 	url    string
 	cancel context.CancelFunc
@@ -155,7 +162,12 @@ func (h *harness) start() {
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	go func() {
-		err := run(ctx, []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
+		var err error
+		if h.clock != nil {
+			err = serveWithClock(ctx, h.clock, []string{"--config", h.config}, h.getenv, pw, h.logs)
+		} else {
+			err = run(ctx, []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
+		}
 		pw.CloseWithError(fmt.Errorf("approvebot exited: %v", err))
 		h.done <- err
 	}()

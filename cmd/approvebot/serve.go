@@ -72,6 +72,12 @@ type service struct {
 }
 
 func cmdServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	return serveWithClock(ctx, bot.SystemClock{}, args, getenv, stdout, stderr)
+}
+
+// serveWithClock is serve on the given clock: every deadline, retry and
+// pacing timer of the engine runs on it, so tests can move time.
+func serveWithClock(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg, _, err := loadConfig(fs, args, getenv, stderr)
 	if err != nil {
@@ -79,7 +85,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) (string, b
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: humanDurations}))
 	rl := &reloader{path: fs.Lookup("config").Value.String(), getenv: getenv}
-	svc, err := build(ctx, cfg, log, rl)
+	svc, err := build(ctx, cfg, log, rl, clock)
 	if err != nil {
 		return err
 	}
@@ -106,7 +112,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) (string, b
 	return svc.serve(ctx)
 }
 
-func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reloader) (*service, error) {
+func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reloader, clock bot.Clock) (*service, error) {
 	st, err := store.Open(cfg.Store.Path, store.Options{MaxSize: cfg.Store.MaxSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -164,7 +170,7 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile, Log: cfg.Audit.CheckpointLog, Interval: cfg.Audit.CheckpointInterval}
 		warnSameVolume(log, cfg)
 	}
-	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints})
+	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints, Clock: clock})
 	if err != nil {
 		return fail(err)
 	}

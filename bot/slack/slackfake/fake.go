@@ -43,6 +43,7 @@ type Call struct {
 	Form   url.Values // the parameters, whether sent as a form, a query or JSON
 	Error  string     // the Slack error answered, or "" when ok
 	Status int        // the HTTP status answered
+	At     time.Time  // when the call arrived
 }
 
 // Message is a posted message as it now stands.
@@ -383,12 +384,13 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	at := time.Now()
 	form, err := readParams(r)
 	if err != nil {
-		f.finish(w, Call{Method: method, Status: http.StatusOK, Error: "invalid_form_data"}, nil)
+		f.finish(w, Call{Method: method, Status: http.StatusOK, Error: "invalid_form_data", At: at}, nil)
 		return
 	}
-	call := Call{Method: method, Form: form, Status: http.StatusOK}
+	call := Call{Method: method, Form: form, Status: http.StatusOK, At: at}
 
 	f.mu.Lock()
 	f.counts[method]++
