@@ -367,4 +367,3 @@ func benchmarkMemory(t *testing.T) (idle, held int64) {
 	}
 	return mib(m[1]), mib(m[2])
 }
-
