@@ -111,7 +111,7 @@ func (s *server) legacy(token, rule string, approvers []string, prefer string) (
 	s.t.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"type": "approval_request", "rule_name": rule, "policy_name": "p", "agent_id": "agent-1",
-		"action": map[string]any{"tool": "transfer"}, "approvers": approvers,
+		"action": "transfer", "approvers": approvers,
 		"requested_at": time.Now().UTC().Format(time.RFC3339),
 	})
 	code, out := s.call(http.MethodPost, "/v1/approvals", body, map[string]string{"Authorization": "Bearer " + token, "Prefer": prefer})
