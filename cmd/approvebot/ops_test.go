@@ -149,6 +149,19 @@ func TestCheckRefusesWeakSecrets(t *testing.T) {
 	}
 }
 
+// serve starts with a weak secret (refusing would stop a running
+// deployment on upgrade) but says so in its log.
+func TestServeWarnsOfWeakSecrets(t *testing.T) {
+	h := newHarness(t, strings.Replace(baseConfig, "    token: other-agent-token-0123456789", "    token: aaaaaaaaaaaaaaaa", 1))
+	h.start()
+	if !strings.Contains(h.logs.String(), `"msg":"weak secret: approvebot check refuses this config"`) || !strings.Contains(h.logs.String(), "callers[1].token") {
+		t.Fatalf("no warning in the log:\n%s", h.logs)
+	}
+	if strings.Contains(h.logs.String(), "aaaaaaaaaaaaaaaa") {
+		t.Fatal("the log shows the token")
+	}
+}
+
 func TestCheckWarnsOfAMissingStoreDirectory(t *testing.T) {
 	h := newHarness(t, strings.Replace(baseConfig, "path: ${DIR}/approvebot.db", "path: ${DIR}/data/approvebot.db", 1))
 	var out, errOut bytes.Buffer
@@ -192,6 +205,9 @@ func TestBackupAndRestore(t *testing.T) {
 			body, _ := intaketest.V1Body(intaketest.V1{})
 			h.do(http.MethodPost, "/v1/approvals", body, auth("Prefer", "respond-async"))
 		}()
+	}
+	if r := h.do(http.MethodGet, "/admin/backup", nil, map[string]string{"Authorization": "Bearer wrong-admin-token-0123456789"}); r.status != http.StatusUnauthorized {
+		t.Fatalf("backup with a wrong admin token: %d", r.status)
 	}
 	online := filepath.Join(h.dir, "online.db")
 	out, err := h.run("backup", "--out", online)
