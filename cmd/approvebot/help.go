@@ -21,6 +21,7 @@ func (h helpText) Error() string { return "help requested" }
 var synopsis = map[string]string{
 	"serve":          "--config FILE\n\nRun the service until SIGTERM or SIGINT.",
 	"check":          "--config FILE\n\nValidate the config, warn about what would fail at start, and print a summary.",
+	"doctor":         "--config FILE [--public-url URL]\n\nCheck that the setup works: store, signing key, Slack and Teams credentials, channels, people.",
 	"audit verify":   "--config FILE\n\nRecompute every digest and link of the audit trail; exit 1 and name the first break.",
 	"audit export":   "--config FILE [--request ID] [--since T] [--until T]\n\nWrite audit records as JSON lines.",
 	"audit show":     "--config FILE ID\n\nPrint one request's story.",

@@ -48,6 +48,7 @@ Usage:
   approvebot version                      print the version and VCS revision
 
 Every command takes -h or --help.
+
 The audit and teams channels commands read the store file directly when the
 service is stopped, and ask the running service (admin API, admin.token) when
 it holds the file.
