@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ type server struct {
 	slack *slackfake.Fake
 	env   map[string]string
 	cmd   *exec.Cmd
-	logs  *bytes.Buffer
+	logs  *syncBuffer
 	done  chan struct{}
 }
 
@@ -47,7 +48,7 @@ func startServer(t *testing.T, config string, env map[string]string) *server {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	s := &server{t: t, slack: fake, env: env, cmd: cmd, logs: &bytes.Buffer{}, done: make(chan struct{})}
+	s := &server{t: t, slack: fake, env: env, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, s.logs
 	if err := cmd.Start(); err != nil {
@@ -123,7 +124,7 @@ func (s *server) legacy(token, rule string, approvers []string, prefer string) (
 // final waits for a request's decision.
 func (s *server) final(token, id string) map[string]any {
 	s.t.Helper()
-	for range 10 {
+	for range 4 {
 		_, out := s.call(http.MethodGet, "/v1/approvals/"+id+"?wait=30", nil, map[string]string{"Authorization": "Bearer " + token})
 		var m map[string]any
 		if err := json.Unmarshal(out, &m); err != nil {
@@ -133,7 +134,7 @@ func (s *server) final(token, id string) map[string]any {
 			return m
 		}
 	}
-	s.t.Fatalf("%s is still pending", id)
+	s.t.Fatalf("%s is still pending after 2 minutes\nlogs:\n%s", id, s.logs)
 	return nil
 }
 
@@ -166,4 +167,22 @@ func (s *server) click(user, channel, action, id string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
