@@ -1,8 +1,10 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -283,4 +285,45 @@ func (h *harness) run(args ...string) (string, error) {
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), append([]string{args[0], "--config", h.config}, args[1:]...), h.getenv, &out, &errOut)
 	return out.String(), err
+}
+
+func TestTeamsPackageLinks(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "app.zip")
+	var stdout, stderr bytes.Buffer
+	args := []string{"teams", "package", "--app-id", "11111111-2222-3333-4444-555555555555", "--out", out,
+		"--privacy-url", "https://intranet.example.com/approvebot/privacy", "--terms-url", "https://intranet.example.com/approvebot/terms"}
+	if err := run(context.Background(), args, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("teams package: %v\n%s", err, stderr.String())
+	}
+	zr, err := zip.OpenReader(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	f, err := zr.Open("manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Developer struct {
+			PrivacyURL string `json:"privacyUrl"`
+			TermsURL   string `json:"termsOfUseUrl"`
+		} `json:"developer"`
+	}
+	if err := json.NewDecoder(f).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if m.Developer.PrivacyURL != args[7] || m.Developer.TermsURL != args[9] {
+		t.Fatalf("developer links %+v", m.Developer)
+	}
+	bad := filepath.Join(dir, "bad.zip")
+	err = run(context.Background(), []string{"teams", "package", "--app-id", "11111111-2222-3333-4444-555555555555", "--out", bad, "--terms-url", "http://intranet.example.com/terms"}, nil, &stdout, &stderr)
+	if exitCode(err) != 2 || !strings.Contains(err.Error(), "terms-url") {
+		t.Fatalf("an http terms URL: %v", err)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Fatalf("a refused package left %s", bad)
+	}
 }
