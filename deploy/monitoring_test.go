@@ -43,6 +43,7 @@ func scrapeExercised(t *testing.T) series {
 		"SLACK_BOT_TOKEN":      "xoxb-monitoring-test",
 		"SLACK_SIGNING_SECRET": "0123456789abcdef0123456789abcdef",
 		"AGENT_TOKEN":          token,
+		"ADMIN_TOKEN":          "monitoring-admin-token-0123456789",
 	}
 	config := fmt.Sprintf(`listen: 127.0.0.1:0
 store:
@@ -55,6 +56,8 @@ slack:
   signing_secret: ${SLACK_SIGNING_SECRET}
   api_url: ${SLACK_API_URL}
   channel_interval: 0s
+admin:
+  token: ${ADMIN_TOKEN}
 delivery:
   timeout: 2s
 approvers:

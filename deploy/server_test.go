@@ -155,6 +155,7 @@ func (s *server) click(user, channel, action, id string) int {
 	}); err != nil {
 		s.t.Fatalf("no message for %s in %s: %v\n%s", id, channel, err, s.logs)
 	}
+	s.waitPosted(id)
 	payload := slackfake.BlockActionPayload(slackfake.Click{UserID: user, UserName: strings.ToLower(user), Channel: channel, MessageTS: ts, ActionID: action, Value: id})
 	body, header := slackfake.SignInteraction(s.env["SLACK_SIGNING_SECRET"], payload, time.Now())
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/slack/interactions", bytes.NewReader(body))
@@ -185,4 +186,37 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// waitPosted waits until the store has recorded a posted message for the
+// request: the fake holds a message a moment before approvebot records it,
+// and a click on a message approvebot has not recorded is refused. It asks
+// the admin API, with the ADMIN_TOKEN of the server's environment.
+func (s *server) waitPosted(id string) {
+	s.t.Helper()
+	token, ok := s.env["ADMIN_TOKEN"]
+	if !ok {
+		s.t.Fatal("waitPosted needs admin.token: ${ADMIN_TOKEN} in the config")
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, body := s.call(http.MethodGet, "/admin/requests/"+id, nil, map[string]string{"Authorization": "Bearer " + token})
+		var story struct {
+			Request struct {
+				Destinations []struct {
+					State string `json:"state"`
+				} `json:"destinations"`
+			} `json:"request"`
+		}
+		_ = json.Unmarshal(body, &story)
+		for _, d := range story.Request.Destinations {
+			if d.State == "posted" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("request %s: no message recorded as posted: %s", id, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
