@@ -23,7 +23,7 @@ const unitFile = "../manifests/systemd/approvebot.service"
 var (
 	unitDirectives = map[string][]string{
 		"Unit": {"Description", "Documentation", "After", "Wants"},
-		"Service": {"Type", "ExecStart", "EnvironmentFile", "KillSignal", "TimeoutStopSec", "Restart", "RestartSec",
+		"Service": {"Type", "ExecStart", "ExecReload", "EnvironmentFile", "KillSignal", "TimeoutStopSec", "Restart", "RestartSec",
 			"LimitNOFILE", "DynamicUser", "StateDirectory", "StateDirectoryMode", "UMask", "NoNewPrivileges",
 			"ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "ProtectKernelTunables",
 			"ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups", "ProtectClock", "ProtectHostname",
@@ -140,6 +140,8 @@ func TestSystemdUnit(t *testing.T) {
 	help, _ := runOutput(bin, "--help")
 	if canReload := strings.Contains(help, "approvebot reload"); len(svc["ExecReload"]) > 0 != canReload {
 		t.Errorf("ExecReload %v, but approvebot reload exists: %v", svc["ExecReload"], canReload)
+	} else if canReload && !slices.Equal(strings.Fields(one("ExecReload")), []string{"/bin/kill", "-HUP", "$MAINPID"}) {
+		t.Errorf("ExecReload=%s, want /bin/kill -HUP $MAINPID (approvebot re-reads its config on SIGHUP)", one("ExecReload"))
 	}
 
 	// systemd's own check, where systemd-analyze is installed: the unit

@@ -34,12 +34,16 @@ func weakSecrets(cfg *policy.Config) []string {
 		}
 	}
 	for i, c := range cfg.Callers {
-		weak(fmt.Sprintf("callers[%d].token (caller %q)", i, c.Name), c.Token)
+		if c.Token != "" { // a token given as token_sha256 cannot be judged
+			weak(fmt.Sprintf("callers[%d].token (caller %q)", i, c.Name), c.Token)
+		}
 	}
 	if cfg.Admin.Token != "" {
 		weak("admin.token", cfg.Admin.Token)
 	}
-	if cfg.Slack != nil && len(cfg.Slack.SigningSecret) < slackSecretLength {
+	// In Socket Mode there may be no signing secret: clicks come over
+	// the app-token websocket.
+	if cfg.Slack != nil && cfg.Slack.SigningSecret != "" && len(cfg.Slack.SigningSecret) < slackSecretLength {
 		out = append(out, fmt.Sprintf("slack.signing_secret: %d characters, but Slack's signing secrets have %d: copy the whole Signing Secret from the app's Basic Information page", len(cfg.Slack.SigningSecret), slackSecretLength))
 	}
 	return out

@@ -28,6 +28,8 @@ var synopsis = map[string]string{
 	"teams channels": "--config FILE\n\nList the Teams channels the bot knows.",
 	"teams package":  "--app-id ID [--out FILE] [--privacy-url URL] [--terms-url URL]\n\nBuild the Teams app package (zip).",
 	"backup":         "--config FILE --out FILE\n\nWrite a consistent copy of the store file: from the running service through the\nadmin API when it holds the file, else from the file itself.",
+	"agt chain":      "--config FILE --chain ID\n\nPrint the AGT approval chain (JSON) that accepts approvebot's answers for a chain.",
+	"reload":         "--config FILE\n\nMake the running service re-read its config (as SIGHUP does); say why when it keeps the old one.",
 	"version":        "\n\nPrint the module version, the VCS revision and the Go version it was built with.",
 }
 
@@ -39,6 +41,11 @@ var groupHelp = map[string]string{
   approvebot audit show --config FILE ID
 
 Run "approvebot audit SUBCOMMAND -h" for a subcommand's flags.
+`,
+	"agt": `Usage:
+  approvebot agt chain --config FILE --chain ID
+
+Run "approvebot agt chain -h" for its flags.
 `,
 	"teams": `Usage:
   approvebot teams channels --config FILE

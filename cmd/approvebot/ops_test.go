@@ -143,6 +143,12 @@ func TestCheckRefusesWeakSecrets(t *testing.T) {
 	if strings.Contains(err.Error(), h.env["SLACK_SIGNING_SECRET"]) {
 		t.Fatal("check printed the secret")
 	}
+	// In Socket Mode the signing secret may be left out.
+	sm := newHarness(t, strings.Replace(strings.Replace(baseConfig, "  signing_secret: ${SLACK_SIGNING_SECRET}\n", "", 1),
+		"  channel_interval: 0s\n", "  channel_interval: 0s\n  socket_mode: true\n  app_token: xapp-1-A0-0-abcdef\n", 1))
+	if out, err := sm.run("check"); err != nil || !strings.Contains(out, "config OK") {
+		t.Fatalf("check in Socket Mode without a signing secret: %v\n%s", err, out)
+	}
 	// The harness's own secrets pass.
 	h.env["SLACK_SIGNING_SECRET"] = signingSecret
 	out.Reset()
