@@ -2,6 +2,9 @@ package deploy
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,5 +133,63 @@ func TestGoInstallAtVersion(t *testing.T) {
 	}
 	if why, err := staticELF(filepath.Join(gobin, "approvebot")); err != nil || why != "" {
 		t.Fatalf("the installed binary is not static: %s %v", why, err)
+	}
+}
+
+// `make release` builds static binaries for linux/amd64 and linux/arm64 and
+// a SHA256SUMS file that matches them.
+func TestMakeRelease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles twice")
+	}
+	makeTool, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make not installed")
+	}
+	dist := t.TempDir()
+	cmd := exec.Command(makeTool, "release", "DIST="+dist)
+	cmd.Dir = repo
+	// The go that built this test, first on PATH.
+	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(goTool())+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make release: %v\n%s", err, out)
+	}
+	sums, err := os.ReadFile(filepath.Join(dist, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]elf.Machine{"approvebot-linux-amd64": elf.EM_X86_64, "approvebot-linux-arm64": elf.EM_AARCH64}
+	lines := strings.Split(strings.TrimSpace(string(sums)), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("SHA256SUMS:\n%s", sums)
+	}
+	for _, line := range lines {
+		sum, name, ok := strings.Cut(line, "  ")
+		machine, known := want[name]
+		if !ok || !known {
+			t.Fatalf("SHA256SUMS line %q", line)
+		}
+		path := filepath.Join(dist, name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sha256.Sum256(data); hex.EncodeToString(got[:]) != sum {
+			t.Errorf("%s: SHA256SUMS says %s, the file's is %x", name, sum, got)
+		}
+		f, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Machine != machine {
+			t.Errorf("%s: machine %v, want %v", name, f.Machine, machine)
+		}
+		f.Close()
+		if why, err := staticELF(path); err != nil || why != "" {
+			t.Errorf("%s is not static: %s %v", name, why, err)
+		}
+		if f.Section(".symtab") != nil {
+			t.Errorf("%s keeps its symbol table: -ldflags=-s missing", name)
+		}
 	}
 }
