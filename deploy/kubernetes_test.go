@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -104,35 +105,64 @@ func TestKubernetesDecodeIsStrict(t *testing.T) {
 	}
 }
 
-// configEnv is the environment the container gets: its env entries, with
-// values from the Secret they name.
-func configEnv(t *testing.T, k kube, c *corev1.Container) map[string]string {
+// secretsAt lays out the Secret's keys as files in a new directory, as the
+// kubelet does where the Secret is mounted, and checks that the container
+// mounts it read-only and that its config names every key.
+func secretsAt(t *testing.T, k kube, c *corev1.Container, volumes map[string]corev1.Volume, config string) (mountPath, dir string) {
 	t.Helper()
-	env := map[string]string{}
+	for _, m := range c.VolumeMounts {
+		v := volumes[m.Name]
+		if v.Secret == nil {
+			continue
+		}
+		if v.Secret.SecretName != k.secret.Name {
+			t.Fatalf("volume %s mounts Secret %q, the manifests hold %q", m.Name, v.Secret.SecretName, k.secret.Name)
+		}
+		if !m.ReadOnly {
+			t.Errorf("the Secret is mounted writable at %s", m.MountPath)
+		}
+		if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o007 != 0 {
+			mode := "0644 (the default)"
+			if v.Secret.DefaultMode != nil {
+				mode = fmt.Sprintf("%#o", *v.Secret.DefaultMode)
+			}
+			t.Errorf("Secret files mode %s: others may read them", mode)
+		}
+		mountPath = strings.TrimSuffix(m.MountPath, "/")
+	}
+	if mountPath == "" {
+		t.Fatal("the container mounts no Secret")
+	}
 	for _, e := range c.Env {
-		switch {
-		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
-			ref := e.ValueFrom.SecretKeyRef
-			if ref.Name != k.secret.Name {
-				t.Fatalf("env %s reads Secret %q, the manifests hold %q", e.Name, ref.Name, k.secret.Name)
-			}
-			v, ok := k.secret.StringData[ref.Key]
-			if !ok {
-				t.Fatalf("env %s reads key %q, which Secret %s lacks", e.Name, ref.Key, k.secret.Name)
-			}
-			env[e.Name] = v
-		case e.ValueFrom == nil:
-			env[e.Name] = e.Value
-		default:
-			t.Fatalf("env %s: unexpected source", e.Name)
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			t.Errorf("env %s carries a secret: secrets are files here, so that a rotated Secret reaches approvebot on reload", e.Name)
 		}
 	}
-	for key := range k.secret.StringData {
-		if _, used := env[key]; !used {
-			t.Errorf("Secret key %s is given to no container", key)
+	dir = t.TempDir()
+	for key, v := range k.secret.StringData {
+		if !strings.Contains(config, mountPath+"/"+key+"\n") {
+			t.Errorf("Secret key %s is read by no *_file key of the config", key)
+		}
+		if err := os.WriteFile(filepath.Join(dir, key), []byte(v), 0o440); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return env
+	return mountPath, dir
+}
+
+// loadConfigText reads config as approvebot does (policy.Load, which reads
+// the *_file secrets), with the Secret's mount path moved to dir.
+func loadConfigText(t *testing.T, config, mountPath, dir string) *policy.Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "approvebot.yaml")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, mountPath+"/", dir+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.Load(path, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("the ConfigMap's config, with the Secret's files: %v", err)
+	}
+	return cfg
 }
 
 func TestKubernetesManifests(t *testing.T) {
@@ -195,11 +225,8 @@ func TestKubernetesManifests(t *testing.T) {
 	if !ok {
 		t.Fatalf("ConfigMap %s has no key %s", k.configMap.Name, key)
 	}
-	env := configEnv(t, k, c)
-	cfg, err := policy.Parse([]byte(text), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-	if err != nil {
-		t.Fatalf("the ConfigMap's config: %v", err)
-	}
+	secretMount, secretDir := secretsAt(t, k, c, volumes, text)
+	cfg := loadConfigText(t, text, secretMount, secretDir)
 
 	// Ports: the config listens on the container port the probes and the
 	// Service use, on all interfaces.
@@ -331,17 +358,18 @@ func TestKubernetesManifests(t *testing.T) {
 			used[name] = p.HTTPGet.Path
 		}
 	}
-	probeTheConfig(t, text, env, used)
+	probeTheConfig(t, strings.ReplaceAll(text, secretMount+"/", secretDir+"/"), k.secret.StringData["slack-bot-token"], used)
 }
 
 // probeTheConfig runs the ConfigMap's config (its listen address and paths
-// moved to the test's) and calls each probe's path.
-func probeTheConfig(t *testing.T, text string, env map[string]string, paths map[string]string) {
+// moved to the test's, Slack to a fake that takes botToken) and calls each
+// probe's path.
+func probeTheConfig(t *testing.T, text, botToken string, paths map[string]string) {
 	dir := t.TempDir()
 	text = strings.ReplaceAll(text, dataDir, dir)
 	text = regexp.MustCompile(`(?m)^listen: .*$`).ReplaceAllString(text, "listen: 127.0.0.1:0")
-	text = strings.Replace(text, "  signing_secret: ${SLACK_SIGNING_SECRET}\n", "  signing_secret: ${SLACK_SIGNING_SECRET}\n  api_url: ${SLACK_API_URL}\n", 1)
-	s := startServer(t, text, env)
+	text = regexp.MustCompile(`(?m)^(  bot_token_file: .*)$`).ReplaceAllString(text, "$1\n  api_url: $${SLACK_API_URL}")
+	s := startServer(t, text, map[string]string{"SLACK_BOT_TOKEN": botToken})
 	for name, p := range paths {
 		if code, body := s.call(http.MethodGet, p, nil, nil); code != http.StatusOK {
 			t.Errorf("%s probe %s: %d %s\n%s", name, p, code, body, s.logs)

@@ -35,6 +35,10 @@ type server struct {
 // whose ${VAR}s env fills (SLACK_API_URL is set to the fake's).
 func startServer(t *testing.T, config string, env map[string]string) *server {
 	t.Helper()
+	// Slack must be the fake: the test talks to nothing off this machine.
+	if !strings.Contains(config, "  api_url: ${SLACK_API_URL}\n") || strings.Contains(config, "\nteams:") {
+		t.Fatal("a test config must point slack.api_url at ${SLACK_API_URL} and have no teams section")
+	}
 	bin := staticBinary(t)
 	fake := slackfake.New(env["SLACK_BOT_TOKEN"])
 	t.Cleanup(fake.Close)
