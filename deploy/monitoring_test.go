@@ -25,7 +25,10 @@ import (
 const monitoringDir = "../manifests/monitoring"
 
 // series is what a scrape of /metrics showed: for each sample name, its
-// label names and the values seen for each.
+// label names and the values seen for each. A label value the scrape did not
+// show counts too when the metric's help text names it (as in "by result
+// (written, failed)"): some values only appear on failures a test cannot
+// cause, such as a checkpoint file that stops being writable.
 type series map[string]map[string]map[string]bool
 
 // targetLabels are the labels Prometheus adds to every scraped series.
@@ -123,8 +126,21 @@ approvers:
 			}
 		}
 	}
+	helpValues := regexp.MustCompile(`([a-z_]+) \(([a-z_, ]+)\)`)
 	for name, f := range families {
 		for _, m := range f.Metric {
+			// "by <label> (<value>, <value>)" in the help text names values.
+			var named []*dto.LabelPair
+			for _, hv := range helpValues.FindAllStringSubmatch(f.GetHelp(), -1) {
+				if !slices.ContainsFunc(m.Label, func(l *dto.LabelPair) bool { return l.GetName() == hv[1] }) {
+					continue
+				}
+				for _, v := range strings.Split(hv[2], ",") {
+					n, v := hv[1], strings.TrimSpace(v)
+					named = append(named, &dto.LabelPair{Name: &n, Value: &v})
+				}
+			}
+			m.Label = append(m.Label, named...)
 			switch f.GetType() {
 			case dto.MetricType_HISTOGRAM:
 				add(name+"_bucket", m.Label, "le")
