@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -310,6 +311,20 @@ func AdminHandlers(st *store.Store, token string, extra map[string]http.HandlerF
 				return
 			}
 			writeJSON(w, http.StatusOK, s)
+		}),
+		"GET /admin/backup": guard(func(w http.ResponseWriter, r *http.Request) {
+			// Once the first byte is out the status cannot change: a failure
+			// midway shows as a body shorter than its Content-Length.
+			started := false
+			_, err := st.Backup(w, func(size int64) {
+				started = true
+				w.Header().Set("Content-Type", "application/octet-stream")
+				w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+				w.Header().Set("Content-Disposition", `attachment; filename="approvebot.db"`)
+			})
+			if err != nil && !started {
+				writeError(w, approvebot.Errorf(approvebot.EUnavailable, "could not read the store"))
+			}
 		}),
 	}
 	for pattern, h := range extra {

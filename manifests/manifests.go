@@ -6,8 +6,9 @@ package manifests
 
 import "embed"
 
-// Teams holds teams/manifest.json (with placeholders for the bot's app id)
-// and its icons teams/color.png and teams/outline.png.
+// Teams holds teams/manifest.json (with placeholders for the bot's app id and
+// the privacy and terms links) and its icons teams/color.png and
+// teams/outline.png.
 //
 //go:embed teams
 var Teams embed.FS

@@ -33,6 +33,9 @@ type agtStage struct {
 }
 
 func cmdAgt(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return helpText(groupHelp["agt"])
+	}
 	if len(args) == 0 || args[0] != "chain" {
 		return usageError("agt needs a subcommand: chain")
 	}

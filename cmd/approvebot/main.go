@@ -43,7 +43,11 @@ Usage:
   approvebot agt chain --config FILE --chain ID
                                           print the AGT approval chain (JSON) that
                                           accepts approvebot's answers for a chain
-  approvebot version
+  approvebot backup --config FILE --out FILE
+                                          write a consistent copy of the store file
+  approvebot version                      print the version and VCS revision
+
+Every command takes -h or --help.
 
 The audit and teams channels commands read the store file directly when the
 service is stopped, and ask the running service (admin API, admin.token) when
@@ -52,6 +56,16 @@ it holds the file.
 
 // run is the whole program.
 func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	err := command(ctx, args, getenv, stdout, stderr)
+	if h, ok := err.(helpText); ok {
+		fmt.Fprint(stdout, string(h))
+		return nil
+	}
+	return err
+}
+
+// command runs the command args names.
+func command(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError("no command given")
@@ -71,9 +85,10 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		return cmdTeams(ctx, args[1:], getenv, stdout, stderr)
 	case "agt":
 		return cmdAgt(ctx, args[1:], getenv, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "approvebot", version)
-		return nil
+	case "backup":
+		return cmdBackup(ctx, args[1:], getenv, stdout, stderr)
+	case "version", "--version":
+		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -82,8 +97,6 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 		return usageError(fmt.Sprintf("unknown command %q", args[0]))
 	}
 }
-
-var version = "dev"
 
 type usageError string
 

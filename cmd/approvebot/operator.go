@@ -133,6 +133,9 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 	if len(args) == 0 {
 		return usageError("audit needs a subcommand: verify, export or show")
 	}
+	if isHelp(args[0]) {
+		return helpText(groupHelp["audit"])
+	}
 	sub := args[0]
 	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
 	request := fs.String("request", "", "export: only this request's records")
@@ -371,23 +374,31 @@ func cmdTeams(ctx context.Context, args []string, getenv func(string) (string, b
 	if len(args) == 0 {
 		return usageError("teams needs a subcommand: channels or package")
 	}
+	if isHelp(args[0]) {
+		return helpText(groupHelp["teams"])
+	}
 	switch args[0] {
 	case "package":
 		fs := flag.NewFlagSet("teams package", flag.ContinueOnError)
-		fs.SetOutput(stderr)
 		appID := fs.String("app-id", "", "the Azure Bot's Microsoft App ID (a GUID)")
 		out := fs.String("out", "approvebot-teams.zip", "where to write the package")
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError(err.Error())
+		privacy := fs.String("privacy-url", teams.DefaultPrivacyURL, "the app's privacy statement (https)")
+		terms := fs.String("terms-url", teams.DefaultTermsURL, "the app's terms of use (https)")
+		if err := parseFlags(fs, args[1:], stderr); err != nil {
+			return err
 		}
 		if *appID == "" {
 			return usageError("teams package needs --app-id")
+		}
+		pkg := teams.Package{AppID: *appID, PrivacyURL: *privacy, TermsURL: *terms}
+		if err := pkg.Check(); err != nil {
+			return usageError(err.Error())
 		}
 		f, err := os.OpenFile(*out, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 		if err != nil {
 			return err
 		}
-		if err := teams.WritePackage(f, *appID); err != nil {
+		if err := pkg.Write(f); err != nil {
 			f.Close()
 			os.Remove(*out)
 			return err

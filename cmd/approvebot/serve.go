@@ -27,10 +27,9 @@ import (
 )
 
 func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) (string, bool), stderr io.Writer) (*policy.Config, []string, error) {
-	fs.SetOutput(stderr)
 	path := fs.String("config", "approvebot.yaml", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return nil, nil, usageError(err.Error())
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return nil, nil, err
 	}
 	cfg, err := policy.Load(*path, getenv)
 	if err != nil {
@@ -43,6 +42,12 @@ func cmdCheck(args []string, getenv func(string) (string, bool), stdout, stderr 
 	cfg, _, err := loadConfig(flag.NewFlagSet("check", flag.ContinueOnError), args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if problems := weakSecrets(cfg); len(problems) > 0 {
+		return checkProblems(problems)
+	}
+	for _, w := range setupWarnings(cfg) {
+		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprint(stdout, cfg.Summary())
 	fmt.Fprintln(stdout, "config OK")
@@ -84,6 +89,9 @@ func serveWithClock(ctx context.Context, clock bot.Clock, args []string, getenv 
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: humanDurations}))
+	for _, w := range weakSecrets(cfg) {
+		log.Warn("weak secret: approvebot check refuses this config", "problem", w)
+	}
 	rl := &reloader{path: fs.Lookup("config").Value.String(), getenv: getenv}
 	svc, err := build(ctx, cfg, log, rl, clock)
 	if err != nil {
