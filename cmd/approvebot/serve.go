@@ -21,6 +21,7 @@ import (
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
@@ -44,7 +45,7 @@ func cmdCheck(args []string, getenv func(string) (string, bool), stdout, stderr 
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, cfg.Summary())
+	fmt.Fprint(stdout, display.Terminal(cfg.Summary()))
 	fmt.Fprintln(stdout, "config OK")
 	return nil
 }
