@@ -379,3 +379,40 @@ func TestAuditShowIsTerminalSafe(t *testing.T) {
 		t.Errorf("terminal export %q", buf.String())
 	}
 }
+
+// TestSocketModeFullView: over Socket Mode the full view opens, pages,
+// refuses a submission from another user (the refusal rides on the
+// acknowledgement) and approves from its last page.
+func TestSocketModeFullView(t *testing.T) {
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+	body, _ := intaketest.LegacyBody(intaketest.Legacy{RuleName: "approve-large-transfer", Approvers: []string{},
+		Action: "transfer " + strings.Repeat("with a very long description that the agent insists on ", 60)})
+	held := h.submit(body, auth())
+	msgs := h.waitMessagesIn(2)
+	id := requestIDOf(t, msgs[0])
+	msg := messageIn(t, msgs, "C0TREASURY")
+	if bytes.Contains(msg.Blocks, []byte(`"action_id":"approve"`)) {
+		t.Fatalf("a 3,400-character action fits no message field, yet Approve is offered:\n%s", msg.Blocks)
+	}
+	env := h.slack.SendInteractive(slackfake.BlockActionPayload(slackfake.Click{UserID: "U0JANE", UserName: "jane",
+		Channel: "C0TREASURY", MessageTS: msg.TS, ActionID: "view_all", Value: id, TriggerID: h.slack.Trigger("U0JANE")}))
+	h.waitAcked(env)
+	h.waitFor("the full view", func() bool { return len(h.slack.Views()) == 1 })
+	view := h.slack.Views()[0]
+	if view.Submit != "Approve" || !strings.Contains(blockText(slackfake.Message{Blocks: view.Blocks}), "with a very long description") {
+		t.Fatalf("full view: submit %q\n%s", view.Submit, view.Blocks)
+	}
+	env = h.slack.SendInteractive(slackfake.ViewSubmissionPayload(view, "U0MALLORY", "mallory"))
+	h.waitAcked(env)
+	if p := h.slack.AckPayload(env); !bytes.Contains(p, []byte("someone else")) || !bytes.Contains(p, []byte(`"response_action":"update"`)) {
+		t.Fatalf("another user's submission acknowledged with %s", p)
+	}
+	env = h.slack.SendInteractive(slackfake.ViewSubmissionPayload(view, "U0JANE", "jane"))
+	got := h.await(held)
+	if !got.answer.Approved || got.answer.Approver != "jane@company.com" {
+		t.Fatalf("agent got %s", got.body)
+	}
+	h.waitAcked(env)
+}
