@@ -58,9 +58,7 @@ func View(r *approvebot.Request, dest int) approvebot.Message {
 	}
 	f("Approvers", approversLine(r))
 	f("Deadline", r.Deadline.UTC().Format("2006-01-02 15:04:05 UTC"))
-	if r.Schema != approvebot.SchemaV1 {
-		f("Request", r.PublicID())
-	}
+	f("Request", r.PublicID())
 	m.Notice = display.Inline(notice(r))
 	return m
 }

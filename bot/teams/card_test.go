@@ -210,7 +210,7 @@ func TestRenderCardStaysSmall(t *testing.T) {
 	}
 	// approvebot's own lines at their longest, full of characters that
 	// escape to six bytes: still a card, still under 28 KB.
-	long := strings.Repeat("‮*", 3000)
+	long := strings.Repeat("\u202E*", 3000)
 	msg.Progress, msg.Notice, msg.Outcome = long, long, long
 	for i := range 5 {
 		msg.Fields = append(msg.Fields, approvebot.Field{Label: long, Value: long + string(rune('a'+i))})

@@ -49,6 +49,16 @@ func boundLines() []string {
 	return out
 }
 
+// buttonValue is the value of the button actionID in a message's blocks.
+func buttonValue(t *testing.T, blocks []byte, actionID string) string {
+	t.Helper()
+	m := regexp.MustCompile(`"action_id":"` + actionID + `","value":"([^"]+)"`).FindSubmatch(blocks)
+	if m == nil {
+		t.Fatalf("no %s button in %s", actionID, blocks)
+	}
+	return string(m[1])
+}
+
 func (h *harness) interact(payload any) response {
 	h.t.Helper()
 	body, header := slackfake.SignInteraction(signingSecret, payload, time.Now())
@@ -77,6 +87,7 @@ func TestSlackLargeActionApprovedFromFullView(t *testing.T) {
 	held := h.submit(body, auth())
 	msg := h.waitMessages(id, 1)[0]
 	text := blockText(msg)
+	id = buttonValue(t, msg.Blocks, "view_all") // approvebot's id for the request
 	if bytes.Contains(msg.Blocks, []byte(`"action_id":"approve"`)) || !bytes.Contains(msg.Blocks, []byte(`"action_id":"view_all"`)) {
 		t.Fatalf("a message that cannot show the whole action offers Approve, or no View all:\n%s", msg.Blocks)
 	}
@@ -181,9 +192,9 @@ func TestTeamsLargeActionApprovedFromFullView(t *testing.T) {
 	}
 	th.startInstalled()
 	body, fields := largeBinding("payments", "7")
-	id := fields["approval_request_id"].(string)
 	held := th.submit(body, auth())
 	card, _ := th.teamsCardIn(teamsApprovals, held)
+	id := teamsCardRequestID(t, card) // approvebot's id for the request
 	if bytes.Contains(card.Card, []byte(`"verb":"approve"`)) || !bytes.Contains(card.Card, []byte(`"verb":"view_all"`)) ||
 		!bytes.Contains(card.Card, []byte("too large to show here")) {
 		t.Fatalf("partial card offers Approve or lacks View all:\n%s", card.Card)
@@ -302,7 +313,7 @@ func TestSlackAttackShowsTheBoundAction(t *testing.T) {
 	msg := h.waitMessages(id, 1)[0]
 	boundBeforeContext(t, blockText(msg), "\n")
 	// Small enough for one message: Approve is there and counts.
-	h.click("U0JANE", "C0TREASURY", msg.TS, "approve", id)
+	h.click("U0JANE", "C0TREASURY", msg.TS, "approve", buttonValue(t, msg.Blocks, "approve"))
 	if a := v1Of(t, h.await(held)); !a.Approved || a.ActionDigest != fields["action_digest"] {
 		t.Fatalf("answer %+v", a)
 	}
