@@ -247,6 +247,11 @@ type MessageRef struct {
 	ID           string `json:"id"`
 	Conversation string `json:"conversation,omitempty"`
 	ServiceURL   string `json:"service_url,omitempty"`
+	// Partial is set by the platform when the message could not show every
+	// bound fact of the request: it then carries no Approve button, and an
+	// approval clicked on it does not count unless it came from the full
+	// view (Ballot.FullView).
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Destination is one chat channel a request is shown in.
@@ -328,6 +333,10 @@ type Ballot struct {
 	Reason    string
 	Assurance string // how the platform authenticated the clicker
 	At        time.Time
+	// FullView is set by the platform when the click came from its full
+	// view of the request (a Slack modal, a Teams card paged in place),
+	// which showed the clicker every bound fact.
+	FullView bool
 }
 
 // Event is one line of the audit log.

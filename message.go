@@ -7,18 +7,43 @@ import (
 )
 
 // Message is what a chat message shows about a request, independent of the
-// platform. The engine builds it from the stored request; each platform
-// adapter renders it (Block Kit, Adaptive Card) with a pure function.
+// platform. The engine builds it from the stored request (bot.View); each
+// platform adapter lays it out (Block Kit, Adaptive Card) with a pure
+// function. The rules about what is shown, and how agent text is made inert,
+// live where it is built; renderers only add their markup's escaping and
+// decide what fits.
+//
+// It keeps three kinds of text apart, each in its own list, so none can take
+// another's label or place:
+//   - Bound: facts covered by a digest the agent cannot change afterwards
+//     (a 1.0 request's action binding and presented fields). Shown first,
+//     under BoundHeading, and never cut: a renderer that cannot show them
+//     all must offer no Approve button there, only the full view.
+//   - Context: what the agent added for approvers, unverified. Shown after,
+//     under ContextHeading; every label starts with "context", which no
+//     bound label does. It may be cut, and the renderer says so.
+//   - Fields, Title, Outcome, Progress, Notice: approvebot's own words
+//     (group names and approver names included), rendered in a style agent
+//     text never gets.
 type Message struct {
 	RequestID string
-	// Title is the header line, e.g. "Approval needed: transfer".
+	// Title is approvebot's header: "Approval needed". No agent text.
 	Title string
-	// Fields are the request's facts: agent, action, rule, deadline...
-	Fields []Field
-	// Context is what the agent added for approvers (amounts, accounts,
-	// tool parameters). Values are the agent's: renderers escape them.
+	// BoundHeading says what the bound facts are verified against.
+	BoundHeading string
+	// Bound are the digest-bound facts, labelled by their path
+	// ("parameters.amount"), values exactly as received (display.Flatten).
+	Bound []Field
+	// ContextHeading says the context is the agent's and unverified.
+	ContextHeading string
+	// Context is the agent's context, flattened under "context".
 	Context []Field
-	Status  Status
+	// ContextTotal counts the context entries, including any the view left
+	// out (Context holds at most MaxContext).
+	ContextTotal int
+	// Fields are approvebot's facts: approvers, deadline.
+	Fields []Field
+	Status Status
 	// Outcome is the final line once decided: "Approved by Jane at 12:01 UTC".
 	Outcome string
 	// Progress tells a multi-stage or multi-vote request's state:
@@ -31,7 +56,12 @@ type Message struct {
 	Deadline   time.Time
 }
 
-// Field is one labelled value.
+// MaxContext caps the context entries a Message carries.
+const MaxContext = 500
+
+// Field is one labelled value. Label and Value are already inert text
+// (display.Inline / display.Quote): no control, bidi or zero-width
+// characters, no line breaks.
 type Field struct {
 	Label string
 	Value string

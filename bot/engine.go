@@ -623,12 +623,19 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 	now := e.clock.Now()
 	var out policy.VoteOutcome
 	r, err = e.store.Update(id, func(r *approvebot.Request) (store.Change, error) {
+		// Checked in the transaction: the message's record (and whether it
+		// showed everything) may be committed a moment after the click.
+		if msg := unseenApproval(r, b); msg != "" {
+			out = policy.VoteOutcome{RefusalCode: RefusePartialView, Message: msg, PreviousStat: r.Status}
+			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
+		}
 		out = policy.Vote(r, b, now)
 		if !out.Counted {
 			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
 		}
 		evs := []approvebot.Event{event(approvebot.EventEntry, r.ID, now, who.Principal(), map[string]any{
 			"entry": entryRecord(*out.Entry), "group": out.Entry.Group, "approver": who, "platform": b.Platform, "message": b.Ref,
+			"full_view": b.FullView,
 		})}
 		if out.StageOpened {
 			evs = append(evs, event(approvebot.EventStage, r.ID, now, "", map[string]any{"stage": r.Stage}))
@@ -656,6 +663,50 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		e.log.Info("click refused", "request_id", id, "user", who.Principal(), "why", out.RefusalCode)
 	}
 	return ClickResult{Counted: out.Counted, Decided: out.Decided, Message: out.Message, View: View(r, -1)}
+}
+
+var _ Viewer = (*Engine)(nil)
+
+// RefusePartialView is the refusal code of an approval clicked on a message
+// that could not show every bound fact.
+const RefusePartialView = "not_all_shown"
+
+// unseenApproval refuses an approval from a message the platform recorded as
+// partial (it could not show every bound fact, so it had no Approve button):
+// no approval counts unless every bound value was on screen where it was
+// clicked. The full view (b.FullView) showed them all; a denial needs no such
+// proof.
+func unseenApproval(r *approvebot.Request, b approvebot.Ballot) string {
+	if b.Decision != approvebot.Allow || b.FullView {
+		return ""
+	}
+	for _, d := range r.Destinations {
+		if d.Platform == b.Platform && d.State == approvebot.DeliveryPosted && d.Ref.ID == b.Ref.ID && d.Ref.Partial {
+			return "Nothing changed: this message could not show the whole action, so it cannot approve it. Open \"View all\" and approve from there."
+		}
+	}
+	return ""
+}
+
+// FullView returns the whole view of a request for a surface opened from the
+// message at ref, which must be one approvebot posted for the request on
+// platform: a click elsewhere learns nothing about it.
+func (e *Engine) FullView(platform string, ref approvebot.MessageRef, id string) (approvebot.Message, error) {
+	r, err := e.store.Get(id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return approvebot.Message{}, errors.New("approvebot does not know this request")
+		}
+		e.log.Error("full view: load request", "request_id", id, "err", err)
+		return approvebot.Message{}, errors.New("approvebot could not read the request; try again in a moment")
+	}
+	for _, d := range r.Destinations {
+		if d.Platform == platform && d.State == approvebot.DeliveryPosted && d.Ref.ID == ref.ID &&
+			(d.Ref.Channel == ref.Channel || d.Ref.Conversation != "" && d.Ref.Conversation == ref.Conversation) {
+			return View(r, -1), nil
+		}
+	}
+	return approvebot.Message{}, errors.New("approvebot does not know this message for the request")
 }
 
 // refused audits a click that was turned away before it reached the vote.

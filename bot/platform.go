@@ -42,3 +42,12 @@ type ClickResult struct {
 type Decider interface {
 	Click(ctx context.Context, b approvebot.Ballot, requestID string) ClickResult
 }
+
+// Viewer gives the full view of a request: every bound fact, for a surface
+// (a Slack modal, a Teams card paged in place) opened from a message that
+// could not show them all. The engine implements it; adapters call it.
+type Viewer interface {
+	// FullView returns the request's view if ref is a message approvebot
+	// posted for it on platform, and an error to show the clicker otherwise.
+	FullView(platform string, ref approvebot.MessageRef, requestID string) (approvebot.Message, error)
+}

@@ -30,7 +30,10 @@ const (
 	// leaving a second of Slack's three for the network.
 	ackWait      = 2 * time.Second
 	clickTimeout = 30 * time.Second
-	maxRequestID = 2000 // a button value's limit
+	// fullViewWait bounds opening or paging the full view, which happens
+	// before the click is acknowledged.
+	fullViewWait = 2500 * time.Millisecond
+	maxRequestID = 128 // opaque request ids: 1 to 128 characters
 )
 
 // click is a verified button press, in our terms.
@@ -42,6 +45,26 @@ type click struct {
 	TeamID    string
 	UserID    string
 	UserName  string
+	// FullView: the click is the full view's Approve (a view_submission
+	// whose signed metadata says every page was shown).
+	FullView bool
+}
+
+// Kinds of interaction approvebot answers.
+const (
+	kindVote     = iota // Approve or Deny on a message, or Approve in the full view
+	kindViewAll         // open the full view
+	kindNextPage        // page the full view
+)
+
+// interaction is a verified, parsed interactivity payload.
+type interaction struct {
+	kind      int
+	click     click
+	triggerID string
+	viewID    string
+	viewHash  string
+	metadata  string // kindNextPage and full-view submissions: the view's private_metadata as received
 }
 
 // errNotOurs marks a well-formed interaction that is not a review click
@@ -82,35 +105,69 @@ func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.D
 		http.Error(w, "malformed interaction payload", http.StatusBadRequest)
 		return
 	}
-	w.WriteHeader(s.accept(r.Context(), d, payload))
+	status, answer := s.accept(r.Context(), d, payload)
+	if answer != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(answer)
+		return
+	}
+	w.WriteHeader(status)
 }
 
 // accept hands a verified interaction payload (the JSON an HTTP interaction
 // carries in its payload field, or a Socket Mode envelope's payload) to the
-// click workers, and returns the status its acknowledgement should carry:
-// 200 once the vote is committed (or after ackWait), 200 at once for an
-// interaction that is not ours, 400 for a malformed one, and 503 when the
-// click could not be taken, so that Slack shows the clicker an error.
+// click workers, and returns the status its acknowledgement should carry,
+// and, for a full-view submission that is refused, the answer that replaces
+// the modal: 200 once the vote is committed (or after ackWait), 200 at once
+// for an interaction that is not ours, 400 for a malformed one, and 503
+// when the click could not be taken, so that Slack shows the clicker an
+// error. View all and Next page are served before the acknowledgement:
+// views.open needs the click's trigger_id within 3 s of the click.
 //
 // Slack wants its acknowledgement within 3 s. Waiting up to ackWait for the
 // vote to be committed before answering means that, in all but slow cases,
 // a click Slack shows as accepted is already durable: a crash right after
 // the acknowledgement cannot lose it. A slower decision still goes on after
 // the acknowledgement, as Slack requires.
-func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte) int {
-	c, err := parsePayload(payload)
+func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte) (int, any) {
+	in, err := parsePayload(payload)
 	switch {
 	case errors.Is(err, errNotOurs):
-		return http.StatusOK
+		return http.StatusOK, nil
 	case err != nil:
 		s.log.WarnContext(ctx, "slack interaction refused: malformed", "err", err)
-		return http.StatusBadRequest
+		return http.StatusBadRequest, nil
 	}
+	switch in.kind {
+	case kindViewAll, kindNextPage:
+		vctx, cancel := context.WithTimeout(ctx, fullViewWait)
+		s.serveFullView(vctx, d, in)
+		cancel()
+		return http.StatusOK, nil
+	}
+	if in.metadata != "" {
+		// A full-view submission: its metadata must be ours, for this
+		// clicker, from the last page.
+		m, err := s.openMeta(in.metadata)
+		switch {
+		case err != nil:
+			s.log.WarnContext(ctx, "slack full view submission refused: metadata", "user", in.click.UserID, "err", err)
+			return http.StatusOK, viewRefusal("The approval view could not be verified. Close it and press View all again.")
+		case m.User != in.click.UserID:
+			s.log.WarnContext(ctx, "slack full view submission refused: another user's view", "user", in.click.UserID, "opened_by", m.User)
+			return http.StatusOK, viewRefusal("This view was opened by someone else.")
+		case m.Page+1 != m.Pages:
+			return http.StatusOK, viewRefusal("Approve is on the last page: page through every value first.")
+		}
+		in.click.RequestID, in.click.Channel, in.click.MessageTS, in.click.FullView = m.Request, m.Channel, m.TS, true
+	}
+	c := in.click
 	committed := make(chan struct{})
 	if !s.pool.submit(func(ctx context.Context) { s.decide(ctx, d, c, committed) }) {
 		s.log.ErrorContext(ctx, "slack click dropped: worker queue full or shutting down",
 			"request_id", c.RequestID, "user", c.UserID)
-		return http.StatusServiceUnavailable
+		return http.StatusServiceUnavailable, nil
 	}
 	wait := time.NewTimer(ackWait)
 	defer wait.Stop()
@@ -120,7 +177,7 @@ func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte) int {
 		s.log.WarnContext(ctx, "slack click acknowledged before it was decided", "request_id", c.RequestID, "user", c.UserID)
 	case <-ctx.Done():
 	}
-	return http.StatusOK
+	return http.StatusOK, nil
 }
 
 func (s *Slack) verify(h http.Header, body []byte) error {
@@ -151,6 +208,7 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 		Decision:  c.Decision,
 		Assurance: Assurance,
 		At:        time.Now().UTC(),
+		FullView:  c.FullView,
 	}
 	res := d.Click(ctx, b, c.RequestID)
 	close(committed)
@@ -160,7 +218,7 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 		return
 	}
 	if _, err := s.api.PostEphemeralContext(ctx, c.Channel, c.UserID,
-		goslack.MsgOptionText(escapeFit(res.Message, 3000), false)); err != nil {
+		goslack.MsgOptionText(escapeFit(res.Message, 3000), false), goslack.MsgOptionDisableMarkdown()); err != nil {
 		s.log.WarnContext(ctx, "slack ephemeral reply failed", "request_id", c.RequestID, "user", c.UserID,
 			"channel", c.Channel, "reason", deliveryError(err).Reason)
 	}
@@ -181,66 +239,116 @@ func formPayload(body []byte) ([]byte, error) {
 }
 
 // parseInteraction reads a verified, form-encoded interactivity body.
-func parseInteraction(body []byte) (click, error) {
+func parseInteraction(body []byte) (interaction, error) {
 	payload, err := formPayload(body)
 	if err != nil {
-		return click{}, err
+		return interaction{}, err
 	}
 	return parsePayload(payload)
 }
 
 // parsePayload reads a verified interaction payload. It returns errNotOurs
-// for interactions that are not review clicks, and an error naming the bad
-// part for malformed ones.
-func parsePayload(payload []byte) (click, error) {
+// for interactions that are not approvebot's, and an error naming the bad
+// part for malformed ones. Request ids are opaque (1 to 128 characters of
+// [A-Za-z0-9_.:~-]); only their length is checked here, the engine looks
+// them up.
+func parsePayload(payload []byte) (interaction, error) {
 	var ic goslack.InteractionCallback
 	if err := json.Unmarshal(payload, &ic); err != nil {
-		return click{}, fmt.Errorf("payload is not an interaction: %w", err)
+		return interaction{}, fmt.Errorf("payload is not an interaction: %w", err)
 	}
-	if ic.Type != goslack.InteractionTypeBlockActions {
-		return click{}, errNotOurs
+	in := interaction{triggerID: ic.TriggerID, viewID: ic.View.ID, viewHash: ic.View.Hash}
+	c := &in.click
+	c.TeamID = first(ic.Team.ID, ic.User.TeamID)
+	c.UserID = ic.User.ID
+	c.UserName = first(ic.User.Name, ic.User.Profile.DisplayName)
+	who := func() error {
+		switch {
+		case c.UserID == "":
+			return errors.New("payload: user.id is missing")
+		case c.TeamID == "":
+			return errors.New("payload: team.id and user.team_id are missing")
+		}
+		return nil
 	}
-	if ic.Container.Type != "" && ic.Container.Type != "message" || ic.Container.IsEphemeral {
-		return click{}, errNotOurs
+
+	switch ic.Type {
+	case goslack.InteractionTypeViewSubmission:
+		if ic.View.CallbackID != FullViewCallbackID {
+			return interaction{}, errNotOurs
+		}
+		if ic.View.PrivateMetadata == "" {
+			return interaction{}, errors.New("payload: view.private_metadata is missing")
+		}
+		in.kind, in.metadata, c.Decision = kindVote, ic.View.PrivateMetadata, approvebot.Allow
+		return in, who()
+	case goslack.InteractionTypeBlockActions:
+	default:
+		return interaction{}, errNotOurs
+	}
+	if ic.Container.IsEphemeral {
+		return interaction{}, errNotOurs
 	}
 	// Actions without a block_id decode as attachment actions, leaving
 	// BlockActions empty: range, never index.
 	var act *goslack.BlockAction
 	for _, a := range ic.ActionCallback.BlockActions {
-		if a == nil || a.BlockID != ReviewBlockID || a.Type != "" && a.Type != "button" {
+		if a == nil || a.Type != "" && a.Type != "button" {
 			continue
 		}
-		if a.ActionID == ApproveActionID || a.ActionID == DenyActionID {
+		switch {
+		case ic.Container.Type == "view" && a.BlockID == PagesBlockID && a.ActionID == NextPageActionID,
+			ic.Container.Type != "view" && a.BlockID == ReviewBlockID &&
+				(a.ActionID == ApproveActionID || a.ActionID == DenyActionID || a.ActionID == ViewAllActionID):
 			act = a
+		}
+		if act != nil {
 			break
 		}
 	}
-	if act == nil || act.Value == "" || len(act.Value) > maxRequestID {
-		return click{}, errNotOurs
+	if act == nil {
+		return interaction{}, errNotOurs
 	}
-	c := click{
-		RequestID: act.Value,
-		Decision:  approvebot.Allow,
-		Channel:   first(ic.Container.ChannelID, ic.Channel.ID),
-		MessageTS: first(ic.Container.MessageTs, ic.Message.Timestamp),
-		TeamID:    first(ic.Team.ID, ic.User.TeamID),
-		UserID:    ic.User.ID,
-		UserName:  first(ic.User.Name, ic.User.Profile.DisplayName),
+	if ic.Container.Type == "view" {
+		if ic.View.CallbackID != FullViewCallbackID {
+			return interaction{}, errNotOurs
+		}
+		if in.viewID == "" || ic.View.PrivateMetadata == "" {
+			return interaction{}, errors.New("payload: view.id or view.private_metadata is missing")
+		}
+		in.kind, in.metadata = kindNextPage, ic.View.PrivateMetadata
+		return in, who()
 	}
-	if act.ActionID == DenyActionID {
+	if ic.Container.Type != "" && ic.Container.Type != "message" {
+		return interaction{}, errNotOurs
+	}
+	if act.Value == "" || len(act.Value) > maxRequestID {
+		return interaction{}, errNotOurs
+	}
+	c.RequestID = act.Value
+	c.Channel = first(ic.Container.ChannelID, ic.Channel.ID)
+	c.MessageTS = first(ic.Container.MessageTs, ic.Message.Timestamp)
+	switch act.ActionID {
+	case ApproveActionID:
+		c.Decision = approvebot.Allow
+	case DenyActionID:
 		c.Decision = approvebot.Deny
+	case ViewAllActionID:
+		in.kind = kindViewAll
+		if in.triggerID == "" {
+			return interaction{}, errors.New("payload: trigger_id is missing")
+		}
+	}
+	if err := who(); err != nil {
+		return interaction{}, err
 	}
 	switch {
-	case c.UserID == "":
-		return click{}, errors.New("payload: user.id is missing")
-	case c.TeamID == "":
-		return click{}, errors.New("payload: team.id and user.team_id are missing")
 	case c.Channel == "":
-		return click{}, errors.New("payload: container.channel_id and channel.id are missing")
+		return interaction{}, errors.New("payload: container.channel_id and channel.id are missing")
 	case c.MessageTS == "":
-		return click{}, errors.New("payload: container.message_ts and message.ts are missing")
+		return interaction{}, errors.New("payload: container.message_ts and message.ts are missing")
 	}
-	return c, nil
+	return in, nil
 }
 
 func first(vals ...string) string {

@@ -3,6 +3,7 @@ package slack
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -319,10 +320,11 @@ func TestParseInteractionFields(t *testing.T) {
 	delete(p, "team")
 	js, _ := json.Marshal(p)
 	body, _ := slackfake.SignInteraction(testSecret, js, time.Now())
-	c, err := parseInteraction(body)
+	in, err := parseInteraction(body)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := in.click
 	want := click{RequestID: "req", Decision: approvebot.Deny, Channel: "C9", MessageTS: "1.2", TeamID: "T9", UserID: "W1", UserName: "jane"}
 	if c != want {
 		t.Errorf("parseInteraction = %+v, want %+v", c, want)
@@ -347,5 +349,38 @@ func TestHandlerAcknowledgesAfterTheDecision(t *testing.T) {
 	}
 	if ballots, _ := d.calls(); len(ballots) != 1 {
 		t.Fatalf("acknowledged with %d ballots decided, want 1", len(ballots))
+	}
+}
+
+// The full view's metadata is sealed: any change, another key, or a page
+// outside the view is refused.
+func TestFullViewMetadataSealed(t *testing.T) {
+	f := newFake(t)
+	s := newSlack(t, f, nil)
+	m := viewMeta{Request: "ar_1", Channel: "C1", TS: "1.2", User: "U1", Page: 1, Pages: 2}
+	sealed := s.sealMeta(m)
+	got, err := s.openMeta(sealed)
+	if err != nil || got != m {
+		t.Fatalf("openMeta = %+v, %v", got, err)
+	}
+	body, sig, _ := strings.Cut(sealed, ".")
+	mallory, _ := json.Marshal(viewMeta{Request: "ar_1", Channel: "C1", TS: "1.2", User: "U0MALLORY", Page: 1, Pages: 2})
+	forged := base64.RawURLEncoding.EncodeToString(mallory) + "." + sig
+	other := viewMeta{Request: "ar_1", Channel: "C1", TS: "1.2", User: "U1", Page: 5, Pages: 2}
+	for name, bad := range map[string]string{
+		"no seal":      body,
+		"forged body":  forged,
+		"bad base64":   "!!." + sig,
+		"empty":        "",
+		"page outside": s.sealMeta(other),
+	} {
+		if _, err := s.openMeta(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// A seal made by another app (another bot token) does not open.
+	s2 := newSlack(t, f, func(c *Config) { c.BotToken = "xoxb-another-app" })
+	if _, err := s2.openMeta(sealed); err == nil {
+		t.Error("a view sealed by another app was accepted")
 	}
 }

@@ -201,15 +201,15 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 	if channel == "" {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "empty channel id"}
 	}
-	blocks, fallback := Render(msg)
+	out := Render(msg)
 	ch, ts, err := s.api.PostMessageContext(ctx, channel,
-		goslack.MsgOptionText(fallback, false), goslack.MsgOptionBlocks(blocks...))
+		goslack.MsgOptionText(out.Text, false), goslack.MsgOptionDisableMarkdown(), goslack.MsgOptionBlocks(out.Blocks...))
 	if err != nil {
 		de := deliveryError(err)
 		s.log.WarnContext(ctx, "slack post failed", "request_id", msg.RequestID, "channel", channel, "reason", de.Reason)
 		return approvebot.MessageRef{}, de
 	}
-	return approvebot.MessageRef{Channel: ch, ID: ts}, nil
+	return approvebot.MessageRef{Channel: ch, ID: ts, Partial: out.Partial}, nil
 }
 
 // Update replaces the message at ref with msg. Errors are
@@ -218,11 +218,11 @@ func (s *Slack) Update(ctx context.Context, ref approvebot.MessageRef, msg appro
 	if ref.Channel == "" || ref.ID == "" {
 		return &approvebot.DeliveryError{Permanent: true, Reason: "message reference lacks channel or ts"}
 	}
-	blocks, fallback := Render(msg)
+	out := Render(msg)
 	// MsgOptionBlocks with an empty list still sends blocks=[], so stale
 	// buttons can never survive an update.
 	_, _, _, err := s.api.UpdateMessageContext(ctx, ref.Channel, ref.ID,
-		goslack.MsgOptionText(fallback, false), goslack.MsgOptionBlocks(blocks...))
+		goslack.MsgOptionText(out.Text, false), goslack.MsgOptionDisableMarkdown(), goslack.MsgOptionBlocks(out.Blocks...))
 	if err != nil {
 		de := deliveryError(err)
 		s.log.WarnContext(ctx, "slack update failed", "request_id", msg.RequestID, "channel", ref.Channel, "ts", ref.ID, "reason", de.Reason)

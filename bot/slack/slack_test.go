@@ -94,7 +94,7 @@ func TestPostThenUpdateRemovesButtons(t *testing.T) {
 	if !ok {
 		t.Fatalf("the fake holds no message at %+v", ref)
 	}
-	if !m.Actionable || m.Text != "Approval needed: transfer_funds on acct-7731" {
+	if !m.Actionable || m.Text != "Approval needed (request req_01HZX3K9)" {
 		t.Errorf("posted message actionable=%v text=%q", m.Actionable, m.Text)
 	}
 	if !strings.Contains(string(m.Blocks), `"value":"req_01HZX3K9"`) {
@@ -107,10 +107,10 @@ func TestPostThenUpdateRemovesButtons(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ = f.Message(ref.Channel, ref.ID)
-	if m.Actionable || m.Updates != 1 || m.Text != "Approved by Jane Doe" {
+	if m.Actionable || m.Updates != 1 || m.Text != "Approval request req_01HZX3K9: Approved" {
 		t.Errorf("after update: actionable=%v updates=%d text=%q", m.Actionable, m.Updates, m.Text)
 	}
-	if !strings.Contains(string(m.Blocks), ":white_check_mark: Approved by Jane Doe") {
+	if !strings.Contains(string(m.Blocks), ":white_check_mark: *Approved*") || !strings.Contains(string(m.Blocks), `"text":"Approved by Jane Doe"`) {
 		t.Errorf("updated blocks lack the outcome: %s", m.Blocks)
 	}
 	if n := len(f.Messages()); n != 1 {

@@ -58,6 +58,7 @@ type seenID struct {
 type envelopeResult struct {
 	done   chan struct{}
 	status int // the status accept returned, once done is closed
+	answer any // the acknowledgement's payload, or nil
 }
 
 // SocketMode reports whether the adapter receives clicks over Socket Mode.
@@ -200,7 +201,7 @@ func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, d bo
 func (s *Slack) acceptEnvelope(ctx context.Context, client *socketmode.Client, d bot.Decider, req socketmode.Request) {
 	res, first := s.socketState().remember(req.EnvelopeID)
 	if first {
-		res.status = s.accept(ctx, d, req.Payload)
+		res.status, res.answer = s.accept(ctx, d, req.Payload)
 		if res.status == http.StatusServiceUnavailable {
 			s.socketState().forget(req.EnvelopeID)
 		}
@@ -215,7 +216,7 @@ func (s *Slack) acceptEnvelope(ctx context.Context, client *socketmode.Client, d
 	if res.status == http.StatusServiceUnavailable {
 		return // Slack resends it, and the clicker sees the click is slow
 	}
-	if err := client.AckCtx(ctx, req.EnvelopeID, nil); err != nil {
+	if err := client.AckCtx(ctx, req.EnvelopeID, res.answer); err != nil {
 		s.log.WarnContext(ctx, "slack socket mode: acknowledgement not sent; Slack will resend the click", "envelope_id", req.EnvelopeID, "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/display"
 )
 
 const (
@@ -21,6 +22,34 @@ const (
 
 	verbApprove = "approve"
 	verbDeny    = "deny"
+	// verbViewAll shows the full view, page by page, in place of the card
+	// for the clicker only (the Universal Actions answer to an invoke).
+	verbViewAll = "view_all"
+)
+
+// How agent text is kept inert on Teams.
+//
+// TextBlock and FactSet render a Markdown subset (emphasis, links, lists)
+// and have no property to turn it off. TextRun, inside a RichTextBlock, is
+// the one text element the Adaptive Card schema defines as plain: Markdown
+// is not parsed there. So every agent-supplied string (bound facts, context,
+// labels included) is a TextRun, and approvebot's own words are TextBlocks,
+// bold or coloured, with an emoji: styles a TextRun from the agent never
+// gets. Teams mentions need an <at> tag plus a mention entity, which cards
+// from approvebot never carry. Invisible characters (bidi overrides,
+// zero-width, controls) were already turned into visible escapes by package
+// display. Approvebot's own lines that include names (outcome, progress) are
+// TextBlocks and go through escape, which neutralizes Markdown.
+
+// The bound facts' share of a card. It is fixed, whatever else the card
+// says, so whether a request's card shows every bound fact depends on the
+// bound facts alone and cannot change between the post and later updates.
+const (
+	boundCardBytes   = 14 << 10
+	contextCardBytes = 8 << 10
+	contextValueMax  = 300
+	pageBytes        = 22 << 10
+	pageChunk        = 4000 // runes of a fact per element on a full-view page
 )
 
 type card struct {
@@ -42,14 +71,17 @@ type textBlock struct {
 	Spacing  string `json:"spacing,omitempty"`
 }
 
-type factSet struct {
-	Type  string `json:"type"`
-	Facts []fact `json:"facts"`
+type richTextBlock struct {
+	Type    string    `json:"type"`
+	Inlines []textRun `json:"inlines"`
+	Spacing string    `json:"spacing,omitempty"`
 }
 
-type fact struct {
-	Title string `json:"title"`
-	Value string `json:"value"`
+type textRun struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	IsSubtle bool   `json:"isSubtle,omitempty"`
+	FontType string `json:"fontType,omitempty"`
 }
 
 type actionSet struct {
@@ -64,74 +96,257 @@ type action struct {
 	Verb     string     `json:"verb,omitempty"`
 	Style    string     `json:"style,omitempty"`
 	Data     actionData `json:"data"`
-	Fallback *action    `json:"fallback,omitempty"`
+	Fallback any        `json:"fallback,omitempty"`
 }
 
 // actionData is always an object: msbotbuilder-go fails to decode an
 // Action.Submit whose data is a bare string.
 type actionData struct {
 	RequestID string `json:"request_id"`
-	Decision  string `json:"decision"`
+	Decision  string `json:"decision,omitempty"`
+	// Page is the full-view page asked for (1-based), with Token proving
+	// the page before it was shown to this clicker.
+	Page  int    `json:"page,omitempty"`
+	Token string `json:"token,omitempty"`
+	// FullView, on the last page's Approve, proves every page was shown.
+	FullView string `json:"full_view,omitempty"`
 }
 
-// RenderCard renders msg as an Adaptive Card 1.5. Everything the agent sent
-// is escaped (TextBlocks and facts render markdown) and truncated so the card
-// stays under 28 KB. The buttons are Action.Execute (Universal Actions: the
-// clicker gets a fresh card in the invoke answer); each falls back to an
-// Action.Submit with the same data for clients without Universal Actions.
-func RenderCard(msg approvebot.Message) ([]byte, error) {
-	// Shrink agent values step by step until the card fits.
-	for _, limit := range []struct{ value, fields int }{{1000, 100}, {300, 100}, {120, 40}, {60, 20}, {40, 8}} {
-		data, err := renderCard(msg, limit.value, limit.fields)
-		if err != nil {
-			return nil, err
-		}
-		if len(data) <= maxCardBytes {
-			return data, nil
-		}
-	}
-	return nil, fmt.Errorf("card for request %s stays larger than %d bytes", msg.RequestID, maxCardBytes)
+// Card is a rendered request card.
+type Card struct {
+	JSON []byte
+	// Partial is true when the card could not show every bound fact: it
+	// then has View all instead of Approve.
+	Partial bool
 }
 
-func renderCard(msg approvebot.Message, maxValue, maxFields int) ([]byte, error) {
-	c := card{
-		Type:    "AdaptiveCard",
-		Schema:  cardSchema,
-		Version: cardVersion,
-		MSTeams: map[string]any{"width": "Full"},
+// RenderCard renders msg as an Adaptive Card 1.5. Bound facts come first and
+// whole, or the card says the action is too large and offers View all
+// instead of Approve; context fills what is left and says when it is cut.
+// The buttons are Action.Execute (Universal Actions: the clicker gets a fresh
+// card in the invoke answer); Approve and Deny fall back to an Action.Submit
+// with the same data for clients without Universal Actions, View all is
+// dropped there.
+func RenderCard(msg approvebot.Message) (Card, error) {
+	c, err := renderCard(msg, contextCardBytes)
+	if err != nil {
+		// Long names or reasons in approvebot's own lines: give up the
+		// context rather than the card (the bound facts' share is fixed).
+		c, err = renderCard(msg, 0)
 	}
-	c.Body = append(c.Body, textBlock{Type: "TextBlock", Text: inline(msg.Title, 200), Wrap: true, Weight: "Bolder", Size: "Medium"})
-	if facts := renderFacts(msg.Fields, maxValue, maxFields); len(facts) > 0 {
-		c.Body = append(c.Body, factSet{Type: "FactSet", Facts: facts})
-	}
-	if facts := renderFacts(msg.Context, maxValue, maxFields); len(facts) > 0 {
-		c.Body = append(c.Body,
-			textBlock{Type: "TextBlock", Text: "Context from the agent", Wrap: true, Weight: "Bolder", Spacing: "Medium"},
-			factSet{Type: "FactSet", Facts: facts})
-	}
-	if msg.Progress != "" {
-		c.Body = append(c.Body, textBlock{Type: "TextBlock", Text: escape(msg.Progress, 1000), Wrap: true, IsSubtle: true})
-	}
-	if msg.Notice != "" {
-		c.Body = append(c.Body, textBlock{Type: "TextBlock", Text: "⚠ " + escape(msg.Notice, 1000), Wrap: true, Color: "Warning"})
-	}
-	if msg.Outcome != "" {
-		color := "Attention"
-		if msg.Status.Approved() {
-			color = "Good"
+	return c, err
+}
+
+func renderCard(msg approvebot.Message, contextBytes int) (Card, error) {
+	c := newCard()
+	c.Body = append(c.Body, title(msg.Title))
+	shown, used := 0, 0
+	if len(msg.Bound) > 0 {
+		c.Body = append(c.Body, heading("🔒 "+msg.BoundHeading, "Accent"))
+		for _, f := range msg.Bound {
+			el := factRun(f.Label, f.Value)
+			n := jsonLen(el)
+			if used+n > boundCardBytes {
+				break
+			}
+			c.Body = append(c.Body, el)
+			used += n
+			shown++
 		}
-		c.Body = append(c.Body, textBlock{Type: "TextBlock", Text: escape(msg.Outcome, 1000), Wrap: true, Weight: "Bolder", Color: color})
+	}
+	partial := shown < len(msg.Bound)
+	if partial {
+		note := fmt.Sprintf("⚠ This action is too large to show here: %d of its %d bound values are shown above.", shown, len(msg.Bound))
+		if msg.Actionable {
+			note += " To approve, press View all: it shows every value, page by page, and Approve is on its last page."
+		}
+		c.Body = append(c.Body, textBlock{Type: "TextBlock", Text: note, Wrap: true, Weight: "Bolder", Color: "Warning"})
+	}
+	if len(msg.Context) > 0 {
+		c.Body = append(c.Body, contextElements(msg, contextBytes, contextValueMax)...)
+	}
+	c.Body = append(c.Body, tail(msg)...)
+	if msg.Actionable {
+		var acts []action
+		if partial {
+			acts = append(acts, action{Type: "Action.Execute", Title: "View all", Verb: verbViewAll, Style: "positive",
+				Data: actionData{RequestID: msg.RequestID, Page: 1}, Fallback: "drop"})
+		} else {
+			acts = append(acts, button("Approve", verbApprove, "positive", actionData{RequestID: msg.RequestID, Decision: approvebot.Allow}))
+		}
+		acts = append(acts, button("Deny", verbDeny, "destructive", actionData{RequestID: msg.RequestID, Decision: approvebot.Deny}))
+		c.Body = append(c.Body, actionSet{Type: "ActionSet", Actions: acts})
+	}
+	data, err := encode(c)
+	if err != nil {
+		return Card{}, err
+	}
+	if len(data) > maxCardBytes {
+		return Card{}, fmt.Errorf("card for request %s is %d bytes, over %d", msg.RequestID, len(data), maxCardBytes)
+	}
+	return Card{JSON: data, Partial: partial}, nil
+}
+
+// fullPages splits msg's bound facts into the pages of its full view. It is
+// pure: the same message always pages the same way.
+func fullPages(msg approvebot.Message) [][]any {
+	var pages [][]any
+	var page []any
+	size := 0
+	for _, f := range msg.Bound {
+		t := []rune(f.Value)
+		for part := 0; part == 0 || len(t) > 0; part++ {
+			n := min(len(t), pageChunk)
+			var el richTextBlock
+			if part == 0 {
+				el = factRun(f.Label, string(t[:n]))
+			} else {
+				el = richTextBlock{Type: "RichTextBlock", Inlines: []textRun{
+					{Type: "TextRun", Text: "↳ ", IsSubtle: true}, {Type: "TextRun", Text: noTemplate(string(t[:n])), FontType: "Monospace"}}}
+			}
+			t = t[n:]
+			sz := jsonLen(el)
+			if len(page) > 0 && size+sz > pageBytes {
+				pages, page, size = append(pages, page), nil, 0
+			}
+			page = append(page, el)
+			size += sz
+		}
+	}
+	return append(pages, page)
+}
+
+// RenderFullPage renders page p (1-based) of msg's full view: every bound
+// fact, split over pages of at most about 22 KB. Each page but the last
+// has Next, whose data carries token(p+1); the last has Approve, carrying
+// approveToken, and the request's context.
+func renderFullPage(msg approvebot.Message, pages [][]any, p int, nextToken, approveToken string) ([]byte, error) {
+	c := newCard()
+	n := len(pages)
+	c.Body = append(c.Body, title(msg.Title))
+	h := "🔒 " + msg.BoundHeading
+	if n > 1 {
+		h += fmt.Sprintf(" (page %d of %d; Approve is on the last page)", p, n)
+	}
+	c.Body = append(c.Body, heading(h, "Accent"))
+	c.Body = append(c.Body, pages[p-1]...)
+	var acts []action
+	if p < n {
+		acts = append(acts, action{Type: "Action.Execute", Title: fmt.Sprintf("Next page (%d of %d)", p+1, n), Verb: verbViewAll, Style: "positive",
+			Data: actionData{RequestID: msg.RequestID, Page: p + 1, Token: nextToken}})
+	} else {
+		if len(msg.Context) > 0 {
+			c.Body = append(c.Body, contextElements(msg, 2<<10, 120)...)
+		}
+		c.Body = append(c.Body, tail(msg)...)
+		if msg.Actionable {
+			c.Body = append(c.Body, textBlock{Type: "TextBlock", Wrap: true, Weight: "Bolder", Color: "Good",
+				Text: "✅ You have been shown every bound value. Approve approves exactly this action."})
+			acts = append(acts, action{Type: "Action.Execute", Title: "Approve", Verb: verbApprove, Style: "positive",
+				Data: actionData{RequestID: msg.RequestID, Decision: approvebot.Allow, FullView: approveToken}})
+		}
 	}
 	if msg.Actionable {
-		if !msg.Deadline.IsZero() {
-			c.Body = append(c.Body, textBlock{Type: "TextBlock", Wrap: true, IsSubtle: true,
-				Text: "Decide before " + msg.Deadline.UTC().Format("2006-01-02 15:04 UTC")})
-		}
-		c.Body = append(c.Body, actionSet{Type: "ActionSet", Actions: []action{
-			button("Approve", verbApprove, "positive", msg.RequestID, approvebot.Allow),
-			button("Deny", verbDeny, "destructive", msg.RequestID, approvebot.Deny),
-		}})
+		acts = append(acts, button("Deny", verbDeny, "destructive", actionData{RequestID: msg.RequestID, Decision: approvebot.Deny}))
 	}
+	if len(acts) > 0 {
+		c.Body = append(c.Body, actionSet{Type: "ActionSet", Actions: acts})
+	}
+	data, err := encode(c)
+	if err == nil && len(data) > maxCardBytes {
+		err = fmt.Errorf("full view page %d of request %s is %d bytes, over %d", p, msg.RequestID, len(data), maxCardBytes)
+	}
+	return data, err
+}
+
+func newCard() card {
+	return card{Type: "AdaptiveCard", Schema: cardSchema, Version: cardVersion, MSTeams: map[string]any{"width": "Full"}}
+}
+
+func title(t string) textBlock {
+	if t == "" {
+		t = "Approval needed"
+	}
+	return textBlock{Type: "TextBlock", Text: escape(t, 200), Wrap: true, Weight: "Bolder", Size: "Medium"}
+}
+
+func heading(t, color string) textBlock {
+	return textBlock{Type: "TextBlock", Text: escape(t, 400), Wrap: true, Weight: "Bolder", Color: color, Spacing: "Medium"}
+}
+
+// factRun is one fact: its label, subtle, then its value in monospace, all
+// TextRuns (no Markdown).
+func factRun(label, value string) richTextBlock {
+	return richTextBlock{Type: "RichTextBlock", Inlines: []textRun{
+		{Type: "TextRun", Text: noTemplate(label), IsSubtle: true},
+		{Type: "TextRun", Text: "  "},
+		{Type: "TextRun", Text: noTemplate(value), FontType: "Monospace"},
+	}}
+}
+
+// noTemplate keeps "{{" from starting a DATE/TIME function, which Teams
+// evaluates even in plain text. The inserted backslash is unambiguous: a
+// backslash the agent sent shows doubled (display.Quote).
+func noTemplate(s string) string { return strings.ReplaceAll(s, "{{", `{\{`) }
+
+// contextElements is the context under its heading, cut to budget bytes
+// with values of at most maxValue runes, saying when anything was left out.
+func contextElements(msg approvebot.Message, budget, maxValue int) []any {
+	var els []any
+	shown, used, cut := 0, 0, false
+	for _, f := range msg.Context {
+		label, lc := display.Cut(f.Label, 100)
+		value, vc := display.Cut(f.Value, maxValue)
+		el := factRun(label, value)
+		n := jsonLen(el)
+		if used+n > budget {
+			break
+		}
+		els = append(els, el)
+		used += n
+		shown++
+		cut = cut || lc || vc
+	}
+	h := "💬 " + msg.ContextHeading
+	if total := max(msg.ContextTotal, len(msg.Context)); shown < total {
+		h += fmt.Sprintf(" (%d of %d entries shown)", shown, total)
+	}
+	if cut {
+		h += " (long entries cut: …)"
+	}
+	return append([]any{heading(h, "Default")}, els...)
+}
+
+// tail is approvebot's own lines: its facts, progress, notice, outcome.
+func tail(msg approvebot.Message) []any {
+	var out []any
+	for i, f := range msg.Fields {
+		if i == 5 {
+			break
+		}
+		out = append(out, textBlock{Type: "TextBlock", Text: escape(f.Label+": "+f.Value, 300), Wrap: true, IsSubtle: true, Spacing: "Small"})
+	}
+	if msg.Progress != "" {
+		out = append(out, textBlock{Type: "TextBlock", Text: "⏳ " + escape(msg.Progress, 500), Wrap: true, IsSubtle: true})
+	}
+	if msg.Notice != "" {
+		out = append(out, textBlock{Type: "TextBlock", Text: "⚠ " + escape(msg.Notice, 500), Wrap: true, Color: "Warning"})
+	}
+	if msg.Outcome != "" {
+		color, mark := "Attention", "⛔ "
+		if msg.Status.Approved() {
+			color, mark = "Good", "✅ "
+		}
+		out = append(out, textBlock{Type: "TextBlock", Text: mark + escape(msg.Outcome, 500), Wrap: true, Weight: "Bolder", Color: color})
+	}
+	if msg.Actionable && !msg.Deadline.IsZero() {
+		out = append(out, textBlock{Type: "TextBlock", Wrap: true, IsSubtle: true,
+			Text: "Decide before " + msg.Deadline.UTC().Format("2006-01-02 15:04 UTC")})
+	}
+	return out
+}
+
+func encode(c card) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -142,72 +357,55 @@ func renderCard(msg approvebot.Message, maxValue, maxFields int) ([]byte, error)
 	return buf.Bytes(), nil
 }
 
-func button(title, verb, style, requestID, decision string) action {
-	data := actionData{RequestID: requestID, Decision: decision}
+// jsonLen is what v adds to a card: its JSON as the card encodes it,
+// indented at the depth of the card's body.
+func jsonLen(v any) int {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("    ", "  ")
+	if err := enc.Encode(v); err != nil {
+		return maxCardBytes
+	}
+	return buf.Len() + 6
+}
+
+func button(title, verb, style string, data actionData) action {
 	return action{
 		Type: "Action.Execute", Title: title, Verb: verb, Style: style, Data: data,
 		Fallback: &action{Type: "Action.Submit", Title: title, Style: style, Data: data},
 	}
 }
 
-func renderFacts(fields []approvebot.Field, maxValue, maxFields int) []fact {
-	var facts []fact
-	for i, f := range fields {
-		if i == maxFields {
-			facts = append(facts, fact{Title: "…", Value: fmt.Sprintf("%d more not shown", len(fields)-maxFields)})
-			break
-		}
-		v := escape(f.Value, maxValue)
-		if v == "" {
-			v = "—"
-		}
-		facts = append(facts, fact{Title: inline(f.Label, 80), Value: v})
-	}
-	return facts
-}
-
-// inline is escape for one-line texts: line breaks become spaces.
-func inline(s string, max int) string {
-	return escape(strings.Join(strings.Fields(s), " "), max)
-}
-
-// escape makes agent text inert in an Adaptive Card: characters that form
-// markdown emphasis, code, links or HTML are backslash-escaped anywhere, and
-// those that start a heading, quote or list only at the start of a line
-// (so amounts and dates stay readable); "{{" cannot start a DATE/TIME
-// function; control characters other than newline are dropped. Text longer
-// than max runes is cut with an ellipsis.
+// escape makes text inert in a TextBlock, which renders a Markdown subset:
+// characters that form markdown emphasis, code, links or HTML are
+// backslash-escaped anywhere, and those that start a heading, quote or list
+// only at the start of a line (so amounts and dates stay readable); "{{"
+// cannot start a DATE/TIME function; invisible characters become visible
+// escapes (display.Inline). Text longer than max runes is cut with an
+// ellipsis. Agent text never comes here (it goes in TextRuns); this is for
+// approvebot's lines that carry names and reasons.
 func escape(s string, max int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = display.Inline(s)
 	if utf8.RuneCountInString(s) > max {
 		s = string([]rune(s)[:max-1]) + "…"
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	prev := rune(0)
-	blank, digits := true, false // the line so far: only spaces; spaces then digits
+	blank, digits := true, false
 	runes := []rune(s)
 	for i, r := range runes {
-		listEnd := i+1 == len(runes) || runes[i+1] == ' ' || runes[i+1] == '\n'
-
+		listEnd := i+1 == len(runes) || runes[i+1] == ' '
 		wasBlank, wasDigits := blank, digits
 		switch {
-		case r == '\n':
-			b.WriteRune(r)
-			blank, digits = true, false
-			prev = r
-			continue
-		case r == '\r' || r == '\t':
-			b.WriteRune(' ')
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029':
-			continue
-		case strings.ContainsRune("\\`*_~[]<>", r):
+		case r == '\\' || r == '`' || r == '*' || r == '_' || r == '~' || r == '[' || r == ']' || r == '<' || r == '>':
 			b.WriteRune('\\')
 			b.WriteRune(r)
-		case wasBlank && strings.ContainsRune("#+-=", r), wasDigits && listEnd && (r == '.' || r == ')'):
+		case wasBlank && (r == '#' || r == '+' || r == '-' || r == '='), wasDigits && listEnd && (r == '.' || r == ')'):
 			b.WriteRune('\\')
 			b.WriteRune(r)
 		case r == '{' && prev == '{':
-			b.WriteString("\u200b{")
+			b.WriteString("\\{")
 		default:
 			b.WriteRune(r)
 		}

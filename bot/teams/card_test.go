@@ -9,39 +9,50 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/viewtest"
+	"github.com/approvebot/approvebot/display"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
+// TestRenderCardGolden renders every hostile request of viewtest as its
+// card and its full view, and checks what the golden files only show.
 func TestRenderCardGolden(t *testing.T) {
-	pending := testMessage("req-1")
-	pending.Progress = "stage 1 of 2: waiting for payments-approvers"
-
-	approved := testMessage("req-1")
-	approved.Actionable = false
-	approved.Status = approvebot.StatusApproved
-	approved.Outcome = "Approved by Jane Doe at 12:01 UTC"
-
-	hostile := testMessage("req-2")
-	hostile.Title = "Approval needed: **urgent**\nclick [here](https://evil.example)"
-	hostile.Context = []approvebot.Field{
-		{Label: "note", Value: "# Approved already\n- by [the CEO](https://evil.example) <b>really</b> {{DATE(2017-02-14T06:08:39Z, SHORT)}}"},
-		{Label: "amount", Value: "1. 12.50 EUR_x_*y*`z`"},
-		{Label: "ctl", Value: "a\x00b\x1bc\u2028d\re"},
+	cases := viewtest.Cases()
+	names := make([]string, 0, len(cases))
+	for n := range cases {
+		names = append(names, n)
 	}
-	hostile.Notice = "not delivered to 19:x@thread.tacv2: HTTP 403 BotNotInConversationRoster"
-
-	for name, msg := range map[string]approvebot.Message{"pending": pending, "approved": approved, "hostile": hostile} {
+	sort.Strings(names)
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			got, err := RenderCard(msg)
+			msg := bot.View(cases[name], 0)
+			c, err := RenderCard(msg)
 			if err != nil {
 				t.Fatal(err)
 			}
+			pages := fullPages(msg)
+			var full []json.RawMessage
+			for p := 1; p <= len(pages); p++ {
+				data, err := renderFullPage(msg, pages, p, "next-token", "approve-token")
+				if err != nil {
+					t.Fatal(err)
+				}
+				full = append(full, data)
+			}
+			got, _ := json.MarshalIndent(struct {
+				Partial  bool              `json:"partial"`
+				Card     json.RawMessage   `json:"card"`
+				FullView []json.RawMessage `json:"full_view"`
+			}{c.Partial, c.JSON, full}, "", "  ")
+			got = append(got, '\n')
 			path := filepath.Join("testdata", "card_"+name+".json")
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
@@ -53,18 +64,101 @@ func TestRenderCardGolden(t *testing.T) {
 				t.Fatalf("%v (run with -update to create)", err)
 			}
 			if !bytes.Equal(got, want) {
-				t.Fatalf("card differs from %s (run with -update after checking):\n%s", path, got)
+				t.Errorf("card differs from %s (run with -update after checking):\n%.3000s", path, got)
 			}
+			checkCard(t, msg, c, full)
 		})
 	}
 }
 
+// checkCard asserts the safety properties: agent text only in TextRuns,
+// Approve only on a card that shows every bound fact, and every bound fact
+// whole in the full view.
+func checkCard(t *testing.T, msg approvebot.Message, c Card, full []json.RawMessage) {
+	t.Helper()
+	if len(c.JSON) > 28<<10 {
+		t.Errorf("card is %d bytes", len(c.JSON))
+	}
+	runs, blocks := cardTexts(t, c.JSON)
+	for _, f := range msg.Context {
+		if len(f.Value) > 3 && strings.Contains(blocks, f.Value) {
+			t.Errorf("context value %.40q in a TextBlock (renders Markdown)", f.Value)
+		}
+	}
+	allShown := true
+	for _, f := range msg.Bound {
+		if !strings.Contains(runs, noTemplate(f.Label)+"  "+noTemplate(f.Value)+"\n") {
+			allShown = false
+		}
+	}
+	if c.Partial == allShown {
+		t.Errorf("partial %v but all bound facts shown %v", c.Partial, allShown)
+	}
+	hasApprove := bytes.Contains(c.JSON, []byte(`"verb": "approve"`))
+	hasViewAll := bytes.Contains(c.JSON, []byte(`"verb": "view_all"`))
+	if msg.Actionable && (hasApprove == c.Partial || hasViewAll != c.Partial) {
+		t.Errorf("partial %v: approve %v, view all %v", c.Partial, hasApprove, hasViewAll)
+	}
+	var all strings.Builder
+	for i, p := range full {
+		if len(p) > 28<<10 {
+			t.Errorf("full view page %d is %d bytes", i+1, len(p))
+		}
+		r, _ := cardTexts(t, p)
+		all.WriteString(r)
+		if last := i == len(full)-1; bytes.Contains(p, []byte(`"verb": "approve"`)) != (last && msg.Actionable) {
+			t.Errorf("page %d of %d: approve present %v", i+1, len(full), !last)
+		}
+	}
+	joined := strings.ReplaceAll(all.String(), "\n↳ ", "")
+	for _, f := range msg.Bound {
+		if !strings.Contains(joined, noTemplate(f.Label)+"  "+noTemplate(f.Value)) {
+			t.Errorf("full view lacks bound %s = %.60s", f.Label, f.Value)
+		}
+	}
+}
+
+// cardTexts returns the text of every RichTextBlock (its runs joined, one
+// block per line) and of every TextBlock.
+func cardTexts(t *testing.T, data []byte) (runs, blocks string) {
+	t.Helper()
+	var c struct {
+		Body []struct {
+			Type    string `json:"type"`
+			Text    string `json:"text"`
+			Inlines []struct {
+				Type string `json:"type"`
+				Text string `json:"text"`
+			} `json:"inlines"`
+		} `json:"body"`
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	var r, b strings.Builder
+	for _, el := range c.Body {
+		switch el.Type {
+		case "RichTextBlock":
+			for _, in := range el.Inlines {
+				if in.Type != "TextRun" {
+					t.Errorf("inline %s", in.Type)
+				}
+				r.WriteString(in.Text)
+			}
+			r.WriteString("\n")
+		case "TextBlock":
+			b.WriteString(el.Text + "\n")
+		}
+	}
+	return r.String(), b.String()
+}
+
 func TestRenderCardShape(t *testing.T) {
-	data, err := RenderCard(testMessage("req-1"))
+	c, err := RenderCard(testMessage("req-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct {
+	var card struct {
 		Type    string `json:"type"`
 		Version string `json:"version"`
 		Body    []struct {
@@ -80,19 +174,19 @@ func TestRenderCardShape(t *testing.T) {
 			} `json:"actions"`
 		} `json:"body"`
 	}
-	if err := json.Unmarshal(data, &c); err != nil {
+	if err := json.Unmarshal(c.JSON, &card); err != nil {
 		t.Fatal(err)
 	}
-	if c.Type != "AdaptiveCard" || c.Version != "1.5" {
-		t.Fatalf("card %s %s", c.Type, c.Version)
+	if card.Type != "AdaptiveCard" || card.Version != "1.5" {
+		t.Fatalf("card %s %s", card.Type, card.Version)
 	}
-	last := c.Body[len(c.Body)-1]
+	last := card.Body[len(card.Body)-1]
 	if last.Type != "ActionSet" || len(last.Actions) != 2 {
 		t.Fatalf("last element %+v, want the Approve/Deny ActionSet", last)
 	}
 	for i, want := range []struct{ verb, decision string }{{"approve", "allow"}, {"deny", "deny"}} {
 		a := last.Actions[i]
-		if a.Type != "Action.Execute" || a.Verb != want.verb || a.Data != (actionData{"req-1", want.decision}) ||
+		if a.Type != "Action.Execute" || a.Verb != want.verb || a.Data != (actionData{RequestID: "req-1", Decision: want.decision}) ||
 			a.Fallback == nil || a.Fallback.Type != "Action.Submit" || a.Fallback.Data != a.Data {
 			t.Fatalf("action %d: %+v", i, a)
 		}
@@ -104,15 +198,46 @@ func TestRenderCardStaysSmall(t *testing.T) {
 	for i := range 300 {
 		msg.Context = append(msg.Context, approvebot.Field{Label: strings.Repeat("k", 100), Value: strings.Repeat("v*", 5000) + string(rune('a'+i%26))})
 	}
-	data, err := RenderCard(msg)
+	c, err := RenderCard(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(data) > 28<<10 {
-		t.Fatalf("card is %d bytes, over 28 KB", len(data))
+	if len(c.JSON) > 28<<10 {
+		t.Fatalf("card is %d bytes, over 28 KB", len(c.JSON))
 	}
-	if !json.Valid(data) || !strings.Contains(string(data), "more not shown") || !strings.Contains(string(data), "Action.Execute") {
+	if !json.Valid(c.JSON) || !strings.Contains(string(c.JSON), "entries shown") || !strings.Contains(string(c.JSON), "Action.Execute") {
 		t.Fatal("truncated card lost its truncation note or its buttons")
+	}
+	// approvebot's own lines at their longest, full of characters that
+	// escape to six bytes: still a card, still under 28 KB.
+	long := strings.Repeat("\u202E*", 3000)
+	msg.Progress, msg.Notice, msg.Outcome = long, long, long
+	for i := range 5 {
+		msg.Fields = append(msg.Fields, approvebot.Field{Label: long, Value: long + string(rune('a'+i))})
+	}
+	if c, err = RenderCard(msg); err != nil || len(c.JSON) > 28<<10 {
+		t.Fatalf("card with long own lines: %v, %d bytes", err, len(c.JSON))
+	}
+}
+
+// TestRenderCardAttack: the bound amount and destination are on the card,
+// before the context, and no context entry carries their label.
+func TestRenderCardAttack(t *testing.T) {
+	for _, filler := range []int{9, 40} {
+		c, err := RenderCard(bot.View(viewtest.Attack(filler), 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs, _ := cardTexts(t, c.JSON)
+		bound := strings.Index(runs, "parameters.amount  1000000\n")
+		dest := strings.Index(runs, "parameters.destination  \"ACC-ATTACKER\"\n")
+		ctx := strings.Index(runs, "context.parameters.amount  10\n")
+		if bound < 0 || dest < 0 || ctx < bound || c.Partial {
+			t.Fatalf("filler %d: bound %d dest %d context %d partial %v:\n%s", filler, bound, dest, ctx, c.Partial, runs)
+		}
+		if strings.Contains(runs, "\nparameters.amount  10\n") {
+			t.Errorf("filler %d: a context value carries the bound label", filler)
+		}
 	}
 }
 
@@ -120,10 +245,11 @@ func TestEscapeNeutralizesMarkdown(t *testing.T) {
 	tests := map[string]string{
 		"[x](https://e.example)": `\[x\](https://e.example)`,
 		"**b** _i_ ~s~ `c`":      `\*\*b\*\* \_i\_ \~s\~ \` + "`c\\`",
-		"# h\n- l\n+ l\n1. n":    "\\# h\n\\- l\n\\+ l\n1\\. n",
+		"# h":                    "\\# h",
 		"total 12.50 - 3 = 9.5":  "total 12.50 - 3 = 9.5",
-		"{{DATE(x)}}":            "{\u200b{DATE(x)}}",
+		"{{DATE(x)}}":            "{\\{DATE(x)}}",
 		"<b>":                    `\<b\>`,
+		"a\nb\u202E":             `a\\nb\\u202E`,
 	}
 	for in, want := range tests {
 		if got := escape(in, 1000); got != want {
@@ -207,6 +333,7 @@ func FuzzParseActivity(f *testing.F) {
 		`{"type":"message","serviceUrl":"https://s/","value":{"request_id":"r","decision":"deny"},"replyToId":"1","channelData":{"channel":{"id":"19:c"},"tenant":{"id":"t"}}}`,
 		`{"type":"conversationUpdate","serviceUrl":"https://s/","conversation":{"id":"19:t","conversationType":"channel"},"channelData":{"team":{"id":"19:t","name":"T"},"eventType":"teamMemberAdded","tenant":{"id":"t"}}}`,
 		`{"type":"installationUpdate","action":"remove","serviceUrl":"x"}`,
+		`{"type":"invoke","name":"adaptiveCard/action","serviceUrl":"https://s/","value":{"action":{"type":"Action.Execute","verb":"view_all","data":{"request_id":"r","page":2,"token":"t"}}}}`,
 		`{"type":"message","value":"str"}`, `{}`, `null`, `[]`, `{"type":1}`,
 		`{"timestamp":"2017-04-11T18:20:28.7270000Z","type":"message","serviceUrl":"u"}`,
 	}
@@ -225,7 +352,7 @@ func FuzzParseActivity(f *testing.F) {
 			t.Fatal("accepted an activity without type or serviceUrl")
 		}
 		if c := in.Click; c != nil {
-			if c.RequestID == "" || len(c.RequestID) > maxRequestID || (c.Decision != approvebot.Allow && c.Decision != approvebot.Deny) {
+			if c.RequestID == "" || len(c.RequestID) > maxRequestID || (c.Decision != approvebot.Allow && c.Decision != approvebot.Deny) != c.ViewAll {
 				t.Fatalf("bad click %+v", c)
 			}
 		}
@@ -237,12 +364,66 @@ func FuzzRenderCard(f *testing.F) {
 	f.Fuzz(func(t *testing.T, title, label, value, notice string) {
 		msg := approvebot.Message{RequestID: "r", Title: title, Notice: notice, Actionable: true, Deadline: time.Unix(0, 0),
 			Fields: []approvebot.Field{{Label: label, Value: value}}, Context: []approvebot.Field{{Label: value, Value: label}}}
-		data, err := RenderCard(msg)
+		c, err := RenderCard(msg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !json.Valid(data) || len(data) > maxCardBytes {
-			t.Fatalf("bad card (%d bytes)", len(data))
+		if !json.Valid(c.JSON) || len(c.JSON) > maxCardBytes {
+			t.Fatalf("bad card (%d bytes)", len(c.JSON))
+		}
+	})
+}
+
+// FuzzFullView: for any binding parameters and context, every bound
+// parameter's path and exact value appear in the Teams full view, Approve
+// only on its last page, and no context entry carries a bound label.
+func FuzzFullView(f *testing.F) {
+	f.Add(`{"amount": 1000000, "destination": "ACC-ATTACKER"}`, `{"parameters": {"amount": 10}, "a00": "ok"}`)
+	f.Add(`{"amount": 1e6, "fee": 1000000.00, "n": [1, {"x": null}], "e": {}, "a.b": -0.0, "t": "{{DATE(x)}}"}`, `{"parameters.amount": 10}`)
+	f.Add(`{"blob": "`+strings.Repeat("x", 30000)+`"}`, `{}`)
+	f.Fuzz(func(t *testing.T, params, ctx string) {
+		if !json.Valid([]byte(params)) || !strings.HasPrefix(strings.TrimSpace(params), "{") {
+			return
+		}
+		if !json.Valid([]byte(ctx)) || !strings.HasPrefix(strings.TrimSpace(ctx), "{") {
+			ctx = ""
+		}
+		msg := bot.View(viewtest.V1("ar_fuzz", params, ctx), 0)
+		c, err := RenderCard(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages := fullPages(msg)
+		var all strings.Builder
+		for p := 1; p <= len(pages); p++ {
+			data, err := renderFullPage(msg, pages, p, "n", "a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(data, []byte(`"verb": "approve"`)) != (p == len(pages)) {
+				t.Fatalf("page %d of %d: approve misplaced", p, len(pages))
+			}
+			runs, _ := cardTexts(t, data)
+			all.WriteString(runs)
+		}
+		joined := strings.ReplaceAll(all.String(), "\n↳ ", "")
+		want, _ := display.Flatten("parameters", json.RawMessage(params), 0)
+		for _, e := range want {
+			if !strings.Contains(joined, noTemplate(e.Path)+"  "+noTemplate(e.Value)+"\n") {
+				t.Fatalf("full view lacks %s = %.80s", e.Path, e.Value)
+			}
+		}
+		bound := map[string]bool{}
+		for _, b := range msg.Bound {
+			bound[b.Label] = true
+		}
+		for _, x := range msg.Context {
+			if bound[x.Label] || !strings.HasPrefix(x.Label, "context") {
+				t.Fatalf("context label %q", x.Label)
+			}
+		}
+		if bytes.Contains(c.JSON, []byte(`"verb": "approve"`)) == c.Partial {
+			t.Fatalf("partial %v with approve %v", c.Partial, !c.Partial)
 		}
 	})
 }

@@ -49,7 +49,7 @@ func TestExecuteClickCounted(t *testing.T) {
 		t.Fatalf("invoke answer %+v", ans)
 	}
 	want, _ := RenderCard(view)
-	assertSameJSON(t, ans.Value, want)
+	assertSameJSON(t, ans.Value, want.JSON)
 
 	ballots, ids := e.decider.calls()
 	if len(ballots) != 1 || ids[0] != "req-1" {

@@ -271,12 +271,12 @@ type idOnly struct {
 	ID string `json:"id"`
 }
 
-func cardAttachment(msg approvebot.Message) ([]schema.Attachment, error) {
+func cardAttachment(msg approvebot.Message) ([]schema.Attachment, bool, error) {
 	card, err := RenderCard(msg)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return []schema.Attachment{{ContentType: cardContentType, Content: json.RawMessage(card)}}, nil
+	return []schema.Attachment{{ContentType: cardContentType, Content: json.RawMessage(card.JSON)}}, card.Partial, nil
 }
 
 // Post starts a new thread in a channel with the request's card.
@@ -289,7 +289,7 @@ func (t *Teams) Post(ctx context.Context, channel string, msg approvebot.Message
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true,
 			Reason: fmt.Sprintf("the bot was never added to the team of channel %s: install the app in that team", channel)}
 	}
-	att, err := cardAttachment(msg)
+	att, partial, err := cardAttachment(msg)
 	if err != nil {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "render card", Err: err}
 	}
@@ -311,7 +311,7 @@ func (t *Teams) Post(ctx context.Context, channel string, msg approvebot.Message
 			Reason: "Bot Connector created the thread but returned no conversation or activity id"}
 	}
 	t.log.Info("posted card", "request_id", msg.RequestID, "channel", channel, "conversation", res.ID, "activity", res.ActivityID)
-	return approvebot.MessageRef{Channel: channel, Conversation: res.ID, ID: res.ActivityID, ServiceURL: ch.ServiceURL}, nil
+	return approvebot.MessageRef{Channel: channel, Conversation: res.ID, ID: res.ActivityID, ServiceURL: ch.ServiceURL, Partial: partial}, nil
 }
 
 // Update replaces the card at ref with msg.
@@ -319,7 +319,7 @@ func (t *Teams) Update(ctx context.Context, ref approvebot.MessageRef, msg appro
 	if ref.Conversation == "" || ref.ID == "" || ref.ServiceURL == "" {
 		return &approvebot.DeliveryError{Permanent: true, Reason: "message reference lacks conversation, activity id or service URL"}
 	}
-	att, err := cardAttachment(msg)
+	att, _, err := cardAttachment(msg)
 	if err != nil {
 		return &approvebot.DeliveryError{Permanent: true, Reason: "render card", Err: err}
 	}

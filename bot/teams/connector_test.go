@@ -68,7 +68,7 @@ func TestPostAndUpdate(t *testing.T) {
 		t.Fatalf("conversation %q is not a thread id", ref.Conversation)
 	}
 	wantCard, _ := RenderCard(msg)
-	assertSameJSON(t, p.Card, wantCard)
+	assertSameJSON(t, p.Card, wantCard.JSON)
 	var body map[string]any
 	_ = json.Unmarshal(p.Body, &body)
 	if act := body["activity"].(map[string]any); act["text"] != nil {

@@ -20,7 +20,9 @@ const (
 	// clickTimeout bounds the engine's work on a click: Teams gives up after
 	// about 15 s and shows the clicker "Unable to reach app".
 	clickTimeout  = 10 * time.Second
-	maxRequestID  = 200
+	maxRequestID  = 128 // opaque request ids: 1 to 128 characters
+	maxTokenLen   = 128
+	maxPages      = 1000
 	invokeAction  = "adaptiveCard/action"
 	messageType   = "application/vnd.microsoft.activity.message"
 	assuranceJWT  = "botframework_jwt"
@@ -190,11 +192,15 @@ func (t *Teams) serveInvoke(w http.ResponseWriter, r *http.Request, d bot.Decide
 			Value: map[string]string{"code": "BadRequest", "message": "this button is not an approvebot decision"}})
 		return
 	}
+	if in.Click.ViewAll {
+		t.serveFullView(w, d, in)
+		return
+	}
 	res := t.click(r.Context(), d, in)
 	if res.Counted {
 		data, err := RenderCard(res.View)
 		if err == nil {
-			writeJSON(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data)})
+			writeJSON(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data.JSON)})
 			return
 		}
 		t.log.Error("cannot render the refreshed card", "request_id", in.Click.RequestID, "err", err)
@@ -245,6 +251,15 @@ func (t *Teams) click(ctx context.Context, d bot.Decider, in *inbound) bot.Click
 		Assurance: assuranceJWT,
 		At:        t.cfg.Now().UTC(),
 	}
+	if c.FullView != "" {
+		// Only the last page of this clicker's full view carries a token
+		// that verifies; anything else is an ordinary click, which the
+		// engine refuses to count as an approval from a partial card.
+		ballot.FullView = t.checkToken(c.FullView, "approve", c.RequestID, act.From.AadObjectID, 0)
+		if !ballot.FullView {
+			t.log.Warn("full view approval token does not verify", "request_id", c.RequestID, "user", act.From.AadObjectID)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, clickTimeout)
 	defer cancel()
 	res := d.Click(ctx, ballot, c.RequestID)
@@ -276,11 +291,15 @@ type inbound struct {
 	Click       *click
 }
 
-// click is an Approve/Deny button press.
+// click is an Approve/Deny button press, or a View all / Next page press.
 type click struct {
 	RequestID string
-	Decision  string // approvebot.Allow or approvebot.Deny
+	Decision  string // approvebot.Allow or approvebot.Deny; "" for ViewAll
 	MessageID string // activity id of the card clicked
+	ViewAll   bool   // show page Page of the full view
+	Page      int
+	Token     string // proves page Page-1 was shown to the clicker
+	FullView  string // on Approve from the full view's last page
 }
 
 type idName struct {
@@ -368,6 +387,9 @@ func parseClick(act *schema.Activity, value json.RawMessage) (*click, error) {
 		if v.Action.Type != "Action.Execute" {
 			return nil, fmt.Errorf("activity: value.action.type is %q, want Action.Execute", v.Action.Type)
 		}
+		if v.Action.Verb == verbViewAll {
+			return parseViewAll(act, v.Action.Data)
+		}
 		if v.Action.Verb != verbApprove && v.Action.Verb != verbDeny {
 			return nil, nil // someone else's button
 		}
@@ -380,6 +402,7 @@ func parseClick(act *schema.Activity, value json.RawMessage) (*click, error) {
 	var d struct {
 		RequestID *string `json:"request_id"`
 		Decision  string  `json:"decision"`
+		FullView  string  `json:"full_view"`
 	}
 	if err := json.Unmarshal(data, &d); err != nil {
 		if verb == "" {
@@ -406,12 +429,42 @@ func parseClick(act *schema.Activity, value json.RawMessage) (*click, error) {
 	if (verb == verbApprove && d.Decision != approvebot.Allow) || (verb == verbDeny && d.Decision != approvebot.Deny) {
 		return nil, fmt.Errorf("activity: value.action.verb %q contradicts decision %q", verb, d.Decision)
 	}
-	c := &click{RequestID: *d.RequestID, Decision: d.Decision, MessageID: act.ReplyToID}
+	if len(d.FullView) > maxTokenLen {
+		return nil, fmt.Errorf("activity: %s.full_view is too long", field)
+	}
+	c := &click{RequestID: *d.RequestID, Decision: d.Decision, MessageID: act.ReplyToID, FullView: d.FullView}
+	setMessageID(c, act)
+	return c, nil
+}
+
+// parseViewAll reads a View all / Next page press.
+func parseViewAll(act *schema.Activity, data json.RawMessage) (*click, error) {
+	var d struct {
+		RequestID string `json:"request_id"`
+		Page      int    `json:"page"`
+		Token     string `json:"token"`
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		return nil, fmt.Errorf("activity: value.action.data: %w", err)
+	}
+	switch {
+	case d.RequestID == "" || len(d.RequestID) > maxRequestID:
+		return nil, fmt.Errorf("activity: value.action.data.request_id must have 1 to %d characters", maxRequestID)
+	case d.Page < 1 || d.Page > maxPages:
+		return nil, fmt.Errorf("activity: value.action.data.page must be 1 to %d", maxPages)
+	case len(d.Token) > maxTokenLen:
+		return nil, errors.New("activity: value.action.data.token is too long")
+	}
+	c := &click{RequestID: d.RequestID, MessageID: act.ReplyToID, ViewAll: true, Page: d.Page, Token: d.Token}
+	setMessageID(c, act)
+	return c, nil
+}
+
+func setMessageID(c *click, act *schema.Activity) {
 	if c.MessageID == "" {
 		// A card that starts a thread is the thread's root message.
 		if _, id, ok := strings.Cut(act.Conversation.ID, messageIDPart); ok {
 			c.MessageID = id
 		}
 	}
-	return c, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -357,12 +358,19 @@ func messageIn(t *testing.T, msgs []slackfake.Message, channel string) slackfake
 // requestIDOf reads the request id from the message's Approve button.
 func requestIDOf(t *testing.T, m slackfake.Message) string {
 	t.Helper()
-	i := bytes.Index(m.Blocks, []byte(`"ar_`))
+	// The buttons carry approvebot's id for the request; the message also
+	// shows the agent's approval_request_id, which may differ.
+	if v := buttonValueRE.FindSubmatch(m.Blocks); v != nil {
+		return string(v[1])
+	}
+	i := bytes.Index(m.Blocks, []byte("Request: ar_"))
 	if i < 0 {
 		t.Fatalf("no request id in message %s", m.Blocks)
 	}
-	return string(m.Blocks[i+1 : i+1+35])
+	return string(m.Blocks[i+len("Request: ") : i+len("Request: ")+35])
 }
+
+var buttonValueRE = regexp.MustCompile(`"action_id":"(?:approve|deny|view_all)","value":"([^"]+)"`)
 
 func requestIDs(t *testing.T, msgs []slackfake.Message) []string {
 	seen := map[string]bool{}

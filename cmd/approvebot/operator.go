@@ -17,6 +17,7 @@ import (
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
@@ -168,7 +169,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 			return err
 		}
 		if rep.Break != nil {
-			fmt.Fprintf(stdout, "BROKEN at %s\n", rep.Break.Error())
+			fmt.Fprintf(stdout, "BROKEN at %s\n", display.Terminal(rep.Break.Error()))
 			fmt.Fprintf(stdout, "checked %d audit records, %d requests, %d chain entries before the break\n", rep.Records, rep.Requests, rep.Entries)
 			return errors.New("audit trail verification failed")
 		}
@@ -186,7 +187,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 			return err
 		}
 		if arep.Break != nil {
-			fmt.Fprintf(stdout, "BROKEN at %s\n", arep.Break.Error())
+			fmt.Fprintf(stdout, "BROKEN at %s\n", display.Terminal(arep.Break.Error()))
 			return errors.New("audit trail verification failed: the log does not hold what its checkpoints or receipts vouch for")
 		}
 		n := arep.Newest
@@ -213,8 +214,17 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 		if *request != "" {
 			q.Set("request", *request)
 		}
+		out := stdout
+		if isTerminal(stdout) {
+			// JSON escapes control characters already, but not bidi or
+			// zero-width ones; escaped here they stay valid JSON with the
+			// same meaning. A pipe or file gets the records byte for byte.
+			tw := &terminalWriter{w: stdout}
+			defer tw.Flush()
+			out = tw
+		}
 		if b.store == nil {
-			return b.get(ctx, "/admin/audit", q, stdout)
+			return b.get(ctx, "/admin/audit", q, out)
 		}
 		if f.RequestID != "" {
 			key, err := bot.ResolveRequestID(b.store, f.RequestID)
@@ -229,7 +239,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 			if !f.Match(rec) {
 				return nil
 			}
-			_, err := fmt.Fprintf(stdout, "%s\n", raw)
+			_, err := fmt.Fprintf(out, "%s\n", raw)
 			return err
 		})
 	case "show":
@@ -332,7 +342,17 @@ func (b *backend) checkAnchors(ctx context.Context, anchors []store.Anchor) (sto
 	})
 }
 
-func printStory(w io.Writer, s *bot.Story) {
+// printStory prints a request's story for an operator's terminal. Agent
+// text (the action, the agent id, reasons, delivery errors) is shown with
+// every control, bidi and zero-width character escaped, so an agent cannot
+// move the cursor, retitle the window or reorder the line.
+func printStory(out io.Writer, s *bot.Story) {
+	var buf bytes.Buffer
+	writeStory(&buf, s)
+	_, _ = io.WriteString(out, display.Terminal(buf.String()))
+}
+
+func writeStory(w io.Writer, s *bot.Story) {
 	r := s.Request
 	fmt.Fprintf(w, "request %s (%s schema, caller %s)\n", r.ID, r.Schema, r.Caller)
 	if r.PublicID() != r.ID {
@@ -451,8 +471,12 @@ func offlineChannels(cfg *policy.Config, st *store.Store) ([]teams.Channel, erro
 	return t.Channels()
 }
 
-func printChannels(w io.Writer, chans []teams.Channel) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+// printChannels lists channels; team and channel names come from Teams and
+// are printed terminal-safe.
+func printChannels(out io.Writer, chans []teams.Channel) {
+	var w bytes.Buffer
+	defer func() { _, _ = io.WriteString(out, display.Terminal(w.String())) }()
+	tw := tabwriter.NewWriter(&w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TEAM\tCHANNEL\tCHANNEL ID (for approvers.<group>.teams.channels)\tTENANT\tLAST SEEN")
 	for _, c := range chans {
 		team, name := c.TeamName, c.ChannelName
@@ -465,4 +489,40 @@ func printChannels(w io.Writer, chans []teams.Channel) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", team, name, c.ChannelID, c.TenantID, c.UpdatedAt.UTC().Format(time.RFC3339))
 	}
 	tw.Flush()
+}
+
+// isTerminal reports whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// terminalWriter escapes what display.Terminal escapes, line by line (a line
+// is held until its newline so an escape is never split across writes).
+type terminalWriter struct {
+	w       io.Writer
+	pending []byte
+}
+
+func (t *terminalWriter) Write(p []byte) (int, error) {
+	t.pending = append(t.pending, p...)
+	if i := bytes.LastIndexByte(t.pending, '\n'); i >= 0 {
+		if _, err := io.WriteString(t.w, display.Terminal(string(t.pending[:i+1]))); err != nil {
+			return 0, err
+		}
+		t.pending = append(t.pending[:0], t.pending[i+1:]...)
+	}
+	return len(p), nil
+}
+
+// Flush writes what is left after the last newline.
+func (t *terminalWriter) Flush() {
+	if len(t.pending) > 0 {
+		_, _ = io.WriteString(t.w, display.Terminal(string(t.pending)))
+		t.pending = nil
+	}
 }

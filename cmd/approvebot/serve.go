@@ -21,6 +21,7 @@ import (
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
@@ -47,9 +48,9 @@ func cmdCheck(args []string, getenv func(string) (string, bool), stdout, stderr 
 		return checkProblems(problems)
 	}
 	for _, w := range setupWarnings(cfg) {
-		fmt.Fprintln(stderr, "warning:", w)
+		fmt.Fprintln(stderr, "warning:", display.Terminal(w))
 	}
-	fmt.Fprint(stdout, cfg.Summary())
+	fmt.Fprint(stdout, display.Terminal(cfg.Summary()))
 	fmt.Fprintln(stdout, "config OK")
 	return nil
 }

@@ -335,7 +335,7 @@ func TestTeamsCardPostedAndApproved(t *testing.T) {
 	if card.TenantID != th.teams.TenantID || !strings.Contains(card.ConversationID, teamsApprovals+";messageid=") {
 		t.Fatalf("card posted as %+v", card)
 	}
-	for _, want := range []string{"Approval needed: transfer", "payments-agent", "payments-teams", id} {
+	for _, want := range []string{"Approval needed", `"text":"action"`, `"text":"\"transfer\""`, "payments-agent", "payments-teams", id} {
 		if !bytes.Contains(card.Card, []byte(want)) {
 			t.Errorf("card does not show %q: %s", want, card.Card)
 		}

@@ -258,14 +258,18 @@ func TestV1ApprovalIsEchoedBoundAndSigned(t *testing.T) {
 		t.Fatalf("message in %s, actionable %v", msg.Channel, msg.Actionable)
 	}
 	text := blockText(msg)
-	for _, s := range []string{"parameters.amount", "5000", "parameters.destination", "ACC-789", "prod-db", "user-456",
-		"&lt;b&gt;urgent&lt;/b&gt; &amp; &lt;!channel&gt;", "payments v7"} {
+	for _, s := range []string{"parameters.amount\n5000", "parameters.destination\n\"ACC-789\"", "target.resource\n\"prod-db\"",
+		"subject_id\n\"user-456\"", "context.note\n\"<b>urgent</b> & <!channel>\"", "approval_chain_id\n\"payments\"",
+		"approval_chain_version\n\"7\""} {
 		if !strings.Contains(text, s) {
 			t.Errorf("message does not show %q:\n%s", s, text)
 		}
 	}
-	if strings.Contains(text, "<b>") || strings.Contains(text, "<!channel>") {
-		t.Errorf("message shows the agent's markup unescaped:\n%s", text)
+	// The agent's markup is shown as it is, in plain_text only, where Slack
+	// interprets nothing.
+	if bytes.Contains(msg.Blocks, []byte(`"type":"mrkdwn","text":"context`)) || !bytes.Contains(msg.Blocks, []byte(`{"type":"plain_text","text":"context.note\n\"\u003cb\u003eurgent`)) &&
+		!bytes.Contains(msg.Blocks, []byte(`{"type":"plain_text","text":"context.note\n\"<b>urgent`)) {
+		t.Errorf("the agent's note is not plain text:\n%s", msg.Blocks)
 	}
 	// The 5000-character memo is cut to fit (the fake refuses what Slack would).
 	if !strings.Contains(text, "long memo long memo") || !strings.Contains(text, "…") || strings.Contains(text, strings.Repeat("long memo ", 500)) {

@@ -222,7 +222,8 @@ func decoded(body []byte) ([]byte, map[string]any) {
 }
 
 // Dumps encodes v as Python's json.dumps(v) does with default arguments.
-// It takes Object, []any, string, *string, bool, int, int64, float64 and nil.
+// It takes Object, []any, string, *string, bool, int, int64, float64,
+// json.RawMessage (written as is) and nil.
 func Dumps(v any) []byte {
 	var b strings.Builder
 	dump(&b, v)
@@ -249,6 +250,9 @@ func dump(b *strings.Builder, v any) {
 		b.WriteString(strconv.FormatInt(v, 10))
 	case float64:
 		b.WriteString(pyFloat(v))
+	case json.RawMessage:
+		// JSON text sent as is: numbers as a client wrote them ("1e6").
+		b.Write(v)
 	case []any:
 		b.WriteByte('[')
 		for i, e := range v {

@@ -100,6 +100,9 @@ type Fake struct {
 	counts     map[string]int
 	enterprise string        // auth.test's enterprise_id
 	changed    chan struct{} // closed and replaced on every change
+	triggers   map[string]*trigger
+	views      map[string]*View
+	viewOrder  []string
 }
 
 // New starts a fake that accepts botToken. Close it when done.
@@ -117,6 +120,8 @@ func New(botToken string) *Fake {
 		fails:    map[string][]*failRule{},
 		counts:   map[string]int{},
 		changed:  make(chan struct{}),
+		triggers: map[string]*trigger{},
+		views:    map[string]*View{},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	return f
@@ -444,6 +449,10 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		resp, call.Error = f.conversationInfo(form)
 	case "users.lookupByEmail":
 		resp, call.Error = f.lookupByEmail(form)
+	case "views.open":
+		resp, call.Error = f.viewsOpen(form)
+	case "views.update":
+		resp, call.Error = f.viewsUpdate(form)
 	case "usergroups.users.list":
 		resp, call.Error = f.usergroupMembers(form)
 	default:

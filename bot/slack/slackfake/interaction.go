@@ -60,6 +60,7 @@ type Click struct {
 	OmitBlockID      bool   // send a legacy attachment action, without block_id
 	Value            string // the request id
 	Type             string // default "block_actions"
+	TriggerID        string // default: one views.open will refuse; see Fake.Trigger
 }
 
 // BlockActionPayload is the block_actions payload Slack sends for c, shaped
@@ -99,7 +100,7 @@ func BlockActionPayload(c Click) map[string]any {
 		"container": map[string]any{
 			"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": false,
 		},
-		"trigger_id":            "1700000100.1234.abcdef",
+		"trigger_id":            def(c.TriggerID, "1700000100.1234.abcdef"),
 		"team":                  map[string]any{"id": team, "domain": "fake"},
 		"enterprise":            nil,
 		"is_enterprise_install": false,

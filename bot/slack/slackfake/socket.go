@@ -32,6 +32,9 @@ type envelope struct {
 	Payload  json.RawMessage
 	Attempts int // deliveries so far
 	Acked    int // acknowledgements received
+	// AckPayload is the payload of the last acknowledgement that carried
+	// one (a view_submission answer).
+	AckPayload json.RawMessage
 }
 
 type socketConn struct {
@@ -192,6 +195,9 @@ func (f *Fake) readAcks(c *socketConn) {
 		f.mu.Lock()
 		if e, ok := f.socket.byID[ack.EnvelopeID]; ok {
 			e.Acked++
+			if len(ack.Payload) > 0 && string(ack.Payload) != "null" {
+				e.AckPayload = ack.Payload
+			}
 		}
 		f.notifyLocked()
 		f.mu.Unlock()
@@ -259,6 +265,17 @@ func (f *Fake) Envelope(id string) (deliveries, acks int) {
 		return e.Attempts, e.Acked
 	}
 	return 0, 0
+}
+
+// AckPayload returns the payload the last acknowledgement of envelope id
+// carried, or nil.
+func (f *Fake) AckPayload(id string) json.RawMessage {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e, ok := f.socket.byID[id]; ok {
+		return slices.Clone(e.AckPayload)
+	}
+	return nil
 }
 
 // SocketConnections reports how many Socket Mode connections were opened in

@@ -210,6 +210,18 @@ func (f *Fake) ExecuteClick(from From, at Thread, verb, requestID, decision stri
 	return a
 }
 
+// ExecuteAction is the invoke any Action.Execute button sends: its verb and
+// data as the card carried them.
+func (f *Fake) ExecuteAction(from From, at Thread, verb string, data map[string]any) Activity {
+	a := f.clickBase("invoke", from, at)
+	a["name"] = "adaptiveCard/action"
+	a["value"] = map[string]any{
+		"action":  map[string]any{"type": "Action.Execute", "id": "", "verb": verb, "data": data},
+		"trigger": "manual",
+	}
+	return a
+}
+
 // SubmitClick is the message an Action.Submit button (the fallback) sends.
 func (f *Fake) SubmitClick(from From, at Thread, requestID, decision string) Activity {
 	a := f.clickBase("message", from, at)
