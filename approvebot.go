@@ -101,11 +101,20 @@ type Group struct {
 	Teams *TeamsGroup `json:"teams,omitempty"`
 }
 
+// DirectMessage prefixes a destination's channel that names a person, not
+// a channel: "dm:U0123" or "dm:jane@company.com". The platform opens its
+// direct conversation with them and posts there.
+const DirectMessage = "dm:"
+
 // SlackGroup is a group's Slack side.
 type SlackGroup struct {
 	Channels   []string `json:"channels,omitempty"`
 	Users      []string `json:"users,omitempty"`      // Slack user IDs or emails
 	Usergroups []string `json:"usergroups,omitempty"` // any member may approve
+	// DM sends each listed user (Users) the request in their direct
+	// messages with the bot as well (notify: [channels, dm]), or instead of
+	// the channels (notify: [dm]).
+	DM bool `json:"dm,omitempty"`
 }
 
 // TeamsGroup is a group's Microsoft Teams side.

@@ -785,6 +785,11 @@ func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebo
 				for _, ch := range g.Slack.Channels {
 					add("slack", ch, g.Name)
 				}
+				if g.Slack.DM {
+					for _, u := range g.Slack.Users {
+						add("slack", approvebot.DirectMessage+u, g.Name)
+					}
+				}
 			}
 			if g.Teams != nil {
 				for _, ch := range g.Teams.Channels {

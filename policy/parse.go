@@ -1096,9 +1096,27 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			continue
 		}
 		g := approvebot.Group{Name: name}
-		if so := p.object(o.val["slack"], at+".slack", "channels", "users", "usergroups"); o.has("slack") && so != nil {
+		if so := p.object(o.val["slack"], at+".slack", "channels", "users", "usergroups", "notify"); o.has("slack") && so != nil {
 			sg := &approvebot.SlackGroup{}
 			var chans, users, ugs []*yaml.Node
+			notifyChannels := true
+			if so.has("notify") {
+				notify, nodes := p.listNodes(so, "notify")
+				notifyChannels = false
+				for i, n := range notify {
+					switch n {
+					case "channels":
+						notifyChannels = true
+					case "dm":
+						sg.DM = true
+					default:
+						p.add(nodes[i].Line, "%s.slack.notify: %q is not a way to reach approvers (want channels, dm)", at, n)
+					}
+				}
+				if len(notify) == 0 {
+					p.add(so.lineOf("notify"), "%s.slack.notify is empty: list channels, dm or both", at)
+				}
+			}
 			sg.Channels, chans = p.listNodes(so, "channels")
 			sg.Users, users = p.listNodes(so, "users")
 			sg.Usergroups, ugs = p.listNodes(so, "usergroups")
@@ -1120,7 +1138,14 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			if cfg.Slack == nil {
 				p.add(so.line(), "%s.slack: the file has no slack section: add one (bot_token, signing_secret) or remove this side", at)
 			}
-			p.checkSide(so.line(), at+".slack", "Slack", len(sg.Channels), len(sg.Users)+len(sg.Usergroups), "users or usergroups")
+			switch {
+			case sg.DM && len(sg.Users) == 0:
+				p.add(so.lineOf("notify"), "%s.slack.notify: dm needs users to message (user groups cannot be messaged)", at)
+			case !notifyChannels && len(sg.Channels) > 0:
+				p.add(so.lineOf("channels"), "%s.slack: channels are listed but notify has no channels: add channels to notify or remove them", at)
+			case notifyChannels:
+				p.checkSide(so.line(), at+".slack", "Slack", len(sg.Channels), len(sg.Users)+len(sg.Usergroups), "users or usergroups")
+			}
 			g.Slack = sg
 		}
 		if to := p.object(o.val["teams"], at+".teams", "channels", "users", "allow_guests"); o.has("teams") && to != nil {

@@ -42,6 +42,16 @@ const (
 	baseY    = callersY + slackY + groupsY
 )
 
+func TestDirectMessagesOnly(t *testing.T) {
+	cfg, err := Parse([]byte(callersY+slackY+"approvers:\n  ops:\n    slack: {notify: [dm], users: [U0ANN, ann@company.com]}\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := cfg.Approvers["ops"].Slack; !g.DM || len(g.Channels) != 0 {
+		t.Fatalf("ops.slack %+v", g)
+	}
+}
+
 func TestSocketModeNeedsNoSigningSecret(t *testing.T) {
 	cfg, err := Parse([]byte(callersY+"slack:\n  bot_token: xoxb-1\n  socket_mode: true\n  app_token: xapp-1-A1-2-x\n"+groupsY), nil)
 	if err != nil {
@@ -300,7 +310,7 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, slack, teams, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url, tls, audit)`},
 		{name: "unknown nested key", doc: callersY + slackY + "approvers:\n  treasury-ops:\n    slack:\n      chanels: [C0X]\n      users: [U0A]\n", marker: "chanels",
-			want: `unknown key "chanels" in approvers.treasury-ops.slack (want channels, users, usergroups)`},
+			want: `unknown key "chanels" in approvers.treasury-ops.slack (want channels, users, usergroups, notify)`},
 		{name: "app token without socket mode", doc: callersY + slackY + "  app_token: xapp-1-x\n" + groupsY, marker: "app_token",
 			want: `slack.app_token is only used with slack.socket_mode: true`},
 		{name: "socket mode with a bot token as app token", doc: callersY + "slack:\n  bot_token: xoxb-1\n  socket_mode: true\n  app_token: xoxb-2\n" + groupsY, marker: "xoxb-2",
@@ -309,6 +319,12 @@ func TestParseErrors(t *testing.T) {
 			want: `slack.app_token`},
 		{name: "no signing secret over HTTP", doc: callersY + "slack:\n  bot_token: xoxb-1\n" + groupsY, marker: "bot_token",
 			want: `slack.signing_secret`},
+		{name: "notify unknown", doc: callersY + slackY + "approvers:\n  ops:\n    slack: {notify: [email], channels: [C0OPS], users: [U0ANN]}\n", marker: "notify",
+			want: `approvers.ops.slack.notify: "email" is not a way to reach approvers (want channels, dm)`},
+		{name: "dm without users", doc: callersY + slackY + "approvers:\n  ops:\n    slack: {notify: [dm], usergroups: [S0OPS]}\n", marker: "notify",
+			want: `approvers.ops.slack.notify: dm needs users to message`},
+		{name: "channels without notifying them", doc: callersY + slackY + "approvers:\n  ops:\n    slack: {notify: [dm], channels: [C0OPS], users: [U0ANN]}\n", marker: "notify",
+			want: `approvers.ops.slack: channels are listed but notify has no channels`},
 		{name: "repeated key", doc: baseY + "listen: a:1\nlisten: b:2\n", marker: "b:2", want: `key "listen" at the top level is repeated (first at line 9)`},
 		{name: "empty file", doc: "", want: "the configuration is empty"},
 		{name: "only comments", doc: "# nothing\n", want: "the configuration is empty"},

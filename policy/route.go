@@ -210,6 +210,7 @@ func copyGroup(g approvebot.Group) approvebot.Group {
 			Channels:   slices.Clone(g.Slack.Channels),
 			Users:      slices.Clone(g.Slack.Users),
 			Usergroups: slices.Clone(g.Slack.Usergroups),
+			DM:         g.Slack.DM,
 		}
 	}
 	if g.Teams != nil {

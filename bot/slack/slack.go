@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,6 +202,14 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 	if channel == "" {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "empty channel id"}
 	}
+	if person, ok := strings.CutPrefix(channel, approvebot.DirectMessage); ok {
+		im, err := s.openDM(ctx, person)
+		if err != nil {
+			s.log.WarnContext(ctx, "slack direct message not opened", "request_id", msg.RequestID, "user", person, "reason", deliveryError(err).Reason)
+			return approvebot.MessageRef{}, err
+		}
+		channel = im
+	}
 	out := Render(msg)
 	ch, ts, err := s.api.PostMessageContext(ctx, channel,
 		goslack.MsgOptionText(out.Text, false), goslack.MsgOptionDisableMarkdown(), goslack.MsgOptionBlocks(out.Blocks...))
@@ -210,6 +219,33 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 		return approvebot.MessageRef{}, de
 	}
 	return approvebot.MessageRef{Channel: ch, ID: ts, Partial: out.Partial}, nil
+}
+
+// openDM returns the id of the bot's direct conversation with person (a
+// user id, or an email looked up first), opening it if needed. Slack answers
+// conversations.open with the same D... id every time, so nothing is kept.
+func (s *Slack) openDM(ctx context.Context, person string) (string, error) {
+	user := person
+	if strings.Contains(person, "@") {
+		u, err := s.api.GetUserByEmailContext(ctx, person)
+		if err != nil {
+			de := deliveryError(err)
+			if de.Reason == "users_not_found" {
+				de.Permanent, de.Reason = true, "no Slack user with email "+person
+			}
+			return "", de
+		}
+		user = u.ID
+	}
+	ch, _, _, err := s.api.OpenConversationContext(ctx, &goslack.OpenConversationParameters{Users: []string{user}})
+	if err != nil {
+		de := deliveryError(err)
+		if de.Reason == "missing_scope" {
+			de.Permanent, de.Reason = true, "missing_scope: direct messages need the im:write scope (reinstall the app from the manifest)"
+		}
+		return "", de
+	}
+	return ch.ID, nil
 }
 
 // Update replaces the message at ref with msg. Errors are

@@ -275,7 +275,7 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 	c.pass("slack: bot token is valid (workspace %s)", team)
 	if scopes == nil {
 		c.warn("check the app's scopes by hand against manifests/slack/manifest.yaml", "slack: Slack did not list the token's scopes")
-	} else if missing := missingScopes(scopes); len(missing) > 0 {
+	} else if missing := missingScopes(scopes, usesSlackDMs(cfg)); len(missing) > 0 {
 		c.fail("add "+strings.Join(missing, ", ")+" under OAuth & Permissions > Bot Token Scopes (or re-apply manifests/slack/manifest.yaml), then reinstall the app", "slack: the bot token lacks scopes %s", strings.Join(missing, ", "))
 	} else {
 		c.pass("slack: the bot token has every scope approvebot needs")
@@ -415,14 +415,29 @@ func requiredSlackScopes() []string {
 	return m.OAuth.Scopes.Bot
 }
 
-func missingScopes(have []string) []string {
+// missingScopes lists the manifest's scopes the token lacks. im:write is
+// needed only where a group has approvers messaged directly, so an app
+// installed before direct messages existed is not failed for it.
+func missingScopes(have []string, dms bool) []string {
 	var missing []string
 	for _, s := range requiredSlackScopes() {
+		if s == "im:write" && !dms {
+			continue
+		}
 		if !slices.Contains(have, s) {
 			missing = append(missing, s)
 		}
 	}
 	return missing
+}
+
+func usesSlackDMs(cfg *policy.Config) bool {
+	for _, g := range cfg.Approvers {
+		if g.Slack != nil && g.Slack.DM {
+			return true
+		}
+	}
+	return false
 }
 
 // slackError is the error code of a Slack API answer ("channel_not_found"),

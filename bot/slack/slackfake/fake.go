@@ -208,7 +208,7 @@ func (f *Fake) AddUsergroup(id string, members ...string) {
 
 // DefaultScopes are the bot token scopes the fake reports from auth.test
 // (in the X-OAuth-Scopes header, as Slack does) until SetScopes changes them.
-var DefaultScopes = []string{"chat:write", "users:read", "users:read.email", "usergroups:read", "channels:read", "groups:read"}
+var DefaultScopes = []string{"chat:write", "users:read", "users:read.email", "usergroups:read", "channels:read", "groups:read", "im:write"}
 
 // SetScopes sets the scopes the bot token reports having.
 func (f *Fake) SetScopes(scopes ...string) {
@@ -447,6 +447,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		resp, call.Error = f.userInfo(form)
 	case "conversations.info":
 		resp, call.Error = f.conversationInfo(form)
+	case "conversations.open":
+		resp, call.Error = f.openConversation(form)
 	case "users.lookupByEmail":
 		resp, call.Error = f.lookupByEmail(form)
 	case "views.open":
@@ -640,6 +642,27 @@ func (f *Fake) conversationInfo(form url.Values) (map[string]any, string) {
 		"id": ch.ID, "name": ch.Name, "is_channel": !ch.Private, "is_group": ch.Private,
 		"is_private": ch.Private, "is_member": ch.Member, "is_archived": false,
 	}}, ""
+}
+
+// DMChannel is the direct conversation the fake opens with a user.
+func DMChannel(user string) string { return "D" + strings.TrimPrefix(user, "U") }
+
+// openConversation answers conversations.open for one user, as Slack does
+// for the bot's direct messages (scope im:write).
+func (f *Fake) openConversation(form url.Values) (map[string]any, string) {
+	users := strings.Split(form.Get("users"), ",")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Contains(f.scopes, "im:write") {
+		return nil, "missing_scope"
+	}
+	if len(users) != 1 || users[0] == "" {
+		return nil, "not_enough_users"
+	}
+	if u, ok := f.users[users[0]]; !ok || u.Deleted {
+		return nil, "user_not_found"
+	}
+	return map[string]any{"channel": map[string]any{"id": DMChannel(users[0]), "is_im": true}}, ""
 }
 
 func (f *Fake) lookupByEmail(form url.Values) (map[string]any, string) {
