@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -325,4 +326,29 @@ func TestAGTLegacyExample(t *testing.T) {
 			t.Fatalf("AGT recorded %+v, want a denial for a bad signature", out)
 		}
 	})
+}
+
+// The top-level README shows the agent-side examples too; they must be the
+// very ones the tests above run from integrations/agt/README.md.
+func TestREADMEAgentExamplesAreTheTestedOnes(t *testing.T) {
+	read := func(path string) map[string]string {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, m := range regexp.MustCompile("(?s)<!-- example: (\\w+) -->\n```\\w+\n(.*?)```").FindAllSubmatch(data, -1) {
+			out[string(m[1])] = string(m[2])
+		}
+		return out
+	}
+	top, tested := read(filepath.Join("..", "..", "README.md")), read(filepath.Join(signingtest.PackageDir(), "README.md"))
+	for _, name := range []string{"policy", "transport", "legacy"} {
+		if tested[name] == "" {
+			t.Fatalf("integrations/agt/README.md has no %s example", name)
+		}
+		if top[name] != tested[name] {
+			t.Errorf("README.md's %s example differs from the tested one in integrations/agt/README.md", name)
+		}
+	}
 }
