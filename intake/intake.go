@@ -61,14 +61,16 @@ var (
 
 // What the id and digest rules expect, for errors.
 const (
-	wantID     = "an id of 1 to 128 characters, each a letter, digit or one of _ - . : ~"
+	wantID     = "an id of 1 to 128 characters, each a letter, digit or one of _ - . : ~, and not only dots"
 	wantDigest = `"sha256:" followed by exactly 64 lowercase hex digits (0-9, a-f)`
 )
 
 // ValidID reports whether s is an id an agent may send: AGT types its ids
 // as plain strings, so any short string of URL- and key-safe characters is
 // one.
-func ValidID(s string) bool { return reID.MatchString(s) }
+//
+// An id of dots only ("." or "..") is refused: a URL path cannot name it.
+func ValidID(s string) bool { return reID.MatchString(s) && strings.Trim(s, ".") != "" }
 
 // Parse reads a request body. Errors are *approvebot.Error with Code
 // EInvalid and Field naming the offending key. Expiry is not judged here:
@@ -206,7 +208,7 @@ func parseV1(s *Submission, m map[string]json.RawMessage) error {
 		if *o.dst, err = requiredString(m, o.key); err != nil {
 			return err
 		}
-		if o.re != nil && !o.re.MatchString(*o.dst) {
+		if o.re != nil && (!o.re.MatchString(*o.dst) || o.re == reID && !ValidID(*o.dst)) {
 			return fieldErr(o.key, "want %s; got %q (%d characters)", o.at, clip(*o.dst), utf8.RuneCountInString(*o.dst))
 		}
 	}

@@ -356,6 +356,8 @@ func TestParseRefusesV1(t *testing.T) {
 		{"request id empty", r(set("approval_request_id", `""`)), "approval_request_id", "want an id of 1 to 128 characters"},
 		{"request id too long", r(set("approval_request_id", `"`+strings.Repeat("a", 129)+`"`)), "approval_request_id", "(129 characters)"},
 		{"request id with a slash", r(set("approval_request_id", `"ar/../x"`)), "approval_request_id", "each a letter, digit or one of _ - . : ~"},
+		{"request id of dots", r(set("approval_request_id", `".."`)), "approval_request_id", "and not only dots"},
+		{"chain id a dot", r(set("approval_chain_id", `"."`)), "approval_chain_id", "and not only dots"},
 		{"request id with a space", r(set("approval_request_id", `"ar 1"`)), "approval_request_id", "want an id"},
 		{"request id with a percent", r(set("approval_request_id", `"ar%2F1"`)), "approval_request_id", "want an id"},
 		{"request id not ASCII", r(set("approval_request_id", `"ar_\u00e9"`)), "approval_request_id", "want an id"},

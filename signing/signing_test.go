@@ -122,6 +122,10 @@ func TestVerifyRefuses(t *testing.T) {
 		p[part] = string(b)
 		return strings.Join(p, ".")
 	}
+	checkpoint, err := s.SignCheckpoint(Checkpoint{AuditSeq: 1, AuditHead: "sha256:00", At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
 	noneHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","kid":"` + s.KeyID() + `"}`))
 	hsHeader := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"` + s.KeyID() + `"}`))
 
@@ -140,6 +144,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"alg none", string(s.JWKS()), noneHeader + "." + parts[1] + ".", "approvebot", t0, ""},
 		{"alg HS256", string(s.JWKS()), hsHeader + "." + parts[1] + "." + parts[2], "approvebot", t0, ""},
 		{"not a token", string(s.JWKS()), "hello", "approvebot", t0, ""},
+		{"a checkpoint, not a decision", string(s.JWKS()), checkpoint, "approvebot", t0, "typ"},
 		{"bad JWKS", "{", tok, "approvebot", t0, "JWKS"},
 	}
 	for _, tt := range tests {

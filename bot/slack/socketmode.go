@@ -59,6 +59,7 @@ type envelopeResult struct {
 	done   chan struct{}
 	status int // the status accept returned, once done is closed
 	answer any // the acknowledgement's payload, or nil
+	at     time.Time
 }
 
 // SocketMode reports whether the adapter receives clicks over Socket Mode.
@@ -228,13 +229,17 @@ func (st *socketState) remember(id string) (*envelopeResult, bool) {
 	defer st.mu.Unlock()
 	now := time.Now()
 	for len(st.ids) > 0 && now.Sub(st.ids[0].at) > envelopeMemory {
-		delete(st.seen, st.ids[0].id)
+		// Only the entry this id was remembered with: one forgotten (its
+		// click could not be taken) and remembered again is younger.
+		if r, ok := st.seen[st.ids[0].id]; ok && r.at.Equal(st.ids[0].at) {
+			delete(st.seen, st.ids[0].id)
+		}
 		st.ids = st.ids[1:]
 	}
 	if r, ok := st.seen[id]; ok {
 		return r, false
 	}
-	r := &envelopeResult{done: make(chan struct{})}
+	r := &envelopeResult{done: make(chan struct{}), at: now}
 	st.seen[id] = r
 	st.ids = append(st.ids, seenID{id: id, at: now})
 	return r, true

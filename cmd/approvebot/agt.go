@@ -203,7 +203,7 @@ func (r *resolver) slackUser(ctx context.Context, group, u string) ([]string, er
 
 // teamsUser: approvebot reports a Teams clicker by the UPN the team's
 // roster gives (its email when there is none), and as teams:<tenant>/<object
-// id> when the roster cannot be read. Nothing of that can be asked ahead of
+// id> when the roster gives neither. Nothing of that can be asked ahead of
 // a click, so a listed address is taken to be the UPN, with a reminder.
 func (r *resolver) teamsUser(group, u string) []string {
 	if strings.Contains(u, "@") {
@@ -217,6 +217,6 @@ func (r *resolver) teamsUser(group, u string) []string {
 	}
 	principal := approvebot.Approver{Platform: "teams", Workspace: tenant, UserID: u}.Principal()
 	fmt.Fprintf(r.warn, "warning: group %s: Teams user %s is listed by object id; approvebot reports them by the email or UPN the team's roster gives "+
-		"when they click, which cannot be known here, and as %s only when the roster cannot be read: list them by email or UPN\n", group, u, principal)
+		"when they click, which cannot be known here, and as %s only when the roster gives neither: list them by email or UPN\n", group, u, principal)
 	return []string{principal}
 }

@@ -45,15 +45,10 @@ func (h *harness) waitSocketReady(ready bool) {
 	if !ready {
 		want = http.StatusServiceUnavailable
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for h.do(http.MethodGet, "/readyz", nil, nil).status != want {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("/readyz never answered %d\nlogs:\n%s", want, h.logs)
-		}
-		// /readyz is polled: its answer changes without a platform call
-		// that the fake could announce.
-		time.Sleep(20 * time.Millisecond)
-	}
+	// /readyz changes without a platform call the fake could announce.
+	eventually(h.t, fmt.Sprintf("/readyz to answer %d", want), func() bool {
+		return h.do(http.MethodGet, "/readyz", nil, nil).status == want
+	})
 }
 
 func TestSocketModeClickDecides(t *testing.T) {
@@ -113,8 +108,7 @@ func TestSocketModeRedeliveryHandledOnce(t *testing.T) {
 }
 
 // Clicks keep arriving while the socket drops and Slack asks for a refresh:
-// every acknowledged click is decided, none is counted twice, and the
-// envelopes the dropped socket never acknowledged arrive again.
+// every acknowledged click is decided and none is counted twice.
 func TestSocketModeDropMidBurstLosesNothing(t *testing.T) {
 	const n = 24
 	h := newSocketHarness(t)
@@ -171,13 +165,6 @@ func TestSocketModeDropMidBurstLosesNothing(t *testing.T) {
 			t.Fatalf("request %d: agent got %s", i, got.body)
 		}
 	}
-	redelivered := 0
-	for _, e := range envs {
-		if d, _ := h.slack.Envelope(e); d > 1 {
-			redelivered++
-		}
-	}
-	t.Logf("%d clicks, %d of them delivered again after the drop", len(envs), redelivered)
 	// Each request has exactly one counted vote in its story.
 	for i, r := range reqs {
 		story := h.do(http.MethodGet, "/admin/requests/"+r.id, nil, map[string]string{"Authorization": "Bearer " + adminToken})
@@ -215,5 +202,62 @@ func TestSocketModeRefusedTokenStopsTheService(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "check slack.app_token") {
 		t.Errorf("logs do not say what to fix:\n%s", h.logs)
+	}
+}
+
+// An envelope is acknowledged once its vote is committed: when Slack has
+// the acknowledgement, the vote is already in the request's story.
+func TestSocketModeAcknowledgesOnceCommitted(t *testing.T) {
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	msgs := h.waitMessages(id, 2)
+	treasury := messageIn(t, msgs, "C0TREASURY")
+
+	entriesAtAck := make(chan int, 1)
+	h.slack.OnAck(func(string) {
+		story := h.do(http.MethodGet, "/admin/requests/"+id, nil, map[string]string{"Authorization": "Bearer " + adminToken})
+		entriesAtAck <- strings.Count(string(story.body), `"type":"approval_chain_entry"`)
+	})
+	env := h.socketClick("U0JANE", "C0TREASURY", treasury.TS, "approve", id)
+	h.waitAcked(env)
+	if n := <-entriesAtAck; n != 1 {
+		t.Fatalf("acknowledged with %d chain entries committed, want the vote already in", n)
+	}
+}
+
+// Envelopes whose acknowledgement was lost are sent again on the next
+// connection; their clicks were taken already, so they are acknowledged
+// and not handled a second time.
+func TestSocketModeUnacknowledgedClicksAreResentAndCountedOnce(t *testing.T) {
+	const n = 4
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+	var ids, envs []string
+	for i := range n {
+		id := h.pendingID(legacyBody(fmt.Sprintf("lost-ack-%d", i), "treasury-ops"))
+		msgs := h.waitMessages(id, 1)
+		ids = append(ids, id)
+		h.slack.IgnoreAcks(true)
+		envs = append(envs, h.socketClick("U0JANE", "C0TREASURY", msgs[0].TS, "approve", id))
+	}
+	for _, id := range ids {
+		h.waitFor("decision of "+id, func() bool { return h.status(id).answer.Status == "approved" })
+	}
+	h.slack.DropSocket()
+	h.slack.IgnoreAcks(false)
+	for _, e := range envs {
+		h.waitAcked(e)
+		if d, _ := h.slack.Envelope(e); d < 2 {
+			t.Fatalf("envelope %s delivered %d times, want it sent again after the drop", e, d)
+		}
+	}
+	for _, id := range ids {
+		s := h.story(id)
+		if s.count("approval_chain_entry") != 1 || s.count("click_refused") != 0 {
+			t.Fatalf("request %s: %d entries, %d refusals; a resent click was handled again", id, s.count("approval_chain_entry"), s.count("click_refused"))
+		}
 	}
 }

@@ -57,7 +57,11 @@ type socketMode struct {
 	conns     map[int]*socketConn
 	opened    int
 	envelopes []*envelope // every envelope sent, in order
-	byID      map[string]*envelope
+	// ignoreAcks drops acknowledgements as a broken network would;
+	// onAck is called with each one as it arrives, before it is counted.
+	ignoreAcks bool
+	onAck      func(envelopeID string)
+	byID       map[string]*envelope
 }
 
 // EnableSocketMode makes the fake accept apps.connections.open with
@@ -193,6 +197,15 @@ func (f *Fake) readAcks(c *socketConn) {
 			return
 		}
 		f.mu.Lock()
+		ignore, onAck := f.socket.ignoreAcks, f.socket.onAck
+		f.mu.Unlock()
+		if ignore {
+			continue // as if lost on the way
+		}
+		if onAck != nil {
+			onAck(ack.EnvelopeID)
+		}
+		f.mu.Lock()
 		if e, ok := f.socket.byID[ack.EnvelopeID]; ok {
 			e.Acked++
 			if len(ack.Payload) > 0 && string(ack.Payload) != "null" {
@@ -240,6 +253,23 @@ func (f *Fake) SendInteractive(payload any) string {
 		f.deliver(to, e)
 	}
 	return e.ID
+}
+
+// IgnoreAcks makes the fake drop (true) or count (false) the
+// acknowledgements it receives: envelopes whose acknowledgement was dropped
+// are sent again on the next connection, as Slack does.
+func (f *Fake) IgnoreAcks(ignore bool) {
+	f.mu.Lock()
+	f.socket.ignoreAcks = ignore
+	f.mu.Unlock()
+}
+
+// OnAck calls fn with each acknowledgement's envelope id as it arrives,
+// before it is counted, so a test can look at what had happened by then.
+func (f *Fake) OnAck(fn func(envelopeID string)) {
+	f.mu.Lock()
+	f.socket.onAck = fn
+	f.mu.Unlock()
 }
 
 // Resend sends envelope id again on the newest open connection, as Slack

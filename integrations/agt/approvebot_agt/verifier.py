@@ -213,6 +213,10 @@ def _assertion_claims(body, key_for, issuer, leeway, audience, now):
         raise VerificationError("identity_assertion header or claims not an object")
     if header.get("alg") != "EdDSA":
         raise VerificationError("alg %r, want EdDSA" % (header.get("alg"),))
+    # A decision says typ JWT; approvebot's audit checkpoints, signed with
+    # the same key, say otherwise and are never an approval.
+    if header.get("typ") != "JWT":
+        raise VerificationError("typ %r, want JWT" % (header.get("typ"),))
     if "crit" in header:
         raise VerificationError("unsupported crit header")
     kid = header.get("kid")

@@ -147,6 +147,8 @@ class VerifierTest(unittest.TestCase):
             "alg HS256 keyed with the public key": body(alg_hs256),
             "no kid": body(self.issuer.token(header={"kid": None})),
             "crit header": body(self.issuer.token(header={"crit": ["exp"]})),
+            "a checkpoint's typ": body(self.issuer.token(header={"typ": "approvebot-checkpoint+jwt"})),
+            "no typ": body(self.issuer.token(header={"typ": None})),
             "two segments": body(h + "." + p),
             "garbage": body("not.a.jwt"),
             "body not a dict": [good],
