@@ -247,10 +247,12 @@ func ResolveRequestID(st *store.Store, id string) (string, error) {
 }
 
 // AdminHandlers returns the admin routes, guarded by token.
-func AdminHandlers(st *store.Store, token string, extra map[string]http.HandlerFunc) map[string]http.Handler {
-	want := sha256.Sum256([]byte(token))
+//
+// token gives the token in force on each request, so a reload rotates it.
+func AdminHandlers(st *store.Store, token func() string, extra map[string]http.HandlerFunc) map[string]http.Handler {
 	guard := func(h http.HandlerFunc) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			want := sha256.Sum256([]byte(token()))
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			sum := sha256.Sum256([]byte(got))
 			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {

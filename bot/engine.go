@@ -108,6 +108,9 @@ func New(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
+// Policy is the configuration now in force.
+func (e *Engine) Policy() *policy.Config { return e.policy.Load() }
+
 // SetPolicy makes cfg the configuration new requests are routed by, and
 // its callers' limits the ones they are held to. Requests already open keep
 // their chain, groups and deadline.

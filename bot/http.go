@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/intake"
-	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
 )
@@ -34,9 +32,8 @@ const (
 
 // ServerConfig wires the HTTP API.
 type ServerConfig struct {
-	Engine  *Engine
-	Callers []policy.Caller
-	Signer  *signing.Signer
+	Engine *Engine
+	Signer *signing.Signer
 	// Issuer names approvebot in signed decisions.
 	Issuer string
 	// Handlers are mounted as given, e.g. "POST /slack/interactions".
@@ -52,7 +49,6 @@ type Server struct {
 	engine   *Engine
 	log      *slog.Logger
 	mux      *http.ServeMux
-	callers  atomic.Pointer[[]policy.Caller] // SetCallers swaps them whole
 	draining chan struct{}
 	drainCtx context.Context // done once draining is closed
 	drained  context.CancelFunc
@@ -72,7 +68,6 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s := &Server{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, mux: http.NewServeMux(), draining: make(chan struct{}), heldChanged: make(chan struct{})}
 	s.drainCtx, s.drained = context.WithCancel(context.Background())
-	s.SetCallers(cfg.Callers)
 	s.mux.HandleFunc("POST /v1/approvals", s.handleSubmit)
 	s.mux.HandleFunc("GET /v1/approvals/{id}", s.handleGet)
 	s.mux.HandleFunc("DELETE /v1/approvals/{id}", s.handleCancel)
@@ -134,13 +129,6 @@ func (s *Server) holding(delta int) {
 	s.heldMu.Unlock()
 }
 
-// SetCallers replaces the agents allowed to call, as a reload does. A
-// request already authenticated keeps its caller.
-func (s *Server) SetCallers(callers []policy.Caller) {
-	c := slices.Clone(callers)
-	s.callers.Store(&c)
-}
-
 // caller finds the caller whose token the request carries. Every configured
 // token is compared, in constant time, whatever matches.
 func (s *Server) caller(r *http.Request) (string, bool) {
@@ -151,7 +139,9 @@ func (s *Server) caller(r *http.Request) (string, bool) {
 		return "", false
 	}
 	sum := sha256.Sum256([]byte(token))
-	callers := *s.callers.Load()
+	// The engine's policy, so that a reload changes who may call and where
+	// their requests go in one step.
+	callers := s.engine.Policy().Callers
 	found := -1
 	for i, c := range callers {
 		if subtle.ConstantTimeCompare(sum[:], c.TokenSHA256[:]) == 1 {

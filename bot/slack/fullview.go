@@ -89,7 +89,7 @@ func (s *Slack) serveFullView(ctx context.Context, d bot.Decider, in interaction
 		if m.Channel == "" {
 			return
 		}
-		if _, err := s.api.PostEphemeralContext(ctx, m.Channel, c.UserID,
+		if _, err := s.api().PostEphemeralContext(ctx, m.Channel, c.UserID,
 			goslack.MsgOptionText(escapeFit(text, 3000), false), goslack.MsgOptionDisableMarkdown()); err != nil {
 			s.log.WarnContext(ctx, "slack ephemeral reply failed", "request_id", m.Request, "user", c.UserID, "reason", deliveryError(err).Reason)
 		}
@@ -111,9 +111,9 @@ func (s *Slack) serveFullView(ctx context.Context, d bot.Decider, in interaction
 	}
 	view := fullViewModal(msg, pages, m.Page, s.sealMeta(m))
 	if in.kind == kindNextPage {
-		_, err = s.api.UpdateViewContext(ctx, view, "", in.viewHash, in.viewID)
+		_, err = s.api().UpdateViewContext(ctx, view, "", in.viewHash, in.viewID)
 	} else {
-		_, err = s.api.OpenViewContext(ctx, in.triggerID, view)
+		_, err = s.api().OpenViewContext(ctx, in.triggerID, view)
 	}
 	if err != nil {
 		de := deliveryError(err)

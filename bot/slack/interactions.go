@@ -217,7 +217,7 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 	if res.Message == "" {
 		return
 	}
-	if _, err := s.api.PostEphemeralContext(ctx, c.Channel, c.UserID,
+	if _, err := s.api().PostEphemeralContext(ctx, c.Channel, c.UserID,
 		goslack.MsgOptionText(escapeFit(res.Message, 3000), false), goslack.MsgOptionDisableMarkdown()); err != nil {
 		s.log.WarnContext(ctx, "slack ephemeral reply failed", "request_id", c.RequestID, "user", c.UserID,
 			"channel", c.Channel, "reason", deliveryError(err).Reason)

@@ -63,7 +63,9 @@ type Config struct {
 
 // Slack is the Slack adapter. It is safe for concurrent use.
 type Slack struct {
-	api    *goslack.Client
+	// client calls Slack's Web API; SetBotToken swaps it for one with a
+	// rotated token.
+	client atomic.Pointer[goslack.Client]
 	socket socketConfig
 	// sock is Socket Mode's state, made on first use.
 	socketOnce sync.Once
@@ -152,11 +154,7 @@ func New(cfg Config) (*Slack, error) {
 	if queue <= 0 {
 		queue = 1024
 	}
-	// No OptionRetry: a retried chat.postMessage can post a second card. The
-	// engine's outbox decides about retries from the DeliveryError.
-	api := goslack.New(cfg.BotToken, goslack.OptionAPIURL(apiURL), goslack.OptionHTTPClient(hc))
 	s := &Slack{
-		api:      api,
 		socket:   socketConfig{appToken: cfg.AppToken, botToken: cfg.BotToken, apiURL: apiURL, hc: hc},
 		interval: interval,
 		ttl:      ttl,
@@ -165,9 +163,21 @@ func New(cfg Config) (*Slack, error) {
 		groups:   map[string]cached[[]string]{},
 	}
 	s.SetSigningSecret(cfg.SigningSecret)
+	s.SetBotToken(cfg.BotToken)
 	s.pool.init(workers, queue, s.log)
 	return s, nil
 }
+
+// SetBotToken makes the Web API calls from now on use token (a rotated bot
+// token, on reload). Calls already under way finish with the old one.
+func (s *Slack) SetBotToken(token string) {
+	// No OptionRetry: a retried chat.postMessage can post a second card.
+	// The engine's outbox decides about retries from the DeliveryError.
+	s.client.Store(goslack.New(token, goslack.OptionAPIURL(s.socket.apiURL), goslack.OptionHTTPClient(s.socket.hc)))
+}
+
+// api is the Web API client with the current bot token.
+func (s *Slack) api() *goslack.Client { return s.client.Load() }
 
 // SetSigningSecret makes secret the one interactions must be signed with,
 // from the next interaction on (a rotated secret, on reload).
@@ -179,7 +189,7 @@ func (s *Slack) Name() string { return Platform }
 // Check calls auth.test, proving the token works, and remembers the
 // workspace it belongs to.
 func (s *Slack) Check(ctx context.Context) error {
-	resp, err := s.api.AuthTestContext(ctx)
+	resp, err := s.api().AuthTestContext(ctx)
 	if err != nil {
 		return fmt.Errorf("slack auth.test: %w", deliveryError(err))
 	}
@@ -211,7 +221,7 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 		channel = im
 	}
 	out := Render(msg)
-	ch, ts, err := s.api.PostMessageContext(ctx, channel,
+	ch, ts, err := s.api().PostMessageContext(ctx, channel,
 		goslack.MsgOptionText(out.Text, false), goslack.MsgOptionDisableMarkdown(), goslack.MsgOptionBlocks(out.Blocks...))
 	if err != nil {
 		de := deliveryError(err)
@@ -227,7 +237,7 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 func (s *Slack) openDM(ctx context.Context, person string) (string, error) {
 	user := person
 	if strings.Contains(person, "@") {
-		u, err := s.api.GetUserByEmailContext(ctx, person)
+		u, err := s.api().GetUserByEmailContext(ctx, person)
 		if err != nil {
 			de := deliveryError(err)
 			if de.Reason == "users_not_found" {
@@ -237,7 +247,7 @@ func (s *Slack) openDM(ctx context.Context, person string) (string, error) {
 		}
 		user = u.ID
 	}
-	ch, _, _, err := s.api.OpenConversationContext(ctx, &goslack.OpenConversationParameters{Users: []string{user}})
+	ch, _, _, err := s.api().OpenConversationContext(ctx, &goslack.OpenConversationParameters{Users: []string{user}})
 	if err != nil {
 		de := deliveryError(err)
 		if de.Reason == "missing_scope" {
@@ -257,7 +267,7 @@ func (s *Slack) Update(ctx context.Context, ref approvebot.MessageRef, msg appro
 	out := Render(msg)
 	// MsgOptionBlocks with an empty list still sends blocks=[], so stale
 	// buttons can never survive an update.
-	_, _, _, err := s.api.UpdateMessageContext(ctx, ref.Channel, ref.ID,
+	_, _, _, err := s.api().UpdateMessageContext(ctx, ref.Channel, ref.ID,
 		goslack.MsgOptionText(out.Text, false), goslack.MsgOptionDisableMarkdown(), goslack.MsgOptionBlocks(out.Blocks...))
 	if err != nil {
 		de := deliveryError(err)
@@ -354,7 +364,7 @@ func (s *Slack) userInfo(ctx context.Context, id string) (userInfo, error) {
 	if u, ok := lookup(s, s.users, id); ok {
 		return u, nil
 	}
-	resp, err := s.api.GetUserInfoContext(ctx, id)
+	resp, err := s.api().GetUserInfoContext(ctx, id)
 	if err != nil {
 		return userInfo{}, deliveryError(err)
 	}
@@ -374,7 +384,7 @@ func (s *Slack) groupMembers(ctx context.Context, id string) ([]string, error) {
 	if m, ok := lookup(s, s.groups, id); ok {
 		return m, nil
 	}
-	members, err := s.api.GetUserGroupMembersContext(ctx, id)
+	members, err := s.api().GetUserGroupMembersContext(ctx, id)
 	if err != nil {
 		return nil, deliveryError(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"time"
 
 	"github.com/approvebot/approvebot/policy"
 )
@@ -31,20 +30,35 @@ type reloader struct {
 // chain, groups and deadline they started with. Any problem leaves the
 // running configuration as it was, and the error says what is wrong.
 func (rl *reloader) reload() (*policy.Config, error) {
+	cfg, _, err := rl.reloadNoting()
+	return cfg, err
+}
+
+// reloadNoting is reload, also returning notes on what takes effect later.
+func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 	rl.svc.reloadMu.Lock()
 	defer rl.svc.reloadMu.Unlock()
 	next, err := policy.Load(rl.path, rl.getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cur := rl.svc.cfg
 	if keys := restartOnly(cur, next); len(keys) > 0 {
-		return nil, fmt.Errorf("%s changed: restart approvebot to apply that (the running configuration is unchanged)", strings.Join(keys, ", "))
+		return nil, nil, fmt.Errorf("%s changed: restart approvebot to apply that (the running configuration is unchanged)", strings.Join(keys, ", "))
 	}
+	var notes []string
+	if cur.Slack != nil && cur.Slack.AppToken != next.Slack.AppToken {
+		// The Socket Mode connection is open; the new token is used when
+		// approvebot next starts. If the old one is revoked first, the
+		// reconnect is refused and approvebot stops, to be restarted.
+		notes = append(notes, "slack.app_token changed: the open Socket Mode connection keeps the old token; restart approvebot to use the new one")
+	}
+	// Callers are read from the policy, so who may call and where their
+	// requests go change in this one step.
 	rl.svc.engine.SetPolicy(next)
-	rl.svc.api.SetCallers(next.Callers)
 	if rl.svc.slack != nil {
 		rl.svc.slack.SetSigningSecret(next.Slack.SigningSecret)
+		rl.svc.slack.SetBotToken(next.Slack.BotToken)
 	}
 	if rl.svc.teams != nil {
 		rl.svc.teams.SetAppPassword(next.Teams.AppPassword)
@@ -52,7 +66,10 @@ func (rl *reloader) reload() (*policy.Config, error) {
 	rl.svc.cfg = next
 	rl.svc.log.Info("configuration reloaded", "file", rl.path, "callers", len(next.Callers),
 		"groups", len(next.Approvers), "routes", len(next.Routes), "chains", len(next.Chains))
-	return next, nil
+	for _, n := range notes {
+		rl.svc.log.Warn("configuration reloaded: " + n)
+	}
+	return next, notes, nil
 }
 
 // restartOnly names the settings that differ between a and b and that a
@@ -70,16 +87,19 @@ func restartOnly(a, b *policy.Config) []string {
 	diff("store", a.Store, b.Store)
 	diff("signing", a.Signing, b.Signing)
 	diff("tls", a.TLS, b.TLS)
-	diff("admin.token", a.Admin, b.Admin)
+	diff("admin.token (set or not)", a.Admin.Token == "", b.Admin.Token == "")
 	diff("delivery", a.Delivery, b.Delivery)
 	diff("public_url", a.PublicURL, b.PublicURL)
+	diff("audit", a.Audit, b.Audit)
 	switch {
 	case (a.Slack == nil) != (b.Slack == nil):
 		keys = append(keys, "slack")
 	case a.Slack != nil:
 		x, y := *a.Slack, *b.Slack
 		x.SigningSecret, y.SigningSecret = "", ""
-		diff("slack (other than signing_secret)", x, y)
+		x.BotToken, y.BotToken = "", ""
+		x.AppToken, y.AppToken = "", ""
+		diff("slack (other than its secrets)", x, y)
 	}
 	switch {
 	case (a.Teams == nil) != (b.Teams == nil):
@@ -94,7 +114,7 @@ func restartOnly(a, b *policy.Config) []string {
 
 // reloadHandler is POST /admin/reload.
 func (rl *reloader) reloadHandler(w http.ResponseWriter, _ *http.Request) {
-	cfg, err := rl.reload()
+	cfg, notes, err := rl.reloadNoting()
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		w.WriteHeader(http.StatusUnprocessableEntity)
@@ -102,7 +122,7 @@ func (rl *reloader) reloadHandler(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"reloaded": true, "callers": len(cfg.Callers),
-		"groups": len(cfg.Approvers), "routes": len(cfg.Routes), "chains": len(cfg.Chains)})
+		"groups": len(cfg.Approvers), "routes": len(cfg.Routes), "chains": len(cfg.Chains), "notes": notes})
 }
 
 // cmdReload asks the running service to reload its configuration file, as
@@ -124,18 +144,18 @@ func cmdReload(ctx context.Context, args []string, getenv func(string) (string, 
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+b.token)
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Do(req)
+	resp, err := b.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("ask the running server (is approvebot running at %s?): %w", b.server, err)
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Error   string `json:"error"`
-		Callers int    `json:"callers"`
-		Groups  int    `json:"groups"`
-		Routes  int    `json:"routes"`
-		Chains  int    `json:"chains"`
+		Error   string   `json:"error"`
+		Callers int      `json:"callers"`
+		Groups  int      `json:"groups"`
+		Routes  int      `json:"routes"`
+		Chains  int      `json:"chains"`
+		Notes   []string `json:"notes"`
 	}
 	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out)
 	if resp.StatusCode != http.StatusOK {
@@ -145,5 +165,8 @@ func cmdReload(ctx context.Context, args []string, getenv func(string) (string, 
 		return fmt.Errorf("reload refused: %s", out.Error)
 	}
 	fmt.Fprintf(stdout, "reloaded: %d callers, %d groups, %d routes, %d chains\n", out.Callers, out.Groups, out.Routes, out.Chains)
+	for _, n := range out.Notes {
+		fmt.Fprintln(stdout, "note:", n)
+	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // reloadCLI runs `approvebot reload` against the running harness, through a
@@ -20,7 +21,8 @@ func (h *harness) reloadCLI() (string, error) {
 		h.t.Fatal(err)
 	}
 	running := filepath.Join(h.dir, "running.yaml")
-	data = bytes.Replace(data, []byte("listen: 127.0.0.1:0"), []byte("listen: "+strings.TrimPrefix(h.url, "http://")), 1)
+	addr := strings.TrimPrefix(strings.TrimPrefix(h.url, "http://"), "https://")
+	data = bytes.Replace(data, []byte("listen: 127.0.0.1:0"), []byte("listen: "+addr), 1)
 	if err := os.WriteFile(running, data, 0o600); err != nil {
 		h.t.Fatal(err)
 	}
@@ -125,4 +127,95 @@ func TestSIGHUPReloads(t *testing.T) {
 		t.Fatalf("after a refused SIGHUP the request went to %v, want C0BRANCH", msgs)
 	}
 	c.terminate()
+}
+
+// Secrets rotated in their files take effect at the reload: the Slack
+// signing secret and bot token, a caller removed; the rest keeps working.
+func TestReloadRotatesSecrets(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(h.dir, name), []byte(content+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("slack-signing.secret", signingSecret)
+	write("slack-bot.token", botToken)
+	h.rewriteConfig("  bot_token: ${SLACK_BOT_TOKEN}\n  signing_secret: ${SLACK_SIGNING_SECRET}\n",
+		"  bot_token_file: slack-bot.token\n  signing_secret_file: slack-signing.secret\n")
+	h.start()
+	held := h.submit(legacyBody("approve-large-transfer"), auth())
+	msgs := h.waitMessagesIn(2)
+	id := requestIDOf(t, msgs[0])
+	treasury := messageIn(t, msgs, "C0TREASURY")
+
+	const newSecret, newToken = "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "xoxb-rotated-token"
+	write("slack-signing.secret", newSecret)
+	write("slack-bot.token", newToken)
+	h.slack.SetBotToken(newToken)
+	h.rewriteConfig("  - name: other-agent\n    token: other-agent-token-0123456789\n", "")
+	if out, err := h.reloadCLI(); err != nil {
+		t.Fatalf("reload: %v %s", err, out)
+	}
+
+	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, time.Now(), signingSecret); r.status != http.StatusUnauthorized {
+		t.Fatalf("a click signed with the old secret answered %d", r.status)
+	}
+	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, time.Now(), newSecret); r.status != http.StatusOK {
+		t.Fatalf("a click signed with the new secret answered %d", r.status)
+	}
+	if got := h.await(held); !got.answer.Approved {
+		t.Fatalf("agent got %s", got.body)
+	}
+	// The rotated bot token posts and updates (the fake refuses the old one).
+	h.waitClosed(id, "Approved by Jane Doe")
+	next := h.pendingID(legacyBody("approve-large-transfer"))
+	h.waitMessages(next, 2)
+	if r := h.do(http.MethodPost, "/v1/approvals", legacyBody("approve-large-transfer"), map[string]string{
+		"Authorization": "Bearer other-agent-token-0123456789", "Prefer": "respond-async"}); r.status != http.StatusUnauthorized {
+		t.Fatalf("a caller removed by the reload: HTTP %d", r.status)
+	}
+}
+
+// The Teams app password rotated in its file is the one the next bot token
+// is fetched with.
+func TestReloadRotatesTheTeamsAppPassword(t *testing.T) {
+	th := newTeamsHarness(t)
+	if err := os.WriteFile(filepath.Join(th.dir, "teams.secret"), []byte(th.teams.AppPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	th.rewriteConfig("  app_password: ${TEAMS_APP_PASSWORD}", "  app_password_file: teams.secret")
+	th.startInstalled()
+	held := th.submit(legacyBody("teams-transfer"), auth())
+	first, _ := th.teamsCardIn(teamsApprovals, held)
+	th.teamsClick(teamsJane, first, "allow")
+	th.await(held)
+
+	const rotated = "rotated-teams-client-secret"
+	if err := os.WriteFile(filepath.Join(th.dir, "teams.secret"), []byte(rotated+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	th.teams.SetAppPassword(rotated)
+	th.teams.RevokeTokens()
+	if out, err := th.reloadCLI(); err != nil {
+		t.Fatalf("reload: %v %s", err, out)
+	}
+	next := th.submit(legacyBody("teams-transfer"), auth())
+	th.teamsWait("the second card", func() bool { return len(th.teamsCards(teamsApprovals)) == 2 })
+	card := th.teamsCards(teamsApprovals)[1]
+	th.waitPosted(teamsCardRequestID(t, card), 1)
+	th.teamsClick(teamsJane, card, "allow")
+	if got := th.await(next); !got.answer.Approved {
+		t.Fatalf("after the rotation the agent got %s", got.body)
+	}
+}
+
+func TestReloadRefusesAnAuditChange(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	h.start()
+	h.rewriteConfig("admin:\n", "audit:\n  checkpoint_interval: 1m\nadmin:\n")
+	_, err := h.reloadCLI()
+	if err == nil || !strings.Contains(err.Error(), "audit changed: restart approvebot") {
+		t.Fatalf("reload of an audit change: %v", err)
+	}
 }

@@ -205,13 +205,13 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 				writeJSONTo(w, chans)
 			}
 		}
-		for p, h := range bot.AdminHandlers(st, cfg.Admin.Token, extra) {
+		adminToken := func() string { return svc.config().Admin.Token }
+		for p, h := range bot.AdminHandlers(st, adminToken, extra) {
 			handlers[p] = h
 		}
 	}
 	svc.api = bot.NewServer(bot.ServerConfig{
 		Engine:   svc.engine,
-		Callers:  cfg.Callers,
 		Signer:   signer,
 		Issuer:   cfg.Signing.Issuer,
 		Handlers: handlers,
@@ -283,9 +283,7 @@ func (svc *service) serve(ctx context.Context) error {
 		svc.log.Error("stopping: the Slack socket is gone", "err", socketFailed)
 	case <-ctx.Done():
 	}
-	svc.reloadMu.Lock()
-	grace := svc.cfg.ShutdownGrace // as last reloaded
-	svc.reloadMu.Unlock()
+	grace := svc.config().ShutdownGrace // as last reloaded
 	if socketFailed != nil {
 		grace = 0
 	}
@@ -413,4 +411,11 @@ func humanDurations(_ []string, a slog.Attr) slog.Attr {
 		return slog.String(a.Key, a.Value.Duration().String())
 	}
 	return a
+}
+
+// config is the configuration in force, as last reloaded.
+func (svc *service) config() *policy.Config {
+	svc.reloadMu.Lock()
+	defer svc.reloadMu.Unlock()
+	return svc.cfg
 }

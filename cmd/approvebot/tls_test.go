@@ -22,6 +22,12 @@ import (
 // and returns it.
 func writeCert(t *testing.T, certFile, keyFile string, n int64) *x509.Certificate {
 	t.Helper()
+	return writeCertFor(t, certFile, keyFile, n, []net.IP{net.ParseIP("127.0.0.1")}, nil)
+}
+
+// writeCertFor is writeCert for the given addresses and DNS names.
+func writeCertFor(t *testing.T, certFile, keyFile string, n int64, ips []net.IP, names []string) *x509.Certificate {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +35,7 @@ func writeCert(t *testing.T, certFile, keyFile string, n int64) *x509.Certificat
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(n), Subject: pkix.Name{CommonName: "approvebot test"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		IPAddresses: ips, DNSNames: names, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -117,5 +123,26 @@ func TestLogsDurationsAsText(t *testing.T) {
 	logs := h.logs.String()
 	if !strings.Contains(logs, `"grace":"20s"`) || !strings.Contains(logs, `"msg":"listening","url":"`+h.url+`"`) {
 		t.Fatalf("logs lack the grace as text or the listening line:\n%s", logs)
+	}
+}
+
+// Operator commands reach a TLS server on loopback although its
+// certificate names only its public DNS name: they trust the certificate
+// file the server serves, and nothing else.
+func TestOperatorCommandsUnderTLS(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	certFile, keyFile := filepath.Join(h.dir, "tls.crt"), filepath.Join(h.dir, "tls.key")
+	writeCertFor(t, certFile, keyFile, 1, nil, []string{"approvebot.example.com"})
+	h.rewriteConfig("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\ntls:\n  cert_file: "+certFile+"\n  key_file: "+keyFile)
+	h.start()
+	if out, err := h.reloadCLI(); err != nil || !strings.Contains(out, "reloaded:") {
+		t.Fatalf("reload over TLS: %v %s", err, out)
+	}
+	// Another certificate in the file than the server's is refused.
+	other := filepath.Join(h.dir, "other.crt")
+	writeCertFor(t, other, filepath.Join(h.dir, "other.key"), 2, nil, []string{"approvebot.example.com"})
+	h.rewriteConfig("  cert_file: "+certFile, "  cert_file: "+other)
+	if _, err := h.reloadCLI(); err == nil || !strings.Contains(err.Error(), "is not the one in") {
+		t.Fatalf("reload trusting another certificate: %v", err)
 	}
 }

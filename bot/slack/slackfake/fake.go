@@ -105,6 +105,20 @@ type Fake struct {
 	viewOrder  []string
 }
 
+// SetBotToken rotates the bot token: calls with the old one are refused
+// (invalid_auth) from now on.
+func (f *Fake) SetBotToken(token string) {
+	f.mu.Lock()
+	f.botToken = token
+	f.mu.Unlock()
+}
+
+func (f *Fake) currentBotToken() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.botToken
+}
+
 // New starts a fake that accepts botToken. Close it when done.
 func New(botToken string) *Fake {
 	f := &Fake{
@@ -418,7 +432,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		call.Error = "not_authed"
 		f.finish(w, call, nil)
 		return
-	case token != f.botToken:
+	case token != f.currentBotToken():
 		call.Error = "invalid_auth"
 		f.finish(w, call, nil)
 		return

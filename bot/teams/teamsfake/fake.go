@@ -196,6 +196,22 @@ func jwkJSON(pub *rsa.PublicKey, kid string, endorsements []string) map[string]a
 	return m
 }
 
+// RevokeTokens makes every bot token handed out so far invalid, as
+// revoking the secret they were obtained with does.
+func (f *Fake) RevokeTokens() {
+	f.mu.Lock()
+	clear(f.tokens)
+	f.mu.Unlock()
+}
+
+// SetAppPassword rotates the app's client secret: token requests with the
+// old one are refused from now on.
+func (f *Fake) SetAppPassword(password string) {
+	f.mu.Lock()
+	f.AppPassword = password
+	f.mu.Unlock()
+}
+
 // SetTokenFailure makes the token endpoint answer status (0: work again).
 func (f *Fake) SetTokenFailure(status int) {
 	f.mu.Lock()
@@ -227,7 +243,7 @@ func (f *Fake) JWKSRequests() int {
 func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.tokenRequests++
-	status, life := f.tokenStatus, f.tokenLife
+	status, life, password := f.tokenStatus, f.tokenLife, f.AppPassword
 	f.mu.Unlock()
 	if err := r.ParseForm(); err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
@@ -245,7 +261,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 		return
 	}
-	if id != f.AppID || subtle.ConstantTimeCompare([]byte(secret), []byte(f.AppPassword)) != 1 {
+	if id != f.AppID || subtle.ConstantTimeCompare([]byte(secret), []byte(password)) != 1 {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
 		return
 	}
