@@ -141,6 +141,8 @@ func TestPostThatCannotBeMadeInTimeIsRateLimited(t *testing.T) {
 		}
 		return false
 	})
+	// The fake holds a message a moment before approvebot records it.
+	h.waitPosted(both, 1)
 	s := h.story(both)
 	if s.Request.Status != "pending" {
 		t.Fatalf("request with one channel reached is %s, want pending", s.Request.Status)
