@@ -101,7 +101,11 @@ func Open(path string, o Options) (*Store, error) {
 	if o.ReadOnly {
 		close(s.done)
 		s.closed = true
-		return s, s.checkSchema()
+		if err := s.checkSchema(); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		return s, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations} {
