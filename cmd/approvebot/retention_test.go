@@ -262,6 +262,31 @@ func TestRetentionThroughTheServer(t *testing.T) {
 	if out, err := h.command("compact"); err == nil || !strings.Contains(err.Error(), "a running approvebot holds it") {
 		t.Errorf("compact with the server up: %v\n%s", err, out)
 	}
+	h.decide(again, "approve")
+	late := h.pendingID(legacyBody("approve-large-transfer"))
+	h.waitMessages(late, 2)
+	h.stop()
+
+	// Offline, three days on, compact applies retention itself: everything
+	// decided goes, and late, still pending in the file although its
+	// deadline passed while the service was down, stays.
+	h.clock = newTestClock(t0.Add(96 * time.Hour))
+	out, err = h.command("compact")
+	if err != nil || !strings.Contains(out, "retention: removed 3 decided requests") {
+		t.Fatalf("compact with retention due: %v\n%s", err, out)
+	}
+	for id, want := range map[string]bool{pending: false, recent: false, again: false, late: true} {
+		if _, err := h.cli("audit", "show", id); (err == nil) != want {
+			t.Errorf("after compact, request %s kept: %v, want %v", id, err == nil, want)
+		}
+	}
+	if out, err := h.verify("--checkpoints", h.checkpointFile()); err != nil || !strings.Contains(out, "begins after the signed retention seal") {
+		t.Fatalf("verify after offline retention: %v\n%s", err, out)
+	}
+	h.start()
+	if r := h.do(http.MethodGet, "/v1/approvals/"+late, nil, auth()); r.answer.Status != "timed_out" {
+		t.Errorf("the late request after restart: %s", r.body)
+	}
 }
 
 // command runs a command that takes only --config, as the binary does.
