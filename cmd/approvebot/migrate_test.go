@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 // Upgrading: a store file written by the previous release (the first, at
@@ -110,7 +112,7 @@ func TestPreviousReleaseFileIsMigrated(t *testing.T) {
 	h.slack.AddUser("U0SAM", "Sam Security", "sam@company.com")
 	rel := installV1Release(t, h)
 	// The file's pending requests wait a day from when it was made.
-	h.clock = newTestClock(rel.MadeAt.Add(time.Minute))
+	h.clock = bot.NewManualClock(rel.MadeAt.Add(time.Minute))
 
 	// Read-only commands read the old layout as it is, and leave it so.
 	if out, err := h.verify(); err != nil || !strings.Contains(out, "audit trail intact") {

@@ -270,7 +270,7 @@ func TestRetentionThroughTheServer(t *testing.T) {
 	// Offline, three days on, compact applies retention itself: everything
 	// decided goes, and late, still pending in the file although its
 	// deadline passed while the service was down, stays.
-	h.clock = newTestClock(t0.Add(96 * time.Hour))
+	h.clock = bot.NewManualClock(t0.Add(96 * time.Hour))
 	out, err = h.command("compact")
 	if err != nil || !strings.Contains(out, "retention: removed 3 decided requests") {
 		t.Fatalf("compact with retention due: %v\n%s", err, out)
