@@ -53,6 +53,22 @@ func (r *Retention) Run(now time.Time) (store.PruneReport, error) {
 		return store.PruneReport{}, errors.New("retention needs the signing key to seal what it removes")
 	}
 	before := now.Add(-r.Keep)
+	var total store.PruneReport
+	for {
+		rep, err := r.prune(now, before)
+		total.Requests += rep.Requests
+		total.Records += rep.Records
+		if rep.Records > 0 {
+			total.Seal = rep.Seal
+		}
+		if err != nil || rep.Records < store.PruneBatch/2 {
+			return total, err
+		}
+	}
+}
+
+// prune runs one batch (store.Prune) and logs what it removed.
+func (r *Retention) prune(now, before time.Time) (store.PruneReport, error) {
 	rep, err := r.Store.Prune(before, func(h store.Head) ([]byte, error) {
 		tok, err := r.Signer.SignCheckpoint(signing.Checkpoint{AuditSeq: h.Seq, AuditHead: h.Digest, At: now})
 		if err != nil {
@@ -109,16 +125,32 @@ type retainer struct {
 	done  bool
 }
 
+// start arms the hourly pass and runs the first one in the background: a
+// pass reads the whole audit log, which must not delay serving.
 func (t *retainer) start() {
-	t.pass()
+	t.mu.Lock()
+	t.timer = t.e.clock.AfterFunc(RetentionInterval, t.pass)
+	t.mu.Unlock()
+	go t.once()
 }
 
 // pass runs retention once and arms the next.
 func (t *retainer) pass() {
+	if t.once() {
+		t.mu.Lock()
+		if !t.done {
+			t.timer = t.e.clock.AfterFunc(RetentionInterval, t.pass)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// once runs retention once, unless stopped; it reports whether it ran.
+func (t *retainer) once() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
-		return
+		return false
 	}
 	if t.e.anchor != nil {
 		// Seals and checkpoints go to the same file, one at a time.
@@ -132,7 +164,7 @@ func (t *retainer) pass() {
 			t.e.log.Error("retention pass failed; nothing was removed", "err", err)
 		}
 	}
-	t.timer = t.e.clock.AfterFunc(RetentionInterval, t.pass)
+	return true
 }
 
 func (t *retainer) stop() {

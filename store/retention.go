@@ -21,10 +21,11 @@ import (
 // sealed digest, and the seal's signature must check, so whoever removes or
 // rewrites records at its start without the signing key is found.
 //
-// Only a prefix of the log is removed, and a request goes only with all of
-// its records: a pending request, and any request with a record after the
-// cut, stays, and so does every record from the first one that belongs to
-// a request that stays.
+// Only a prefix of the log is removed: every record from the first one of a
+// request that stays (a pending one, or one with a record newer than the
+// cutoff) stays, so a request that stays keeps all of its records. A
+// decided request goes with the prefix that holds its first record; any
+// later record of it stays in the log until a later pass removes it too.
 
 // SealFunc signs h, the last record about to be removed, and returns the
 // seal as one JSON line holding at least audit_seq, audit_head and the
@@ -89,10 +90,15 @@ type prunePlan struct {
 	sealWas  []byte // the seal when planned
 }
 
+// PruneBatch bounds the audit records one Prune removes, so that one
+// transaction never holds the writer for long; Prune again until it
+// removes nothing.
+const PruneBatch = 10000
+
 // Prune removes the decided requests whose last audit record is older
 // than before, and the records up to the last one that only they (or no
-// stored request) hold, sealing them with seal first. Pending requests are
-// never removed.
+// stored request) hold, sealing them with seal first: at most PruneBatch
+// records at a time. Pending requests are never removed.
 func (s *Store) Prune(before time.Time, seal SealFunc) (PruneReport, error) {
 	var plan *prunePlan
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -135,6 +141,8 @@ func planPrune(tx *bolt.Tx, before time.Time) (*prunePlan, error) {
 	var stopAt uint64 // the first record at or after before (0: none)
 	var scanned uint64
 	c := tx.Bucket(bucketAudit).Cursor()
+	k, _ := c.First()
+	first := keySeq(k)
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		seq := keySeq(k)
 		scanned = seq
@@ -147,6 +155,9 @@ func planPrune(tx *bolt.Tx, before time.Time) (*prunePlan, error) {
 			return nil, fmt.Errorf("audit record %d: at %q is not a time", seq, rec.At)
 		}
 		if stopAt == 0 && !at.Before(before) {
+			if scanned == first {
+				return nil, nil // the log's first record is too young: nothing to remove
+			}
 			stopAt = seq
 		}
 		if rec.RequestID == "" {
@@ -166,9 +177,14 @@ func planPrune(tx *bolt.Tx, before time.Time) (*prunePlan, error) {
 	if stopAt != 0 {
 		cut = stopAt - 1
 	}
+	if cut-first+1 > PruneBatch {
+		cut = first + PruneBatch - 1
+	}
 	// Which requests may go: decided, with every record before the cutoff.
+	// Every other request stays whole, and so does the log from its first
+	// record on.
 	requests := tx.Bucket(bucketRequests)
-	remove := map[string]bool{}
+	candidates := map[string]bool{}
 	for id, sp := range spans {
 		v := requests.Get([]byte(id))
 		if v == nil {
@@ -181,24 +197,20 @@ func planPrune(tx *bolt.Tx, before time.Time) (*prunePlan, error) {
 			return nil, fmt.Errorf("request %s: corrupt record: %w", id, err)
 		}
 		if st.Status.Final() && sp.lastAt.Before(before) {
-			remove[id] = true
+			candidates[id] = true
 		} else if sp.first <= cut {
-			cut = sp.first - 1 // it stays, and so does everything from its first record
+			cut = sp.first - 1
 		}
 	}
-	// A request that goes must have no record past the cut; one that now
-	// stays moves the cut before its first record, which may keep others.
-	for changed := true; changed; {
-		changed = false
-		for id := range remove {
-			sp := spans[id]
-			if sp.last > cut {
-				delete(remove, id)
-				if sp.first <= cut {
-					cut = sp.first - 1
-				}
-				changed = true
-			}
+	// A decided request goes once its first record is in the sealed part.
+	// Records of it past the cut (a late chat update, or the batch ending
+	// in its middle) stay in the log, of no stored request, until a later
+	// pass: holding the cut back for them instead could chain from one
+	// overlapping request to the next and never remove anything.
+	remove := map[string]bool{}
+	for id := range candidates {
+		if spans[id].first <= cut {
+			remove[id] = true
 		}
 	}
 	if sealed != nil && cut <= sealed.Seq || cut == 0 {

@@ -80,15 +80,21 @@ func TestPruneKeepsPendingRequestsAndWhatFollowsThem(t *testing.T) {
 	if rep, err := s.Prune(t0.Add(24*time.Hour), testSeal(&calls)); err != nil || rep.Records != 0 || calls != 1 {
 		t.Fatalf("second pass: %+v %v, seal called %d times", rep, err, calls)
 	}
-	// Decided now, its last record follows new's: it stays while new
-	// does, and so does old-2 behind it.
+	// Decided now (its last record after new's), it goes with old-2: the
+	// log is cut before new's first record, and the record of its decision
+	// stays, of no stored request, until new goes too.
 	decideAt(t, s, "pending", t0.Add(5*time.Minute))
-	if rep, err := s.Prune(t0.Add(24*time.Hour), testSeal(&calls)); err != nil || rep.Records != 0 {
+	rep, err = s.Prune(t0.Add(24*time.Hour), testSeal(&calls))
+	if err != nil || rep.Requests != 2 || rep.Records != 3 || rep.Seal.Seq != 5 {
 		t.Fatalf("third pass: %+v %v", rep, err)
 	}
+	if rep, err := s.Verify(func(approvebot.Entry) string { return "" }, func(*approvebot.Request) (string, error) { return "", nil }); err != nil || rep.Break != nil {
+		t.Fatalf("verify with a removed request's record left: %+v, %v", rep, err)
+	}
+	checkConsistent(t, s)
 	// Once new is old as well, everything goes under a new seal.
 	rep, err = s.Prune(t0.Add(72*time.Hour), testSeal(&calls))
-	if err != nil || rep.Requests != 3 || rep.Seal.Seq != 8 || rep.Records != 6 {
+	if err != nil || rep.Requests != 1 || rep.Seal.Seq != 8 || rep.Records != 3 {
 		t.Fatalf("fourth pass: %+v %v", rep, err)
 	}
 	if st, _ := s.Stats(); st.Requests != 0 || st.Audit != 0 || st.Outbox != 0 {
@@ -141,4 +147,80 @@ func FuzzParseSeal(f *testing.F) {
 			t.Fatalf("%q: accepted %+v", b, h)
 		}
 	})
+}
+
+func TestPruneRemovesInBatches(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	// 3,400 decided requests of three records each: more than a batch.
+	n := PruneBatch/3 + 67
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, n)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			id := fmt.Sprint("r", i)
+			if _, _, err := s.Create(newRequest(id, t0.Add(time.Hour)), requested(id)); err != nil {
+				errs <- err
+				return
+			}
+			_, err := s.Update(id, func(r *approvebot.Request) (Change, error) {
+				r.Status = approvebot.StatusDenied
+				return Change{Events: []approvebot.Event{{Type: "vote", RequestID: id, At: t0}, {Type: "approval_denied", RequestID: id, At: t0}}}, nil
+			})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	calls := 0
+	noDigest := func(approvebot.Entry) string { return "" }
+	noResolution := func(*approvebot.Request) (string, error) { return "", nil }
+	first, err := s.Prune(t0.Add(time.Hour), testSeal(&calls))
+	if err != nil || first.Records != PruneBatch || first.Requests == 0 {
+		t.Fatalf("first batch: %+v %v", first, err)
+	}
+	if rep, err := s.Verify(noDigest, noResolution); err != nil || rep.Break != nil || rep.Requests != n-first.Requests {
+		t.Fatalf("verify after one batch: %+v %v", rep, err)
+	}
+	checkConsistent(t, s)
+	second, err := s.Prune(t0.Add(time.Hour), testSeal(&calls))
+	if err != nil || first.Requests+second.Requests != n || first.Records+second.Records != 3*n || calls != 2 {
+		t.Fatalf("second batch: %+v %v (first %+v)", second, err, first)
+	}
+}
+
+// Requests that overlap one another, each decided after the next was
+// asked, must not hold each other back: otherwise one request still open
+// at the cutoff would keep everything before it forever.
+func TestPruneOverlappingRequests(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	create := func(id string, at time.Time) {
+		ev := requested(id)
+		ev.At = at
+		if _, _, err := s.Create(newRequest(id, at.Add(time.Hour)), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		create(fmt.Sprint("r", i), t0.Add(time.Duration(i)*time.Minute))
+		if i > 0 {
+			decideAt(t, s, fmt.Sprint("r", i-1), t0.Add(time.Duration(i)*time.Minute))
+		}
+	}
+	create("young", t0.Add(30*time.Minute))
+	decideAt(t, s, "young", t0.Add(2*time.Hour)) // after the cutoff
+	decideAt(t, s, "r9", t0.Add(31*time.Minute))
+	calls := 0
+	rep, err := s.Prune(t0.Add(time.Hour), testSeal(&calls))
+	if err != nil || rep.Requests != 10 || rep.Records != 19 {
+		t.Fatalf("pruned %+v, %v; want the ten overlapping requests and the log up to young's first record", rep, err)
+	}
+	if _, err := s.Get("young"); err != nil {
+		t.Errorf("young: %v", err)
+	}
+	checkConsistent(t, s)
 }
