@@ -157,12 +157,21 @@ func (t *retainer) once() bool {
 		t.e.anchor.mu.Lock()
 		defer t.e.anchor.mu.Unlock()
 	}
-	if _, err := t.r.Run(t.e.clock.Now()); err != nil {
-		if errors.Is(err, store.ErrPruneRaced) {
-			t.e.log.Info("retention pass skipped; the next one retries", "err", err)
-		} else {
-			t.e.log.Error("retention pass failed; nothing was removed", "err", err)
-		}
+	rep, err := t.r.Run(t.e.clock.Now())
+	m := t.e.metrics
+	m.retentionRemoved.WithLabelValues("requests").Add(float64(rep.Requests))
+	m.retentionRemoved.WithLabelValues("audit_records").Add(float64(rep.Records))
+	switch {
+	case errors.Is(err, store.ErrPruneRaced):
+		t.e.log.Info("retention pass cut short; the next one retries", "err", err)
+		m.retentionPasses.WithLabelValues("nothing").Inc()
+	case err != nil:
+		t.e.log.Error("retention pass failed; nothing more was removed", "err", err)
+		m.retentionPasses.WithLabelValues("failed").Inc()
+	case rep.Records > 0:
+		m.retentionPasses.WithLabelValues("removed").Inc()
+	default:
+		m.retentionPasses.WithLabelValues("nothing").Inc()
 	}
 	return true
 }

@@ -140,6 +140,12 @@ func TestRetentionThroughTheServer(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"msg":"retention removed decided requests"`) {
 		t.Fatalf("no retention pass logged:\n%s", h.logs)
 	}
+	metrics := h.do(http.MethodGet, "/metrics", nil, nil).body
+	for _, m := range []string{`approvebot_retention_removed_total{kind="requests"} 42`, `approvebot_retention_passes_total{result="removed"} 1`} {
+		if !bytes.Contains(metrics, []byte(m)) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
 	for _, id := range append([]string{approved, denied}, quick...) {
 		if s := h.adminStatus(id); s != http.StatusNotFound {
 			t.Fatalf("old request %s still there (%d)", id, s)
