@@ -38,6 +38,9 @@ type Config struct {
 	// Checkpoints, when set, get the audit log's signed head at every
 	// resolution and at an interval (needs Signer).
 	Checkpoints *CheckpointConfig
+	// Retention, when above 0, removes decided requests older than it
+	// (retention.go; needs Signer).
+	Retention time.Duration
 	// Workers is how many outbox jobs run at once (default 64). A job
 	// spends nearly all its time waiting, on the platform's answer and then
 	// on a commit shared with everything else being written; with too few
@@ -59,6 +62,7 @@ type Engine struct {
 	signer    *signing.Signer
 	anchor    *checkpointer // nil without checkpoints
 	callers   *callers
+	retain    *retainer // nil without retention
 
 	mu sync.Mutex
 	// watchers are called (each in a goroutine of its own) when a request
@@ -104,6 +108,12 @@ func New(cfg Config) (*Engine, error) {
 			return nil, errors.New("engine: audit checkpoints need a signer")
 		}
 		e.anchor = newCheckpointer(e, *cfg.Checkpoints)
+	}
+	if cfg.Retention > 0 {
+		if cfg.Signer == nil {
+			return nil, errors.New("engine: retention needs a signer")
+		}
+		e.retain = &retainer{e: e, r: &Retention{Store: cfg.Store, Signer: cfg.Signer, Keep: cfg.Retention, Checkpoints: cfg.Checkpoints, Logger: cfg.Logger}}
 	}
 	return e, nil
 }
@@ -153,6 +163,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	for _, id := range due {
 		e.expire(id)
 	}
+	if e.retain != nil {
+		e.retain.start()
+	}
 	e.log.Info("reconciled", "pending", e.pendingTimers(), "expired_while_down", len(due), "outbox", len(jobs))
 	return nil
 }
@@ -161,6 +174,7 @@ func (e *Engine) Start(ctx context.Context) error {
 // workers and disarms the deadline timers: the store is about to close, and
 // the next start re-arms every pending deadline from it.
 func (e *Engine) Drain(ctx context.Context) {
+	e.retain.stop()
 	e.outbox.drain(ctx)
 	e.mu.Lock()
 	for id, t := range e.timers {

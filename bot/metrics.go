@@ -27,6 +27,9 @@ type metrics struct {
 	behind       prometheus.Gauge       // 1: at start the store did not hold the file's last checkpoint
 
 	limited *prometheus.CounterVec // submissions refused with 429, by limit
+
+	retentionPasses  *prometheus.CounterVec // retention passes, by result
+	retentionRemoved *prometheus.CounterVec // what retention removed, by kind
 }
 
 func newMetrics(e *Engine) *metrics {
@@ -70,8 +73,14 @@ func newMetrics(e *Engine) *metrics {
 		Name: "approvebot_audit_store_behind_checkpoint",
 		Help: "1 when, at start, the store did not hold the last checkpoint of audit.checkpoints.file (cut, rolled back or rewritten).",
 	})
+	m.retentionPasses = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "approvebot_retention_passes_total", Help: "store.retention passes, by result (removed, nothing, failed).",
+	}, []string{"result"})
+	m.retentionRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "approvebot_retention_removed_total", Help: "What store.retention removed, by kind (requests, audit_records).",
+	}, []string{"kind"})
 	m.registry.MustRegister(m.requests, m.resolved, m.clicks, m.delivery, m.decision, m.pending, m.outbox, m.heldConns,
-		m.checkpoints, m.checkpointAt, m.behind, m.limited,
+		m.checkpoints, m.checkpointAt, m.behind, m.limited, m.retentionPasses, m.retentionRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -57,6 +57,9 @@ type StoreConfig struct {
 	// MaxSize caps the file in bytes (0: no cap). When it is reached, new
 	// requests are refused with 503 rather than half-recorded.
 	MaxSize int64
+	// Retention removes decided requests older than it, and the audit
+	// records before them under a signed seal (0: keep everything).
+	Retention time.Duration
 }
 
 // Defaults of a caller's limits.

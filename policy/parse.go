@@ -812,12 +812,13 @@ func (p *parser) config(root *yaml.Node) *Config {
 		p.add(tlsSection.line(), "tls needs both cert_file and key_file (or neither, to serve plain HTTP behind a proxy)")
 	}
 
-	store := p.object(top.val["store"], "store", "path", "max_size")
+	store := p.object(top.val["store"], "store", "path", "max_size", "retention")
 	cfg.Store.Path = p.str(store, "path", optional)
 	if cfg.Store.Path == "" {
 		cfg.Store.Path = DefaultStorePath
 	}
 	cfg.Store.MaxSize = p.size(store, "max_size", MinStoreSize)
+	cfg.Store.Retention = p.retention(store, "retention")
 
 	cfg.ShutdownGrace = p.duration(top, "shutdown_grace", DefaultShutdownGrace, true)
 	if cfg.ShutdownGrace > 10*time.Minute {

@@ -19,6 +19,9 @@ func (c *Config) Summary() string {
 
 	line("listen:    %s", c.Listen)
 	line("store:     %s", c.Store.Path)
+	if c.Store.Retention > 0 {
+		line("retention: decided requests removed %s after their last record, under a signed seal", days(c.Store.Retention))
+	}
 	line("signing:   key %s, issuer %q", c.Signing.KeyFile, c.Signing.Issuer)
 	if c.Admin.Token != "" {
 		line("admin:     enabled (token set)")

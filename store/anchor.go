@@ -29,8 +29,32 @@ type AnchorReport struct {
 	Anchors int     `json:"anchors"`
 	Newest  *Anchor `json:"newest,omitempty"` // the anchor furthest along the log
 	Head    Head    `json:"head"`             // the log's last record
-	Break   *Break  `json:"break,omitempty"`
+	// BeforeSeal counts the anchors of records retention removed: they
+	// precede the seal the log begins after, and can be checked only
+	// against the records exported before removal.
+	BeforeSeal int    `json:"before_seal,omitempty"`
+	Break      *Break `json:"break,omitempty"`
 }
+
+// AfterSeal splits off the anchors of records a retention seal at seal
+// removed (nil seal: none were removed). The seal's own record stays to be
+// checked: the log's reader yields the seal first.
+func AfterSeal(seal *Head, anchors []Anchor) (kept []Anchor, before int) {
+	if seal == nil {
+		return anchors, 0
+	}
+	for _, a := range anchors {
+		if a.Seq < seal.Seq {
+			before++
+			continue
+		}
+		kept = append(kept, a)
+	}
+	return kept, before
+}
+
+// ParseSeal reads the place a retention seal line names.
+func ParseSeal(line []byte) (*Head, error) { return parseSeal(line) }
 
 // CheckAnchors holds anchors against the log that records yields, in order
 // of sequence. Every anchored record must be in the log with the anchored
@@ -92,8 +116,17 @@ func stamp(t time.Time) string {
 func (s *Store) CheckAnchors(anchors []Anchor) (AnchorReport, error) {
 	var rep AnchorReport
 	err := s.db.View(func(tx *bolt.Tx) error {
-		var err error
-		rep, err = CheckAnchors(anchors, func(yield func(Head) error) error {
+		seal, err := sealOf(tx)
+		if err != nil {
+			return err
+		}
+		kept, before := AfterSeal(seal, anchors)
+		rep, err = CheckAnchors(kept, func(yield func(Head) error) error {
+			if seal != nil {
+				if err := yield(*seal); err != nil {
+					return err
+				}
+			}
 			c := tx.Bucket(bucketAudit).Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
 				var rec struct {
@@ -108,6 +141,8 @@ func (s *Store) CheckAnchors(anchors []Anchor) (AnchorReport, error) {
 			}
 			return nil
 		})
+		rep.Anchors += before
+		rep.BeforeSeal = before
 		return err
 	})
 	return rep, err

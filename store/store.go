@@ -37,9 +37,8 @@ var (
 
 	keySchema    = []byte("schema_version")
 	keyAuditHead = []byte("audit_head")
+	keyAuditSeal = []byte("audit_seal") // the retention seal (retention.go)
 )
-
-const schemaVersion = 1
 
 // ErrNotFound is returned for an unknown request id.
 var ErrNotFound = errors.New("not found")
@@ -102,7 +101,11 @@ func Open(path string, o Options) (*Store, error) {
 	if o.ReadOnly {
 		close(s.done)
 		s.closed = true
-		return s, s.checkSchema()
+		if err := s.checkSchema(); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		return s, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations} {
@@ -110,11 +113,7 @@ func Open(path string, o Options) (*Store, error) {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keySchema); v == nil {
-			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
-		}
-		return nil
+		return migrate(tx)
 	})
 	if err == nil {
 		err = s.checkSchema()
@@ -165,8 +164,12 @@ func (s *Store) checkSchema() error {
 		if len(v) != 4 {
 			return errors.New("not an approvebot store (no schema version)")
 		}
-		if got := binary.BigEndian.Uint32(v); got != schemaVersion {
-			return fmt.Errorf("store schema version %d, this approvebot reads %d", got, schemaVersion)
+		got := binary.BigEndian.Uint32(v)
+		if err := newerError(got); err != nil {
+			return err
+		}
+		if got < schemaVersion && (!s.db.IsReadOnly() || got < oldestReadable) {
+			return fmt.Errorf("store schema version %d is older than this approvebot's (%d) and was not migrated", got, schemaVersion)
 		}
 		return nil
 	})

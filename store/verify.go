@@ -30,7 +30,11 @@ type VerifyReport struct {
 	Requests int    `json:"requests"`
 	Entries  int    `json:"entries"`
 	Head     string `json:"head"`
-	Break    *Break `json:"break,omitempty"`
+	// Seal is the retention seal the log begins after (none when no
+	// records were ever removed): a signed checkpoint line, whose signature
+	// the caller checks (Verify cannot: it has no key).
+	Seal  json.RawMessage `json:"seal,omitempty"`
+	Break *Break          `json:"break,omitempty"`
 }
 
 // EntryDigester recomputes a chain entry's digest; ResolutionDigester a
@@ -47,6 +51,17 @@ func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDig
 	err := s.db.View(func(tx *bolt.Tx) error {
 		prev := ""
 		var expectSeq uint64 = 1
+		// After retention the log begins after the seal: its first record
+		// links to the sealed digest.
+		if raw := tx.Bucket(bucketMeta).Get(keyAuditSeal); raw != nil {
+			rep.Seal = bytes.Clone(raw)
+			seal, err := parseSeal(raw)
+			if err != nil {
+				rep.Break = &Break{Problem: err.Error()}
+				return nil
+			}
+			prev, expectSeq = seal.Digest, seal.Seq+1
+		}
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			rep.Records++
@@ -56,7 +71,13 @@ func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDig
 				return nil
 			}
 			if rec.Seq != expectSeq || keySeq(k) != expectSeq {
-				rep.Break = &Break{Seq: expectSeq, Problem: fmt.Sprintf("sequence gap: found record %d", rec.Seq)}
+				problem := fmt.Sprintf("sequence gap: found record %d", rec.Seq)
+				if rep.Records == 1 && rep.Seal == nil {
+					problem += " first, and no retention seal says why the records before it are gone"
+				} else if rep.Records == 1 {
+					problem += " first, but the retention seal ends at record " + fmt.Sprint(expectSeq-1)
+				}
+				rep.Break = &Break{Seq: expectSeq, Problem: problem}
 				return nil
 			}
 			// The digest covers the record as decoded, and decoding forgives
@@ -67,7 +88,11 @@ func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDig
 				return nil
 			}
 			if rec.Prev != prev {
-				rep.Break = &Break{Seq: rec.Seq, Problem: "link to the previous record does not match its digest"}
+				problem := "link to the previous record does not match its digest"
+				if rep.Records == 1 && rep.Seal != nil {
+					problem = "link to the previous record does not match the digest the retention seal vouches for"
+				}
+				rep.Break = &Break{Seq: rec.Seq, Problem: problem}
 				return nil
 			}
 			d, err := RecordDigest(rec)

@@ -91,7 +91,8 @@ type harness struct {
 	env    map[string]string
 	config string
 
-	// clock, when set, is the engine's clock: the test moves it.
+	// clock, when set, is the engine's clock (serveWithClock) and that of
+	// operator commands (withClock): the test moves it.
 	clock *bot.ManualClock
 
 	url    string
@@ -156,7 +157,7 @@ func (h *harness) getenv(k string) (string, bool) {
 // start runs `approvebot serve` and waits for it to listen.
 func (h *harness) start() {
 	h.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(h.context())
 	pr, pw := io.Pipe()
 	h.logs = &syncBuffer{}
 	h.cancel = cancel
@@ -178,6 +179,14 @@ func (h *harness) start() {
 	go io.Copy(io.Discard, pr)
 	h.url = strings.TrimSpace(strings.TrimPrefix(line, "approvebot listening on "))
 	h.t.Cleanup(h.stop)
+}
+
+// context is where run starts: the background, with the test's clock.
+func (h *harness) context() context.Context {
+	if h.clock != nil {
+		return withClock(context.Background(), h.clock)
+	}
+	return context.Background()
 }
 
 // stop asks approvebot to stop, as SIGTERM does, and waits for it.

@@ -23,7 +23,8 @@ var synopsis = map[string]string{
 	"check":          "--config FILE\n\nValidate the config, warn about what would fail at start, and print a summary.",
 	"doctor":         "--config FILE [--public-url URL]\n\nCheck that the setup works: store, signing key, Slack and Teams credentials, channels, people.",
 	"audit verify":   "--config FILE\n\nRecompute every digest and link of the audit trail; exit 1 and name the first break.",
-	"audit export":   "--config FILE [--request ID] [--since T] [--until T]\n\nWrite audit records as JSON lines.",
+	"audit export":   "--config FILE [--request ID] [--since T] [--until T | --before T]\n\nWrite audit records as JSON lines.",
+	"compact":        "--config FILE\n\nWith the service stopped: apply store.retention, then shrink the store file to its\nlive data (copied into a new file, checked, renamed over the store).",
 	"audit show":     "--config FILE ID\n\nPrint one request's story.",
 	"teams channels": "--config FILE\n\nList the Teams channels the bot knows.",
 	"teams package":  "--app-id ID [--out FILE] [--privacy-url URL] [--terms-url URL]\n\nBuild the Teams app package (zip).",
@@ -37,7 +38,7 @@ var synopsis = map[string]string{
 var groupHelp = map[string]string{
 	"audit": `Usage:
   approvebot audit verify --config FILE
-  approvebot audit export --config FILE [--request ID] [--since T] [--until T]
+  approvebot audit export --config FILE [--request ID] [--since T] [--until T | --before T]
   approvebot audit show --config FILE ID
 
 Run "approvebot audit SUBCOMMAND -h" for a subcommand's flags.

@@ -34,9 +34,11 @@ Usage:
   approvebot audit verify --config FILE [--checkpoints FILE] [--receipts FILE] [--jwks FILE]
                                           recompute every digest and link of the audit trail,
                                           and check it holds what checkpoints and receipts vouch for
-  approvebot audit export --config FILE [--request ID] [--since T] [--until T]
+  approvebot audit export --config FILE [--request ID] [--since T] [--until T | --before T]
                                           write audit records as JSON lines
   approvebot audit show --config FILE ID  print one request's story
+  approvebot compact --config FILE        with the service stopped: apply store.retention and
+                                          shrink the store file to its live data
   approvebot teams channels --config FILE list the Teams channels the bot knows
   approvebot teams package --app-id ID --out FILE
                                           build the Teams app package (zip)
@@ -81,6 +83,8 @@ func command(ctx context.Context, args []string, getenv func(string) (string, bo
 		return cmdDoctor(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args[1:], getenv, stdout, stderr)
+	case "compact":
+		return cmdCompact(ctx, args[1:], getenv, stdout, stderr)
 	case "teams":
 		return cmdTeams(ctx, args[1:], getenv, stdout, stderr)
 	case "agt":

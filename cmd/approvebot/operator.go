@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -174,6 +175,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 	request := fs.String("request", "", "export: only this request's records")
 	since := fs.String("since", "", "export: records at or after this RFC 3339 time")
 	until := fs.String("until", "", "export: records before this RFC 3339 time")
+	before := fs.String("before", "", "export: records before this RFC 3339 time (what store.retention would remove first)")
 	checkpoints := fs.String("checkpoints", "", "verify: a file of signed audit checkpoints (audit.checkpoints.file, or the \"audit checkpoint\" log lines)")
 	receipts := fs.String("receipts", "", "verify: a file of decisions agents kept, one a line (answer JSON or identity_assertion token)")
 	jwks := fs.String("jwks", "", "verify: the JWKS to check checkpoints and receipts with (default: the public half of signing.key_file)")
@@ -205,7 +207,25 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 			fmt.Fprintf(stdout, "checked %d audit records, %d requests, %d chain entries before the break\n", rep.Records, rep.Requests, rep.Entries)
 			return errors.New("audit trail verification failed")
 		}
+		var seal *store.Head
+		if rep.Seal != nil {
+			// Records before the seal were removed by retention: the log is
+			// proved from the seal on, and the seal only by its signature.
+			keys, err := verifyKeys(cfg, *jwks)
+			if err != nil {
+				return fmt.Errorf("the audit log begins after a retention seal, whose signature must be checked: %w", err)
+			}
+			h, err := bot.VerifySeal(rep.Seal, keys, cfg.Signing.Issuer)
+			if err != nil {
+				fmt.Fprintf(stdout, "BROKEN at the retention seal: %v\n", err)
+				return errors.New("audit trail verification failed: the retention seal the log begins after is not one approvebot signed")
+			}
+			seal = &h
+		}
 		fmt.Fprintf(stdout, "audit trail intact: %d records, %d requests, %d chain entries\nhead %s\n", rep.Records, rep.Requests, rep.Entries, rep.Head)
+		if seal != nil {
+			fmt.Fprintf(stdout, "begins after the signed retention seal of record %d (%s): the records up to it were removed by store.retention\n", seal.Seq, seal.Digest)
+		}
 		if anchors == nil {
 			return nil
 		}
@@ -213,7 +233,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 		if b.store != nil {
 			arep, err = b.store.CheckAnchors(anchors)
 		} else {
-			arep, err = b.checkAnchors(ctx, anchors)
+			arep, err = b.checkAnchors(ctx, seal, anchors)
 		}
 		if err != nil {
 			return err
@@ -222,17 +242,26 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 			fmt.Fprintf(stdout, "BROKEN at %s\n", display.Terminal(arep.Break.Error()))
 			return errors.New("audit trail verification failed: the log does not hold what its checkpoints or receipts vouch for")
 		}
+		if arep.BeforeSeal > 0 {
+			fmt.Fprintf(stdout, "%d checkpoints and receipts vouch for records retention removed: check those against the records exported before removal\n", arep.BeforeSeal)
+		}
 		n := arep.Newest
+		if n == nil {
+			return nil
+		}
 		fmt.Fprintf(stdout, "anchored: the log holds all %d checkpoints and receipts; the newest, %s, vouches for record %d signed at %s, and the log reaches record %d\n",
 			arep.Anchors, n.Source, n.Seq, n.At.UTC().Format(time.RFC3339), arep.Head.Seq)
 		return nil
 	case "export":
+		if *until != "" && *before != "" {
+			return usageError("--until and --before say the same: give one")
+		}
 		f := bot.AuditFilter{RequestID: *request}
 		q := url.Values{}
 		for _, p := range []struct {
 			flag, val string
 			dst       *time.Time
-		}{{"since", *since, &f.Since}, {"until", *until, &f.Until}} {
+		}{{"since", *since, &f.Since}, {"until", *until, &f.Until}, {"before", *before, &f.Until}} {
 			if p.val == "" {
 				continue
 			}
@@ -241,7 +270,7 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 				return usageError(fmt.Sprintf("--%s: want an RFC 3339 time such as 2026-01-02T15:04:05Z", p.flag))
 			}
 			*p.dst = t
-			q.Set(p.flag, p.val)
+			q.Set(strings.Replace(p.flag, "before", "until", 1), p.val)
 		}
 		if *request != "" {
 			q.Set("request", *request)
@@ -307,22 +336,9 @@ func readAnchors(cfg *policy.Config, checkpoints, receipts, jwksFile string) ([]
 		}
 		return nil, nil
 	}
-	var jwks []byte
-	if jwksFile != "" {
-		var err error
-		if jwks, err = os.ReadFile(jwksFile); err != nil {
-			return nil, fmt.Errorf("--jwks: %w", err)
-		}
-	} else {
-		key, err := signing.LoadKey(cfg.Signing.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("checking signatures needs the public key: %w (or give --jwks FILE, saved from /.well-known/jwks.json)", err)
-		}
-		jwks = signing.NewSigner(key, cfg.Signing.Issuer).JWKS()
-	}
-	keys, err := signing.ParseKeySet(jwks)
+	keys, err := verifyKeys(cfg, jwksFile)
 	if err != nil {
-		return nil, fmt.Errorf("--jwks %s: %w", jwksFile, err)
+		return nil, err
 	}
 	anchors := []store.Anchor{}
 	for _, src := range []struct {
@@ -349,14 +365,43 @@ func readAnchors(cfg *policy.Config, checkpoints, receipts, jwksFile string) ([]
 	return anchors, nil
 }
 
+// verifyKeys is the public key signatures are checked with: from --jwks,
+// or the public half of signing.key_file.
+func verifyKeys(cfg *policy.Config, jwksFile string) (*signing.KeySet, error) {
+	var jwks []byte
+	if jwksFile != "" {
+		var err error
+		if jwks, err = os.ReadFile(jwksFile); err != nil {
+			return nil, fmt.Errorf("--jwks: %w", err)
+		}
+	} else {
+		key, err := signing.LoadKey(cfg.Signing.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("checking signatures needs the public key: %w (or give --jwks FILE, saved from /.well-known/jwks.json)", err)
+		}
+		jwks = signing.NewSigner(key, cfg.Signing.Issuer).JWKS()
+	}
+	keys, err := signing.ParseKeySet(jwks)
+	if err != nil {
+		return nil, fmt.Errorf("--jwks %s: %w", jwksFile, err)
+	}
+	return keys, nil
+}
+
 // checkAnchors holds anchors against the running server's log, read through
 // the admin API's export.
-func (b *backend) checkAnchors(ctx context.Context, anchors []store.Anchor) (store.AnchorReport, error) {
+func (b *backend) checkAnchors(ctx context.Context, seal *store.Head, anchors []store.Anchor) (store.AnchorReport, error) {
 	pr, pw := io.Pipe()
 	defer pr.Close()
 	go func() { pw.CloseWithError(b.get(ctx, "/admin/audit", nil, pw)) }()
 	dec := json.NewDecoder(pr)
-	return store.CheckAnchors(anchors, func(yield func(store.Head) error) error {
+	kept, before := store.AfterSeal(seal, anchors)
+	rep, err := store.CheckAnchors(kept, func(yield func(store.Head) error) error {
+		if seal != nil {
+			if err := yield(*seal); err != nil {
+				return err
+			}
+		}
 		for {
 			var rec struct {
 				Seq    uint64 `json:"seq"`
@@ -372,6 +417,9 @@ func (b *backend) checkAnchors(ctx context.Context, anchors []store.Anchor) (sto
 			}
 		}
 	})
+	rep.Anchors += before
+	rep.BeforeSeal = before
+	return rep, err
 }
 
 // printStory prints a request's story for an operator's terminal. Agent

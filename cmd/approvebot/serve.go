@@ -179,7 +179,8 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile, Log: cfg.Audit.CheckpointLog, Interval: cfg.Audit.CheckpointInterval}
 		warnSameVolume(log, cfg)
 	}
-	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints, Clock: clock})
+	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints,
+		Retention: cfg.Store.Retention, Clock: clock})
 	if err != nil {
 		return fail(err)
 	}
