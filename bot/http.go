@@ -6,9 +6,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,7 +85,20 @@ func NewServer(cfg ServerConfig) *Server {
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A panic must reach the caller as a refusal, not as a dropped
+	// connection an agent could mistake for anything.
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			writeError(w, approvebot.Errorf(approvebot.EUnavailable, "approvebot failed while answering; nothing was approved"))
+		}
+	}()
+	s.mux.ServeHTTP(w, r)
+}
 
 // Drain makes held requests answer now: the request stays pending in the
 // store, and the answer tells the agent it was not decided. Used at the end

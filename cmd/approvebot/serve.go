@@ -273,7 +273,7 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 func (svc *service) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- svc.http.Serve(svc.listener) }()
-	var socketFailed error
+	var socketFailed, damaged error
 	select {
 	case err := <-errc:
 		svc.close(context.Background())
@@ -283,9 +283,15 @@ func (svc *service) serve(ctx context.Context) error {
 		// waiting out a grace period nobody can use, and exit non-zero.
 		svc.log.Error("stopping: the Slack socket is gone", "err", socketFailed)
 	case <-ctx.Done():
+	case <-svc.store.Failed():
+		// Nothing more can be read or recorded: held agents are answered
+		// "still pending" at once (a retry reattaches once the file is
+		// repaired) and the process exits non-zero.
+		damaged = svc.store.Err()
+		svc.log.Error("stopping: the store failed; nothing more is served from it", "err", damaged, "stack", string(svc.store.Stack()))
 	}
 	grace := svc.config().ShutdownGrace // as last reloaded
-	if socketFailed != nil {
+	if socketFailed != nil || damaged != nil {
 		grace = 0
 	}
 	svc.log.Info("stopping: no new requests; held requests wait up to the grace period", "grace", grace)
@@ -316,6 +322,9 @@ func (svc *service) serve(ctx context.Context) error {
 	}
 	if socketFailed != nil {
 		return socketFailed
+	}
+	if damaged != nil {
+		return fmt.Errorf("store: %w; restore the file from a backup", damaged)
 	}
 	svc.log.Info("stopped")
 	return nil
