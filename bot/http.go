@@ -58,6 +58,8 @@ type Server struct {
 
 	closed atomic.Bool // StopIntake was called
 
+	hangups hangups // held agents that close their connection
+
 	heldMu      sync.Mutex
 	held        int           // callers waiting in hold or a long poll
 	heldChanged chan struct{} // closed and replaced whenever held drops
@@ -97,6 +99,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(w, approvebot.Errorf(approvebot.EUnavailable, "approvebot failed while answering; nothing was approved"))
 		}
 	}()
+	Serving(r.Context())
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -325,30 +328,37 @@ func (s *Server) waitOrDrain(ctx context.Context, cancel context.CancelFunc, id 
 	return s.engine.Wait(ctx, id)
 }
 
+// handleReady answers ready or not ready and nothing more: anyone can ask,
+// and why approvebot is not ready (a platform's error, the store's) is for
+// the log and the admin API (Readiness).
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
+	if ok, _ := s.Readiness(); !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Readiness reports whether approvebot takes requests, and if not why. It
+// calls no platform: Ready reports a check made in the background.
+func (s *Server) Readiness() (bool, string) {
 	select {
 	case <-s.draining:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
-		return
+		return false, "shutting down"
 	default:
 	}
 	if s.closed.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
-		return
+		return false, "shutting down"
 	}
 	if err := s.engine.Store().Ping(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
-		return
+		return false, "store unavailable: " + err.Error()
 	}
 	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": err.Error()})
-			return
+		if err := s.cfg.Ready(context.Background()); err != nil {
+			return false, err.Error()
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return true, "ready"
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,121 @@
+package bot
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// hangups notices held agents that close their connection, with one epoll
+// set and one goroutine for all of them: a goroutine parked in Read per
+// held agent would cost the stack that detaching them saved.
+type hangups struct {
+	once sync.Once
+	err  error
+	ep   int
+
+	mu    sync.Mutex
+	conns map[int32]*hangupWatch
+}
+
+type hangupWatch struct {
+	rc   syscall.RawConn
+	gone func()
+}
+
+// watch calls gone once the peer of conn has closed or reset it. stop must
+// be called before conn is closed (its descriptor may then be reused).
+// ok is false when conn cannot be watched.
+func (hw *hangups) watch(conn net.Conn, gone func()) (stop func(), ok bool) {
+	hw.once.Do(hw.start)
+	if hw.err != nil {
+		return nil, false
+	}
+	if lc, isLimited := conn.(*limitedConn); isLimited {
+		conn = lc.Conn
+	}
+	sc, isSys := conn.(syscall.Conn)
+	if !isSys {
+		return nil, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, false
+	}
+	fd := int32(-1)
+	if rc.Control(func(f uintptr) { fd = int32(f) }) != nil || fd < 0 {
+		return nil, false
+	}
+	w := &hangupWatch{rc: rc, gone: gone}
+	hw.mu.Lock()
+	hw.conns[fd] = w
+	err = unix.EpollCtl(hw.ep, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLRDHUP | unix.EPOLLET, Fd: fd})
+	if err != nil {
+		delete(hw.conns, fd)
+	}
+	hw.mu.Unlock()
+	if err != nil {
+		return nil, false
+	}
+	return func() {
+		hw.mu.Lock()
+		if hw.conns[fd] == w {
+			delete(hw.conns, fd)
+			_ = unix.EpollCtl(hw.ep, unix.EPOLL_CTL_DEL, int(fd), nil)
+		}
+		hw.mu.Unlock()
+	}, true
+}
+
+func (hw *hangups) start() {
+	hw.conns = map[int32]*hangupWatch{}
+	hw.ep, hw.err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if hw.err == nil {
+		go hw.loop()
+	}
+}
+
+func (hw *hangups) loop() {
+	events := make([]unix.EpollEvent, 128)
+	for {
+		n, err := unix.EpollWait(hw.ep, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			hw.mu.Lock()
+			w := hw.conns[ev.Fd]
+			hw.mu.Unlock()
+			// The event may be for a socket closed since, whose number a
+			// new one now has: ask the socket itself.
+			if w != nil && peerGone(w.rc) {
+				w.gone()
+			}
+		}
+	}
+}
+
+// peerGone peeks at the socket without blocking: end of stream or an error
+// means the agent is gone; pending bytes or nothing yet mean it is not.
+func peerGone(rc syscall.RawConn) bool {
+	gone := false
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case err == nil:
+			gone = n == 0
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		default:
+			gone = true
+		}
+		return true
+	})
+	return gone
+}
