@@ -20,16 +20,18 @@ import (
 // an agent's place in the second, and held agents never crowd out clicks.
 //
 // When every open slot is taken, Accept makes room by closing the
-// connection that has waited longest without a request in progress: one
-// still sending its headers, one idle between requests (clients retry
-// those), or a platform callback whose unverified body is still arriving.
-// A connection whose request is being served is never closed for room.
-// Only when none can be closed does Accept wait, new connections queuing
-// in the kernel's listen backlog.
+// connection that has waited longest, and at least patience, without a
+// request in progress: one still sending its headers, one idle between
+// requests, or a platform callback whose unverified body is still
+// arriving. A connection whose request is being served is never closed for
+// room, nor one that has just arrived (a burst of genuine clients is
+// queued, not cut off). Until one can be closed, new connections wait in
+// the kernel's listen backlog.
 type Listener struct {
 	net.Listener
-	open chan struct{} // a token per open connection
-	held chan struct{} // a token per held agent
+	open     chan struct{} // a token per open connection
+	held     chan struct{} // a token per held agent
+	patience time.Duration
 
 	mu      sync.Mutex
 	waiting map[*limitedConn]time.Time // closable for room, since when
@@ -39,10 +41,12 @@ type Listener struct {
 	closed    chan struct{}
 }
 
-// LimitListener wraps inner with maxOpen open and maxHeld held slots.
-func LimitListener(inner net.Listener, maxOpen, maxHeld int) *Listener {
+// LimitListener wraps inner with maxOpen open and maxHeld held slots;
+// a connection waiting for longer than patience may be closed for room.
+func LimitListener(inner net.Listener, maxOpen, maxHeld int, patience time.Duration) *Listener {
 	return &Listener{
 		Listener: inner,
+		patience: patience,
 		open:     make(chan struct{}, maxOpen),
 		held:     make(chan struct{}, maxHeld),
 		waiting:  map[*limitedConn]time.Time{},
@@ -55,11 +59,8 @@ func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case l.open <- struct{}{}:
 	default:
-		l.evictOne()
-		select {
-		case l.open <- struct{}{}:
-		case <-l.closed:
-			return nil, net.ErrClosed
+		if err := l.makeRoom(); err != nil {
+			return nil, err
 		}
 	}
 	c, err := l.Listener.Accept()
@@ -130,7 +131,25 @@ func (l *Listener) setWaiting(c *limitedConn, waiting bool) {
 	l.mu.Unlock()
 }
 
-// evictOne closes the connection that has waited longest.
+// makeRoom takes an open slot once one is free, closing a connection that
+// has waited past patience when there is one.
+func (l *Listener) makeRoom() error {
+	t := time.NewTicker(max(l.patience/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		l.evictOne()
+		select {
+		case l.open <- struct{}{}:
+			return nil
+		case <-l.closed:
+			return net.ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// evictOne closes the connection that has waited longest, if that is
+// longer than patience.
 func (l *Listener) evictOne() {
 	l.mu.Lock()
 	var victim *limitedConn
@@ -139,6 +158,9 @@ func (l *Listener) evictOne() {
 		if victim == nil || t.Before(since) {
 			victim, since = c, t
 		}
+	}
+	if victim != nil && time.Since(since) < l.patience {
+		victim = nil
 	}
 	delete(l.waiting, victim)
 	l.mu.Unlock()

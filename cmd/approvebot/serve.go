@@ -245,8 +245,10 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
 	}
 	// The cap counts TCP connections, under TLS: a handshake left half
-	// done holds a slot like headers left half sent.
-	limited := bot.LimitListener(inner, cfg.Server.MaxConnections, cfg.Server.MaxHeld)
+	// done holds a slot like headers left half sent. A connection that has
+	// taken half its header time without a request may give its slot to a
+	// new one.
+	limited := bot.LimitListener(inner, cfg.Server.MaxConnections, cfg.Server.MaxHeld, cfg.Server.HeaderTimeout/2)
 	svc.listener = limited
 	if tlsConfig != nil {
 		svc.listener = tls.NewListener(limited, tlsConfig)
