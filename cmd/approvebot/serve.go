@@ -15,7 +15,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/approvebot/approvebot/bot"
@@ -500,18 +499,3 @@ func (svc *service) config() *policy.Config {
 // maxCallbackBody bounds a platform callback's body; the adapters bound it
 // again at the same size.
 const maxCallbackBody = 1 << 20
-
-// warnDescriptors says so when the connection caps could exhaust the
-// process's descriptors before they are reached: accept would then fail
-// for everyone alike.
-func warnDescriptors(sc policy.ServerConfig, log *slog.Logger) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
-	}
-	const reserve = 64 // the store, the signing key, connections to the platforms
-	if need := uint64(sc.MaxConnections+sc.MaxHeld) + reserve; need > lim.Cur {
-		log.Warn("server.max_connections plus server.max_held exceed the open-file limit: lower them or raise the limit (ulimit -n, LimitNOFILE=)",
-			"max_connections", sc.MaxConnections, "max_held", sc.MaxHeld, "open_file_limit", lim.Cur)
-	}
-}
