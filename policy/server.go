@@ -35,7 +35,7 @@ const (
 	DefaultHeaderTimeout       = 5 * time.Second
 	DefaultMaxHeaderBytes      = 32 << 10
 	DefaultCallbackReadTimeout = 5 * time.Second
-	DefaultCallbackMemory      = 16 << 20
+	DefaultCallbackMemory      = 4 << 20
 )
 
 func (p *parser) server(top *object, cfg *Config) {
