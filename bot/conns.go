@@ -121,6 +121,15 @@ func Unverified(ctx context.Context) {
 	}
 }
 
+// connCloser returns what closes the request's connection (a no-op
+// without a Listener).
+func connCloser(ctx context.Context) func() {
+	if lc, ok := ctx.Value(connKey{}).(*limitedConn); ok {
+		return func() { lc.Close() }
+	}
+	return func() {}
+}
+
 func (l *Listener) setWaiting(c *limitedConn, waiting bool) {
 	l.mu.Lock()
 	if waiting {

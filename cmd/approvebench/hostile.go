@@ -104,9 +104,9 @@ func (b *bench) hostileRun() error {
 			peakMu.Unlock()
 		}
 	})
+	start := time.Now()
 	// Let the attack fill the slots before the agents start.
 	time.Sleep(sz.HostileFor / 5)
-	start := time.Now()
 	var lat []time.Duration
 	var latMu sync.Mutex
 	// A fixed number of agent requests, spread over the attack, so that the

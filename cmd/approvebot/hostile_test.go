@@ -116,7 +116,7 @@ func TestHostileConnectionsLeaveRoomForAgents(t *testing.T) {
 		closedByServer(t, c)
 	}
 	logs := h.logs.String()
-	for _, want := range []string{"did not arrive within server.callback_read_timeout", "fill server.callback_memory"} {
+	for _, want := range []string{"did not arrive within server.callback_read_timeout", "when server.callback_memory ran short"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the log does not say %q:\n%s", want, logs)
 		}
