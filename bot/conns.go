@@ -82,7 +82,7 @@ func (l *Listener) Close() error {
 // ConnState is http.Server's ConnState hook: a connection idle between
 // requests may be closed for room.
 func (l *Listener) ConnState(c net.Conn, st http.ConnState) {
-	lc, ok := c.(*limitedConn)
+	lc, ok := limitedOf(c)
 	if !ok {
 		return
 	}
@@ -97,7 +97,7 @@ func (l *Listener) ConnState(c net.Conn, st http.ConnState) {
 // ConnContext is http.Server's ConnContext hook: it lets handlers reach
 // their connection (Serving, Unverified).
 func (l *Listener) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	if lc, ok := c.(*limitedConn); ok {
+	if lc, ok := limitedOf(c); ok {
 		return context.WithValue(ctx, connKey{}, lc)
 	}
 	return ctx
@@ -241,11 +241,21 @@ func (c *limitedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// slotHolder is what a hijacked connection offers when it came through a
-// Listener.
-type slotHolder interface{ hold() bool }
-
-var _ slotHolder = (*limitedConn)(nil)
+// limitedOf finds the Listener's connection under c, which may be wrapped
+// (a *tls.Conn when TLS is served over the Listener).
+func limitedOf(c net.Conn) (*limitedConn, bool) {
+	for c != nil {
+		switch v := c.(type) {
+		case *limitedConn:
+			return v, true
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
 
 // RegisterMetrics adds collectors (the listener's, the callback guard's) to
 // the engine's registry.

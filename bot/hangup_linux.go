@@ -34,7 +34,9 @@ func (hw *hangups) watch(conn net.Conn, gone func()) (stop func(), ok bool) {
 	if hw.err != nil {
 		return nil, false
 	}
-	if lc, isLimited := conn.(*limitedConn); isLimited {
+	// The socket itself, under TLS and the Listener's wrapper: a peer that
+	// hangs up is seen there whatever runs over it.
+	if lc, isLimited := limitedOf(conn); isLimited {
 		conn = lc.Conn
 	}
 	sc, isSys := conn.(syscall.Conn)
@@ -101,20 +103,17 @@ func (hw *hangups) loop() {
 	}
 }
 
-// peerGone peeks at the socket without blocking: end of stream or an error
-// means the agent is gone; pending bytes or nothing yet mean it is not.
+// peerGone peeks at the socket without blocking, after epoll said the peer
+// shut its end (or reset it): end of stream, an error, or bytes sent before
+// the shutdown (a TLS close_notify) mean the agent is gone. Nothing to read
+// means the event was for a socket closed since, whose number this one now
+// has.
 func peerGone(rc syscall.RawConn) bool {
 	gone := false
 	_ = rc.Read(func(fd uintptr) bool {
 		var b [1]byte
-		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case err == nil:
-			gone = n == 0
-		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
-		default:
-			gone = true
-		}
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		gone = !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
 		return true
 	})
 	return gone

@@ -60,8 +60,8 @@ func (s *Server) holdDetached(w http.ResponseWriter, r *http.Request, req *appro
 	_ = conn.SetDeadline(time.Time{})
 	// An authenticated agent waiting leaves the open connections' count
 	// for the held agents' (bot.Listener).
-	if sh, ok := conn.(slotHolder); ok {
-		sh.hold()
+	if lc, ok := limitedOf(conn); ok {
+		lc.hold()
 	}
 	h := &heldConn{s: s, conn: conn, caller: caller, req: req}
 	s.holding(1)

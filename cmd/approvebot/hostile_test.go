@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -279,4 +281,52 @@ func TestReadyzSaysOnlyReadyOrNot(t *testing.T) {
 func firstLine(s string) string {
 	line, _, _ := bufio.NewReader(strings.NewReader(s)).ReadLine()
 	return string(line)
+}
+
+// TestAbandonedHeldAgentsOverTLS: under TLS too, agents that hang up give
+// their held slot and their socket back at once, and held agents leave the
+// open connections' count.
+func TestAbandonedHeldAgentsOverTLS(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	certFile, keyFile := filepath.Join(h.dir, "tls.crt"), filepath.Join(h.dir, "tls.key")
+	writeCert(t, certFile, keyFile, 1)
+	h.rewriteConfig("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\ntls:\n  cert_file: "+certFile+"\n  key_file: "+keyFile)
+	h.start()
+	gauge := func(name string) int {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}
+		resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get(h.url + "/metrics")
+		if err != nil {
+			return -1
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return int(n)
+			}
+		}
+		return -1
+	}
+	const n = 20
+	var conns []*tls.Conn
+	for i := range n {
+		c, err := tls.Dial("tcp", strings.TrimPrefix(h.url, "https://"), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		b := requestNamed(fmt.Sprintf("transfer tls-%d", i))
+		fmt.Fprintf(c, "POST /v1/approvals HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", callerToken, len(b), b)
+		conns = append(conns, c)
+	}
+	eventually(t, "20 agents held in held slots", func() bool {
+		return gauge("approvebot_held_connections") == n && gauge("approvebot_held_slots") == n
+	})
+	for _, c := range conns {
+		c.Close()
+	}
+	eventually(t, "the held slots released", func() bool {
+		return gauge("approvebot_held_connections") == 0 && gauge("approvebot_held_slots") == 0
+	})
 }
