@@ -455,7 +455,7 @@ func (s *Store) Get(id string) (*approvebot.Request, error) {
 // Lookup finds a caller's schema 1.0 request by its approval_request_id.
 func (s *Store) Lookup(caller, requestID string) (*approvebot.Request, error) {
 	var r *approvebot.Request
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		r, err = lookupAgentID(tx, caller, requestID)
 		return err
@@ -468,7 +468,7 @@ func (s *Store) Lookup(caller, requestID string) (*approvebot.Request, error) {
 // index: operators' commands only.
 func (s *Store) Find(requestID string) ([]*approvebot.Request, error) {
 	var out []*approvebot.Request
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if r, err := getRequest(tx, requestID); err == nil && r.Schema == approvebot.SchemaV1 && r.ID == r.Fields.ApprovalRequestID {
 			out = append(out, r) // stored before the index existed
 		}
