@@ -16,6 +16,7 @@ type hangups struct {
 	once sync.Once
 	err  error
 	ep   int
+	wake int // an eventfd in the set: written to stop the loop
 
 	mu    sync.Mutex
 	conns map[int32]*hangupWatch
@@ -53,6 +54,10 @@ func (hw *hangups) watch(conn net.Conn, gone func()) (stop func(), ok bool) {
 	}
 	w := &hangupWatch{rc: rc, gone: gone}
 	hw.mu.Lock()
+	if hw.wake < 0 {
+		hw.mu.Unlock()
+		return nil, false
+	}
 	hw.conns[fd] = w
 	err = unix.EpollCtl(hw.ep, unix.EPOLL_CTL_ADD, int(fd), &unix.EpollEvent{Events: unix.EPOLLRDHUP | unix.EPOLLET, Fd: fd})
 	if err != nil {
@@ -66,7 +71,9 @@ func (hw *hangups) watch(conn net.Conn, gone func()) (stop func(), ok bool) {
 		hw.mu.Lock()
 		if hw.conns[fd] == w {
 			delete(hw.conns, fd)
-			_ = unix.EpollCtl(hw.ep, unix.EPOLL_CTL_DEL, int(fd), nil)
+			if hw.wake >= 0 {
+				_ = unix.EpollCtl(hw.ep, unix.EPOLL_CTL_DEL, int(fd), nil)
+			}
 		}
 		hw.mu.Unlock()
 	}, true
@@ -75,13 +82,40 @@ func (hw *hangups) watch(conn net.Conn, gone func()) (stop func(), ok bool) {
 func (hw *hangups) start() {
 	hw.conns = map[int32]*hangupWatch{}
 	hw.ep, hw.err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if hw.err == nil {
-		go hw.loop()
+	if hw.err != nil {
+		return
 	}
+	hw.wake, hw.err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if hw.err == nil {
+		hw.err = unix.EpollCtl(hw.ep, unix.EPOLL_CTL_ADD, hw.wake, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(hw.wake)})
+	}
+	if hw.err != nil {
+		unix.Close(hw.ep)
+		return
+	}
+	go hw.loop(int32(hw.wake))
 }
 
-func (hw *hangups) loop() {
+// close stops the loop; watch then reports false.
+func (hw *hangups) close() {
+	hw.once.Do(func() { hw.err = errors.New("closed") }) // never started
+	hw.mu.Lock()
+	defer hw.mu.Unlock()
+	if hw.err != nil || hw.wake < 0 {
+		return
+	}
+	var one [8]byte
+	one[0] = 1
+	_, _ = unix.Write(hw.wake, one[:])
+	hw.wake = -1
+}
+
+func (hw *hangups) loop(wake int32) {
 	events := make([]unix.EpollEvent, 128)
+	defer func() {
+		unix.Close(int(wake))
+		unix.Close(hw.ep)
+	}()
 	for {
 		n, err := unix.EpollWait(hw.ep, events, -1)
 		if err != nil {
@@ -91,6 +125,9 @@ func (hw *hangups) loop() {
 			return
 		}
 		for _, ev := range events[:n] {
+			if ev.Fd == wake {
+				return
+			}
 			hw.mu.Lock()
 			w := hw.conns[ev.Fd]
 			hw.mu.Unlock()

@@ -113,6 +113,10 @@ func (s *Server) Drain() {
 	})
 }
 
+// Close releases what the server keeps beside net/http (the watch on held
+// agents' connections), once no agent is held any more.
+func (s *Server) Close() { s.hangups.close() }
+
 // StopIntake refuses new approval requests (503) and makes /readyz fail, as
 // the first step of a shutdown. Everything else keeps working, clicks
 // above all, so requests already held can still be decided during the

@@ -50,10 +50,10 @@ func inspectFile(path string) (exists bool, err error) {
 		return true, fmt.Errorf("open %s: the file has mode %04o: group or others can write it, so its records prove nothing; run chmod 600 %s", path, perm, path)
 	}
 	if fi.Size() == 0 {
-		return true, fmt.Errorf("open %s: %w: the file is empty (0 bytes); approvebot creates its store itself when store.path does not exist: restore the file from a backup, or remove it to start a new, empty store", path, ErrNotStore)
+		return true, fmt.Errorf("open %s: it is %w: the file is empty (0 bytes); approvebot creates its store itself when store.path does not exist: restore the file from a backup, or remove it to start a new, empty store", path, ErrNotStore)
 	}
 	if err := checkLength(path, fi.Size()); err != nil {
-		return true, fmt.Errorf("open %s: %w: %v; restore the file from a backup", path, ErrNotStore, err)
+		return true, fmt.Errorf("open %s: it is %w: %v; restore the file from a backup", path, ErrNotStore, err)
 	}
 	return true, nil
 }

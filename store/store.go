@@ -114,7 +114,7 @@ func Open(path string, o Options) (*Store, error) {
 	if exists && !o.SkipCheck {
 		if err := checkConsistency(db); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("open %s: %w: %v; restore the file from a backup", path, ErrNotStore, err)
+			return nil, fmt.Errorf("open %s: it is %w: %v; restore the file from a backup", path, ErrNotStore, err)
 		}
 	}
 	s := &Store{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch, failed: make(chan struct{})}

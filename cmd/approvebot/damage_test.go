@@ -115,6 +115,12 @@ func TestStoreDamagedWhileServingFailsClosed(t *testing.T) {
 	held := h.submit(requestNamed("transfer held"), auth())
 	h.waitFor("the held request posted", func() bool { return h.slack.Posts("C0TREASURY") >= 1 })
 	h.waitRecordedPosts(2)
+	// Nothing left for the outbox: the next read of the file is the
+	// agent's.
+	eventually(t, "the outbox idle", func() bool {
+		r, err := h.tryDo(http.MethodGet, "/metrics", nil, nil)
+		return err == nil && strings.Contains(string(r.body), "\napprovebot_outbox_jobs 0\n")
+	})
 
 	path := filepath.Join(h.dir, "approvebot.db")
 	fi, err := os.Stat(path)

@@ -358,6 +358,7 @@ func (svc *service) serve(ctx context.Context) error {
 }
 
 func (svc *service) close(ctx context.Context) {
+	svc.api.Close()
 	if svc.stopSocket != nil {
 		svc.stopSocket()
 	}
@@ -418,11 +419,17 @@ type platformReadiness struct {
 
 func newPlatformReadiness(ctx context.Context, platforms []bot.Platform, log *slog.Logger) *platformReadiness {
 	pr := &platformReadiness{platforms: platforms, log: log, err: errors.New("the platforms have not been checked yet")}
+	first := make(chan struct{})
 	go func() {
 		t := time.NewTicker(readinessInterval)
 		defer t.Stop()
 		for {
 			pr.check(ctx)
+			select {
+			case <-first:
+			default:
+				close(first)
+			}
 			select {
 			case <-ctx.Done():
 				return
@@ -430,6 +437,12 @@ func newPlatformReadiness(ctx context.Context, platforms []bot.Platform, log *sl
 			}
 		}
 	}()
+	// Ready as soon as started, when the platforms answer at once; a slow
+	// one is waited for in the background, not by the start.
+	select {
+	case <-first:
+	case <-time.After(3 * time.Second):
+	}
 	return pr
 }
 
