@@ -22,9 +22,10 @@ import (
 // when a shutdown drains it. Until then it is a socket and this small
 // struct.
 //
-// The answer always closes the connection. A waiting agent that goes away
-// is not noticed until the answer is written; its request stays pending, as
-// it does when a held agent goes away inside net/http.
+// The answer always closes the connection. A waiting agent that closes its
+// end is noticed at once (hangups) and its descriptor released; its request
+// stays pending, for a retry to reattach to, as it does when a held agent
+// goes away inside net/http.
 
 // heldConn is one detached, waiting agent.
 type heldConn struct {
@@ -57,9 +58,17 @@ func (s *Server) holdDetached(w http.ResponseWriter, r *http.Request, req *appro
 	// pipelined request, which the closing answer turns away. net/http's
 	// read deadline (ReadTimeout) no longer applies: nothing reads here.
 	_ = conn.SetDeadline(time.Time{})
+	// An authenticated agent waiting leaves the open connections' count
+	// for the held agents' (bot.Listener).
+	if lc, ok := limitedOf(conn); ok {
+		lc.hold()
+	}
 	h := &heldConn{s: s, conn: conn, caller: caller, req: req}
 	s.holding(1)
 	s.engine.metrics.heldConns.Inc()
+	if stop, ok := s.hangups.watch(conn, h.gone); ok {
+		h.onStop(stop)
+	}
 
 	h.onStop(s.engine.Watch(req.ID, h.finish))
 	// The engine's own timer expires the request at its deadline; this one
@@ -97,12 +106,12 @@ func (h *heldConn) onStop(f func()) {
 	h.mu.Unlock()
 }
 
-// finish answers the agent with cur, once, and releases the wait.
-func (h *heldConn) finish(cur *approvebot.Request) {
+// end stops the wait, once: it reports false when it had ended already.
+func (h *heldConn) end() bool {
 	h.mu.Lock()
 	if h.done {
 		h.mu.Unlock()
-		return
+		return false
 	}
 	h.done = true
 	stops := h.stops
@@ -111,10 +120,30 @@ func (h *heldConn) finish(cur *approvebot.Request) {
 	for _, f := range stops {
 		f()
 	}
-	defer func() {
-		h.s.engine.metrics.heldConns.Dec()
-		h.s.holding(-1)
-	}()
+	return true
+}
+
+func (h *heldConn) release() {
+	h.s.engine.metrics.heldConns.Dec()
+	h.s.holding(-1)
+}
+
+// gone releases an agent that closed its connection before its answer.
+func (h *heldConn) gone() {
+	if !h.end() {
+		return
+	}
+	h.conn.Close()
+	h.release()
+	h.s.log.Info("agent went away; request stays pending", "request_id", h.req.ID)
+}
+
+// finish answers the agent with cur, once, and releases the wait.
+func (h *heldConn) finish(cur *approvebot.Request) {
+	if !h.end() {
+		return
+	}
+	defer h.release()
 	if !cur.Status.Final() {
 		h.s.log.Warn("answering a held request before its decision", "request_id", cur.ID)
 	}

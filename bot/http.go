@@ -6,9 +6,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +58,8 @@ type Server struct {
 
 	closed atomic.Bool // StopIntake was called
 
+	hangups hangups // held agents that close their connection
+
 	heldMu      sync.Mutex
 	held        int           // callers waiting in hold or a long poll
 	heldChanged chan struct{} // closed and replaced whenever held drops
@@ -83,7 +87,21 @@ func NewServer(cfg ServerConfig) *Server {
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// A panic must reach the caller as a refusal, not as a dropped
+	// connection an agent could mistake for anything.
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panicked", "path", r.URL.Path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			writeError(w, approvebot.Errorf(approvebot.EUnavailable, "approvebot failed while answering; nothing was approved"))
+		}
+	}()
+	Serving(r.Context())
+	s.mux.ServeHTTP(w, r)
+}
 
 // Drain makes held requests answer now: the request stays pending in the
 // store, and the answer tells the agent it was not decided. Used at the end
@@ -94,6 +112,10 @@ func (s *Server) Drain() {
 		s.drained()
 	})
 }
+
+// Close releases what the server keeps beside net/http (the watch on held
+// agents' connections), once no agent is held any more.
+func (s *Server) Close() { s.hangups.close() }
 
 // StopIntake refuses new approval requests (503) and makes /readyz fail, as
 // the first step of a shutdown. Everything else keeps working, clicks
@@ -310,30 +332,37 @@ func (s *Server) waitOrDrain(ctx context.Context, cancel context.CancelFunc, id 
 	return s.engine.Wait(ctx, id)
 }
 
+// handleReady answers ready or not ready and nothing more: anyone can ask,
+// and why approvebot is not ready (a platform's error, the store's) is for
+// the log and the admin API (Readiness).
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
+	if ok, _ := s.Readiness(); !ok {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Readiness reports whether approvebot takes requests, and if not why. It
+// calls no platform: Ready reports a check made in the background.
+func (s *Server) Readiness() (bool, string) {
 	select {
 	case <-s.draining:
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
-		return
+		return false, "shutting down"
 	default:
 	}
 	if s.closed.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
-		return
+		return false, "shutting down"
 	}
 	if err := s.engine.Store().Ping(); err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
-		return
+		return false, "store unavailable: " + err.Error()
 	}
 	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": err.Error()})
-			return
+		if err := s.cfg.Ready(context.Background()); err != nil {
+			return false, err.Error()
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	return true, "ready"
 }
 
 func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {

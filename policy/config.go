@@ -38,6 +38,7 @@ type Config struct {
 	Approvers map[string]approvebot.Group // by group name
 	Routes    []Route
 	Chains    map[string]ChainConfig // by chain id
+	Server    ServerConfig
 
 	// ShutdownGrace is how long, after SIGTERM, held requests keep waiting
 	// for a decision before they are answered "still pending".

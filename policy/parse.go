@@ -790,7 +790,7 @@ type groupRef struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls", "audit")
+	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls", "audit", "server")
 	if top == nil {
 		return nil
 	}
@@ -825,6 +825,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 		p.add(top.val["shutdown_grace"].Line, "shutdown_grace may be at most 10m, not %s", cfg.ShutdownGrace)
 	}
 
+	p.server(top, cfg)
 	p.callers(top, cfg)
 
 	if top.has("slack") {

@@ -308,7 +308,7 @@ func TestParseErrors(t *testing.T) {
 		marker string // the line the message must name; "" for none
 		want   string
 	}{
-		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, slack, teams, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url, tls, audit)`},
+		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, slack, teams, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url, tls, audit, server)`},
 		{name: "unknown nested key", doc: callersY + slackY + "approvers:\n  treasury-ops:\n    slack:\n      chanels: [C0X]\n      users: [U0A]\n", marker: "chanels",
 			want: `unknown key "chanels" in approvers.treasury-ops.slack (want channels, users, usergroups, notify)`},
 		{name: "app token without socket mode", doc: callersY + slackY + "  app_token: xapp-1-x\n" + groupsY, marker: "app_token",

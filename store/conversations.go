@@ -19,7 +19,7 @@ func (s *Store) PutConversation(key string, data []byte) error {
 // GetConversation returns the data under key, or nil when there is none.
 func (s *Store) GetConversation(key string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		out = bytes.Clone(tx.Bucket(bucketConversations).Get([]byte(key)))
 		return nil
 	})
@@ -29,7 +29,7 @@ func (s *Store) GetConversation(key string) ([]byte, error) {
 // ListConversations returns every stored reference by key.
 func (s *Store) ListConversations() (map[string][]byte, error) {
 	out := map[string][]byte{}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
 			out[string(k)] = bytes.Clone(v)
 			return nil

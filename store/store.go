@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +65,10 @@ type Options struct {
 	// would grow it past the cap fail with ErrFull, so a runaway never fills
 	// the disk that other services share.
 	MaxSize int64
+	// SkipCheck skips bbolt's consistency check of an existing file at
+	// open (the other checks still run): for tools that reopen a file they
+	// have just written.
+	SkipCheck bool
 }
 
 // Store is the bbolt file.
@@ -80,6 +85,11 @@ type Store struct {
 	notifyMu sync.Mutex
 	notify   func([]JobKey)
 	resolved func(*approvebot.Request)
+
+	failMu    sync.Mutex
+	failErr   error // set once bbolt panicked or faulted
+	failStack []byte
+	failed    chan struct{}
 }
 
 // Open opens or creates the file at path with mode 0600.
@@ -93,11 +103,21 @@ func Open(path string, o Options) (*Store, error) {
 	if o.MaxSize < 0 || int64(int(o.MaxSize)) != o.MaxSize {
 		return nil, fmt.Errorf("open %s: max size %d is out of range", path, o.MaxSize)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly, MaxSize: int(o.MaxSize)})
+	exists, err := inspectFile(path)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly, MaxSize: int(o.MaxSize)})
 	if err != nil {
 		return nil, openError(path, err)
 	}
-	s := &Store{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch}
+	if exists && !o.SkipCheck {
+		if err := checkConsistency(db); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("open %s: it is %w: %v; restore the file from a backup", path, ErrNotStore, err)
+		}
+	}
+	s := &Store{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch, failed: make(chan struct{})}
 	if o.ReadOnly {
 		close(s.done)
 		s.closed = true
@@ -135,7 +155,7 @@ func openError(path string, err error) error {
 	case errors.Is(err, berrors.ErrTimeout):
 		why = "the file is locked by another process (is another approvebot running on it?)"
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		why = "it is not an approvebot store (not a bbolt file, or a damaged one)"
+		return fmt.Errorf("open %s: it is %w (not a bbolt file, or a damaged one): %w", path, ErrNotStore, err)
 	case errors.Is(err, fs.ErrNotExist):
 		why = "its directory " + filepath.Dir(path) + " does not exist"
 	case errors.Is(err, syscall.EISDIR):
@@ -155,7 +175,7 @@ func openError(path string, err error) error {
 }
 
 func (s *Store) checkSchema() error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return errors.New("not an approvebot store (no meta bucket)")
@@ -184,6 +204,12 @@ func (s *Store) Close() error {
 	}
 	s.mu.Unlock()
 	<-s.done
+	if err := s.Err(); err != nil {
+		// bbolt may have panicked holding its own locks: closing could
+		// wait forever. The process is about to exit, which releases the
+		// file.
+		return err
+	}
 	return s.db.Close()
 }
 
@@ -246,6 +272,9 @@ func (s *Store) write(fn func(tx *bolt.Tx) error) error {
 
 func (s *Store) writer() {
 	defer close(s.done)
+	// A fault on the memory map (a page the file no longer holds) becomes a
+	// panic that commit recovers, not the end of the process.
+	debug.SetPanicOnFault(true)
 	batch := make([]*op, 0, s.max)
 	for o := range s.ops {
 		batch = append(batch[:0], o)
@@ -276,6 +305,25 @@ func (f *failedOp) Error() string { return f.err.Error() }
 // rolled back and that op gets its error; the others are committed without
 // it, so one bad transition never takes others down or half-writes.
 func (s *Store) commit(batch []*op) {
+	if err := s.Err(); err != nil {
+		for _, o := range batch {
+			o.done <- err
+		}
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			// Every op still in the batch learns that nothing was written;
+			// those that were answered before the panic keep their answer.
+			err := s.fail(p, debug.Stack())
+			for _, o := range batch {
+				select {
+				case o.done <- err:
+				default:
+				}
+			}
+		}
+	}()
 	for len(batch) > 0 {
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			for i, o := range batch {
@@ -396,7 +444,7 @@ func putRequest(tx *bolt.Tx, r *approvebot.Request) error {
 // Get returns the stored request.
 func (s *Store) Get(id string) (*approvebot.Request, error) {
 	var r *approvebot.Request
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		r, err = getRequest(tx, id)
 		return err
@@ -407,7 +455,7 @@ func (s *Store) Get(id string) (*approvebot.Request, error) {
 // Lookup finds a caller's schema 1.0 request by its approval_request_id.
 func (s *Store) Lookup(caller, requestID string) (*approvebot.Request, error) {
 	var r *approvebot.Request
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		r, err = lookupAgentID(tx, caller, requestID)
 		return err
@@ -420,7 +468,7 @@ func (s *Store) Lookup(caller, requestID string) (*approvebot.Request, error) {
 // index: operators' commands only.
 func (s *Store) Find(requestID string) ([]*approvebot.Request, error) {
 	var out []*approvebot.Request
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if r, err := getRequest(tx, requestID); err == nil && r.Schema == approvebot.SchemaV1 && r.ID == r.Fields.ApprovalRequestID {
 			out = append(out, r) // stored before the index existed
 		}
@@ -451,7 +499,7 @@ func (s *Store) Status(id string) (approvebot.Status, error) {
 	var st struct {
 		Status approvebot.Status `json:"status"`
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketRequests).Get([]byte(id))
 		if v == nil {
 			return ErrNotFound
@@ -711,7 +759,7 @@ func (s *Store) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.D
 // Jobs lists every outbox job still owed, for the worker at start.
 func (s *Store) Jobs() ([]JobKey, error) {
 	var out []JobKey
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, _ []byte) error {
 			j, err := parseJobKey(k)
 			if err != nil {
@@ -727,7 +775,7 @@ func (s *Store) Jobs() ([]JobKey, error) {
 // Pending calls fn with the id and deadline of every pending request, soonest
 // deadline first, without loading the requests.
 func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
 			if len(k) < 9 {
 				return fmt.Errorf("malformed pending key %q", k)
@@ -862,7 +910,7 @@ func ownerSlow(v []byte) (*approvebot.Request, error) {
 
 // Each calls fn for every stored request (oldest id order is not promised).
 func (s *Store) Each(fn func(r *approvebot.Request) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
 			var r approvebot.Request
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -882,7 +930,7 @@ type Stats struct {
 // Stats counts the buckets.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		st.Requests = tx.Bucket(bucketRequests).Stats().KeyN
 		st.Pending = tx.Bucket(bucketPending).Stats().KeyN
 		st.Outbox = tx.Bucket(bucketOutbox).Stats().KeyN
@@ -901,9 +949,12 @@ func (s *Store) Ping() error {
 	if closed {
 		return ErrClosed
 	}
+	if err := s.Err(); err != nil {
+		return err
+	}
 	_, err := os.Stat(s.path)
 	if err != nil {
 		return err
 	}
-	return s.db.View(func(tx *bolt.Tx) error { return nil })
+	return s.view(func(tx *bolt.Tx) error { return nil })
 }

@@ -48,7 +48,7 @@ type (
 // request's chain entries and resolution, and reports the first break.
 func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDigester) (VerifyReport, error) {
 	var rep VerifyReport
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		prev := ""
 		var expectSeq uint64 = 1
 		// After retention the log begins after the seal: its first record

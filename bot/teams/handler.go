@@ -50,6 +50,13 @@ func (t *Teams) serveActivity(w http.ResponseWriter, r *http.Request, d bot.Deci
 		t.refuse(w, unauthorized("no Authorization header"), "")
 		return
 	}
+	// The token is in the header: check it before reading a byte of the
+	// body, so that only the Bot Connector can make approvebot hold one.
+	tok, err := t.validator.verifyToken(ctx, header)
+	if err != nil {
+		t.refuse(w, err, "")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActivityBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -59,11 +66,6 @@ func (t *Teams) serveActivity(w http.ResponseWriter, r *http.Request, d bot.Deci
 			return
 		}
 		http.Error(w, "cannot read body", http.StatusBadRequest)
-		return
-	}
-	tok, err := t.validator.verifyToken(ctx, header)
-	if err != nil {
-		t.refuse(w, err, "")
 		return
 	}
 	in, err := parseActivity(body)

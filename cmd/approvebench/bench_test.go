@@ -56,6 +56,8 @@ func TestSmallRunWritesReport(t *testing.T) {
 		"| 6 | Pacing, 100 requests over 20 channels", "| 6 | Pacing, idle channel's post during the burst",
 		"## 6. Pacing", "| spread | 100 | 20 | 100 |", "| burst | 12 | 1 | 13 |",
 		"channel_interval: 0s",
+		"| H | Agent requests and clicks during the attack that failed | 0 of ", "## Hostile connections",
+		"bbolt's consistency check of the whole file at open",
 	} {
 		if !strings.Contains(report, want) {
 			t.Errorf("report lacks %q", want)

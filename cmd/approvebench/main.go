@@ -51,6 +51,10 @@ type sizes struct {
 	PaceSpread     int // requests spread over PaceChannels channels
 	PaceChannels   int
 	PaceBurst      int // requests to one channel, then one to an idle one
+	Hostile        int // slow unauthenticated clients
+	HostileFor     time.Duration
+	HostileClicks  int // held requests decided during the attack
+	HostileAgents  int // agent requests during the attack
 }
 
 func fullSizes() sizes {
@@ -69,6 +73,10 @@ func fullSizes() sizes {
 		PaceSpread:     1000,
 		PaceChannels:   50,
 		PaceBurst:      120,
+		Hostile:        300,
+		HostileFor:     30 * time.Second,
+		HostileClicks:  50,
+		HostileAgents:  300,
 	}
 }
 
@@ -88,11 +96,15 @@ func quickSizes() sizes {
 		PaceSpread:     100,
 		PaceChannels:   20,
 		PaceBurst:      12,
+		Hostile:        300,
+		HostileFor:     10 * time.Second,
+		HostileClicks:  10,
+		HostileAgents:  100,
 	}
 }
 
 // parts are the benchmark's parts, in the order they run.
-var parts = []string{"baselines", "intake", "held", "restart", "growth", "pacing"}
+var parts = []string{"baselines", "intake", "held", "restart", "growth", "pacing", "hostile"}
 
 type options struct {
 	sizes   sizes
@@ -123,7 +135,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	growthRequests := fs.Int("growth-requests", 0, "override: intake requests at each growth step")
 	baseline := fs.Int("baseline", 0, "override: transactions in each bbolt baseline")
 	levels := fs.String("concurrency", "", "override: comma-separated intake concurrencies (default 1,16,256)")
-	only := fs.String("only", "", "run only these parts, comma-separated: baselines,intake,held,restart,growth,pacing")
+	only := fs.String("only", "", "run only these parts, comma-separated: baselines,intake,held,restart,growth,pacing,hostile")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (agents and fake Slack) to the file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -279,6 +291,7 @@ func benchmark(ctx context.Context, o options) (*report, error) {
 		{"restart", b.restartRuns},
 		{"growth", b.growthRuns},
 		{"pacing", b.pacingRuns},
+		{"hostile", b.hostileRun},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {

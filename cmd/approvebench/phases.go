@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/approvebot/approvebot/store"
 )
 
 // freshServer starts a server on an empty store in a directory of its own.
@@ -146,6 +148,9 @@ type restartResult struct {
 	PrefillTook    time.Duration
 	Runs           []time.Duration
 	PendingSeen    float64 // the server's pending gauge once ready; -1 without metrics
+	// CheckTook is what bbolt's consistency check adds to opening the
+	// store; OpenTook is the open without it.
+	CheckTook, OpenTook time.Duration
 }
 
 func (b *bench) restartRuns() error {
@@ -161,8 +166,24 @@ func (b *bench) restartRuns() error {
 		return err
 	}
 	res.PrefillTook = time.Since(start)
-	if fi, err := os.Stat(filepath.Join(dir, "approvebot.db")); err == nil {
+	path := filepath.Join(dir, "approvebot.db")
+	if fi, err := os.Stat(path); err == nil {
 		res.FileBytes = fi.Size()
+	}
+	// What the consistency check at open costs: the same open without it.
+	for _, skip := range []bool{false, true} {
+		t0 := time.Now()
+		st, err := store.Open(path, store.Options{ReadOnly: true, SkipCheck: skip})
+		if err != nil {
+			return err
+		}
+		took := time.Since(t0)
+		st.Close()
+		if skip {
+			res.OpenTook, res.CheckTook = took, res.CheckTook-took
+		} else {
+			res.CheckTook = took
+		}
 	}
 	for i := range b.rep.Sizes.RestartRuns {
 		s, err := b.startServer(dir, nil)

@@ -68,9 +68,10 @@ routes:
     timeout: 1h
 `
 
-// writeConfig writes approvebot.yaml into dir for a fake at slackURL.
-func writeConfig(dir, slackURL string) (string, error) {
-	text := strings.NewReplacer("{{DIR}}", dir, "{{SLACK}}", slackURL).Replace(configTemplate)
+// writeConfig writes approvebot.yaml into dir for a fake at slackURL, with
+// extra top-level sections appended.
+func writeConfig(dir, slackURL string, extra ...string) (string, error) {
+	text := strings.NewReplacer("{{DIR}}", dir, "{{SLACK}}", slackURL).Replace(configTemplate) + strings.Join(extra, "")
 	path := filepath.Join(dir, "approvebot.yaml")
 	return path, os.WriteFile(path, []byte(text), 0o600)
 }
@@ -115,11 +116,11 @@ type server struct {
 // startServer runs `approvebot serve` on dir (which may hold a store already)
 // and waits until /readyz answers 200. The fake is the caller's, or a new
 // one when nil.
-func (b *bench) startServer(dir string, fake *slackfake.Fake) (*server, error) {
+func (b *bench) startServer(dir string, fake *slackfake.Fake, extraConfig ...string) (*server, error) {
 	if fake == nil {
 		fake = newFake()
 	}
-	return b.startServerWith(dir, fake, func() (string, error) { return writeConfig(dir, fake.URL()) })
+	return b.startServerWith(dir, fake, func() (string, error) { return writeConfig(dir, fake.URL(), extraConfig...) })
 }
 
 // startServerWith is startServer with the configuration file that config

@@ -147,6 +147,7 @@ func doctorStore(c *checklist, cfg *policy.Config) *store.Store {
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
 		c.fail("chmod 600 "+path, "store %s has mode %04o: group or others may write it", path, fi.Mode().Perm())
+		return nil // store.Open refuses it for the same reason
 	}
 	if f, err := os.OpenFile(path, os.O_RDWR, 0); err != nil {
 		c.fail("make the file readable and writable by the user approvebot runs as", "store %s cannot be written: %v", path, err)

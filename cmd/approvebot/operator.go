@@ -41,6 +41,10 @@ func openBackend(cfg *policy.Config) (*backend, error) {
 	if err == nil {
 		return &backend{store: st}, nil
 	}
+	if errors.Is(err, store.ErrNotStore) {
+		// Empty, truncated or inconsistent: no server can be serving it.
+		return nil, err
+	}
 	if _, statErr := os.Stat(cfg.Store.Path); statErr != nil {
 		return nil, fmt.Errorf("store %s: %w", cfg.Store.Path, statErr)
 	}

@@ -91,6 +91,7 @@ func restartOnly(a, b *policy.Config) []string {
 	diff("delivery", a.Delivery, b.Delivery)
 	diff("public_url", a.PublicURL, b.PublicURL)
 	diff("audit", a.Audit, b.Audit)
+	diff("server", a.Server, b.Server)
 	switch {
 	case (a.Slack == nil) != (b.Slack == nil):
 		keys = append(keys, "slack")

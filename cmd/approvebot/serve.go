@@ -185,14 +185,27 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		return fail(err)
 	}
 	handlers := map[string]http.Handler{}
+	// Platform callbacks are unauthenticated until their body is read.
+	guard := bot.NewCallbackGuard(cfg.Server.CallbackReadTimeout, cfg.Server.CallbackMemory, log)
 	if svc.slack != nil && !svc.slack.SocketMode() {
-		handlers["POST /slack/interactions"] = svc.slack.Handler(svc.engine)
+		handlers["POST /slack/interactions"] = guard.Wrap(svc.slack.Handler(svc.engine), maxCallbackBody)
 	}
 	if svc.teams != nil {
-		handlers["POST /teams/messages"] = svc.teams.Handler(svc.engine)
+		handlers["POST /teams/messages"] = guard.Wrap(svc.teams.Handler(svc.engine), maxCallbackBody)
 	}
 	if cfg.Admin.Token != "" {
-		extra := map[string]http.HandlerFunc{}
+		extra := map[string]http.HandlerFunc{
+			// What /readyz keeps to itself.
+			"GET /admin/ready": func(w http.ResponseWriter, r *http.Request) {
+				ok, reason := svc.api.Readiness()
+				status := http.StatusOK
+				if !ok {
+					status = http.StatusServiceUnavailable
+				}
+				w.WriteHeader(status)
+				writeJSONTo(w, map[string]any{"ready": ok, "reason": reason})
+			},
+		}
 		if rl != nil {
 			extra["POST /admin/reload"] = rl.reloadHandler
 		}
@@ -216,7 +229,7 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		Signer:   signer,
 		Issuer:   cfg.Signing.Issuer,
 		Handlers: handlers,
-		Ready:    readiness(platforms),
+		Ready:    newPlatformReadiness(ctx, platforms, log).ready,
 		Logger:   log,
 	})
 	var tlsConfig *tls.Config
@@ -227,17 +240,31 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		}
 		tlsConfig = certs.config()
 	}
-	svc.listener, err = net.Listen("tcp", cfg.Listen)
+	inner, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fail(fmt.Errorf("listen on %s: %w", cfg.Listen, err))
 	}
+	// The cap counts TCP connections, under TLS: a handshake left half
+	// done holds a slot like headers left half sent. A connection that has
+	// taken half its header time without a request may give its slot to a
+	// new one.
+	limited := bot.LimitListener(inner, cfg.Server.MaxConnections, cfg.Server.MaxHeld, cfg.Server.HeaderTimeout/2)
+	svc.listener = limited
 	if tlsConfig != nil {
-		svc.listener = tls.NewListener(svc.listener, tlsConfig)
+		svc.listener = tls.NewListener(limited, tlsConfig)
 		svc.scheme = "https"
 	}
+	if err := svc.engine.RegisterMetrics(append(limited.Collectors(), guard.Collectors()...)...); err != nil {
+		inner.Close()
+		return fail(err)
+	}
+	warnDescriptors(cfg.Server, log)
 	svc.http = &http.Server{
 		Handler:           svc.api,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.Server.HeaderTimeout,
+		MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
+		ConnState:         limited.ConnState,
+		ConnContext:       limited.ConnContext,
 		ReadTimeout:       30 * time.Second,
 		// No WriteTimeout: held requests answer when a human decides, up to
 		// the request's deadline, which the engine enforces.
@@ -273,7 +300,7 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 func (svc *service) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- svc.http.Serve(svc.listener) }()
-	var socketFailed error
+	var socketFailed, damaged error
 	select {
 	case err := <-errc:
 		svc.close(context.Background())
@@ -283,9 +310,15 @@ func (svc *service) serve(ctx context.Context) error {
 		// waiting out a grace period nobody can use, and exit non-zero.
 		svc.log.Error("stopping: the Slack socket is gone", "err", socketFailed)
 	case <-ctx.Done():
+	case <-svc.store.Failed():
+		// Nothing more can be read or recorded: held agents are answered
+		// "still pending" at once (a retry reattaches once the file is
+		// repaired) and the process exits non-zero.
+		damaged = svc.store.Err()
+		svc.log.Error("stopping: the store failed; nothing more is served from it", "err", damaged, "stack", string(svc.store.Stack()))
 	}
 	grace := svc.config().ShutdownGrace // as last reloaded
-	if socketFailed != nil {
+	if socketFailed != nil || damaged != nil {
 		grace = 0
 	}
 	svc.log.Info("stopping: no new requests; held requests wait up to the grace period", "grace", grace)
@@ -317,11 +350,15 @@ func (svc *service) serve(ctx context.Context) error {
 	if socketFailed != nil {
 		return socketFailed
 	}
+	if damaged != nil {
+		return fmt.Errorf("store: %w; restore the file from a backup", damaged)
+	}
 	svc.log.Info("stopped")
 	return nil
 }
 
 func (svc *service) close(ctx context.Context) {
+	svc.api.Close()
 	if svc.stopSocket != nil {
 		svc.stopSocket()
 	}
@@ -365,38 +402,90 @@ type platformChecker interface {
 	Check(ctx context.Context) error
 }
 
-// readiness checks each platform, remembering a success for a minute so that
-// frequent probes do not spend the platforms' rate limits.
-func readiness(platforms []bot.Platform) func(ctx context.Context) error {
-	var mu sync.Mutex
-	okUntil := map[string]time.Time{}
-	return func(ctx context.Context) error {
-		for _, p := range platforms {
-			// A dropped socket must show at once; asking costs nothing.
-			if sr, ok := p.(interface{ SocketReady() error }); ok {
-				if err := sr.SocketReady(); err != nil {
-					return err
-				}
+// readinessInterval is how often the platforms are checked, whatever the
+// rate of probes: /readyz reads the last outcome and never calls a
+// platform itself, so a flood of probes spends no platform rate limit.
+const readinessInterval = 30 * time.Second
+
+// platformReadiness checks every platform in the background and keeps the
+// last outcome.
+type platformReadiness struct {
+	platforms []bot.Platform
+	log       *slog.Logger
+
+	mu  sync.Mutex
+	err error
+}
+
+func newPlatformReadiness(ctx context.Context, platforms []bot.Platform, log *slog.Logger) *platformReadiness {
+	pr := &platformReadiness{platforms: platforms, log: log, err: errors.New("the platforms have not been checked yet")}
+	first := make(chan struct{})
+	go func() {
+		t := time.NewTicker(readinessInterval)
+		defer t.Stop()
+		for {
+			pr.check(ctx)
+			select {
+			case <-first:
+			default:
+				close(first)
 			}
-			c, ok := p.(platformChecker)
-			if !ok {
-				continue
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
 			}
-			mu.Lock()
-			fresh := time.Now().Before(okUntil[c.Name()])
-			mu.Unlock()
-			if fresh {
-				continue
-			}
-			if err := c.Check(ctx); err != nil {
-				return fmt.Errorf("%s not reachable: %v", c.Name(), err)
-			}
-			mu.Lock()
-			okUntil[c.Name()] = time.Now().Add(time.Minute)
-			mu.Unlock()
 		}
-		return nil
+	}()
+	// Ready as soon as started, when the platforms answer at once; a slow
+	// one is waited for in the background, not by the start.
+	select {
+	case <-first:
+	case <-time.After(3 * time.Second):
 	}
+	return pr
+}
+
+func (pr *platformReadiness) check(ctx context.Context) {
+	var err error
+	for _, p := range pr.platforms {
+		c, ok := p.(platformChecker)
+		if !ok {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cerr := c.Check(cctx)
+		cancel()
+		if cerr != nil {
+			err = fmt.Errorf("%s not reachable: %v", c.Name(), cerr)
+			break
+		}
+	}
+	pr.mu.Lock()
+	was := pr.err
+	pr.err = err
+	pr.mu.Unlock()
+	switch {
+	case err != nil && (was == nil || was.Error() != err.Error()):
+		pr.log.Warn("not ready", "reason", err.Error())
+	case err == nil && was != nil:
+		pr.log.Info("platforms reachable")
+	}
+}
+
+// ready is the last outcome; it calls nothing.
+func (pr *platformReadiness) ready(context.Context) error {
+	for _, p := range pr.platforms {
+		// A dropped socket must show at once; asking costs nothing.
+		if sr, ok := p.(interface{ SocketReady() error }); ok {
+			if err := sr.SocketReady(); err != nil {
+				return err
+			}
+		}
+	}
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	return pr.err
 }
 
 func writeJSONTo(w http.ResponseWriter, v any) {
@@ -420,3 +509,7 @@ func (svc *service) config() *policy.Config {
 	defer svc.reloadMu.Unlock()
 	return svc.cfg
 }
+
+// maxCallbackBody bounds a platform callback's body; the adapters bound it
+// again at the same size.
+const maxCallbackBody = 1 << 20
