@@ -813,6 +813,9 @@ func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebo
 					add("teams", ch, g.Name)
 				}
 			}
+			if g.Web != nil {
+				add("web", "inbox", g.Name) // the web inbox is one destination
+			}
 		}
 	}
 	return out

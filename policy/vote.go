@@ -33,6 +33,18 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 			return false
 		}
 		users = g.Teams.Users
+	case "web":
+		// Email is set only when the identity provider verified it; a
+		// subject is listed as "sub:<sub>".
+		if g.Web == nil {
+			return false
+		}
+		for _, u := range g.Web.Users {
+			if u == "sub:"+a.UserID || (!strings.HasPrefix(u, "sub:") && sameAddress(u, a.Email)) {
+				return true
+			}
+		}
+		users, groups = nil, g.Web.Groups
 	default:
 		return false
 	}
@@ -76,12 +88,17 @@ func Usergroups(c approvebot.Chain, platform string) []string {
 	var out []string
 	for _, s := range c.Stages {
 		for _, g := range s.Groups {
-			if platform == "slack" && g.Slack != nil {
-				for _, ug := range g.Slack.Usergroups {
-					if !seen[ug] {
-						seen[ug] = true
-						out = append(out, ug)
-					}
+			var ugs []string
+			switch {
+			case platform == "slack" && g.Slack != nil:
+				ugs = g.Slack.Usergroups
+			case platform == "web" && g.Web != nil:
+				ugs = g.Web.Groups
+			}
+			for _, ug := range ugs {
+				if !seen[ug] {
+					seen[ug] = true
+					out = append(out, ug)
 				}
 			}
 		}
