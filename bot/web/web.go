@@ -59,7 +59,7 @@ type Config struct {
 	// Demo, only in approvebot demo, offers these people instead of an
 	// identity provider. New refuses it unless Listen is a loopback address,
 	// and the handler serves it to loopback clients only.
-	Demo   []Person
+	Demo []Person
 	// Subjects are the sub: entries of approvers' web users: people whose
 	// email the provider has not verified may sign in only under one.
 	Subjects map[string]bool
@@ -148,12 +148,15 @@ func SecureCookiesFor(publicURL string) bool {
 // Name is "web".
 func (w *Web) Name() string { return Name }
 
-// Post shows a request in the inbox: it is read from the store whenever a
-// page is drawn, so posting is telling open pages it changed.
+// Post shows a request in the inbox. Pages are drawn from the store, so
+// there is nothing to send: open pages are told once the post is recorded
+// (Recorded), when a click on it can count.
 func (w *Web) Post(_ context.Context, channel string, msg approvebot.Message) (approvebot.MessageRef, error) {
-	w.publish(msg.RequestID)
 	return approvebot.MessageRef{Channel: channel, ID: msg.RequestID}, nil
 }
+
+// Recorded tells open pages a request is now in the inbox.
+func (w *Web) Recorded(ref approvebot.MessageRef) { w.publish(ref.ID) }
 
 // Update tells open pages the request changed (decided, expired, a vote).
 func (w *Web) Update(_ context.Context, ref approvebot.MessageRef, _ approvebot.Message) error {

@@ -306,4 +306,3 @@ func demoVerify(ctx context.Context, base, token string) (map[string]any, error)
 	}
 	return signing.Verify(jwks, token, demoIssuer, time.Now())
 }
-
