@@ -322,12 +322,12 @@ func cleanReason(s string) (string, error) {
 	if n := len([]rune(s)); n > maxReason {
 		return "", fmt.Errorf("is %d characters long; at most %d", n, maxReason)
 	}
-	return strings.Map(func(r rune) rune {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
 			return ' '
 		}
 		return r
-	}, s), nil
+	}, s)), nil
 }
 
 // handleEvents streams the ids of requests that change, for open pages to
