@@ -2,6 +2,8 @@ package policy
 
 import (
 	"github.com/approvebot/approvebot"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -86,3 +88,29 @@ func TestWebEligible(t *testing.T) {
 }
 
 type approverT = approvebot.Approver
+
+// The README's starter config loads once its secret files exist.
+func TestSlackStarterLoads(t *testing.T) {
+	dir := t.TempDir()
+	data, err := os.ReadFile("../examples/slack-starter.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(dir, "secrets"), 0o700))
+	must(os.WriteFile(filepath.Join(dir, "slack-starter.yaml"), data, 0o600))
+	for name, v := range map[string]string{"agent-token": "0123456789abcdef0123456789abcdef", "slack-bot-token": "xoxb-1-2-x", "slack-signing-secret": "8f742231b10e8888abcd99yyyzzz85a5"} {
+		must(os.WriteFile(filepath.Join(dir, "secrets", name), []byte(v+"\n"), 0o600))
+	}
+	cfg, err := Load(filepath.Join(dir, "slack-starter.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Slack == nil || cfg.Slack.BotToken != "xoxb-1-2-x" || len(cfg.Callers) != 1 || cfg.Approvers["treasury-ops"].Slack == nil {
+		t.Fatalf("starter config: %+v", cfg)
+	}
+}

@@ -345,6 +345,9 @@ func (w *Web) handleEvents(rw http.ResponseWriter, r *http.Request) {
 	ch, cancel := w.subscribe()
 	defer cancel()
 	rc := http.NewResponseController(rw)
+	// The server's read timeout would end the stream; the browser's
+	// disconnect still ends it through the request's context.
+	_ = rc.SetReadDeadline(time.Time{})
 	h := rw.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")

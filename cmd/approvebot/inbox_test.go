@@ -431,3 +431,30 @@ func TestServeHasNoDemoSignIn(t *testing.T) {
 		t.Errorf("demo on a public address: %v", err)
 	}
 }
+
+// A group with web users keeps its request open in the inbox when its chat
+// channel cannot be posted to: the page says where it was not shown, and
+// the request is decided there.
+func TestInboxKeepsRequestWhenChatFails(t *testing.T) {
+	h, op := inboxHarness(t)
+	h.slack.RemoveChannel("C0TREASURY")
+	b, _ := signIn(t, h, op, oidcfake.User{Sub: "u-jane", Email: "jane@company.com", EmailVerified: true, Name: "Jane Doe"})
+	held := h.submit(legacyBody("approve-large-transfer"), auth())
+	var id string
+	b.waitFor(h, "the request in the inbox, with Slack's failure", func() bool {
+		m := regexp.MustCompile(`/inbox/r/(ar_[0-9a-f]+)`).FindStringSubmatch(b.get(h.url + "/inbox/").body)
+		if m == nil {
+			return false
+		}
+		id = m[1]
+		p := b.get(h.url + "/inbox/r/" + id)
+		return strings.Contains(p.body, `id="approve"`) && strings.Contains(p.body, "Not delivered to slack C0TREASURY (channel_not_found")
+	})
+	p := b.get(h.url + "/inbox/r/" + id)
+	if d := b.post(h.url+"/inbox/r/"+id+"/decide", url.Values{"csrf": {csrfOf(t, p)}, "decision": {"approve"}}); d.status != http.StatusOK {
+		t.Fatalf("approve: %d\n%s", d.status, d.body)
+	}
+	if a := h.await(held).answer; !a.Approved || a.Status != "approved" || a.Approver != "jane@company.com" {
+		t.Fatalf("answer: %+v", a)
+	}
+}

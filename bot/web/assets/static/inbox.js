@@ -26,6 +26,9 @@
       })
       .finally(function () { busy = false; });
   }
+  var opened = 0;
+  // After a reconnect, changes may have been missed: redraw once.
+  events.addEventListener("open", function () { if (opened++ > 0) redraw(); });
   events.addEventListener("changed", function (e) {
     if (!shown || e.data === shown) redraw();
   });
