@@ -268,6 +268,9 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	}
 	version := r.Version
 	msg := View(r, k.Dest)
+	if e.inboxURL != "" {
+		msg.Link = e.inboxURL + r.ID
+	}
 	now := e.clock.Now()
 
 	switch d.State {

@@ -207,8 +207,12 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile, Log: cfg.Audit.CheckpointLog, Interval: cfg.Audit.CheckpointInterval}
 		warnSameVolume(log, cfg)
 	}
+	var inboxURL string
+	if svc.web != nil && cfg.PublicURL != "" {
+		inboxURL = strings.TrimSuffix(cfg.PublicURL, "/") + "/inbox/r/"
+	}
 	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints,
-		Retention: cfg.Store.Retention, Clock: clock})
+		Retention: cfg.Store.Retention, InboxURL: inboxURL, Clock: clock})
 	if err != nil {
 		return fail(err)
 	}
