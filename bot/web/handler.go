@@ -15,6 +15,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/store"
 )
@@ -191,7 +192,7 @@ func (w *Web) handleList(rw http.ResponseWriter, r *http.Request, engine Engine)
 		if req.Status.Final() || !forYou(req, s.Approver) {
 			return nil
 		}
-		it := item{ID: req.ID, Title: req.Title(), Status: string(req.Status), Deadline: req.Deadline, Waiting: policy.Progress(req)}
+		it := item{ID: req.ID, Title: display.Inline(req.Title()), Status: string(req.Status), Deadline: req.Deadline, Waiting: policy.Progress(req)}
 		if i := webDest(req); i >= 0 && req.Destinations[i].Stage == req.Stage && mayDecide(req, req.Destinations[i], s.Approver) {
 			it.Yours = true
 		}

@@ -162,7 +162,11 @@ func TestBrowserInbox(t *testing.T) {
 	if w := img.Bounds().Dx(); w != 780 {
 		t.Errorf("screenshot is %d pixels wide, want 780 (390 at 2x)", w)
 	}
-	for _, want := range []string{"approve-large-transfer", "payments-agent", "financial-approvals", id} {
+	about := value(t, b, "about", chromedp.Text(chromedp.ID("about-facts")))
+	if !strings.Contains(about, id) {
+		t.Errorf("the phone page lacks the request id: %q", about)
+	}
+	for _, want := range []string{"approve-large-transfer", "payments-agent", "financial-approvals"} {
 		if !strings.Contains(facts, want) {
 			t.Errorf("bound facts on the phone lack %q: %q", want, facts)
 		}
@@ -171,6 +175,9 @@ func TestBrowserInbox(t *testing.T) {
 		t.Errorf("the phone page scrolls sideways")
 	}
 	t.Logf("phone screenshot: %s", file)
+	if dir := os.Getenv("APPROVEBOT_SCREENSHOT_DIR"); dir != "" { // to look at it after the run
+		_ = os.WriteFile(filepath.Join(dir, "request-mobile.png"), shot, 0o644)
+	}
 }
 
 // In a real browser, someone signed in who may not approve sees no

@@ -220,7 +220,7 @@ func demoAgent(ctx context.Context, base, token string, out io.Writer) {
 	v1, _ := intaketest.V1Body(intaketest.V1{
 		AgentID: "payments-agent", Operation: "payment.release", TargetResource: intaketest.Str("vendor:acme-supplies"),
 		ApprovalChainID: "payments-release", ApprovalChainVersion: "1", PolicyVersion: "2026.12.01",
-		ToolName: "release_payment", ExpiresAt: time.Now().Add(30 * time.Minute),
+		ToolName: "release_payment", IncludeBinding: true, ExpiresAt: time.Now().Add(30 * time.Minute),
 		Parameters: intaketest.Object{{Key: "amount", Value: 120000}, {Key: "currency", Value: "EUR"}, {Key: "batch", Value: "PAY-7731"}},
 	})
 	var wg sync.WaitGroup

@@ -209,7 +209,7 @@ func TestInboxSignInAndDeny(t *testing.T) {
 	if strings.Contains(p.body, "<script>alert(1)") {
 		t.Errorf("the agent's context reached the page as markup")
 	}
-	if got := p.body; !strings.Contains(got, "agent wrote this") {
+	if got := p.body; !strings.Contains(got, "From the agent, not verified") {
 		t.Errorf("the agent's context is not marked as the agent's")
 	}
 	// The Slack message links to the page.

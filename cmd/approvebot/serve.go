@@ -186,6 +186,9 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			Subjects:      webSubjects(cfg),
 			Logger:        log.With("platform", "web"),
 		}
+		if clock != nil {
+			wc.Now = clock.Now
+		}
 		if len(demo) == 0 {
 			wc.OIDC = &web.OIDC{Issuer: cfg.Web.Issuer, ClientID: cfg.Web.ClientID, ClientSecret: cfg.Web.ClientSecret,
 				RedirectURL: cfg.Web.RedirectURL, GroupsClaim: cfg.Web.GroupsClaim}
