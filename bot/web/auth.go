@@ -215,7 +215,7 @@ func (w *Web) handleCallback(rw http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if a.Email == "" && !w.cfg.Subjects[idt.Subject] && len(a.Usergroups) == 0 {
+	if a.Email == "" && !w.listedSubject(idt.Subject) && len(a.Usergroups) == 0 {
 		// An unverified email names nobody: only a listed subject, or the
 		// groups claim, may stand in for it.
 		refuse("email not verified", "your identity provider has not verified your email address, and approvebot lists no subject (sub:) or group for you.", "sub", idt.Subject, "email", email)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/approvebot/approvebot"
@@ -90,6 +91,18 @@ type Web struct {
 
 	oidcMu sync.Mutex
 	oidc   *oidcClient // discovered on first sign-in
+
+	subjects atomic.Pointer[map[string]bool] // Config.Subjects, as last reloaded
+}
+
+// SetSubjects replaces the listed subjects (a configuration reload).
+func (w *Web) SetSubjects(subs map[string]bool) { w.subjects.Store(&subs) }
+
+func (w *Web) listedSubject(sub string) bool {
+	if p := w.subjects.Load(); p != nil {
+		return (*p)[sub]
+	}
+	return false
 }
 
 // New builds the inbox. Its session keys are made at start, so a restart
@@ -119,6 +132,7 @@ func New(cfg Config) (*Web, error) {
 	if cfg.OIDC != nil {
 		w.issuer = cfg.OIDC.Issuer
 	}
+	w.SetSubjects(cfg.Subjects)
 	return w, nil
 }
 
