@@ -819,7 +819,9 @@ func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebo
 				}
 			}
 			if g.Web != nil {
-				add("web", "inbox", g.Name) // the web inbox is one destination
+				// The web inbox is one destination per stage: a vote there
+				// must name the stage's copy, as a click names its message.
+				add("web", fmt.Sprintf("inbox-%d", si+1), g.Name)
 			}
 		}
 	}

@@ -25,10 +25,6 @@ import (
 // Name is the platform's name, as in approvebot.Destination.Platform.
 const Name = "web"
 
-// Channel is the one destination the inbox has: every web group's
-// requests are shown in it, to whoever may decide them.
-const Channel = "inbox"
-
 // Assurance names how a web approver was authenticated: an ID token of the
 // organisation's OpenID Connect provider (or the demo's sign-in, which
 // exists only in approvebot demo, on loopback).

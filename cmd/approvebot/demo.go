@@ -76,11 +76,10 @@ chains:
 // standing in for the identity provider.
 func cmdDemo(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "", "try this configuration file, with the demo sign-in in place of its identity provider")
 	listen := fs.String("listen", "127.0.0.1:8080", "loopback address for the inbox (a free port is taken if it is busy)")
-	if err := fs.Parse(args); err != nil {
-		return usageError(err.Error())
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: humanDurations}))
 	var cfg *policy.Config

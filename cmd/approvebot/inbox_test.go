@@ -213,7 +213,7 @@ func TestInboxSignInAndDeny(t *testing.T) {
 		t.Errorf("the agent's context is not marked as the agent's")
 	}
 	// The Slack message links to the page.
-	if m := h.messages(id); len(m) != 1 || !strings.Contains(string(m[0].Blocks), `\u003c`+h.url+"/inbox/r/"+id+`|Open in approvebot\u003e`) {
+	if m := h.waitMessages(id, 1); len(m) != 1 || !strings.Contains(string(m[0].Blocks), `\u003c`+h.url+"/inbox/r/"+id+`|Open in approvebot\u003e`) {
 		t.Errorf("the Slack message does not link to the inbox: %v", m)
 	}
 	d := b.post(h.url+"/inbox/r/"+id+"/decide", url.Values{"csrf": {csrfOf(t, p)}, "decision": {"deny"}, "reason": {"IBAN does not match the invoice"}})
