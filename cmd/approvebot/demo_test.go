@@ -92,7 +92,9 @@ func TestDemoTwoStageChain(t *testing.T) {
 	if d := bob.post(base+"/inbox/r/"+id+"/decide", url.Values{"csrf": {csrfOf(t, bp)}, "decision": {"approve"}}); d.status != http.StatusOK {
 		t.Fatalf("Bob's approval: %d\n%s", d.status, d.body)
 	}
-	got := next("the release's answer", func(l string) bool { return strings.HasPrefix(l, "agent: payment release") && !strings.Contains(l, "sent") })
+	got := next("the release's answer", func(l string) bool {
+		return strings.HasPrefix(l, "agent: payment release") && !strings.Contains(l, "sent")
+	})
 	if !regexp.MustCompile(`APPROVED \(approved\) by bob@example.com: .*\[signature verified: decision allow, identity_assurance oidc`).MatchString(got) {
 		t.Fatalf("agent printed %q", got)
 	}
