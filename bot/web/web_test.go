@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
+	"unicode"
 
 	"github.com/approvebot/approvebot"
 )
@@ -96,4 +98,54 @@ func TestCleanReason(t *testing.T) {
 	if _, err := cleanReason(strings.Repeat("é", maxReason+1)); err == nil {
 		t.Fatal("an overlong reason was taken")
 	}
+}
+
+// A session ends after SessionLifetime, whatever the browser keeps.
+func TestSessionExpires(t *testing.T) {
+	now := time.Now()
+	w, err := New(Config{OIDC: &OIDC{Issuer: "https://idp.example"}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	if err := w.startSession(rec, approvebot.Approver{Platform: Name, Workspace: "https://idp.example", UserID: "u1"}); err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/inbox/", nil)
+	req.AddCookie(rec.Result().Cookies()[0])
+	if w.session(req) == nil {
+		t.Fatal("a fresh session was refused")
+	}
+	now = now.Add(SessionLifetime + time.Second)
+	if w.session(req) != nil {
+		t.Fatal("an expired session was taken")
+	}
+}
+
+// Whatever an approver types, the reason kept is printable, bounded and
+// stable.
+func FuzzCleanReason(f *testing.F) {
+	for _, s := range []string{"", "wrong IBAN", "a\nb\tc", "\u202ehidden\u2066", strings.Repeat("x", maxReason+1), "\x00\x1b[31mred"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := cleanReason(s)
+		if err != nil {
+			if len([]rune(strings.TrimSpace(s))) <= maxReason {
+				t.Fatalf("refused a reason of %d characters: %v", len([]rune(s)), err)
+			}
+			return
+		}
+		if len([]rune(got)) > maxReason {
+			t.Fatalf("kept %d characters", len([]rune(got)))
+		}
+		for _, r := range got {
+			if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+				t.Fatalf("kept %U in %q", r, got)
+			}
+		}
+		if again, err := cleanReason(got); err != nil || again != got {
+			t.Fatalf("not stable: %q -> %q (%v)", got, again, err)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -106,5 +107,66 @@ func TestDemoTwoStageChain(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("demo did not stop")
+	}
+}
+
+// approvebot demo --config runs the user's own file with the demo sign-in:
+// its web users are offered, with a visitor; a file that listens off
+// loopback, or names no web user, is refused.
+func TestDemoWithConfig(t *testing.T) {
+	dir := t.TempDir()
+	listen := freePort(t)
+	write := func(name, body string) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	own := "listen: " + listen + "\nstore: {path: " + dir + "/a.db}\nsigning: {key_file: " + dir + "/k}\ncallers:\n  - {name: me, token: 0123456789abcdef0123}\n" +
+		"approvers:\n  ops:\n    web: {users: [ann@example.com]}\nroutes:\n  - match: {rule_name: r}\n    approvers: [ops]\n"
+	nothing := func(string) (string, bool) { return "", false }
+	if err := run(context.Background(), []string{"demo", "--config", write("public.yaml", strings.Replace(own, listen, "0.0.0.0:0", 1))}, nothing, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback only") {
+		t.Errorf("demo on 0.0.0.0: %v", err)
+	}
+	if err := run(context.Background(), []string{"demo", "--config", write("noweb.yaml", strings.Replace(own, "web: {users: [ann@example.com]}", "slack: {channels: [C0X], users: [U0X]}", 1)+"slack: {bot_token: xoxb-1, signing_secret: s}\n")}, nothing, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "no approver group has web users") {
+		t.Errorf("demo without web users: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"demo", "--config", write("own.yaml", own)}, nothing, pw, io.Discard)
+		pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+	out := bufio.NewReader(pr)
+	line, err := out.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "approvebot listening on http://"+listen) {
+		t.Fatalf("demo --config: %q %v", line, err)
+	}
+	var banner strings.Builder
+	for !strings.Contains(banner.String(), "Press Ctrl-C") {
+		l, err := out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("banner: %v (%q)", err, banner.String())
+		}
+		banner.WriteString(l)
+	}
+	go io.Copy(io.Discard, out)
+	for _, want := range []string{"ann@example.com", "Visitor"} {
+		if !strings.Contains(banner.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner.String())
+		}
+	}
+	b := newBrowser(t)
+	if p := b.post("http://"+listen+"/inbox/demo-login", url.Values{"person": {"0"}}); p.status != http.StatusOK || !strings.Contains(p.body, "Signed in as ann@example.com") {
+		t.Fatalf("sign-in as ann: %d\n%s", p.status, p.body)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("demo exited with %v", err)
 	}
 }
