@@ -462,3 +462,18 @@ func TestInboxKeepsRequestWhenChatFails(t *testing.T) {
 		t.Fatalf("answer: %+v", a)
 	}
 }
+
+// doctor checks the inbox's identity provider answers at its issuer.
+func TestDoctorChecksIdentityProvider(t *testing.T) {
+	h, op := inboxHarness(t)
+	var out strings.Builder
+	_ = run(context.Background(), []string{"doctor", "--config", h.config}, h.getenv, &out, io.Discard)
+	if !strings.Contains(out.String(), "ok    web inbox: identity provider "+op.URL()+" answers; register the redirect URL "+h.url+"/inbox/callback") {
+		t.Fatalf("doctor:\n%s", out.String())
+	}
+	op.Close()
+	out.Reset()
+	if err := run(context.Background(), []string{"doctor", "--config", h.config}, h.getenv, &out, io.Discard); err == nil || !strings.Contains(out.String(), "FAIL  web inbox: identity provider "+op.URL()) {
+		t.Fatalf("doctor with the provider down: %v\n%s", err, out.String())
+	}
+}
