@@ -458,7 +458,8 @@ func TestInboxKeepsRequestWhenChatFails(t *testing.T) {
 	if d := b.post(h.url+"/inbox/r/"+id+"/decide", url.Values{"csrf": {csrfOf(t, p)}, "decision": {"approve"}}); d.status != http.StatusOK {
 		t.Fatalf("approve: %d\n%s", d.status, d.body)
 	}
-	if a := h.await(held).answer; !a.Approved || a.Status != "approved" || a.Approver != "jane@company.com" {
+	if a := h.await(held).answer; !a.Approved || a.Status != "approved" || a.Approver != "jane@company.com" ||
+		!strings.Contains(a.Reason, "(in the web inbox; not delivered to slack C0TREASURY)") {
 		t.Fatalf("answer: %+v", a)
 	}
 }
