@@ -141,6 +141,9 @@ Press Ctrl-C to stop.
 	}
 	err = svc.serve(ctx)
 	<-agentDone
+	if token != "" {
+		fmt.Fprintln(stdout, "approvebot demo stopped; its temporary store is removed.")
+	}
 	return err
 }
 
