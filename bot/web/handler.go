@@ -226,6 +226,10 @@ func (w *Web) handleRequest(rw http.ResponseWriter, r *http.Request, engine Engi
 	switch {
 	case req.Status.Final():
 		rp.Why = ""
+	case d.Stage != req.Stage:
+		rp.Why = fmt.Sprintf("Stage %d of %d is decided elsewhere (not in the inbox).", req.Stage+1, len(req.Chain.Stages))
+	case !mayDecide(req, d, s.Approver) && forYou(req, s.Approver):
+		rp.Why = "Your stage has not opened yet: " + policy.Progress(req) + "."
 	case !mayDecide(req, d, s.Approver):
 		rp.Why = "You are not an approver for " + strings.Join(d.Groups, ", ") + " at this stage, so you cannot decide it here."
 	case d.State != approvebot.DeliveryPosted:

@@ -80,8 +80,8 @@ func TestDemoTwoStageChain(t *testing.T) {
 	if c := carol.get(base + "/inbox/r/" + id); strings.Contains(c.body, `id="approve"`) {
 		t.Errorf("Carol is offered buttons")
 	}
-	if b := bob.get(base + "/inbox/r/" + id); strings.Contains(b.body, `id="approve"`) {
-		t.Errorf("Bob is offered buttons before his stage")
+	if b := bob.get(base + "/inbox/r/" + id); strings.Contains(b.body, `id="approve"`) || !strings.Contains(b.body, "Your stage has not opened yet") {
+		t.Errorf("Bob is offered buttons before his stage, or not told why not")
 	}
 	if d := alice.post(base+"/inbox/r/"+id+"/decide", url.Values{"csrf": {csrfOf(t, p)}, "decision": {"approve"}}); d.status != http.StatusOK || !strings.Contains(d.body, "stage 1 of 2 is satisfied") {
 		t.Fatalf("Alice's approval: %d\n%s", d.status, d.body)
