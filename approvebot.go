@@ -99,6 +99,14 @@ type Group struct {
 	Name  string      `json:"name"`
 	Slack *SlackGroup `json:"slack,omitempty"`
 	Teams *TeamsGroup `json:"teams,omitempty"`
+	Web   *WebGroup   `json:"web,omitempty"`
+}
+
+// WebGroup is a group's side in approvebot's own web inbox: who, signed in
+// with the organisation's identity provider, may decide there.
+type WebGroup struct {
+	Users  []string `json:"users,omitempty"`  // verified emails, or "sub:" + the provider's subject
+	Groups []string `json:"groups,omitempty"` // values of the provider's groups claim; any member may approve
 }
 
 // DirectMessage prefixes a destination's channel that names a person, not

@@ -54,6 +54,9 @@ type Message struct {
 	// Actionable is true while buttons should be shown.
 	Actionable bool
 	Deadline   time.Time
+	// Link is the request's page in approvebot's web inbox ("" when there
+	// is none): chat messages offer it as "Open in approvebot".
+	Link string
 }
 
 // MaxContext caps the context entries a Message carries.

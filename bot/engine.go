@@ -41,6 +41,9 @@ type Config struct {
 	// Retention, when above 0, removes decided requests older than it
 	// (retention.go; needs Signer).
 	Retention time.Duration
+	// InboxURL, when set, is where the web inbox shows a request:
+	// InboxURL + its id. Chat messages link to it.
+	InboxURL string
 	// Workers is how many outbox jobs run at once (default 64). A job
 	// spends nearly all its time waiting, on the platform's answer and then
 	// on a commit shared with everything else being written; with too few
@@ -63,6 +66,7 @@ type Engine struct {
 	anchor    *checkpointer // nil without checkpoints
 	callers   *callers
 	retain    *retainer // nil without retention
+	inboxURL  string
 
 	mu sync.Mutex
 	// watchers are called (each in a goroutine of its own) when a request
@@ -91,6 +95,7 @@ func New(cfg Config) (*Engine, error) {
 		clock:     cfg.Clock,
 		log:       cfg.Logger,
 		signer:    cfg.Signer,
+		inboxURL:  cfg.InboxURL,
 		watchers:  map[string][]*watcher{},
 		timers:    map[string]Timer{},
 	}
@@ -812,6 +817,11 @@ func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebo
 				for _, ch := range g.Teams.Channels {
 					add("teams", ch, g.Name)
 				}
+			}
+			if g.Web != nil {
+				// The web inbox is one destination per stage: a vote there
+				// must name the stage's copy, as a click names its message.
+				add("web", fmt.Sprintf("inbox-%d", si+1), g.Name)
 			}
 		}
 	}

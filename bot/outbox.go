@@ -268,6 +268,9 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	}
 	version := r.Version
 	msg := View(r, k.Dest)
+	if e.inboxURL != "" {
+		msg.Link = e.inboxURL + r.ID
+	}
 	now := e.clock.Now()
 
 	switch d.State {
@@ -336,7 +339,11 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			return o.backoff(j, approvebot.RetryAfter(err))
 		}
 		e.log.Info("posted", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
-		return o.recordPost(k, j, ref, version, now)
+		wait := o.recordPost(k, j, ref, version, now)
+		if pr, ok := p.(PostRecorder); ok && wait == 0 {
+			pr.Recorded(ref)
+		}
+		return wait
 	case approvebot.DeliveryPosted:
 		if d.Shown >= version {
 			return o.retryIf(j, o.settle(k, nil))

@@ -24,6 +24,13 @@ type Platform interface {
 	Identify(ctx context.Context, who approvebot.Approver, ref approvebot.MessageRef, usergroups []string) (approvebot.Approver, error)
 }
 
+// PostRecorder is an optional Platform method, called once the store has
+// recorded a post (so a click on it can count): the web inbox tells its open
+// pages then.
+type PostRecorder interface {
+	Recorded(ref approvebot.MessageRef)
+}
+
 // ClickResult is the engine's answer to a click, for the adapter to show the
 // clicker (and only the clicker).
 type ClickResult struct {

@@ -31,6 +31,7 @@ type Config struct {
 	Callers   []Caller
 	Slack     *SlackConfig // nil when the file has no slack section
 	Teams     *TeamsConfig // nil when the file has no teams section
+	Web       *WebConfig   // nil when the file has no web section
 	Signing   SigningConfig
 	Admin     AdminConfig
 	Delivery  DeliveryConfig
@@ -114,6 +115,20 @@ type TeamsConfig struct {
 	TenantID          string
 	OpenIDMetadataURL string // default: the Bot Framework's
 	TokenURL          string // default: https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token
+}
+
+// WebConfig is the web inbox's sign-in: an OpenID Connect client of the
+// organisation's identity provider (authorization code flow with PKCE).
+type WebConfig struct {
+	Issuer       string // the provider's issuer URL, as its discovery document names it
+	ClientID     string
+	ClientSecret string
+	// RedirectURL is public_url + "/inbox/callback", registered with the
+	// provider.
+	RedirectURL string
+	// GroupsClaim names the ID token claim listing the person's groups
+	// ("" reads none): approvers.<group>.web.groups match its values.
+	GroupsClaim string
 }
 
 // SigningConfig is the key approvebot signs decisions with.

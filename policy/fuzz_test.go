@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(routeY))
 	f.Add([]byte(baseY + "admin:\n  token: ${ADMIN}\n"))
+	f.Add([]byte(callersY + webY + "  groups_claim: groups\napprovers:\n  ops:\n    web: {users: [a@b.c, \"sub:x\"], groups: [g]}\n"))
 	f.Add([]byte("callers:\n  - {name: a, token: 0123456789abcdef0123, may_request: [ops, c1]}\n  - {name: b, token: abcdefabcdefabcdef00}\n" + slackY + teamsY + groupsY +
 		"  sec:\n    teams: {channels: [\"19:a\"], users: [a@b.c], allow_guests: true}\nroutes:\n  - match: {caller: b, rule_name: r}\n    approvers: [sec]\n  - match: {caller: \"a*\"}\n    chain: c1\nchains:\n  c1:\n    version: \"1\"\n    stages: [{approvers: [ops]}]\n"))
 	f.Add([]byte(baseY + "audit:\n  checkpoint_interval: 1m\n  checkpoints: {file: cp.jsonl, log: false}\n"))
@@ -79,7 +80,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if cfg.Audit.CheckpointInterval < 0 {
 		t.Fatalf("negative checkpoint interval %s", cfg.Audit.CheckpointInterval)
 	}
-	if len(cfg.Callers) == 0 || len(cfg.Approvers) == 0 || (cfg.Slack == nil && cfg.Teams == nil) {
+	if len(cfg.Callers) == 0 || len(cfg.Approvers) == 0 || (cfg.Slack == nil && cfg.Teams == nil && cfg.Web == nil) {
 		t.Fatalf("accepted without callers, approvers or platform: %+v", cfg)
 	}
 	for _, c := range cfg.Callers {
@@ -115,6 +116,12 @@ func checkInvariants(t *testing.T, cfg *Config) {
 				t.Fatalf("group %q: teams side unusable", name)
 			}
 			approvers += len(g.Teams.Users)
+		}
+		if g.Web != nil {
+			if cfg.Web == nil || cfg.Web.RedirectURL == "" || cfg.Web.ClientSecret == "" {
+				t.Fatalf("group %q: web side unusable", name)
+			}
+			approvers += len(g.Web.Users) + len(g.Web.Groups)
 		}
 		if approvers == 0 {
 			t.Fatalf("group %q names nobody", name)

@@ -85,6 +85,41 @@ func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 }
 
 func parse(data []byte, getenv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, error) {
+	return parseAs(data, getenv, readFile, false)
+}
+
+// LoadDemo is Load for approvebot demo: approvers may have web sides without
+// a web section, since the demo's own sign-in (loopback only) takes the
+// identity provider's place, and no chat platform is required.
+func LoadDemo(path string, getenv func(string) (string, bool)) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	dir := filepath.Dir(path)
+	cfg, err := parseAs(data, getenv, func(name string) ([]byte, error) {
+		if !filepath.IsAbs(name) {
+			name = filepath.Join(dir, name)
+		}
+		return os.ReadFile(name)
+	}, true)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			ce.file = path
+			return nil, ce
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseDemo is Parse for approvebot demo (see LoadDemo).
+func ParseDemo(data []byte, getenv func(string) (string, bool)) (*Config, error) {
+	return parseAs(data, getenv, nil, true)
+}
+
+func parseAs(data []byte, getenv func(string) (string, bool), readFile func(string) ([]byte, error), demo bool) (*Config, error) {
 	if getenv == nil {
 		getenv = func(string) (string, bool) { return "", false }
 	}
@@ -92,7 +127,7 @@ func parse(data []byte, getenv func(string) (string, bool), readFile func(string
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{getenv: getenv, readFile: readFile}
+	p := &parser{getenv: getenv, readFile: readFile, demo: demo}
 	p.checkNodes(root)
 	if len(p.problems) > 0 {
 		return nil, p.err()
@@ -197,6 +232,9 @@ type parser struct {
 	// readFile reads secret files (*_file keys); nil refuses them.
 	readFile func(string) ([]byte, error)
 	problems []problem
+	// demo reads the file for approvebot demo, whose own sign-in stands in
+	// for the web section.
+	demo bool
 	// later are checks that need the whole file read (a caller's
 	// may_request names groups and chains defined further down).
 	later []func(*Config)
@@ -790,7 +828,7 @@ type groupRef struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls", "audit", "server")
+	top := p.object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls", "audit", "server", "web")
 	if top == nil {
 		return nil
 	}
@@ -879,8 +917,9 @@ func (p *parser) config(root *yaml.Node) *Config {
 		tc.TokenURL = p.httpURL(o, "token_url", DefaultTokenURL(tc.TenantID))
 		cfg.Teams = tc
 	}
-	if cfg.Slack == nil && cfg.Teams == nil {
-		p.add(top.line(), "neither slack nor teams is configured: add at least one of the two sections")
+	p.web(top, cfg)
+	if cfg.Slack == nil && cfg.Teams == nil && cfg.Web == nil && !p.demo {
+		p.add(top.line(), "neither slack, teams nor web is configured: add at least one of the three sections")
 	}
 
 	signing := p.object(top.val["signing"], "signing", "key_file", "issuer")
@@ -921,6 +960,48 @@ func (p *parser) config(root *yaml.Node) *Config {
 	}
 	p.checkCallerRoutes(cfg)
 	return cfg
+}
+
+// web reads the web inbox's sign-in: the identity provider's issuer and
+// the client registered with it. Its redirect URL is public_url's
+// /inbox/callback, so public_url is required.
+func (p *parser) web(top *object, cfg *Config) {
+	if !top.has("web") {
+		return
+	}
+	o := p.object(top.val["web"], "web", "issuer", "client_id", "client_secret", "client_secret_file", "groups_claim")
+	if o == nil {
+		return
+	}
+	wc := &WebConfig{
+		Issuer:       p.httpURL(o, "issuer", ""),
+		ClientID:     p.str(o, "client_id", required),
+		ClientSecret: p.secret(o, "client_secret", 1),
+		GroupsClaim:  p.str(o, "groups_claim", optional),
+	}
+	if !o.has("issuer") {
+		p.add(o.line(), "web.issuer is missing: the identity provider's issuer URL (e.g. https://login.microsoftonline.com/<tenant>/v2.0)")
+	}
+	switch {
+	case cfg.PublicURL == "":
+		p.add(o.line(), "web needs public_url: the sign-in redirect URL is <public_url>/inbox/callback")
+	default:
+		u, _ := url.Parse(cfg.PublicURL)
+		if u != nil && u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
+			p.add(top.val["public_url"].Line, "public_url must be https:// for the web inbox (sign-in cookies are Secure), or a loopback address to try it locally")
+		}
+		wc.RedirectURL = strings.TrimSuffix(cfg.PublicURL, "/") + "/inbox/callback"
+	}
+	cfg.Web = wc
+}
+
+// isLoopbackHost reports whether host is localhost or a loopback address.
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // audit reads the audit section: checkpoints go to the log by default, and
@@ -1093,7 +1174,7 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			p.add(e.key.Line, "%q: group names may not be empty or start or end with spaces", name)
 			continue
 		}
-		o := p.object(e.val, at, "slack", "teams")
+		o := p.object(e.val, at, "slack", "teams", "web")
 		if o == nil {
 			continue
 		}
@@ -1171,8 +1252,33 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			p.checkSide(to.line(), at+".teams", "Teams", len(tg.Channels), len(tg.Users), "users")
 			g.Teams = tg
 		}
-		if !o.has("slack") && !o.has("teams") {
-			p.add(e.key.Line, "%s names nobody who may approve: give it a slack or teams side with channels and users", at)
+		if wo := p.object(o.val["web"], at+".web", "users", "groups"); o.has("web") && wo != nil {
+			wg := &approvebot.WebGroup{}
+			var users []*yaml.Node
+			wg.Users, users = p.listNodes(wo, "users")
+			wg.Groups = p.list(wo, "groups")
+			for i, u := range wg.Users {
+				if sub, ok := strings.CutPrefix(u, "sub:"); ok {
+					if sub == "" || strings.ContainsFunc(sub, unicode.IsSpace) {
+						p.add(users[i].Line, "%s.web.users: %q: give the subject after sub:, without spaces", at, u)
+					}
+				} else if !isEmail(u) {
+					p.add(users[i].Line, "%s.web.users: %q is neither an email nor sub:<subject>", at, u)
+				}
+			}
+			if len(wg.Groups) > 0 && cfg.Web != nil && cfg.Web.GroupsClaim == "" {
+				p.add(wo.lineOf("groups"), "%s.web.groups needs web.groups_claim: name the ID token claim that lists a person's groups", at)
+			}
+			if len(wg.Users)+len(wg.Groups) == 0 {
+				p.add(wo.line(), "%s.web is empty: list users (emails or sub:<subject>) or groups", at)
+			}
+			if cfg.Web == nil && !p.demo {
+				p.add(wo.line(), "%s.web: the file has no web section: add one (issuer, client_id, client_secret) or remove this side", at)
+			}
+			g.Web = wg
+		}
+		if !o.has("slack") && !o.has("teams") && !o.has("web") {
+			p.add(e.key.Line, "%s names nobody who may approve: give it a slack, teams or web side with channels and users", at)
 		}
 		cfg.Approvers[name] = g
 	}

@@ -308,7 +308,7 @@ func TestParseErrors(t *testing.T) {
 		marker string // the line the message must name; "" for none
 		want   string
 	}{
-		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, slack, teams, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url, tls, audit, server)`},
+		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, slack, teams, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url, tls, audit, server, web)`},
 		{name: "unknown nested key", doc: callersY + slackY + "approvers:\n  treasury-ops:\n    slack:\n      chanels: [C0X]\n      users: [U0A]\n", marker: "chanels",
 			want: `unknown key "chanels" in approvers.treasury-ops.slack (want channels, users, usergroups, notify)`},
 		{name: "app token without socket mode", doc: callersY + slackY + "  app_token: xapp-1-x\n" + groupsY, marker: "app_token",
@@ -352,7 +352,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "route for a caller to where it may not ask", doc: "callers:\n  - name: a\n    token: 0123456789abcdef0123\n    may_request: [c]\n" + slackY + groupsY +
 			"routes:\n  - match: {caller: a}\n    approvers: [ops]\nchains:\n  c:\n    version: \"1\"\n    stages: [{approvers: [ops]}]\n", marker: "caller: a", want: `routes[0] sends caller "a"'s requests to "ops", which its may_request does not list`},
 		{name: "allow_guests not a bool", doc: callersY + teamsY + "approvers:\n  x:\n    teams:\n      channels: [\"19:a\"]\n      users: [a@b.c]\n      allow_guests: sometimes\n", marker: "sometimes", want: "approvers.x.teams.allow_guests must be true or false"},
-		{name: "no platform", doc: callersY + "approvers:\n  ops:\n    teams: {channels: [\"19:a\"], users: [a@b.c]}\n", marker: "callers:", want: "neither slack nor teams is configured"},
+		{name: "no platform", doc: callersY + "approvers:\n  ops:\n    teams: {channels: [\"19:a\"], users: [a@b.c]}\n", marker: "callers:", want: "neither slack, teams nor web is configured"},
 		{name: "slack side without slack section", doc: callersY + teamsY + groupsY, marker: "slack: {", want: "approvers.ops.slack: the file has no slack section"},
 		{name: "teams side without teams section", doc: baseY + "  sec:\n    teams: {channels: [\"19:a\"], users: [a@b.c]}\n", marker: "teams: {", want: "approvers.sec.teams: the file has no teams section"},
 		{name: "slack missing secret", doc: callersY + "slack:\n  bot_token: xoxb-1\n" + groupsY, marker: "bot_token", want: "slack.signing_secret is missing"},
@@ -430,7 +430,7 @@ func TestParseReportsEveryProblemInLineOrder(t *testing.T) {
 	}
 	lines := strings.Split(err.Error(), "\n")
 	want := []string{
-		"line 1: neither slack nor teams is configured",
+		"line 1: neither slack, teams nor web is configured",
 		"line 2: callers[0].token: weak token",
 		"line 3: unknown key \"lisen\"",
 		"line 6: approvers.x.slack: the file has no slack section",

@@ -220,6 +220,9 @@ func copyGroup(g approvebot.Group) approvebot.Group {
 			AllowGuests: g.Teams.AllowGuests,
 		}
 	}
+	if g.Web != nil {
+		out.Web = &approvebot.WebGroup{Users: slices.Clone(g.Web.Users), Groups: slices.Clone(g.Web.Groups)}
+	}
 	return out
 }
 

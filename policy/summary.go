@@ -46,6 +46,9 @@ func (c *Config) Summary() string {
 	if c.Teams != nil {
 		platforms = append(platforms, fmt.Sprintf("teams (app %s, tenant %s, token URL %s)", c.Teams.AppID, c.Teams.TenantID, redact(c.Teams.TokenURL)))
 	}
+	if c.Web != nil {
+		platforms = append(platforms, fmt.Sprintf("web inbox (issuer %s, client %s, redirect %s)", redact(c.Web.Issuer), c.Web.ClientID, c.Web.RedirectURL))
+	}
 	line("platforms: %s", orNone(strings.Join(platforms, "; ")))
 
 	line("")
@@ -62,6 +65,9 @@ func (c *Config) Summary() string {
 				guests = "; guests allowed"
 			}
 			line("    teams: channels %s; users %s%s", list(g.Teams.Channels), list(g.Teams.Users), guests)
+		}
+		if g.Web != nil {
+			line("    web: users %s; groups %s", list(g.Web.Users), list(g.Web.Groups))
 		}
 	}
 

@@ -33,6 +33,18 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 			return false
 		}
 		users = g.Teams.Users
+	case "web":
+		// Email is set only when the identity provider verified it; a
+		// subject is listed as "sub:<sub>".
+		if g.Web == nil {
+			return false
+		}
+		for _, u := range g.Web.Users {
+			if u == "sub:"+a.UserID || (!strings.HasPrefix(u, "sub:") && sameAddress(u, a.Email)) {
+				return true
+			}
+		}
+		users, groups = nil, g.Web.Groups
 	default:
 		return false
 	}
@@ -76,12 +88,17 @@ func Usergroups(c approvebot.Chain, platform string) []string {
 	var out []string
 	for _, s := range c.Stages {
 		for _, g := range s.Groups {
-			if platform == "slack" && g.Slack != nil {
-				for _, ug := range g.Slack.Usergroups {
-					if !seen[ug] {
-						seen[ug] = true
-						out = append(out, ug)
-					}
+			var ugs []string
+			switch {
+			case platform == "slack" && g.Slack != nil:
+				ugs = g.Slack.Usergroups
+			case platform == "web" && g.Web != nil:
+				ugs = g.Web.Groups
+			}
+			for _, ug := range ugs {
+				if !seen[ug] {
+					seen[ug] = true
+					out = append(out, ug)
 				}
 			}
 		}
@@ -200,7 +217,7 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 
 	if b.Decision == approvebot.Deny {
 		resolve(r, approvebot.StatusDenied, approvebot.Deny, b.Approver.Principal(), b.Approver.Display(),
-			denyReason(b), now)
+			denyReason(b)+shownWhere(r, b), now)
 		out.Decided = true
 		out.Message = "You denied this request."
 		return out
@@ -222,7 +239,7 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 		return out
 	}
 	resolve(r, approvebot.StatusApproved, approvebot.Allow, b.Approver.Principal(), b.Approver.Display(),
-		approveReason(r), now)
+		approveReason(r)+shownWhere(r, b), now)
 	out.Decided = true
 	out.Message = "You approved this request."
 	return out
@@ -445,6 +462,24 @@ func Progress(r *approvebot.Request) string {
 		return ""
 	}
 	return strings.Join(done, "; ") + "; " + waitingFor(r)
+}
+
+// shownWhere says, for a decision made in the web inbox, that it was made
+// there, and which chat channels of the stage could not show the request.
+func shownWhere(r *approvebot.Request, b approvebot.Ballot) string {
+	if b.Platform != "web" {
+		return ""
+	}
+	var failed []string
+	for _, d := range r.Destinations {
+		if d.Stage == r.Stage && d.Platform != "web" && d.State == approvebot.DeliveryFailed {
+			failed = append(failed, d.Platform+" "+d.Channel)
+		}
+	}
+	if len(failed) == 0 {
+		return " (in the web inbox)"
+	}
+	return " (in the web inbox; not delivered to " + strings.Join(failed, ", ") + ")"
 }
 
 func approveReason(r *approvebot.Request) string {

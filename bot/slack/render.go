@@ -160,6 +160,10 @@ func Render(msg approvebot.Message) Rendered {
 		t := cut(msg.Notice, lineMax)
 		addTail(goslack.NewContextBlock("", mrkdwn(":warning: *Delivery*"), plain(t)), utf8.RuneCountInString(t)+25)
 	}
+	if msg.Link != "" {
+		t := "<" + escapeFit(strings.ReplaceAll(msg.Link, "|", "%7C"), lineMax) + "|Open in approvebot>"
+		addTail(goslack.NewContextBlock("", mrkdwn(t)), utf8.RuneCountInString(t))
+	}
 	if msg.Actionable {
 		addTail(reviewButtons(msg.RequestID, out.Partial), 250)
 		out.Text = fit("Approval needed (request "+msg.RequestID+")", fallbackMax)

@@ -317,6 +317,18 @@ func contextElements(msg approvebot.Message, budget, maxValue int) []any {
 	return append([]any{heading(h, "Default")}, els...)
 }
 
+// linkSet holds the link to the request's page in approvebot's web inbox.
+type linkSet struct {
+	Type    string    `json:"type"`
+	Actions []openURL `json:"actions"`
+}
+
+type openURL struct {
+	Type  string `json:"type"`
+	Title string `json:"title"`
+	URL   string `json:"url"`
+}
+
 // tail is approvebot's own lines: its facts, progress, notice, outcome.
 func tail(msg approvebot.Message) []any {
 	var out []any
@@ -331,6 +343,9 @@ func tail(msg approvebot.Message) []any {
 	}
 	if msg.Notice != "" {
 		out = append(out, textBlock{Type: "TextBlock", Text: "⚠ " + escape(msg.Notice, 500), Wrap: true, Color: "Warning"})
+	}
+	if msg.Link != "" {
+		out = append(out, linkSet{Type: "ActionSet", Actions: []openURL{{Type: "Action.OpenUrl", Title: "Open in approvebot", URL: msg.Link}}})
 	}
 	if msg.Outcome != "" {
 		color, mark := "Attention", "⛔ "

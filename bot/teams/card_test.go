@@ -427,3 +427,18 @@ func FuzzFullView(f *testing.F) {
 		}
 	})
 }
+
+// A message with a link to the web inbox offers it as an Action.OpenUrl,
+// decided or not.
+func TestRenderCardLink(t *testing.T) {
+	for _, actionable := range []bool{true, false} {
+		c, err := RenderCard(approvebot.Message{RequestID: "ar_1", Title: "t", Actionable: actionable, Link: "https://approvebot.example.com/inbox/r/ar_1"})
+		data := c.JSON
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), `"type": "Action.OpenUrl"`) || !strings.Contains(string(data), `"url": "https://approvebot.example.com/inbox/r/ar_1"`) {
+			t.Fatalf("no link in the card:\n%s", data)
+		}
+	}
+}

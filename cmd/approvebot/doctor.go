@@ -25,6 +25,7 @@ import (
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
+	"github.com/coreos/go-oidc/v3/oidc"
 )
 
 // doctorTimeout bounds each outside call doctor makes, so one unreachable
@@ -110,6 +111,9 @@ func cmdDoctor(ctx context.Context, args []string, getenv func(string) (string, 
 	}
 	if cfg.Teams != nil {
 		doctorTeams(ctx, c, cfg, st)
+	}
+	if cfg.Web != nil {
+		doctorWeb(ctx, c, cfg)
 	}
 	if *publicURL != "" {
 		doctorPublicURL(ctx, c, *publicURL)
@@ -562,4 +566,17 @@ func doctorPublicURL(ctx context.Context, c *checklist, base string) {
 		return
 	}
 	c.pass("public URL %s answers", u)
+}
+
+// doctorWeb checks that the web inbox's identity provider publishes its
+// discovery document at the configured issuer.
+func doctorWeb(ctx context.Context, c *checklist, cfg *policy.Config) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := oidc.NewProvider(ctx, cfg.Web.Issuer); err != nil {
+		c.fail("check web.issuer: it must be the provider's issuer exactly (its /.well-known/openid-configuration names it)",
+			"web inbox: identity provider %s: %v", cfg.Web.Issuer, err)
+		return
+	}
+	c.pass("web inbox: identity provider %s answers; register the redirect URL %s with it", cfg.Web.Issuer, cfg.Web.RedirectURL)
 }

@@ -20,6 +20,7 @@ func (h helpText) Error() string { return "help requested" }
 // synopsis is each flag set's usage line, after "approvebot <name> ".
 var synopsis = map[string]string{
 	"serve":          "--config FILE\n\nRun the service until SIGTERM or SIGINT.",
+	"demo":           "[--config FILE] [--listen 127.0.0.1:8080]\n\nTry approvebot: the web inbox on loopback with a demo sign-in and a demo agent;\nno credentials or configuration needed. Ctrl-C stops it.",
 	"check":          "--config FILE\n\nValidate the config, warn about what would fail at start, and print a summary.",
 	"doctor":         "--config FILE [--public-url URL]\n\nCheck that the setup works: store, signing key, Slack and Teams credentials, channels, people.",
 	"audit verify":   "--config FILE\n\nRecompute every digest and link of the audit trail; exit 1 and name the first break.",

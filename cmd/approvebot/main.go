@@ -24,6 +24,8 @@ func main() {
 const usage = `approvebot puts a human between an AI agent and its riskiest actions.
 
 Usage:
+  approvebot demo [--config FILE]        try it: the web inbox on 127.0.0.1 with a demo
+                                          sign-in and a demo agent; no credentials needed
   approvebot serve  --config FILE         run the service
   approvebot check  --config FILE         validate the config and print a summary
   approvebot reload --config FILE        make the running service re-read its config
@@ -75,6 +77,8 @@ func command(ctx context.Context, args []string, getenv func(string) (string, bo
 	switch args[0] {
 	case "serve":
 		return cmdServe(ctx, args[1:], getenv, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, args[1:], getenv, stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], getenv, stdout, stderr)
 	case "reload":

@@ -63,6 +63,9 @@ func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 	if rl.svc.teams != nil {
 		rl.svc.teams.SetAppPassword(next.Teams.AppPassword)
 	}
+	if rl.svc.web != nil {
+		rl.svc.web.SetSubjects(webSubjects(next))
+	}
 	rl.svc.cfg = next
 	rl.svc.log.Info("configuration reloaded", "file", rl.path, "callers", len(next.Callers),
 		"groups", len(next.Approvers), "routes", len(next.Routes), "chains", len(next.Chains))
@@ -92,6 +95,7 @@ func restartOnly(a, b *policy.Config) []string {
 	diff("public_url", a.PublicURL, b.PublicURL)
 	diff("audit", a.Audit, b.Audit)
 	diff("server", a.Server, b.Server)
+	diff("web", a.Web, b.Web)
 	switch {
 	case (a.Slack == nil) != (b.Slack == nil):
 		keys = append(keys, "slack")

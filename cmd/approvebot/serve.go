@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
@@ -63,6 +65,7 @@ type service struct {
 	api      *bot.Server
 	slack    *slack.Slack
 	teams    *teams.Teams
+	web      *web.Web
 	http     *http.Server
 	listener net.Listener
 	scheme   string // http, or https when approvebot serves TLS itself
@@ -122,6 +125,13 @@ func serveWithClock(ctx context.Context, clock bot.Clock, args []string, getenv 
 }
 
 func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reloader, clock bot.Clock) (*service, error) {
+	return buildWith(ctx, cfg, log, rl, clock, nil)
+}
+
+// buildWith builds the service; demo, set by approvebot demo alone, offers
+// those people as the web inbox's sign-in in place of an identity provider.
+// serve never passes it, whatever the configuration says.
+func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reloader, clock bot.Clock, demo []web.Person) (*service, error) {
 	st, err := store.Open(cfg.Store.Path, store.Options{MaxSize: cfg.Store.MaxSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -168,6 +178,27 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		}
 		platforms = append(platforms, svc.teams)
 	}
+	if cfg.Web != nil || len(demo) > 0 {
+		wc := web.Config{
+			Demo:          demo,
+			Listen:        cfg.Listen,
+			SecureCookies: web.SecureCookiesFor(cfg.PublicURL),
+			Subjects:      webSubjects(cfg),
+			Logger:        log.With("platform", "web"),
+		}
+		if clock != nil {
+			wc.Now = clock.Now
+		}
+		if len(demo) == 0 {
+			wc.OIDC = &web.OIDC{Issuer: cfg.Web.Issuer, ClientID: cfg.Web.ClientID, ClientSecret: cfg.Web.ClientSecret,
+				RedirectURL: cfg.Web.RedirectURL, GroupsClaim: cfg.Web.GroupsClaim}
+		}
+		svc.web, err = web.New(wc)
+		if err != nil {
+			return fail(err)
+		}
+		platforms = append(platforms, svc.web)
+	}
 	key, err := signing.LoadOrCreateKey(cfg.Signing.KeyFile)
 	if err != nil {
 		return fail(fmt.Errorf("signing key: %w", err))
@@ -179,8 +210,12 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 		checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile, Log: cfg.Audit.CheckpointLog, Interval: cfg.Audit.CheckpointInterval}
 		warnSameVolume(log, cfg)
 	}
+	var inboxURL string
+	if svc.web != nil && cfg.PublicURL != "" {
+		inboxURL = strings.TrimSuffix(cfg.PublicURL, "/") + "/inbox/r/"
+	}
 	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints,
-		Retention: cfg.Store.Retention, Clock: clock})
+		Retention: cfg.Store.Retention, InboxURL: inboxURL, Clock: clock})
 	if err != nil {
 		return fail(err)
 	}
@@ -192,6 +227,9 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 	}
 	if svc.teams != nil {
 		handlers["POST /teams/messages"] = guard.Wrap(svc.teams.Handler(svc.engine), maxCallbackBody)
+	}
+	if svc.web != nil {
+		handlers["/inbox/"] = svc.web.Handler(svc.engine)
 	}
 	if cfg.Admin.Token != "" {
 		extra := map[string]http.HandlerFunc{
@@ -287,8 +325,24 @@ func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reload
 	}
 	abs, _ := filepath.Abs(cfg.Store.Path)
 	log.Info("approvebot started", "listen", svc.listener.Addr().String(), "store", abs,
-		"slack", svc.slack != nil, "slack_socket_mode", svc.stopSocket != nil, "teams", svc.teams != nil, "groups", len(cfg.Approvers))
+		"slack", svc.slack != nil, "slack_socket_mode", svc.stopSocket != nil, "teams", svc.teams != nil, "web", svc.web != nil, "groups", len(cfg.Approvers))
 	return svc, nil
+}
+
+// webSubjects lists the subjects (sub:<sub>) approvers' web sides name.
+func webSubjects(cfg *policy.Config) map[string]bool {
+	subs := map[string]bool{}
+	for _, g := range cfg.Approvers {
+		if g.Web == nil {
+			continue
+		}
+		for _, u := range g.Web.Users {
+			if s, ok := strings.CutPrefix(u, "sub:"); ok {
+				subs[s] = true
+			}
+		}
+	}
+	return subs
 }
 
 // serve runs until ctx ends, then stops in order: new approval requests are
