@@ -3,9 +3,11 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,7 +87,7 @@ func (g *CallbackGuard) Wrap(h http.Handler, limit int64) http.Handler {
 
 func (g *CallbackGuard) refuse(w http.ResponseWriter, r *http.Request, status int, why string, args ...any) {
 	g.refused.Inc()
-	g.log.Warn("callback refused: "+why, append([]any{"path", r.URL.Path, "remote", r.RemoteAddr}, args...)...)
+	NoteRefusal(w, "callback_"+strings.ReplaceAll(http.StatusText(status), " ", "_"), fmt.Sprint(append([]any{why}, args...)...))
 	w.Header().Set("Connection", "close")
 	w.WriteHeader(status)
 }

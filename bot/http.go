@@ -88,6 +88,9 @@ func NewServer(cfg ServerConfig) *Server {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &refusalRecorder{ResponseWriter: w}
+	w = rec
+	defer s.reportRefusal(rec, r)
 	// A panic must reach the caller as a refusal, not as a dropped
 	// connection an agent could mistake for anything.
 	defer func() {
@@ -441,6 +444,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, err error) {
 	var limited *LimitError
 	if errors.As(err, &limited) {
+		NoteRefusal(w, limited.Limit, limited.Message)
 		// Which limit, and when to come back: an agent can tell a caller
 		// over its rate from one with too much pending.
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(ceilSecond(limited.RetryAfter)/time.Second), 10))
@@ -453,6 +457,7 @@ func writeError(w http.ResponseWriter, err error) {
 	if !errors.As(err, &e) {
 		e = approvebot.Errorf(approvebot.EInternal, "internal error")
 	}
+	NoteRefusal(w, e.Code, e.Message)
 	status := map[string]int{
 		approvebot.EInvalid:      http.StatusBadRequest,
 		approvebot.EUnauthorized: http.StatusUnauthorized,

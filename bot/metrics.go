@@ -27,6 +27,7 @@ type metrics struct {
 	behind       prometheus.Gauge       // 1: at start the store did not hold the file's last checkpoint
 
 	limited *prometheus.CounterVec // submissions refused with 429, by limit
+	refused *prometheus.CounterVec // requests refused (4xx), by endpoint and reason
 
 	retentionPasses  *prometheus.CounterVec // retention passes, by result
 	retentionRemoved *prometheus.CounterVec // what retention removed, by kind
@@ -79,8 +80,9 @@ func newMetrics(e *Engine) *metrics {
 	m.retentionRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "approvebot_retention_removed_total", Help: "What store.retention removed, by kind (requests, audit_records).",
 	}, []string{"kind"})
+	m.refused = newRefusedCounter()
 	m.registry.MustRegister(m.requests, m.resolved, m.clicks, m.delivery, m.decision, m.pending, m.outbox, m.heldConns,
-		m.checkpoints, m.checkpointAt, m.behind, m.limited, m.retentionPasses, m.retentionRemoved,
+		m.checkpoints, m.checkpointAt, m.behind, m.limited, m.refused, m.retentionPasses, m.retentionRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -87,25 +87,27 @@ func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.D
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			bot.NoteRefusal(w, "too_large", "interaction body over the limit")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
 			return
 		}
+		bot.NoteRefusal(w, "unreadable", err.Error())
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	// Nothing in the body is looked at before the signature holds.
 	if err := s.verify(r.Header, body); err != nil {
-		s.log.WarnContext(r.Context(), "slack interaction refused: bad signature", "remote", r.RemoteAddr, "err", err)
+		bot.NoteRefusal(w, "bad_signature", err.Error())
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
 	payload, err := formPayload(body)
 	if err != nil {
-		s.log.WarnContext(r.Context(), "slack interaction refused: malformed", "err", err)
+		bot.NoteRefusal(w, "malformed", err.Error())
 		http.Error(w, "malformed interaction payload", http.StatusBadRequest)
 		return
 	}
-	status, answer := s.accept(r.Context(), d, payload)
+	status, answer := s.accept(r.Context(), d, payload, func(detail string) { bot.NoteRefusal(w, "malformed", detail) })
 	if answer != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -130,13 +132,15 @@ func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.D
 // a click Slack shows as accepted is already durable: a crash right after
 // the acknowledgement cannot lose it. A slower decision still goes on after
 // the acknowledgement, as Slack requires.
-func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte) (int, any) {
+//
+// malformed is told why a payload is refused as malformed, to log it once.
+func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte, malformed func(detail string)) (int, any) {
 	in, err := parsePayload(payload)
 	switch {
 	case errors.Is(err, errNotOurs):
 		return http.StatusOK, nil
 	case err != nil:
-		s.log.WarnContext(ctx, "slack interaction refused: malformed", "err", err)
+		malformed(err.Error())
 		return http.StatusBadRequest, nil
 	}
 	switch in.kind {

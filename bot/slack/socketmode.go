@@ -202,7 +202,9 @@ func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, d bo
 func (s *Slack) acceptEnvelope(ctx context.Context, client *socketmode.Client, d bot.Decider, req socketmode.Request) {
 	res, first := s.socketState().remember(req.EnvelopeID)
 	if first {
-		res.status, res.answer = s.accept(ctx, d, req.Payload)
+		res.status, res.answer = s.accept(ctx, d, req.Payload, func(detail string) {
+			s.log.WarnContext(ctx, "slack socket mode interaction refused: malformed", "envelope_id", req.EnvelopeID, "err", detail)
+		})
 		if res.status == http.StatusServiceUnavailable {
 			s.socketState().forget(req.EnvelopeID)
 		}

@@ -109,7 +109,7 @@ func (t *Teams) refuse(w http.ResponseWriter, err error, activityID string) {
 	if errors.As(err, &ae) {
 		status = ae.status
 	}
-	t.log.Warn("activity refused", "status", status, "reason", err.Error(), "activity", activityID)
+	bot.NoteRefusal(w, "unauthenticated", err.Error()+" (activity "+activityID+")")
 	http.Error(w, http.StatusText(status), status)
 }
 
