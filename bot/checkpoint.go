@@ -323,19 +323,7 @@ func appendDurably(path string, line []byte) error {
 		err = cerr
 	}
 	if err == nil && created {
-		err = syncDir(filepath.Dir(path))
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
+		err = store.SyncDir(filepath.Dir(path))
 	}
 	return err
 }

@@ -154,6 +154,15 @@ func (s *Server) holding(delta int) {
 	s.heldMu.Unlock()
 }
 
+// authenticate is caller, answering 401 when there is none.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
+	caller, ok := s.caller(r)
+	if !ok {
+		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
+	}
+	return caller, ok
+}
+
 // caller finds the caller whose token the request carries. Every configured
 // token is compared, in constant time, whatever matches.
 func (s *Server) caller(r *http.Request) (string, bool) {
@@ -180,9 +189,8 @@ func (s *Server) caller(r *http.Request) (string, bool) {
 }
 
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	caller, ok := s.caller(r)
+	caller, ok := s.authenticate(w, r)
 	if !ok {
-		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
 		return
 	}
 	if s.closed.Load() {
@@ -236,9 +244,8 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
-	caller, ok := s.caller(r)
+	caller, ok := s.authenticate(w, r)
 	if !ok {
-		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
 		return
 	}
 	id := r.PathValue("id")
@@ -276,9 +283,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 // request as it now stands: 200 when it is withdrawn (again, for a repeated
 // DELETE), 409 when it ended otherwise first, 404 for another caller's.
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	caller, ok := s.caller(r)
+	caller, ok := s.authenticate(w, r)
 	if !ok {
-		writeError(w, approvebot.Errorf(approvebot.EUnauthorized, "missing or unknown bearer token"))
 		return
 	}
 	id := r.PathValue("id")

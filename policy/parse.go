@@ -50,12 +50,16 @@ func DefaultTokenURL(tenantID string) string {
 
 // Load reads and parses the configuration file at path. Errors name the file.
 func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
+	return load(path, getenv, false)
+}
+
+// load reads the file at path and parses it, reading secret files named
+// relative to it from beside it.
+func load(path string, getenv func(string) (string, bool), demo bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	// Secret files named relative to the configuration file are read
-	// from beside it.
 	dir := filepath.Dir(path)
 	readFile := func(name string) ([]byte, error) {
 		if !filepath.IsAbs(name) {
@@ -63,7 +67,7 @@ func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
 		}
 		return os.ReadFile(name)
 	}
-	cfg, err := parse(data, getenv, readFile)
+	cfg, err := parseAs(data, getenv, readFile, demo)
 	if err != nil {
 		var ce *configError
 		if errors.As(err, &ce) {
@@ -92,26 +96,7 @@ func parse(data []byte, getenv func(string) (string, bool), readFile func(string
 // a web section, since the demo's own sign-in (loopback only) takes the
 // identity provider's place, and no chat platform is required.
 func LoadDemo(path string, getenv func(string) (string, bool)) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read configuration: %w", err)
-	}
-	dir := filepath.Dir(path)
-	cfg, err := parseAs(data, getenv, func(name string) ([]byte, error) {
-		if !filepath.IsAbs(name) {
-			name = filepath.Join(dir, name)
-		}
-		return os.ReadFile(name)
-	}, true)
-	if err != nil {
-		var ce *configError
-		if errors.As(err, &ce) {
-			ce.file = path
-			return nil, ce
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
+	return load(path, getenv, true)
 }
 
 // ParseDemo is Parse for approvebot demo (see LoadDemo).

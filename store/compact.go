@@ -47,7 +47,7 @@ func (s *Store) CompactAndClose() (CompactReport, error) {
 		s.Close()
 		return rep, fmt.Errorf("compact: put the compacted file in place: %w", err)
 	}
-	if err := syncDir(filepath.Dir(s.path)); err != nil {
+	if err := SyncDir(filepath.Dir(s.path)); err != nil {
 		s.Close()
 		return rep, fmt.Errorf("compact: sync %s: %w", filepath.Dir(s.path), err)
 	}
@@ -143,7 +143,8 @@ func (s *Store) summary() (storeSummary, error) {
 	return out, err
 }
 
-func syncDir(dir string) error {
+// SyncDir makes a file's creation or rename in dir durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

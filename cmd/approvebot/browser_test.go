@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -235,31 +234,7 @@ func TestBrowserDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	next := func(what string, match func(string) bool) string {
-		t.Helper()
-		timeout := time.After(90 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("demo ended before %s\nlogs:\n%s", what, logs)
-				}
-				if match(l) {
-					return l
-				}
-			case <-timeout:
-				t.Fatalf("demo: no %s\nlogs:\n%s", what, logs)
-			}
-		}
-	}
+	next, lines := lineReader(t, out, logs)
 	base := strings.TrimPrefix(next("address", func(l string) bool { return strings.HasPrefix(l, "approvebot listening on ") }), "approvebot listening on ")
 	next("instructions", func(l string) bool { return strings.Contains(l, base+"/inbox/") })
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -27,31 +28,7 @@ func TestDemoTwoStageChain(t *testing.T) {
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	next := func(what string, match func(string) bool) string {
-		t.Helper()
-		timeout := time.After(60 * time.Second)
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("demo ended before %s\nlogs:\n%s", what, logs)
-				}
-				if match(l) {
-					return l
-				}
-			case <-timeout:
-				t.Fatalf("demo: no %s\nlogs:\n%s", what, logs)
-			}
-		}
-	}
+	next, _ := lineReader(t, pr, logs)
 	base := strings.TrimPrefix(next("address", func(l string) bool { return strings.HasPrefix(l, "approvebot listening on ") }), "approvebot listening on ")
 	h := &harness{t: t, url: base, logs: logs}
 	person := func(i string) *browser {
@@ -169,4 +146,36 @@ func TestDemoWithConfig(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("demo exited with %v", err)
 	}
+}
+
+// lineReader reads the demo's output line by line; the function it returns
+// waits, at most 90 s, for the next line that matches, failing the test if
+// the demo ends or stays silent first. The channel has the lines not yet
+// read, until the output ends.
+func lineReader(t *testing.T, out io.Reader, logs fmt.Stringer) (func(what string, match func(string) bool) string, <-chan string) {
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return func(what string, match func(string) bool) string {
+		t.Helper()
+		timeout := time.After(90 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("demo ended before %s\nlogs:\n%s", what, logs)
+				}
+				if match(l) {
+					return l
+				}
+			case <-timeout:
+				t.Fatalf("demo: no %s\nlogs:\n%s", what, logs)
+			}
+		}
+	}, lines
 }
