@@ -18,6 +18,18 @@ var socketConfig = strings.Replace(
 	strings.Replace(baseConfig, "  signing_secret: ${SLACK_SIGNING_SECRET}\n", "", 1),
 	"  channel_interval: 0s\n", "  channel_interval: 0s\n  socket_mode: true\n  app_token: ${SLACK_APP_TOKEN}\n", 1)
 
+// socketRequest starts approvebot in Socket Mode with one async request
+// posted, and returns its id and its treasury message.
+func socketRequest(t *testing.T) (*harness, string, slackfake.Message) {
+	t.Helper()
+	h := newSocketHarness(t)
+	h.start()
+	h.waitSocketReady(true)
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	msgs := h.waitMessages(id, 2)
+	return h, id, messageIn(t, msgs, "C0TREASURY")
+}
+
 func newSocketHarness(t *testing.T) *harness {
 	t.Helper()
 	h := newHarness(t, socketConfig)
@@ -78,12 +90,7 @@ func TestSocketModeClickDecides(t *testing.T) {
 // A redelivered envelope (Slack resends one whose ack came late) is
 // acknowledged again but handled once: the clicker is told once.
 func TestSocketModeRedeliveryHandledOnce(t *testing.T) {
-	h := newSocketHarness(t)
-	h.start()
-	h.waitSocketReady(true)
-	id := h.pendingID(legacyBody("approve-large-transfer"))
-	msgs := h.waitMessages(id, 2)
-	treasury := messageIn(t, msgs, "C0TREASURY")
+	h, id, treasury := socketRequest(t)
 
 	refusals := func() int {
 		story := h.do(http.MethodGet, "/admin/requests/"+id, nil, map[string]string{"Authorization": "Bearer " + adminToken})
@@ -208,12 +215,7 @@ func TestSocketModeRefusedTokenStopsTheService(t *testing.T) {
 // An envelope is acknowledged once its vote is committed: when Slack has
 // the acknowledgement, the vote is already in the request's story.
 func TestSocketModeAcknowledgesOnceCommitted(t *testing.T) {
-	h := newSocketHarness(t)
-	h.start()
-	h.waitSocketReady(true)
-	id := h.pendingID(legacyBody("approve-large-transfer"))
-	msgs := h.waitMessages(id, 2)
-	treasury := messageIn(t, msgs, "C0TREASURY")
+	h, id, treasury := socketRequest(t)
 
 	entriesAtAck := make(chan int, 1)
 	h.slack.OnAck(func(string) {
