@@ -406,6 +406,8 @@ func statusWord(s approvebot.Status) string {
 		return "Timed out"
 	case approvebot.StatusExpired:
 		return "Expired"
+	case approvebot.StatusCancelled:
+		return "Withdrawn"
 	case approvebot.StatusPending:
 		return "Pending"
 	default:
@@ -423,6 +425,8 @@ func statusText(s approvebot.Status) string {
 		return "Timed out: nobody decided in time"
 	case approvebot.StatusExpired:
 		return "Expired"
+	case approvebot.StatusCancelled:
+		return "Withdrawn by the agent"
 	case approvebot.StatusPending:
 		return "Waiting for another approver"
 	default:
