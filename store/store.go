@@ -107,7 +107,7 @@ func Open(path string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly, MaxSize: int(o.MaxSize)})
+	db, err := openCurrent(path, &bolt.Options{Timeout: o.LockTimeout, ReadOnly: o.ReadOnly, MaxSize: int(o.MaxSize)})
 	if err != nil {
 		return nil, openError(path, err)
 	}
@@ -144,6 +144,25 @@ func Open(path string, o Options) (*Store, error) {
 	}
 	go s.writer()
 	return s, nil
+}
+
+// openCurrent opens path, and opens it again if the file at path was
+// replaced while the open waited for bbolt's lock: compact renames a new
+// file over the old one while holding the lock, and an open waiting on the
+// old one would otherwise get the unlinked file once compact lets go.
+func openCurrent(path string, o *bolt.Options) (*bolt.DB, error) {
+	for attempt := 0; ; attempt++ {
+		before, _ := os.Stat(path)
+		db, err := openBolt(path, o)
+		if err != nil {
+			return nil, err
+		}
+		after, err := os.Stat(path)
+		if attempt == 3 || err != nil || before == nil || os.SameFile(before, after) {
+			return db, nil
+		}
+		db.Close()
+	}
 }
 
 // openError says why the file could not be opened in words an operator can
