@@ -156,7 +156,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			AppToken:        cfg.Slack.AppToken,
 			APIURL:          cfg.Slack.APIURL,
 			ChannelInterval: interval,
-			Logger:          log.With("platform", "slack"),
+			Logger:          log,
 		})
 		if err != nil {
 			return fail(fmt.Errorf("slack: %w", err))
@@ -171,7 +171,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			OpenIDMetadataURL: cfg.Teams.OpenIDMetadataURL,
 			TokenURL:          cfg.Teams.TokenURL,
 			Conversations:     st,
-			Logger:            log.With("platform", "teams"),
+			Logger:            log,
 		})
 		if err != nil {
 			return fail(fmt.Errorf("teams: %w", err))
