@@ -20,8 +20,9 @@ import (
 // recordingDecider stands in for the engine at the bot.Decider seam: it
 // records the ballots it is given and answers with a fixed message.
 type recordingDecider struct {
-	reply string
-	block chan struct{} // when set, Click waits for it to close
+	reply   string
+	block   chan struct{} // when set, Click waits for it to close
+	entered chan struct{} // Click signals here when it starts
 
 	mu      sync.Mutex
 	ballots []approvebot.Ballot
@@ -30,10 +31,11 @@ type recordingDecider struct {
 }
 
 func newDecider(reply string) *recordingDecider {
-	return &recordingDecider{reply: reply, got: make(chan struct{}, 1024)}
+	return &recordingDecider{reply: reply, got: make(chan struct{}, 1024), entered: make(chan struct{}, 1024)}
 }
 
 func (d *recordingDecider) Click(ctx context.Context, b approvebot.Ballot, requestID string) bot.ClickResult {
+	d.entered <- struct{}{}
 	if d.block != nil {
 		select {
 		case <-d.block:
@@ -297,10 +299,13 @@ func TestHandlerQueueFullAndShutdown(t *testing.T) {
 		body, h := slackfake.SignInteraction(testSecret, p, time.Now())
 		code, _ := send(t, srv, body, h)
 		codes[code]++
+		if i == 0 {
+			<-d.entered // the one worker holds the first click
+		}
 	}
 	// One click runs, one waits in the queue: the third cannot be taken.
-	if codes[http.StatusServiceUnavailable] == 0 || codes[http.StatusOK]+codes[http.StatusServiceUnavailable] != 3 {
-		t.Errorf("status counts %v, want some 503 and the rest 200", codes)
+	if codes[http.StatusOK] != 2 || codes[http.StatusServiceUnavailable] != 1 {
+		t.Errorf("status counts %v, want two 200 (running, queued) and one 503", codes)
 	}
 	close(d.block)
 	s.Close()

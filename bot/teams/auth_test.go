@@ -15,6 +15,9 @@ func TestActivityAuthentication(t *testing.T) {
 		opts   []teamsfake.SignOption
 		tweak  func(a teamsfake.Activity)
 		status int
+		// genuineClaim signs the serviceurl claim with the fake's own
+		// service URL, whatever the tweaked body says.
+		genuineClaim bool
 	}{
 		{name: "valid", status: http.StatusOK},
 		{name: "no Authorization header", opts: []teamsfake.SignOption{teamsfake.Unsigned()}, status: http.StatusUnauthorized},
@@ -26,7 +29,9 @@ func TestActivityAuthentication(t *testing.T) {
 		{name: "unknown key", opts: []teamsfake.SignOption{teamsfake.UnknownKey()}, status: http.StatusUnauthorized},
 		{name: "key not endorsed for msteams", opts: []teamsfake.SignOption{teamsfake.UnendorsedKey()}, status: http.StatusForbidden},
 		{name: "serviceurl claim mismatch", opts: []teamsfake.SignOption{teamsfake.WithServiceURLClaim("https://smba.trafficmanager.net/emea/")}, status: http.StatusUnauthorized},
-		{name: "serviceUrl rewritten in body", tweak: func(a teamsfake.Activity) {}, opts: []teamsfake.SignOption{teamsfake.WithServiceURLClaim("http://127.0.0.1:1/amer/")}, status: http.StatusUnauthorized},
+		// The token names the genuine service URL; the body was changed to
+		// send the bot's replies (and its token) elsewhere.
+		{name: "serviceUrl rewritten in body", tweak: func(a teamsfake.Activity) { a["serviceUrl"] = "http://127.0.0.1:1/amer/" }, genuineClaim: true, status: http.StatusUnauthorized},
 		{name: "other tenant", opts: []teamsfake.SignOption{teamsfake.WithTenant("bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee")}, status: http.StatusForbidden},
 		{name: "other channel", tweak: func(a teamsfake.Activity) { a["channelId"] = "webchat" }, status: http.StatusForbidden},
 		{name: "no tenant", tweak: func(a teamsfake.Activity) {
@@ -41,7 +46,11 @@ func TestActivityAuthentication(t *testing.T) {
 			if tt.tweak != nil {
 				tt.tweak(a)
 			}
-			code, body := e.send(t, a, tt.opts...)
+			opts := tt.opts
+			if tt.genuineClaim {
+				opts = append(opts, teamsfake.WithServiceURLClaim(e.fake.ServiceURL()))
+			}
+			code, body := e.send(t, a, opts...)
 			if code != tt.status {
 				t.Fatalf("HTTP %d (%s), want %d", code, body, tt.status)
 			}

@@ -60,8 +60,10 @@ func TestUsageErrors(t *testing.T) {
 	var out, errOut bytes.Buffer
 	for _, args := range [][]string{nil, {"frobnicate"}, {"audit"}, {"audit", "frob", "--config", "x"}, {"teams", "package"}} {
 		err := run(context.Background(), args, func(string) (string, bool) { return "", false }, &out, &errOut)
-		if err == nil || exitCode(err) == 0 {
-			t.Errorf("%v: want an error, got %v", args, err)
+		// A usage mistake exits 2, as the usage text says; 1 is for
+		// everything that went wrong once the command ran.
+		if err == nil || exitCode(err) != 2 {
+			t.Errorf("%v: want a usage error (exit 2), got %v", args, err)
 		}
 	}
 }

@@ -52,18 +52,20 @@ func TestSlackOutageThenRecovery(t *testing.T) {
 	// Now chat.update fails for a while: decisions still reach the agents,
 	// and the messages catch up after.
 	h.slack.FailFor("chat.update", 2*time.Second, slackfake.Status(http.StatusServiceUnavailable))
+	want := map[string]string{} // request id -> the status its click decides
 	for i, id := range all {
 		action := []string{"approve", "deny"}[i%2]
+		want[id] = map[string]string{"approve": "approved", "deny": "denied"}[action]
 		h.click("U0CARL", "C0COMPLIANCE", h.messageAt(id, "C0COMPLIANCE").TS, action, id)
 	}
 	for _, ch := range held {
-		if got := h.await(ch); got.answer.Status != "approved" && got.answer.Status != "denied" {
-			t.Fatalf("held caller got %s", got.body)
+		if got := h.await(ch); got.answer.Status != want[got.answer.ApprovalRequestID] {
+			t.Fatalf("held caller got %s, want %s", got.body, want[got.answer.ApprovalRequestID])
 		}
 	}
 	for _, id := range ids {
-		if got := h.do(http.MethodGet, "/v1/approvals/"+id+"?wait=30", nil, auth()); got.answer.Status != "approved" && got.answer.Status != "denied" {
-			t.Fatalf("poll got %s", got.body)
+		if got := h.do(http.MethodGet, "/v1/approvals/"+id+"?wait=30", nil, auth()); got.answer.Status != want[id] {
+			t.Fatalf("poll got %s, want %s", got.body, want[id])
 		}
 	}
 	h.waitFor("every message final", func() bool {

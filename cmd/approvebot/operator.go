@@ -175,6 +175,11 @@ func cmdAudit(ctx context.Context, args []string, getenv func(string) (string, b
 		return helpText(groupHelp["audit"])
 	}
 	sub := args[0]
+	switch sub {
+	case "verify", "export", "show":
+	default:
+		return usageError(fmt.Sprintf("unknown audit subcommand %q (want verify, export or show)", sub))
+	}
 	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
 	request := fs.String("request", "", "export: only this request's records")
 	since := fs.String("since", "", "export: records at or after this RFC 3339 time")
