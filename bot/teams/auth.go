@@ -17,8 +17,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"github.com/infracloudio/msbotbuilder-go/connector/auth"
-	"github.com/infracloudio/msbotbuilder-go/schema"
 )
 
 // Bot Framework token rules (platforms.md B1).
@@ -84,33 +82,9 @@ type tokenValidator struct {
 	reloadErr  error     // how the last attempt ended
 }
 
-var _ auth.TokenValidator = (*tokenValidator)(nil)
-
 func newTokenValidator(appID, metadataURL string, client *http.Client, now func() time.Time, log *slog.Logger) *tokenValidator {
 	return &tokenValidator{appID: appID, metadataURL: metadataURL, client: client, now: now, log: log}
 }
-
-// AuthenticateRequest implements msbotbuilder-go's auth.TokenValidator with
-// every check of platforms.md B1. credentials and channelService are
-// ignored: the app id is fixed at construction so no caller can disable
-// the check with an empty one.
-func (v *tokenValidator) AuthenticateRequest(ctx context.Context, activity schema.Activity, authHeader string, _ auth.CredentialProvider, _ string) (auth.ClaimsIdentity, error) {
-	tok, err := v.verifyToken(ctx, authHeader)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkActivity(tok, activity.ServiceURL, activity.ChannelID); err != nil {
-		return nil, err
-	}
-	return claimsIdentity{"iss": tok.claims.Issuer, "aud": v.appID, "serviceurl": tok.serviceURL}, nil
-}
-
-// claimsIdentity is a ClaimsIdentity that cannot panic: the library's
-// DefaultClaimIdentity type-asserts missing claims.
-type claimsIdentity map[string]string
-
-func (c claimsIdentity) GetClaimValue(k string) string { return c[k] }
-func (c claimsIdentity) IsAuthenticated() bool         { return true }
 
 // verifyToken checks everything about the bearer token that does not depend
 // on the activity: algorithm, signature, issuer, audience and lifetime.

@@ -146,30 +146,6 @@ func TestOversizedActivityRefused(t *testing.T) {
 	}
 }
 
-func TestTokenValidatorInterface(t *testing.T) {
-	e := newEnv(t)
-	a := e.fake.BotAddedToTeam(testTeamID, testTeamName, testAdmin)
-	body, header, err := e.fake.SignActivity(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := parseActivity(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := e.teams.validator.AuthenticateRequest(testCtx(t), in.Activity, header.Get("Authorization"), nil, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !id.IsAuthenticated() || id.GetClaimValue("serviceurl") != e.fake.ServiceURL() || id.GetClaimValue("missing") != "" {
-		t.Fatalf("identity %+v", id)
-	}
-	in.Activity.ServiceURL = "https://elsewhere.example/"
-	if _, err := e.teams.validator.AuthenticateRequest(testCtx(t), in.Activity, header.Get("Authorization"), nil, ""); err == nil {
-		t.Fatal("a token bound to another service URL was accepted")
-	}
-}
-
 func TestNewRefusesIncompleteConfig(t *testing.T) {
 	ok := Config{AppID: teamsfake.DefaultAppID, AppPassword: "p", TenantID: teamsfake.DefaultTenantID, Conversations: openStore(t)}
 	tests := []struct {
