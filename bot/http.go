@@ -36,8 +36,6 @@ const (
 type ServerConfig struct {
 	Engine *Engine
 	Signer *signing.Signer
-	// Issuer names approvebot in signed decisions.
-	Issuer string
 	// Handlers are mounted as given, e.g. "POST /slack/interactions".
 	Handlers map[string]http.Handler
 	// Ready reports whether the chat platforms are reachable.

@@ -265,7 +265,6 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 	svc.api = bot.NewServer(bot.ServerConfig{
 		Engine:   svc.engine,
 		Signer:   signer,
-		Issuer:   cfg.Signing.Issuer,
 		Handlers: handlers,
 		Ready:    newPlatformReadiness(ctx, platforms, log).ready,
 		Logger:   log,
