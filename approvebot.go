@@ -157,6 +157,11 @@ type Chain struct {
 	Version            string  `json:"version,omitempty"`
 	Stages             []Stage `json:"stages"`
 	SeparationOfDuties bool    `json:"separation_of_duties,omitempty"`
+	// Reminders are when, after the request opened, the current stage's
+	// approvers are reminded in each message's thread; BeforeDeadline adds
+	// one that long before the deadline.
+	Reminders      []time.Duration `json:"reminders,omitempty"`
+	BeforeDeadline time.Duration   `json:"before_deadline,omitempty"`
 }
 
 // Approver is a person who clicked, as the platform identified them. Once
@@ -282,7 +287,29 @@ type Destination struct {
 	Error    string     `json:"error,omitempty"`
 	// Version of the request last shown there.
 	Shown uint64 `json:"shown,omitempty"`
+	// Replied counts the request's thread notes dealt with there (posted
+	// as replies under the message, or not meant for it).
+	Replied int `json:"replied,omitempty"`
 }
+
+// Note is one line of a request's history, posted as a reply in the thread
+// of each of its messages: a stage opened, a vote, a reminder, the outcome.
+type Note struct {
+	Kind string    `json:"kind"` // NoteStage, NoteVote, NoteReminder, NoteOutcome
+	Text string    `json:"text"`
+	At   time.Time `json:"at"`
+	// Stage limits the note to the messages of one stage (reminders); -1
+	// sends it under every message.
+	Stage int `json:"stage"`
+}
+
+// Kinds of Note.
+const (
+	NoteStage    = "stage"
+	NoteVote     = "vote"
+	NoteReminder = "reminder"
+	NoteOutcome  = "outcome"
+)
 
 // Request is an approval request and everything that happened to it.
 type Request struct {
@@ -304,6 +331,12 @@ type Request struct {
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	Destinations   []Destination   `json:"destinations,omitempty"`
 	Version        uint64          `json:"version"`
+	// Thread is the request's history, replied under each message.
+	Thread []Note `json:"thread,omitempty"`
+	// Reminded counts the chain's reminder times already dealt with;
+	// Nudge is when the next is due (zero: none).
+	Reminded int       `json:"reminded,omitempty"`
+	Nudge    time.Time `json:"nudge,omitempty"`
 	// Receipt places the resolution in the audit log; Assertion is the
 	// signed decision, made once in the transaction that decided the
 	// request and returned as is to every later poll or retry.

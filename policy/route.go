@@ -76,13 +76,18 @@ func (c *Config) route(caller string, f approvebot.Fields, schema string) (Route
 		if r.Chain != "" {
 			check := schema == approvebot.SchemaV1 && r.Chain == f.ApprovalChainID
 			routed, err := c.chain(r.Chain, r.Timeout, schema, f.ApprovalChainVersion, check)
+			if r.Reminders.set() {
+				remind(&routed.Chain, r.Reminders)
+			}
 			return routed, r.Chain, err
 		}
 		st, err := c.stage(r.Approvers, r.Quorum)
 		if err != nil {
 			return Routed{}, "", err
 		}
-		return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}, "", nil
+		routed := Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}
+		remind(&routed.Chain, r.Reminders)
+		return routed, "", nil
 	}
 	if schema == approvebot.SchemaV1 {
 		if f.ApprovalChainID == "" {
@@ -147,6 +152,7 @@ func (c *Config) chain(id string, timeout time.Duration, schema, version string,
 		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("approval_chain_version %q does not match the configured version %q of chain %q", version, cc.Version, id)}
 	}
 	ch := approvebot.Chain{SeparationOfDuties: cc.SeparationOfDuties}
+	remind(&ch, cc.Reminders)
 	if schema == approvebot.SchemaV1 {
 		ch.ID, ch.Version = cc.ID, cc.Version
 	}
@@ -286,4 +292,10 @@ func (m Match) String() string {
 		return "*"
 	}
 	return strings.Join(parts, " ")
+}
+
+// remind gives a chain the reminders configured for it (copies).
+func remind(ch *approvebot.Chain, r Reminders) {
+	ch.Reminders = slices.Clone(r.After)
+	ch.BeforeDeadline = r.BeforeDeadline
 }

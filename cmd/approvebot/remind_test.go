@@ -1,0 +1,159 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/slack/slackfake"
+)
+
+func remindConfig(reminders string) string {
+	return configHead + configOperations + `approvers:
+  treasury-ops:
+    slack:
+      channels: [C0TREASURY]
+      users: [U0JANE, bob@company.com]
+  compliance:
+    slack:
+      channels: [C0COMPLIANCE]
+      usergroups: [S0COMPLIANCE]
+routes:
+  - match: {rule_name: approve-large-transfer}
+    approvers: [treasury-ops, compliance]
+    quorum: any
+    timeout: 3h
+` + reminders
+}
+
+// waitReplies waits until the thread of m holds n replies, and returns them.
+func (h *harness) waitReplies(m slackfake.Message, n int) []slackfake.Reply {
+	h.t.Helper()
+	var got []slackfake.Reply
+	h.waitFor("replies under "+m.Channel+" "+m.TS, func() bool {
+		got = h.slack.Replies(m.Channel, m.TS)
+		return len(got) >= n
+	})
+	return got
+}
+
+// Reminders come at 10 m and 1 h, in each message's thread, naming the
+// group's approvers there (user ids and user groups as mentions, emails as
+// they are); the vote and the outcome follow in the threads, and no
+// reminder comes once the request is decided.
+func TestRemindersAndHistory(t *testing.T) {
+	h := newHarness(t, remindConfig("    reminders: [10m, 1h, 2h]\n"))
+	h.clock = bot.NewManualClock(time.Now())
+	h.start()
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	treasury, compliance := h.messageAt(id, "C0TREASURY"), h.messageAt(id, "C0COMPLIANCE")
+	h.waitPosted(id, 2)
+
+	h.clock.Advance(9 * time.Minute)
+	if n := h.story(id).count(bot.EventReminder); n != 0 {
+		t.Fatalf("%d reminders before 10 m", n)
+	}
+	h.clock.Advance(time.Minute)
+	tr := h.waitReplies(treasury, 1)
+	co := h.waitReplies(compliance, 1)
+	if !strings.Contains(tr[0].Text, "Reminder") || !strings.Contains(tr[0].Text, "<@U0JANE>") || !strings.Contains(tr[0].Text, "bob@company.com") {
+		t.Fatalf("treasury reminder %q: want the reminder naming <@U0JANE> and bob@company.com", tr[0].Text)
+	}
+	if strings.Contains(tr[0].Text, "subteam") {
+		t.Fatalf("treasury reminder %q names compliance's user group", tr[0].Text)
+	}
+	if !strings.Contains(co[0].Text, "<!subteam^S0COMPLIANCE>") || strings.Contains(co[0].Text, "U0JANE") {
+		t.Fatalf("compliance reminder %q: want <!subteam^S0COMPLIANCE> only", co[0].Text)
+	}
+
+	h.clock.Advance(50 * time.Minute)
+	h.waitReplies(treasury, 2)
+	h.waitReplies(compliance, 2)
+	if n := h.slack.Posts("C0TREASURY"); n != 1 {
+		t.Fatalf("%d messages in C0TREASURY, want the one: reminders are replies", n)
+	}
+
+	if r := h.click("U0JANE", treasury.Channel, treasury.TS, "approve", id); r.status != http.StatusOK {
+		t.Fatalf("click: %d %s", r.status, r.body)
+	}
+	h.waitClosed(id, "Approved")
+	for _, m := range []slackfake.Message{treasury, compliance} {
+		got := h.waitReplies(m, 4)
+		if !strings.Contains(got[2].Text, "Jane Doe approved") {
+			t.Fatalf("vote reply under %s: %q", m.Channel, got[2].Text)
+		}
+		if !strings.Contains(got[3].Text, "Approved") {
+			t.Fatalf("outcome reply under %s: %q", m.Channel, got[3].Text)
+		}
+	}
+
+	h.clock.Advance(90 * time.Minute) // past the 2 h reminder
+	if n := h.story(id).count(bot.EventReminder); n != 2 {
+		t.Fatalf("%d reminders audited, want 2: none after the decision", n)
+	}
+	if n := len(h.slack.Replies(treasury.Channel, treasury.TS)); n != 4 {
+		t.Fatalf("%d replies under the treasury message after the decision, want 4", n)
+	}
+}
+
+// A restart after reminders came due sends the latest owed one once (not
+// the whole backlog), and a second restart does not send it again.
+func TestReminderAfterRestartSentOnce(t *testing.T) {
+	h := newHarness(t, remindConfig("    reminders: [10m, 1h]\n    before_deadline: 5m\n"))
+	h.clock = bot.NewManualClock(time.Now())
+	h.start()
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	treasury := h.messageAt(id, "C0TREASURY")
+	h.waitPosted(id, 2)
+	h.stop()
+
+	h.clock.Advance(70 * time.Minute) // both 10 m and 1 h are owed
+	h.start()
+	got := h.waitReplies(treasury, 1)
+	h.stop()
+	h.start()
+	// A vote's reply goes through the same message's queue after anything
+	// the restart still owed it.
+	if r := h.click("U0JANE", treasury.Channel, treasury.TS, "deny", id); r.status != http.StatusOK {
+		t.Fatalf("click: %d %s", r.status, r.body)
+	}
+	got = h.waitReplies(treasury, 3)
+	reminders := 0
+	for _, r := range got {
+		if strings.Contains(r.Text, "Reminder") {
+			reminders++
+		}
+	}
+	if reminders != 1 || len(got) != 3 {
+		t.Fatalf("replies after two restarts: %q; want one reminder, then the vote and the outcome", texts(got))
+	}
+	if n := h.story(id).count(bot.EventReminder); n != 1 {
+		t.Fatalf("%d reminders audited, want 1", n)
+	}
+}
+
+// before_deadline reminds that long before the deadline.
+func TestReminderBeforeDeadline(t *testing.T) {
+	h := newHarness(t, remindConfig("    before_deadline: 5m\n"))
+	h.clock = bot.NewManualClock(time.Now())
+	h.start()
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	treasury := h.messageAt(id, "C0TREASURY")
+	h.waitPosted(id, 2)
+	h.clock.Advance(3*time.Hour - 6*time.Minute)
+	if n := h.story(id).count(bot.EventReminder); n != 0 {
+		t.Fatalf("%d reminders 6 m before the deadline", n)
+	}
+	h.clock.Advance(time.Minute)
+	h.waitReplies(treasury, 1)
+}
+
+func texts(rs []slackfake.Reply) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Text
+	}
+	return out
+}
