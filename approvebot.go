@@ -162,6 +162,24 @@ type Chain struct {
 	// one that long before the deadline.
 	Reminders      []time.Duration `json:"reminders,omitempty"`
 	BeforeDeadline time.Duration   `json:"before_deadline,omitempty"`
+	// Escalate widens the stage still undecided at each After (from when
+	// the request opened) to Groups, who may then decide it.
+	Escalate []Escalation `json:"escalate,omitempty"`
+}
+
+// Escalation is one escalation step of a chain, as configured.
+type Escalation struct {
+	After  time.Duration `json:"after"`
+	Groups []Group       `json:"groups"`
+}
+
+// Escalated records an escalation that happened: the stage it widened, to
+// which groups (of Chain.Escalate[Step]), and when.
+type Escalated struct {
+	Step   int       `json:"step"`
+	Stage  int       `json:"stage"`
+	Groups []string  `json:"groups"`
+	At     time.Time `json:"at"`
 }
 
 // Approver is a person who clicked, as the platform identified them. Once
@@ -309,6 +327,7 @@ const (
 	NoteVote     = "vote"
 	NoteReminder = "reminder"
 	NoteOutcome  = "outcome"
+	NoteEscalate = "escalation"
 )
 
 // Request is an approval request and everything that happened to it.
@@ -337,6 +356,9 @@ type Request struct {
 	// Nudge is when the next is due (zero: none).
 	Reminded int       `json:"reminded,omitempty"`
 	Nudge    time.Time `json:"nudge,omitempty"`
+	// Escalations are the chain's escalation steps that have happened, in
+	// order.
+	Escalations []Escalated `json:"escalations,omitempty"`
 	// Receipt places the resolution in the audit log; Assertion is the
 	// signed decision, made once in the transaction that decided the
 	// request and returned as is to every later poll or retry.

@@ -13,8 +13,12 @@ import (
 	"github.com/approvebot/approvebot/store"
 )
 
-// EventReminder records a reminder sent to a stage's approvers.
-const EventReminder = "approval_reminder"
+// EventReminder records a reminder sent to a stage's approvers;
+// EventEscalated a stage widened to the groups of an escalation step.
+const (
+	EventReminder  = "approval_reminder"
+	EventEscalated = "approval_escalated"
+)
 
 // Replier is an optional Platform method: post a note of a request's
 // history as a reply in the thread of the message at ref. mention lists the
@@ -74,13 +78,30 @@ func reminderTimes(r *approvebot.Request) []time.Time {
 	return slices.CompactFunc(out, time.Time.Equal)
 }
 
-// nextNudge is when r's next reminder is due (zero: none left).
+// escalationDue is when step of r's chain escalates; ok is false for a
+// step that does not exist or would come at or after the deadline.
+func escalationDue(r *approvebot.Request, step int) (time.Time, bool) {
+	if step >= len(r.Chain.Escalate) {
+		return time.Time{}, false
+	}
+	t := r.CreatedAt.Add(r.Chain.Escalate[step].After)
+	return t, t.Before(r.Deadline)
+}
+
+// nextNudge is when r's next reminder or escalation is due (zero: none
+// left).
 func nextNudge(r *approvebot.Request) time.Time {
-	times := reminderTimes(r)
-	if r.Status.Final() || r.Reminded >= len(times) {
+	if r.Status.Final() {
 		return time.Time{}
 	}
-	return times[r.Reminded].Round(0)
+	var next time.Time
+	if times := reminderTimes(r); r.Reminded < len(times) {
+		next = times[r.Reminded]
+	}
+	if t, ok := escalationDue(r, len(r.Escalations)); ok && (next.IsZero() || t.Before(next)) {
+		next = t
+	}
+	return next.Round(0)
 }
 
 // armNudge sets r's reminder timer from its stored Nudge.
@@ -113,6 +134,17 @@ func (e *Engine) nudge(id string) {
 		if r.Status.Final() {
 			return store.Change{Abort: true}, nil
 		}
+		var ch store.Change
+		// Every escalation step due happens, in order: each widens the
+		// stage then current, as configured.
+		for {
+			t, ok := escalationDue(r, len(r.Escalations))
+			if !ok || t.After(now) {
+				break
+			}
+			ch.Events = append(ch.Events, e.escalate(r, now))
+			ch.Visible = true
+		}
 		times := reminderTimes(r)
 		owed := -1
 		for i := r.Reminded; i < len(times); i++ {
@@ -120,17 +152,22 @@ func (e *Engine) nudge(id string) {
 				owed = i
 			}
 		}
-		if owed < 0 {
+		if owed >= 0 {
+			// Reminders missed (the server was down) are not replayed:
+			// only the latest is sent.
+			skipped := owed - r.Reminded
+			r.Reminded = owed + 1
+			r.Thread = append(r.Thread, approvebot.Note{Kind: approvebot.NoteReminder, At: now, Stage: r.Stage,
+				Text: "Reminder: this request is still waiting for " + waiting(r)})
+			ch.Events = append(ch.Events, event(EventReminder, r.ID, now, "system:reminder", map[string]any{
+				"stage": r.Stage, "groups": r.Chain.Stages[r.Stage].GroupNames(), "skipped": skipped,
+			}))
+		}
+		if len(ch.Events) == 0 {
 			return store.Change{Abort: true}, nil
 		}
-		skipped := owed - r.Reminded
-		r.Reminded = owed + 1
 		r.Nudge = nextNudge(r)
-		r.Thread = append(r.Thread, approvebot.Note{Kind: approvebot.NoteReminder, At: now, Stage: r.Stage,
-			Text: "Reminder: this request is still waiting for " + waiting(r)})
-		return store.Change{Events: []approvebot.Event{event(EventReminder, r.ID, now, "system:reminder", map[string]any{
-			"stage": r.Stage, "groups": r.Chain.Stages[r.Stage].GroupNames(), "skipped": skipped,
-		})}}, nil
+		return ch, nil
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrClosed) {
@@ -145,6 +182,49 @@ func (e *Engine) nudge(id string) {
 		return
 	}
 	e.armNudge(id, r.Nudge)
+}
+
+// escalate widens r's current stage to the groups of its chain's next
+// escalation step: they get the request in their channels (new messages,
+// or added to a message of the stage already in that channel), may decide
+// the stage from there, and every message's thread says so. It returns the
+// audit record.
+func (e *Engine) escalate(r *approvebot.Request, now time.Time) approvebot.Event {
+	step := len(r.Escalations)
+	esc := r.Chain.Escalate[step]
+	names := approvebot.Stage{Groups: esc.Groups}.GroupNames()
+	r.Escalations = append(r.Escalations, approvebot.Escalated{Step: step, Stage: r.Stage, Groups: names, At: now})
+	for _, d := range destinations(approvebot.Chain{Stages: []approvebot.Stage{{Groups: esc.Groups}}}, e.platforms) {
+		d.Stage = r.Stage
+		if d.Platform == "web" {
+			d.Channel = fmt.Sprintf("inbox-%d", r.Stage+1) // the stage's one inbox copy
+		}
+		i := slices.IndexFunc(r.Destinations, func(x approvebot.Destination) bool {
+			return x.Platform == d.Platform && x.Channel == d.Channel && x.Stage == d.Stage
+		})
+		if i < 0 {
+			r.Destinations = append(r.Destinations, d)
+			continue
+		}
+		for _, g := range d.Groups {
+			if !slices.Contains(r.Destinations[i].Groups, g) {
+				r.Destinations[i].Groups = append(r.Destinations[i].Groups, g)
+			}
+		}
+	}
+	list := groupList(approvebot.Stage{Groups: esc.Groups})
+	r.Thread = append(r.Thread, approvebot.Note{Kind: approvebot.NoteEscalate, At: now, Stage: -1,
+		Text: fmt.Sprintf("Escalated to %s: still undecided %s after it was requested; they may now decide %s", list, esc.After, stageName(r))})
+	return event(EventEscalated, r.ID, now, "system:escalation", map[string]any{
+		"step": step, "stage": r.Stage, "groups": names, "after": esc.After.String(),
+	})
+}
+
+func stageName(r *approvebot.Request) string {
+	if n := len(r.Chain.Stages); n > 1 {
+		return fmt.Sprintf("stage %d of %d", r.Stage+1, n)
+	}
+	return "it"
 }
 
 // waiting names the stage a pending request waits on, and its groups.
@@ -220,7 +300,7 @@ func (o *outbox) replies(k store.JobKey, j *job, r *approvebot.Request, d approv
 		}
 		var mention []approvebot.Group
 		if n.Kind == approvebot.NoteReminder && d.Stage < len(r.Chain.Stages) {
-			for _, g := range r.Chain.Stages[d.Stage].Groups {
+			for _, g := range append(slices.Clone(r.Chain.Stages[d.Stage].Groups), policy.EscalatedTo(r, d.Stage).Groups...) {
 				if slices.Contains(d.Groups, g.Name) {
 					mention = append(mention, g)
 				}

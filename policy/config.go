@@ -195,9 +195,18 @@ type Route struct {
 type Reminders struct {
 	After          []time.Duration
 	BeforeDeadline time.Duration
+	// Escalate widens a stage still undecided after each step's After to
+	// its Approvers.
+	Escalate []EscalationConfig
 }
 
-func (r Reminders) set() bool { return len(r.After) > 0 || r.BeforeDeadline > 0 }
+// EscalationConfig is one escalation step, by group name.
+type EscalationConfig struct {
+	After     time.Duration
+	Approvers []string
+}
+
+func (r Reminders) set() bool { return len(r.After) > 0 || r.BeforeDeadline > 0 || len(r.Escalate) > 0 }
 
 // ChainConfig is a versioned, ordered list of stages.
 type ChainConfig struct {

@@ -76,8 +76,8 @@ func (c *Config) route(caller string, f approvebot.Fields, schema string) (Route
 		if r.Chain != "" {
 			check := schema == approvebot.SchemaV1 && r.Chain == f.ApprovalChainID
 			routed, err := c.chain(r.Chain, r.Timeout, schema, f.ApprovalChainVersion, check)
-			if r.Reminders.set() {
-				remind(&routed.Chain, r.Reminders)
+			if err == nil && r.Reminders.set() {
+				err = c.remind(&routed.Chain, r.Reminders)
 			}
 			return routed, r.Chain, err
 		}
@@ -86,7 +86,9 @@ func (c *Config) route(caller string, f approvebot.Fields, schema string) (Route
 			return Routed{}, "", err
 		}
 		routed := Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}
-		remind(&routed.Chain, r.Reminders)
+		if err := c.remind(&routed.Chain, r.Reminders); err != nil {
+			return Routed{}, "", err
+		}
 		return routed, "", nil
 	}
 	if schema == approvebot.SchemaV1 {
@@ -152,7 +154,9 @@ func (c *Config) chain(id string, timeout time.Duration, schema, version string,
 		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("approval_chain_version %q does not match the configured version %q of chain %q", version, cc.Version, id)}
 	}
 	ch := approvebot.Chain{SeparationOfDuties: cc.SeparationOfDuties}
-	remind(&ch, cc.Reminders)
+	if err := c.remind(&ch, cc.Reminders); err != nil {
+		return Routed{}, err
+	}
 	if schema == approvebot.SchemaV1 {
 		ch.ID, ch.Version = cc.ID, cc.Version
 	}
@@ -294,8 +298,18 @@ func (m Match) String() string {
 	return strings.Join(parts, " ")
 }
 
-// remind gives a chain the reminders configured for it (copies).
-func remind(ch *approvebot.Chain, r Reminders) {
+// remind gives a chain the reminders and escalation steps configured for
+// it (copies of the groups).
+func (c *Config) remind(ch *approvebot.Chain, r Reminders) error {
 	ch.Reminders = slices.Clone(r.After)
 	ch.BeforeDeadline = r.BeforeDeadline
+	ch.Escalate = nil
+	for _, e := range r.Escalate {
+		st, err := c.stage(e.Approvers, approvebot.Quorum{})
+		if err != nil {
+			return err
+		}
+		ch.Escalate = append(ch.Escalate, approvebot.Escalation{After: e.After, Groups: st.Groups})
+	}
+	return nil
 }

@@ -157,3 +157,78 @@ func texts(rs []slackfake.Reply) []string {
 	}
 	return out
 }
+
+const escalateConfig = configHead + configOperations + `approvers:
+  treasury-ops:
+    slack:
+      channels: [C0TREASURY]
+      users: [U0JANE]
+  treasury-leads:
+    slack:
+      channels: [C0LEADS]
+      users: [U0LEAD]
+routes:
+  - match: {rule_name: approve-large-transfer}
+    approvers: [treasury-ops]
+    timeout: 1h
+    escalate: [{after: 15m, approvers: [treasury-leads]}]
+`
+
+// A request still undecided at 15 m is escalated: the leads' channel gets
+// it, every message says so (thread and top), and a lead's approval decides
+// it. Before the escalation the leads have no message to decide from, and
+// nobody outside the configured groups may decide after it.
+func TestEscalation(t *testing.T) {
+	h := newHarness(t, escalateConfig)
+	h.slack.AddUser("U0LEAD", "Lee Lead", "lee@company.com")
+	h.clock = bot.NewManualClock(time.Now())
+	h.start()
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	treasury := h.messageAt(id, "C0TREASURY")
+	h.waitPosted(id, 1)
+
+	h.clock.Advance(14 * time.Minute)
+	if n := h.story(id).count(bot.EventEscalated); n != 0 || h.slack.Posts("C0LEADS") != 0 {
+		t.Fatalf("escalated before 15 m: %d records, %d posts", n, h.slack.Posts("C0LEADS"))
+	}
+	// A lead clicking the treasury message is no approver of it.
+	h.click("U0LEAD", treasury.Channel, treasury.TS, "approve", id)
+	if got := h.told("U0LEAD", 1); !strings.Contains(got, "not an approver") {
+		t.Fatalf("lead before the escalation was told %q", got)
+	}
+
+	h.clock.Advance(time.Minute)
+	leads := h.messageAt(id, "C0LEADS")
+	h.waitPosted(id, 2)
+	got := h.waitReplies(treasury, 1)
+	if !strings.Contains(got[0].Text, "Escalated to treasury-leads") {
+		t.Fatalf("treasury thread: %q", got[0].Text)
+	}
+	h.waitFor("the treasury message saying it was escalated", func() bool {
+		m, _ := h.slack.Message(treasury.Channel, treasury.TS)
+		return strings.Contains(string(m.Blocks), "escalated to treasury-leads")
+	})
+	if n := h.story(id).count(bot.EventEscalated); n != 1 {
+		t.Fatalf("%d escalations audited, want 1", n)
+	}
+
+	// Someone in neither group may not decide from the leads' message.
+	h.click("U0MALLORY", leads.Channel, leads.TS, "approve", id)
+	if got := h.told("U0MALLORY", 1); !strings.Contains(got, "Nothing changed") {
+		t.Fatalf("outsider was told %q", got)
+	}
+	h.click("U0LEAD", leads.Channel, leads.TS, "approve", id)
+	h.waitClosed(id, "Approved")
+	r := h.status(id)
+	if !r.answer.Approved || r.answer.Approver != "lee@company.com" {
+		t.Fatalf("answer after the lead approved: %s", r.body)
+	}
+	h.waitFor("the vote in the treasury thread", func() bool {
+		for _, r := range h.slack.Replies(treasury.Channel, treasury.TS) {
+			if strings.Contains(r.Text, "Lee Lead approved") {
+				return true
+			}
+		}
+		return false
+	})
+}
