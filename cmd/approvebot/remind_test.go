@@ -1,7 +1,10 @@
 package main
 
 import (
+	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,4 +234,45 @@ func TestEscalation(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// On Teams a reminder is a reply in the card's thread with a mention entity
+// for each listed approver; the vote and the outcome follow in the thread.
+func TestTeamsReminderAndHistory(t *testing.T) {
+	th := newTeamsHarness(t)
+	config := strings.Replace(teamsConfig, "approvers: [payments-teams]\n    timeout: 5m\n", "approvers: [payments-teams]\n    timeout: 1h\n    reminders: [10m]\n", 1)
+	if err := os.WriteFile(th.config, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	th.clock = bot.NewManualClock(time.Now())
+	th.startInstalled()
+	held := th.submit(legacyBody("teams-transfer"), auth())
+	card, id := th.teamsCardIn(teamsApprovals, held)
+	th.waitPosted(id, 1)
+
+	th.clock.Advance(10 * time.Minute)
+	var got []teamsfake.Reply
+	waitOn(t, th.teams, "a reminder in the card's thread", th.logs, func() bool {
+		got = th.teams.Replies(card.ConversationID)
+		return len(got) >= 1
+	})
+	var ids []string
+	for _, m := range got[0].Mentions {
+		ids = append(ids, m.ID)
+	}
+	if !strings.Contains(got[0].Text, "Reminder") || !slices.Equal(ids, []string{"jane@company.com", "carl@company.com", teamsSam.AadObjectID}) {
+		t.Fatalf("reminder %q mentions %v", got[0].Text, ids)
+	}
+
+	th.teamsClick(teamsJane, card, "allow")
+	if a := th.await(held); !a.answer.Approved {
+		t.Fatalf("agent got %s", a.body)
+	}
+	waitOn(t, th.teams, "the vote and the outcome in the thread", th.logs, func() bool {
+		got = th.teams.Replies(card.ConversationID)
+		return len(got) >= 3
+	})
+	if !strings.Contains(got[1].Text, "Jane Doe approved") || !strings.Contains(got[2].Text, "Approved by Jane Doe") || len(got[1].Mentions) != 0 {
+		t.Fatalf("thread after the vote: %+v", got)
+	}
 }
