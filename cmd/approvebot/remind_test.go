@@ -114,7 +114,9 @@ func TestReminderAfterRestartSentOnce(t *testing.T) {
 
 	h.clock.Advance(70 * time.Minute) // both 10 m and 1 h are owed
 	h.start()
-	got := h.waitReplies(treasury, 1)
+	if first := h.waitReplies(treasury, 1); !strings.Contains(first[0].Text, "Reminder") {
+		t.Fatalf("first reply after the restart: %q", first[0].Text)
+	}
 	h.stop()
 	h.start()
 	// A vote's reply goes through the same message's queue after anything
@@ -122,7 +124,7 @@ func TestReminderAfterRestartSentOnce(t *testing.T) {
 	if r := h.click("U0JANE", treasury.Channel, treasury.TS, "deny", id); r.status != http.StatusOK {
 		t.Fatalf("click: %d %s", r.status, r.body)
 	}
-	got = h.waitReplies(treasury, 3)
+	got := h.waitReplies(treasury, 3)
 	reminders := 0
 	for _, r := range got {
 		if strings.Contains(r.Text, "Reminder") {
