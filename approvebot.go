@@ -355,7 +355,7 @@ type Request struct {
 	// Reminded counts the chain's reminder times already dealt with;
 	// Nudge is when the next is due (zero: none).
 	Reminded int       `json:"reminded,omitempty"`
-	Nudge    time.Time `json:"nudge,omitempty"`
+	Nudge    time.Time `json:"nudge,omitzero"`
 	// Escalations are the chain's escalation steps that have happened, in
 	// order.
 	Escalations []Escalated `json:"escalations,omitempty"`
