@@ -278,3 +278,46 @@ func TestTeamsReminderAndHistory(t *testing.T) {
 		t.Fatalf("thread after the vote: %+v", got)
 	}
 }
+
+// In a two-stage chain, each vote names its stage, the next stage's opening
+// is told in the first stage's thread, and the next stage's message starts
+// a thread of its own that gets what follows.
+func TestThreadHistoryAcrossStages(t *testing.T) {
+	h := newHarness(t, configHead+configOperations+`approvers:
+  treasury-ops:
+    slack:
+      channels: [C0TREASURY]
+      users: [U0JANE]
+  compliance:
+    slack:
+      channels: [C0COMPLIANCE]
+      usergroups: [S0COMPLIANCE]
+chains:
+  two:
+    version: "1"
+    stages:
+      - {approvers: [treasury-ops]}
+      - {approvers: [compliance]}
+routes:
+  - match: {rule_name: approve-large-transfer}
+    chain: two
+`)
+	h.start()
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	treasury := h.messageAt(id, "C0TREASURY")
+	h.waitPosted(id, 1)
+	h.click("U0JANE", treasury.Channel, treasury.TS, "approve", id)
+	compliance := h.messageAt(id, "C0COMPLIANCE")
+	got := h.waitReplies(treasury, 2)
+	if got[0].Text != "Jane Doe approved stage 1 of 2" || !strings.HasPrefix(got[1].Text, "Stage 2 of 2 opened: waiting for compliance") {
+		t.Fatalf("stage 1 thread: %q", texts(got))
+	}
+	h.waitPosted(id, 2)
+	h.click("U0CARL", compliance.Channel, compliance.TS, "deny", id)
+	h.waitClosed(id, "Denied")
+	got = h.waitReplies(treasury, 4)
+	own := h.waitReplies(compliance, 2)
+	if got[2].Text != "Carl denied stage 2 of 2" || own[0].Text != got[2].Text || !strings.Contains(own[1].Text, "Denied by Carl") || own[1].Text != got[3].Text {
+		t.Fatalf("threads after the denial: stage 1 %q, stage 2 %q", texts(got), texts(own))
+	}
+}
