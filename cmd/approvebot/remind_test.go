@@ -18,7 +18,7 @@ func remindConfig(reminders string) string {
   treasury-ops:
     slack:
       channels: [C0TREASURY]
-      users: [U0JANE, bob@company.com]
+      users: [U0JANE, bob@company.com, gone@company.com]
   compliance:
     slack:
       channels: [C0COMPLIANCE]
@@ -61,8 +61,9 @@ func TestRemindersAndHistory(t *testing.T) {
 	h.clock.Advance(time.Minute)
 	tr := h.waitReplies(treasury, 1)
 	co := h.waitReplies(compliance, 1)
-	if !strings.Contains(tr[0].Text, "Reminder") || !strings.Contains(tr[0].Text, "<@U0JANE>") || !strings.Contains(tr[0].Text, "bob@company.com") {
-		t.Fatalf("treasury reminder %q: want the reminder naming <@U0JANE> and bob@company.com", tr[0].Text)
+	if !strings.Contains(tr[0].Text, "Reminder") || !strings.Contains(tr[0].Text, "<@U0JANE>") || !strings.Contains(tr[0].Text, "<@U0BOB>") ||
+		!strings.Contains(tr[0].Text, " gone@company.com") {
+		t.Fatalf("treasury reminder %q: want the reminder naming <@U0JANE> bob@company.com as <@U0BOB>, and gone@company.com (unknown to Slack) as it is", tr[0].Text)
 	}
 	if strings.Contains(tr[0].Text, "subteam") {
 		t.Fatalf("treasury reminder %q names compliance's user group", tr[0].Text)
