@@ -1515,6 +1515,7 @@ func (p *parser) reminders(o *object, refs *[]groupRef) Reminders {
 		if n.Kind != yaml.SequenceNode {
 			p.add(n.Line, `%s must be a list of durations, e.g. [10m, 1h], not %s`, at, describe(n))
 		} else {
+			prev := ""
 			for i, item := range n.Content {
 				key := fmt.Sprintf("%s[%d]", at, i)
 				one := &object{val: map[string]*yaml.Node{key: item}}
@@ -1523,10 +1524,10 @@ func (p *parser) reminders(o *object, refs *[]groupRef) Reminders {
 					continue
 				}
 				if len(r.After) > 0 && d <= r.After[len(r.After)-1] {
-					p.add(item.Line, "%s[%d]: %s must come after %s: list reminders in rising order", at, i, item.Value, r.After[len(r.After)-1])
+					p.add(item.Line, "%s[%d]: %s must come after %s: list reminders in rising order", at, i, item.Value, prev)
 					continue
 				}
-				r.After = append(r.After, d)
+				r.After, prev = append(r.After, d), item.Value
 			}
 		}
 	}

@@ -66,7 +66,7 @@ func TestRemindersParseErrors(t *testing.T) {
 	for _, tc := range []struct{ name, doc, marker, want string }{
 		{"no unit", route("    reminders: [10]\n"), "reminders", "routes[0].reminders[0]: 10 has no unit"},
 		{"not a list", route("    reminders: 10m\n"), "reminders", "routes[0].reminders must be a list of durations"},
-		{"not rising", route("    reminders: [1h, 10m]\n"), "reminders", "routes[0].reminders[1]: 10m must come after 1h0m0s"},
+		{"not rising", route("    reminders: [1h, 10m]\n"), "reminders", "routes[0].reminders[1]: 10m must come after 1h: list reminders in rising order"},
 		{"zero", route("    reminders: [0s]\n"), "reminders", "routes[0].reminders[0] must be more than 0"},
 		{"bad before_deadline", route("    before_deadline: soon\n"), "before_deadline", `routes[0].before_deadline: "soon" is not a duration`},
 		{"escalate unknown group", route("    escalate: [{after: 15m, approvers: [bosses]}]\n"), "escalate", `routes[0].escalate[0].approvers: group "bosses" not defined under approvers`},
