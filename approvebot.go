@@ -157,6 +157,29 @@ type Chain struct {
 	Version            string  `json:"version,omitempty"`
 	Stages             []Stage `json:"stages"`
 	SeparationOfDuties bool    `json:"separation_of_duties,omitempty"`
+	// Reminders are when, after the request opened, the current stage's
+	// approvers are reminded in each message's thread; BeforeDeadline adds
+	// one that long before the deadline.
+	Reminders      []time.Duration `json:"reminders,omitempty"`
+	BeforeDeadline time.Duration   `json:"before_deadline,omitempty"`
+	// Escalate widens the stage still undecided at each After (from when
+	// the request opened) to Groups, who may then decide it.
+	Escalate []Escalation `json:"escalate,omitempty"`
+}
+
+// Escalation is one escalation step of a chain, as configured.
+type Escalation struct {
+	After  time.Duration `json:"after"`
+	Groups []Group       `json:"groups"`
+}
+
+// Escalated records an escalation that happened: the stage it widened, to
+// which groups (of Chain.Escalate[Step]), and when.
+type Escalated struct {
+	Step   int       `json:"step"`
+	Stage  int       `json:"stage"`
+	Groups []string  `json:"groups"`
+	At     time.Time `json:"at"`
 }
 
 // Approver is a person who clicked, as the platform identified them. Once
@@ -282,7 +305,30 @@ type Destination struct {
 	Error    string     `json:"error,omitempty"`
 	// Version of the request last shown there.
 	Shown uint64 `json:"shown,omitempty"`
+	// Replied counts the request's thread notes dealt with there (posted
+	// as replies under the message, or not meant for it).
+	Replied int `json:"replied,omitempty"`
 }
+
+// Note is one line of a request's history, posted as a reply in the thread
+// of each of its messages: a stage opened, a vote, a reminder, the outcome.
+type Note struct {
+	Kind string    `json:"kind"` // NoteStage, NoteVote, NoteReminder, NoteOutcome
+	Text string    `json:"text"`
+	At   time.Time `json:"at"`
+	// Stage limits the note to the messages of one stage (reminders); -1
+	// sends it under every message.
+	Stage int `json:"stage"`
+}
+
+// Kinds of Note.
+const (
+	NoteStage    = "stage"
+	NoteVote     = "vote"
+	NoteReminder = "reminder"
+	NoteOutcome  = "outcome"
+	NoteEscalate = "escalation"
+)
 
 // Request is an approval request and everything that happened to it.
 type Request struct {
@@ -304,6 +350,15 @@ type Request struct {
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	Destinations   []Destination   `json:"destinations,omitempty"`
 	Version        uint64          `json:"version"`
+	// Thread is the request's history, replied under each message.
+	Thread []Note `json:"thread,omitempty"`
+	// Reminded counts the chain's reminder times already dealt with;
+	// Nudge is when the next is due (zero: none).
+	Reminded int       `json:"reminded,omitempty"`
+	Nudge    time.Time `json:"nudge,omitzero"`
+	// Escalations are the chain's escalation steps that have happened, in
+	// order.
+	Escalations []Escalated `json:"escalations,omitempty"`
 	// Receipt places the resolution in the audit log; Assertion is the
 	// signed decision, made once in the transaction that decided the
 	// request and returned as is to every later poll or retry.

@@ -73,6 +73,7 @@ type Engine struct {
 	// becomes final: held connections wait this way without a goroutine.
 	watchers map[string][]*watcher
 	timers   map[string]Timer
+	nudges   nudgeTimers // reminders (remind.go)
 }
 
 // New builds an engine. Call Start before serving.
@@ -165,6 +166,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	e.outbox.add(jobs)
 	e.outbox.start(ctx)
+	if err := e.rearmNudges(); err != nil {
+		return fmt.Errorf("reconcile reminders: %w", err)
+	}
 	for _, id := range due {
 		e.expire(id)
 	}
@@ -187,6 +191,7 @@ func (e *Engine) Drain(ctx context.Context) {
 		delete(e.timers, id)
 	}
 	e.mu.Unlock()
+	e.nudges.stopAll()
 	e.anchor.close(ctx) // the log's last head, before the store closes
 }
 
@@ -279,6 +284,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		}
 	}
 	r.Deadline = r.Deadline.Round(0)
+	r.Nudge = nextNudge(r)
 	// The chain and deadline are fixed from here on; recording them lets
 	// audit verification prove the stored request still has them.
 	asked := map[string]any{
@@ -356,6 +362,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		e.anchor.resolved()
 	} else {
 		e.arm(stored.ID, stored.Deadline)
+		e.armNudge(stored.ID, stored.Nudge)
 	}
 	e.log.Info("request opened", "request_id", stored.ID, "caller", o.Caller, "status", stored.Status,
 		"groups", groupList(firstStage(stored.Chain)), "deadline", stored.Deadline)
@@ -492,6 +499,7 @@ func (e *Engine) finished(r *approvebot.Request) {
 		delete(e.timers, r.ID)
 	}
 	e.mu.Unlock()
+	e.nudges.set(r.ID, nil)
 	e.callers.closed(r.Caller, r.ID)
 	for _, w := range watchers {
 		go w.fn(r) // a watcher may write to an agent's connection: never inside a commit
@@ -532,6 +540,7 @@ func (e *Engine) expire(id string) {
 		}
 		reason := timeoutReason(r)
 		policy.Expire(r, approvebot.StatusTimedOut, reason, now)
+		outcomeNote(r, now)
 		changed = true
 		return store.Change{Visible: true, Events: []approvebot.Event{
 			event(approvebot.EventExpired, r.ID, now, "system:timeout", map[string]any{"reason": reason}),
@@ -575,6 +584,7 @@ func (e *Engine) Cancel(caller, id string) (*approvebot.Request, error) {
 		}
 		reason := "withdrawn by the agent (caller " + caller + ") before a decision"
 		policy.Expire(r, approvebot.StatusCancelled, reason, now)
+		outcomeNote(r, now)
 		changed = true
 		return store.Change{Visible: true, Events: []approvebot.Event{
 			event(approvebot.EventCancelled, r.ID, now, "caller:"+caller, map[string]any{"reason": reason}),
@@ -659,6 +669,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 			"entry": entryRecord(*out.Entry), "group": out.Entry.Group, "approver": who, "platform": b.Platform, "message": b.Ref,
 			"full_view": b.FullView,
 		})}
+		voteNotes(r, out, who, now)
 		if out.StageOpened {
 			evs = append(evs, event(approvebot.EventStage, r.ID, now, "", map[string]any{"stage": r.Stage}))
 		}

@@ -345,6 +345,11 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 		}
 		return wait
 	case approvebot.DeliveryPosted:
+		if d.Replied < len(r.Thread) {
+			if wait, ok := o.replies(k, j, r, d, p); !ok {
+				return wait
+			}
+		}
 		if d.Shown >= version {
 			return o.retryIf(j, o.settle(k, nil))
 		}
@@ -389,6 +394,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 func (o *outbox) recordPost(k store.JobKey, j *job, ref approvebot.MessageRef, version uint64, now time.Time) time.Duration {
 	err := o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 		d.State, d.Ref, d.Shown, d.Error = approvebot.DeliveryPosted, ref, version, ""
+		d.Replied = len(r.Thread) // a new message starts its own thread
 		return store.Change{Events: []approvebot.Event{event(approvebot.EventPosted, r.ID, now, "", map[string]any{
 			"platform": d.Platform, "channel": d.Channel, "ref": ref, "version": version,
 		})}}
@@ -452,6 +458,7 @@ func (o *outbox) fail(k store.JobKey, reason string, config bool) error {
 		})}
 		if !r.Status.Final() && !hasLive(r) {
 			policy.Expire(r, approvebot.StatusUndeliverable, "could not be shown to any approver: "+failures(r), now)
+			outcomeNote(r, now)
 			evs = append(evs, resolvedEvent(r, now))
 		}
 		return store.Change{Visible: true, Events: evs}

@@ -146,6 +146,9 @@ func approversLine(r *approvebot.Request) string {
 		if q := s.Quorum.String(); q != approvebot.QuorumAny || len(r.Chain.Stages) > 1 {
 			line += " (quorum " + q + ")"
 		}
+		if to := policy.EscalatedTo(r, i); len(to.Groups) > 0 {
+			line += ", escalated to " + strings.Join(to.GroupNames(), ", ")
+		}
 		if len(r.Chain.Stages) > 1 {
 			line = fmt.Sprintf("%d. %s", i+1, line)
 		}

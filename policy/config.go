@@ -186,7 +186,27 @@ type Route struct {
 	Timeout   time.Duration // 0: DefaultTimeout
 	Chain     string        // optional: route to this chain instead of Approvers
 	Line      int           // where it stands in the file, for messages
+	Reminders Reminders     // when set, instead of the chain's
 }
+
+// Reminders are when a pending request's current approvers are reminded:
+// After each of these (from when the request opened), and BeforeDeadline
+// before its deadline.
+type Reminders struct {
+	After          []time.Duration
+	BeforeDeadline time.Duration
+	// Escalate widens a stage still undecided after each step's After to
+	// its Approvers.
+	Escalate []EscalationConfig
+}
+
+// EscalationConfig is one escalation step, by group name.
+type EscalationConfig struct {
+	After     time.Duration
+	Approvers []string
+}
+
+func (r Reminders) set() bool { return len(r.After) > 0 || r.BeforeDeadline > 0 || len(r.Escalate) > 0 }
 
 // ChainConfig is a versioned, ordered list of stages.
 type ChainConfig struct {
@@ -195,6 +215,7 @@ type ChainConfig struct {
 	Stages             []StageConfig
 	SeparationOfDuties bool
 	Timeout            time.Duration // 0: DefaultTimeout
+	Reminders          Reminders
 }
 
 // StageConfig is one stage of a chain, by group name.

@@ -1296,7 +1296,7 @@ func (p *parser) chains(top *object, cfg *Config) []groupRef {
 	for _, e := range p.entries(n, "chains") {
 		id := e.key.Value
 		at := "chains." + id
-		o := p.object(e.val, at, "version", "stages", "separation_of_duties", "timeout")
+		o := p.object(e.val, at, "version", "stages", "separation_of_duties", "timeout", "reminders", "before_deadline", "escalate")
 		if o == nil {
 			continue
 		}
@@ -1305,6 +1305,7 @@ func (p *parser) chains(top *object, cfg *Config) []groupRef {
 			Version:            p.str(o, "version", required),
 			SeparationOfDuties: p.bool(o, "separation_of_duties"),
 			Timeout:            p.duration(o, "timeout", 0, false),
+			Reminders:          p.reminders(o, &refs),
 		}
 		if vn, ok := o.val["version"]; ok && vn.ShortTag() == "!!bool" {
 			p.add(vn.Line, `%s.version must be a version such as "3", not %s`, at, vn.Value)
@@ -1363,7 +1364,7 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 	catchAll := 0 // line of the first route matching everything
 	for i, item := range n.Content {
 		at := fmt.Sprintf("routes[%d]", i)
-		o := p.object(item, at, "match", "approvers", "chain", "quorum", "timeout")
+		o := p.object(item, at, "match", "approvers", "chain", "quorum", "timeout", "reminders", "before_deadline", "escalate")
 		if o == nil {
 			continue
 		}
@@ -1411,6 +1412,7 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 		r.Chain = p.str(o, "chain", optional)
 		r.Approvers = p.list(o, "approvers")
 		r.Timeout = p.duration(o, "timeout", 0, false)
+		r.Reminders = p.reminders(o, &refs)
 		switch {
 		case o.has("chain") && o.has("approvers"):
 			p.add(o.line(), "%s sets both approvers and chain: keep exactly one", at)
@@ -1499,4 +1501,62 @@ func quoteAll(names []string) string {
 		q[i] = strconv.Quote(n)
 	}
 	return strings.Join(q, ", ")
+}
+
+// reminders reads a route's or chain's reminders (a list of durations after
+// the request opened, in rising order) and before_deadline.
+func (p *parser) reminders(o *object, refs *[]groupRef) Reminders {
+	var r Reminders
+	if o == nil {
+		return r
+	}
+	at := join(o.path, "reminders")
+	if n, ok := o.val["reminders"]; ok && !isNull(n) {
+		if n.Kind != yaml.SequenceNode {
+			p.add(n.Line, `%s must be a list of durations, e.g. [10m, 1h], not %s`, at, describe(n))
+		} else {
+			prev := ""
+			for i, item := range n.Content {
+				key := fmt.Sprintf("%s[%d]", at, i)
+				one := &object{val: map[string]*yaml.Node{key: item}}
+				d := p.duration(one, key, 0, false)
+				if d <= 0 {
+					continue
+				}
+				if len(r.After) > 0 && d <= r.After[len(r.After)-1] {
+					p.add(item.Line, "%s[%d]: %s must come after %s: list reminders in rising order", at, i, item.Value, prev)
+					continue
+				}
+				r.After, prev = append(r.After, d), item.Value
+			}
+		}
+	}
+	r.BeforeDeadline = p.duration(o, "before_deadline", 0, false)
+	at = join(o.path, "escalate")
+	if n, ok := o.val["escalate"]; ok && !isNull(n) {
+		if n.Kind != yaml.SequenceNode {
+			p.add(n.Line, "%s must be a list of {after, approvers}, e.g. [{after: 15m, approvers: [leads]}], not %s", at, describe(n))
+			return r
+		}
+		for i, item := range n.Content {
+			eo := p.object(item, fmt.Sprintf("%s[%d]", at, i), "after", "approvers")
+			if eo == nil {
+				continue
+			}
+			if !eo.has("after") {
+				p.add(eo.line(), "%s.after is missing: say how long after the request opened to escalate, e.g. 15m", eo.path)
+			}
+			esc := EscalationConfig{After: p.duration(eo, "after", 0, false), Approvers: p.list(eo, "approvers")}
+			if len(esc.Approvers) == 0 {
+				p.add(eo.line(), "%s.approvers: list at least one approver group to escalate to", eo.path)
+				continue
+			}
+			if len(r.Escalate) > 0 && esc.After <= r.Escalate[len(r.Escalate)-1].After {
+				p.add(eo.line(), "%s.after must come after the step before it: list escalations in rising order", eo.path)
+			}
+			r.Escalate = append(r.Escalate, esc)
+			*refs = append(*refs, refOf(eo, esc.Approvers, approvebot.Quorum{Mode: approvebot.QuorumAny}))
+		}
+	}
+	return r
 }

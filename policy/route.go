@@ -76,13 +76,20 @@ func (c *Config) route(caller string, f approvebot.Fields, schema string) (Route
 		if r.Chain != "" {
 			check := schema == approvebot.SchemaV1 && r.Chain == f.ApprovalChainID
 			routed, err := c.chain(r.Chain, r.Timeout, schema, f.ApprovalChainVersion, check)
+			if err == nil && r.Reminders.set() {
+				err = c.remind(&routed.Chain, r.Reminders)
+			}
 			return routed, r.Chain, err
 		}
 		st, err := c.stage(r.Approvers, r.Quorum)
 		if err != nil {
 			return Routed{}, "", err
 		}
-		return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}, "", nil
+		routed := Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: orDefault(r.Timeout, DefaultTimeout)}
+		if err := c.remind(&routed.Chain, r.Reminders); err != nil {
+			return Routed{}, "", err
+		}
+		return routed, "", nil
 	}
 	if schema == approvebot.SchemaV1 {
 		if f.ApprovalChainID == "" {
@@ -147,6 +154,9 @@ func (c *Config) chain(id string, timeout time.Duration, schema, version string,
 		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("approval_chain_version %q does not match the configured version %q of chain %q", version, cc.Version, id)}
 	}
 	ch := approvebot.Chain{SeparationOfDuties: cc.SeparationOfDuties}
+	if err := c.remind(&ch, cc.Reminders); err != nil {
+		return Routed{}, err
+	}
 	if schema == approvebot.SchemaV1 {
 		ch.ID, ch.Version = cc.ID, cc.Version
 	}
@@ -286,4 +296,20 @@ func (m Match) String() string {
 		return "*"
 	}
 	return strings.Join(parts, " ")
+}
+
+// remind gives a chain the reminders and escalation steps configured for
+// it (copies of the groups).
+func (c *Config) remind(ch *approvebot.Chain, r Reminders) error {
+	ch.Reminders = slices.Clone(r.After)
+	ch.BeforeDeadline = r.BeforeDeadline
+	ch.Escalate = nil
+	for _, e := range r.Escalate {
+		st, err := c.stage(e.Approvers, approvebot.Quorum{})
+		if err != nil {
+			return err
+		}
+		ch.Escalate = append(ch.Escalate, approvebot.Escalation{After: e.After, Groups: st.Groups})
+	}
+	return nil
 }

@@ -86,7 +86,11 @@ func addresses(a approvebot.Approver) []string {
 func Usergroups(c approvebot.Chain, platform string) []string {
 	seen := map[string]bool{}
 	var out []string
-	for _, s := range c.Stages {
+	stages := slices.Clone(c.Stages)
+	for _, e := range c.Escalate {
+		stages = append(stages, approvebot.Stage{Groups: e.Groups})
+	}
+	for _, s := range stages {
 		for _, g := range s.Groups {
 			var ugs []string
 			switch {
@@ -152,6 +156,10 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 	}
 	stage := r.Chain.Stages[r.Stage]
 	groups := eligibleGroups(stage, b.Approver)
+	if len(groups) == 0 {
+		// A stage escalated to more groups: their members decide it too.
+		groups = eligibleGroups(EscalatedTo(r, r.Stage), b.Approver)
+	}
 	if len(groups) == 0 {
 		for i := r.Stage + 1; i < len(r.Chain.Stages); i++ {
 			if len(eligibleGroups(r.Chain.Stages[i], b.Approver)) > 0 {
@@ -394,6 +402,12 @@ func groupApproved(r *approvebot.Request, group string) bool {
 
 func stageSatisfied(r *approvebot.Request, stage int) bool {
 	s := r.Chain.Stages[stage]
+	for _, g := range EscalatedTo(r, stage).Groups {
+		// One approval from a group the stage was escalated to decides it.
+		if groupApproved(r, g.Name) {
+			return true
+		}
+	}
 	var allows []approvebot.Entry
 	for _, e := range r.Entries {
 		if e.StageIndex == stage && e.Decision == approvebot.Allow {
@@ -600,4 +614,19 @@ func ResolutionDigest(r *approvebot.Request) (string, error) {
 func derivedID(prefix, id string, n int) string {
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", id, n)))
 	return prefix + hex.EncodeToString(sum[:16])
+}
+
+// EscalatedTo is the stage of r the given stage was escalated to: the
+// groups of the chain's escalation steps that happened while it was
+// current, with no quorum of their own (one approval of theirs decides the
+// stage). Only groups the chain was configured with appear here.
+func EscalatedTo(r *approvebot.Request, stage int) approvebot.Stage {
+	var out approvebot.Stage
+	for _, x := range r.Escalations {
+		if x.Stage != stage || x.Step < 0 || x.Step >= len(r.Chain.Escalate) {
+			continue
+		}
+		out.Groups = append(out.Groups, r.Chain.Escalate[x.Step].Groups...)
+	}
+	return out
 }

@@ -35,6 +35,7 @@ var (
 	bucketOutbox        = []byte("outbox")              // id \x00 4-byte BE destination → job
 	bucketAudit         = []byte("audit")               // 8-byte BE sequence → event
 	bucketConversations = []byte("conversations")       // Teams conversation references
+	bucketNudges        = []byte("pending_by_nudge")    // 8-byte BE unix nanos ‖ id → empty: next reminder due
 
 	keySchema    = []byte("schema_version")
 	keyAuditHead = []byte("audit_head")
@@ -128,7 +129,7 @@ func Open(path string, o Options) (*Store, error) {
 		return s, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations} {
+		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations, bucketNudges} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -674,10 +675,11 @@ func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)
 type prior struct {
 	final    bool
 	deadline time.Time
+	nudge    time.Time
 }
 
 func priorOf(r *approvebot.Request) prior {
-	return prior{final: r.Status.Final(), deadline: r.Deadline}
+	return prior{final: r.Status.Final(), deadline: r.Deadline, nudge: r.Nudge}
 }
 
 // save writes r (whose state before the transition was old, or nil when
@@ -694,6 +696,9 @@ func (s *Store) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []pr
 		if err := pending.Put(pendingKey(r.Deadline, r.ID), nil); err != nil {
 			return nil, err
 		}
+	}
+	if err := saveNudge(tx, old, r); err != nil {
+		return nil, err
 	}
 	resolved, err := appendPrepared(tx, events)
 	if err != nil {
@@ -714,7 +719,8 @@ func (s *Store) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []pr
 	var jobs []JobKey
 	outbox := tx.Bucket(bucketOutbox)
 	for i, d := range r.Destinations {
-		stale := d.State == approvebot.DeliveryQueued || (d.State == approvebot.DeliveryPosted && d.Shown < r.Version)
+		stale := d.State == approvebot.DeliveryQueued ||
+			(d.State == approvebot.DeliveryPosted && (d.Shown < r.Version || d.Replied < len(r.Thread)))
 		if !stale {
 			continue
 		}

@@ -58,6 +58,7 @@ func checkConsistent(t *testing.T, s *Store) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		wantPending := map[string]bool{}
 		wantJobs := map[string]bool{}
+		wantNudges := map[string]bool{}
 		err := tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
 			r, err := getRequest(tx, string(k))
 			if err != nil {
@@ -65,9 +66,12 @@ func checkConsistent(t *testing.T, s *Store) {
 			}
 			if !r.Status.Final() {
 				wantPending[string(pendingKey(r.Deadline, r.ID))] = true
+				if !r.Nudge.IsZero() {
+					wantNudges[string(pendingKey(r.Nudge, r.ID))] = true
+				}
 			}
 			for i, d := range r.Destinations {
-				if d.State == approvebot.DeliveryQueued || (d.State == approvebot.DeliveryPosted && d.Shown < r.Version) {
+				if d.State == approvebot.DeliveryQueued || (d.State == approvebot.DeliveryPosted && (d.Shown < r.Version || d.Replied < len(r.Thread))) {
 					wantJobs[string(JobKey{ID: r.ID, Dest: i}.bytes())] = true
 				}
 			}
@@ -76,11 +80,8 @@ func checkConsistent(t *testing.T, s *Store) {
 		if err != nil {
 			return err
 		}
-		for name, want := range map[string]map[string]bool{"pending": wantPending, "outbox": wantJobs} {
-			bucket := bucketPending
-			if name == "outbox" {
-				bucket = bucketOutbox
-			}
+		for name, want := range map[string]map[string]bool{"pending": wantPending, "outbox": wantJobs, "nudges": wantNudges} {
+			bucket := map[string][]byte{"pending": bucketPending, "outbox": bucketOutbox, "nudges": bucketNudges}[name]
 			got := map[string]bool{}
 			_ = tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
 				got[string(k)] = true

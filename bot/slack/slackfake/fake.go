@@ -89,6 +89,7 @@ type Fake struct {
 	mu         sync.Mutex
 	seq        int64
 	messages   map[string]*Message // by channel + "\x00" + ts
+	replies    []Reply
 	posts      map[string]int
 	ephemerals []Ephemeral
 	users      map[string]*user
@@ -549,6 +550,9 @@ func (f *Fake) postMessage(form url.Values) (map[string]any, string) {
 		return nil, "not_in_channel"
 	}
 	text := form.Get("text")
+	if parent := form.Get("thread_ts"); parent != "" {
+		return f.reply(channel, parent, text)
+	}
 	blocks, actionable, errCode := checkBlocks(form.Get("blocks"))
 	if errCode != "" {
 		return nil, errCode
@@ -567,6 +571,43 @@ func (f *Fake) postMessage(form url.Values) (map[string]any, string) {
 	f.mu.Unlock()
 	return map[string]any{"channel": channel, "ts": ts,
 		"message": map[string]any{"type": "message", "text": text, "ts": ts, "bot_id": "B0FAKEBOT"}}, ""
+}
+
+// Reply is a message posted in the thread of another.
+type Reply struct {
+	Channel, ThreadTS, TS, Text string
+}
+
+// reply records a thread reply. Replies are kept apart from Messages and
+// Posts, which count what stands in the channel itself.
+func (f *Fake) reply(channel, parent, text string) (map[string]any, string) {
+	if strings.TrimSpace(text) == "" {
+		return nil, "no_text"
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.messages[channel+"\x00"+parent]; !ok {
+		return nil, "thread_not_found"
+	}
+	f.seq++
+	ts := formatTS(f.seq)
+	f.replies = append(f.replies, Reply{Channel: channel, ThreadTS: parent, TS: ts, Text: text})
+	return map[string]any{"channel": channel, "ts": ts,
+		"message": map[string]any{"type": "message", "text": text, "ts": ts, "thread_ts": parent, "bot_id": "B0FAKEBOT"}}, ""
+}
+
+// Replies lists the replies posted in the thread of the message at
+// (channel, ts), oldest first.
+func (f *Fake) Replies(channel, ts string) []Reply {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Reply
+	for _, r := range f.replies {
+		if r.Channel == channel && r.ThreadTS == ts {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (f *Fake) update(form url.Values) (map[string]any, string) {

@@ -75,6 +75,7 @@ type Fake struct {
 	changed       chan struct{}
 	posted        []Sent
 	updated       []Sent
+	replies       []Reply
 	tokenRequests int
 	jwksRequests  int
 	tokenStatus   int
@@ -137,6 +138,7 @@ func New(t TB) *Fake {
 	mux.HandleFunc("POST /oauth2/v2.0/token", f.serveToken)
 	mux.HandleFunc("POST "+serviceURLPath+"v3/conversations", f.serveCreate)
 	mux.HandleFunc("PUT "+serviceURLPath+"v3/conversations/{conv}/activities/{id}", f.serveUpdate)
+	mux.HandleFunc("POST "+serviceURLPath+"v3/conversations/{conv}/activities", f.serveReply)
 	mux.HandleFunc("GET "+serviceURLPath+"v3/conversations/{conv}/members/{user}", f.serveMember)
 	mux.HandleFunc("GET "+serviceURLPath+"v3/teams/{team}/conversations", f.serveTeamChannels)
 	f.srv = httptest.NewUnstartedServer(mux)
@@ -325,10 +327,13 @@ const (
 	KindUpdate   = "update"   // PUT /v3/conversations/{id}/activities/{id}
 	KindMember   = "member"   // GET /v3/conversations/{id}/members/{user}
 	KindChannels = "channels" // GET /v3/teams/{id}/conversations
+	KindReply    = "reply"    // POST /v3/conversations/{id}/activities: a reply in a thread
 )
 
 func requestKind(r *http.Request) string {
 	switch {
+	case r.Method == http.MethodPost && r.PathValue("conv") != "":
+		return KindReply
 	case r.Method == http.MethodPost:
 		return KindCreate
 	case r.Method == http.MethodPut:
@@ -449,6 +454,80 @@ func (f *Fake) serveUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+}
+
+// Reply is a text message the adapter posted in a card's thread.
+type Reply struct {
+	ConversationID string // "<channel>;messageid=<card's activity id>"
+	Text           string
+	Mentions       []Mention
+}
+
+// Mention is one mention entity of a reply.
+type Mention struct {
+	Text, ID, Name string
+}
+
+func (f *Fake) serveReply(w http.ResponseWriter, r *http.Request) {
+	if f.connectorGate(w, r) == "" {
+		return
+	}
+	conv := r.PathValue("conv")
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var a struct {
+		Type     string `json:"type"`
+		Text     string `json:"text"`
+		Entities []struct {
+			Type      string `json:"type"`
+			Text      string `json:"text"`
+			Mentioned struct {
+				ID   string `json:"id"`
+				Name string `json:"name"`
+			} `json:"mentioned"`
+		} `json:"entities"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil || a.Type != "message" || strings.TrimSpace(a.Text) == "" {
+		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", "want a message activity with text"))
+		return
+	}
+	rep := Reply{ConversationID: conv, Text: a.Text}
+	for _, e := range a.Entities {
+		if e.Type != "mention" || e.Mentioned.ID == "" || !strings.Contains(a.Text, e.Text) {
+			writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", "a mention entity must name someone and appear in the text"))
+			return
+		}
+		rep.Mentions = append(rep.Mentions, Mention{Text: e.Text, ID: e.Mentioned.ID, Name: e.Mentioned.Name})
+	}
+	f.mu.Lock()
+	known := false
+	for _, p := range f.posted {
+		known = known || p.ConversationID == conv
+	}
+	if known {
+		f.nextID++
+		f.replies = append(f.replies, rep)
+		f.notifyLocked()
+	}
+	id := strconv.Itoa(1700000000000 + f.nextID)
+	f.mu.Unlock()
+	if !known {
+		writeJSON(w, http.StatusNotFound, errorBody("ConversationNotFound", "no such thread"))
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+}
+
+// Replies lists the replies posted in the thread of conversation conv.
+func (f *Fake) Replies(conv string) []Reply {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Reply
+	for _, r := range f.replies {
+		if r.ConversationID == conv {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // AddUser makes the member lookup know a user.
