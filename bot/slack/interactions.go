@@ -59,11 +59,11 @@ type click struct {
 
 // Kinds of interaction approvebot answers.
 const (
-	kindVote     = iota // Approve or Deny on a message, or Approve in the full view
-	kindViewAll         // open the full view
-	kindNextPage        // page the full view
-	kindReasonOpen      // Deny (or Approve with a comment): open the reason modal
-	kindReasonSubmit    // the reason modal's submit: the vote
+	kindVote         = iota // Approve or Deny on a message, or Approve in the full view
+	kindViewAll             // open the full view
+	kindNextPage            // page the full view
+	kindReasonOpen          // Deny (or Approve with a comment): open the reason modal
+	kindReasonSubmit        // the reason modal's submit: the vote
 )
 
 // interaction is a verified, parsed interactivity payload.
