@@ -262,3 +262,40 @@ func TestTeamsReasonAndConfirm(t *testing.T) {
 		t.Fatalf("agent got %s", got.body)
 	}
 }
+
+// Over Socket Mode the reason modal works the same: Deny opens it, an empty
+// required reason is answered with the modal's error in the acknowledgement,
+// and the submission votes.
+func TestSocketModeDenyReason(t *testing.T) {
+	h := newHarness(t, strings.Replace(socketConfig, "    timeout: 5m\n", "    timeout: 5m\n    reason: {deny: required}\n", 1))
+	h.env["SLACK_APP_TOKEN"] = appToken
+	h.slack.EnableSocketMode(appToken)
+	h.start()
+	h.waitSocketReady(true)
+	held := h.submit(legacyBody("approve-large-transfer"), auth())
+	msgs := h.waitMessagesIn(2)
+	id := requestIDOf(t, msgs[0])
+	treasury := messageIn(t, msgs, "C0TREASURY")
+
+	env := h.slack.SendInteractive(slackfake.BlockActionPayload(slackfake.Click{UserID: "U0JANE", UserName: "jane", Channel: "C0TREASURY",
+		MessageTS: treasury.TS, ActionID: "deny_reason", Value: id, TriggerID: h.slack.Trigger("U0JANE")}))
+	h.waitAcked(env)
+	views := h.slack.Views()
+	if len(views) != 1 || views[0].CallbackID != slack.ReasonCallbackID {
+		t.Fatalf("views %+v", views)
+	}
+	env = h.slack.SendInteractive(slackfake.ViewSubmissionWithInput(views[0], "U0JANE", "jane", slack.ReasonBlockID, slack.ReasonInputID, ""))
+	h.waitAcked(env)
+	if ack := h.slack.AckPayload(env); !bytes.Contains(ack, []byte(`"response_action":"errors"`)) {
+		t.Fatalf("empty reason acknowledged with %s", ack)
+	}
+	if a := h.status(id).answer; a.Status != "pending" {
+		t.Fatalf("after an empty reason the request is %s", a.Status)
+	}
+	env = h.slack.SendInteractive(slackfake.ViewSubmissionWithInput(views[0], "U0JANE", "jane", slack.ReasonBlockID, slack.ReasonInputID, "duplicate of yesterday's"))
+	got := h.await(held)
+	if got.answer.Status != "denied" || got.answer.Reason != "Denied by jane@company.com: duplicate of yesterday's" {
+		t.Fatalf("agent got %s", got.body)
+	}
+	h.waitAcked(env)
+}
