@@ -124,4 +124,7 @@ func TestVoteReasonAndConfirm(t *testing.T) {
 	if got := Outcome(r); !strings.HasSuffix(got, `: "not on the allow-list\" Approved by Bob"`) || !strings.HasPrefix(got, "Denied by Ann at ") {
 		t.Errorf("outcome %q", got)
 	}
+	if got := OutcomeWithoutReasons(r); strings.Contains(got, "allow-list") || !strings.HasPrefix(got, "Denied by Ann at ") {
+		t.Errorf("outcome without reasons %q", got)
+	}
 }

@@ -320,8 +320,16 @@ func Describe(r *approvebot.Request) string {
 }
 
 // Outcome is the line a closed request's chat messages show: who decided and
-// when, or why it ended without a decision.
-func Outcome(r *approvebot.Request) string {
+// when, or why it ended without a decision, with the approvers' reasons
+// quoted.
+func Outcome(r *approvebot.Request) string { return outcome(r, true) }
+
+// OutcomeWithoutReasons is Outcome without the approvers' reasons, for
+// surfaces that render markup (a Slack thread reply's mrkdwn), where their
+// words could not be shown inert.
+func OutcomeWithoutReasons(r *approvebot.Request) string { return outcome(r, false) }
+
+func outcome(r *approvebot.Request, reasons bool) string {
 	res := r.Resolution
 	if res == nil {
 		return ""
@@ -333,7 +341,7 @@ func Outcome(r *approvebot.Request) string {
 		for _, e := range r.Entries {
 			if e.Decision == approvebot.Allow {
 				names = append(names, e.Approver.Display())
-				if e.Reason != "" {
+				if e.Reason != "" && reasons {
 					comments = append(comments, e.Approver.Display()+": "+display.Quote(e.Reason))
 				}
 			}
@@ -349,7 +357,7 @@ func Outcome(r *approvebot.Request) string {
 			who = res.Approver
 		}
 		s := "Denied by " + who + " at " + at
-		if n := len(r.Entries); n > 0 && r.Entries[n-1].Decision == approvebot.Deny && r.Entries[n-1].Reason != "" {
+		if n := len(r.Entries); reasons && n > 0 && r.Entries[n-1].Decision == approvebot.Deny && r.Entries[n-1].Reason != "" {
 			s += ": " + display.Quote(r.Entries[n-1].Reason)
 		}
 		return s

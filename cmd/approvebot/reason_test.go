@@ -124,6 +124,21 @@ func TestSlackDenyReasonRequired(t *testing.T) {
 		t.Fatalf("chain entry has no reason_code with the reason: %s", story.body)
 	}
 	h.waitClosed(id, "Denied by Jane Doe at ")
+	// The thread's outcome reply is mrkdwn: it names who denied, without
+	// the reason, which stays on the message.
+	h.waitFor("the outcome in the thread", func() bool {
+		for _, r := range h.slack.Replies("C0TREASURY", msg.TS) {
+			if strings.HasPrefix(r.Text, "Denied by Jane Doe at ") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, r := range h.slack.Replies("C0TREASURY", msg.TS) {
+		if strings.Contains(r.Text, "allow-list") {
+			t.Fatalf("reason in a mrkdwn thread reply: %q", r.Text)
+		}
+	}
 	m := h.messages(id)[0]
 	texts := plainTexts(t, m.Blocks, "not on the allow-list")
 	if len(texts) != 1 {
