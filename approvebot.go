@@ -165,6 +165,11 @@ type Chain struct {
 	// Escalate widens the stage still undecided at each After (from when
 	// the request opened) to Groups, who may then decide it.
 	Escalate []Escalation `json:"escalate,omitempty"`
+	// Reason is what approvers are asked to write with their vote (zero:
+	// deny optional, approve none). ConfirmApprove makes an approval count
+	// only once the approver confirmed it in a second step.
+	Reason         ReasonRule `json:"reason,omitzero"`
+	ConfirmApprove bool       `json:"confirm_approve,omitempty"`
 }
 
 // Escalation is one escalation step of a chain, as configured.
@@ -180,6 +185,37 @@ type Escalated struct {
 	Stage  int       `json:"stage"`
 	Groups []string  `json:"groups"`
 	At     time.Time `json:"at"`
+}
+
+// ReasonRule says, per decision, whether a reason is asked for: Deny is
+// ReasonRequired or ReasonOptional ("" is optional), Approve is
+// ReasonOptional or ReasonNone ("" is none).
+type ReasonRule struct {
+	Deny    string `json:"deny,omitempty"`
+	Approve string `json:"approve,omitempty"`
+}
+
+// Reason settings.
+const (
+	ReasonRequired = "required"
+	ReasonOptional = "optional"
+	ReasonNone     = "none"
+	// MaxReason bounds a reason or comment, in characters.
+	MaxReason = 500
+)
+
+// For is the rule for decision (Allow or Deny), defaults applied.
+func (r ReasonRule) For(decision string) string {
+	if decision == Deny {
+		if r.Deny == "" {
+			return ReasonOptional
+		}
+		return r.Deny
+	}
+	if r.Approve == "" {
+		return ReasonNone
+	}
+	return r.Approve
 }
 
 // Approver is a person who clicked, as the platform identified them. Once
@@ -252,9 +288,11 @@ type Entry struct {
 	EntryDigest         string `json:"entry_digest"`
 
 	// Not part of the digest: which group the vote counted for and who, in
-	// full, cast it.
+	// full, cast it. Reason is the approver's own words, when they gave
+	// some; reason_code then carries the same text, so the digest covers it.
 	Group    string   `json:"group,omitempty"`
 	Approver Approver `json:"approver"`
+	Reason   string   `json:"reason,omitempty"`
 }
 
 // Resolution is how a request ended.
@@ -398,12 +436,17 @@ func (r *Request) Title() string {
 
 // Ballot is a click, once the platform has verified it and said who clicked.
 type Ballot struct {
-	Platform  string
-	Ref       MessageRef // the message clicked
-	Approver  Approver
-	Decision  string // Allow or Deny
+	Platform string
+	Ref      MessageRef // the message clicked
+	Approver Approver
+	Decision string // Allow or Deny
+	// Reason is the approver's reason or comment, as typed: at most
+	// MaxReason characters (the vote cleans it to one line).
 	Reason    string
 	Assurance string // how the platform authenticated the clicker
+	// Confirmed is set by the platform when the approver confirmed an
+	// approval in a second step (Chain.ConfirmApprove).
+	Confirmed bool
 	At        time.Time
 	// FullView is set by the platform when the click came from its full
 	// view of the request (a Slack modal, a Teams card paged in place),

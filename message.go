@@ -53,7 +53,11 @@ type Message struct {
 	Notice string
 	// Actionable is true while buttons should be shown.
 	Actionable bool
-	Deadline   time.Time
+	// Reason is what approvers are asked to write with each decision, and
+	// ConfirmApprove whether Approve needs a second step (Chain).
+	Reason         ReasonRule
+	ConfirmApprove bool
+	Deadline       time.Time
 	// Link is the request's page in approvebot's web inbox ("" when there
 	// is none): chat messages offer it as "Open in approvebot".
 	Link string

@@ -265,7 +265,8 @@ func outcomeNote(r *approvebot.Request, now time.Time) {
 		return
 	}
 	r.Nudge = time.Time{}
-	r.Thread = append(r.Thread, approvebot.Note{Kind: approvebot.NoteOutcome, Text: policy.Outcome(r), At: now, Stage: -1})
+	// Thread replies are mrkdwn: the approvers' reasons stay on the message.
+	r.Thread = append(r.Thread, approvebot.Note{Kind: approvebot.NoteOutcome, Text: policy.OutcomeWithoutReasons(r), At: now, Stage: -1})
 }
 
 func personName(who approvebot.Approver) string {

@@ -36,6 +36,8 @@ func View(r *approvebot.Request, dest int) approvebot.Message {
 		Deadline:       r.Deadline,
 		Progress:       display.Inline(policy.Progress(r)),
 		ContextHeading: HeadingContext,
+		Reason:         r.Chain.Reason,
+		ConfirmApprove: r.Chain.ConfirmApprove,
 	}
 	if r.Status.Final() {
 		m.Title = "Approval request closed"

@@ -187,6 +187,9 @@ type Route struct {
 	Chain     string        // optional: route to this chain instead of Approvers
 	Line      int           // where it stands in the file, for messages
 	Reminders Reminders     // when set, instead of the chain's
+	// Reason and ConfirmApprove, when set, replace the chain's.
+	Reason         *approvebot.ReasonRule
+	ConfirmApprove *bool
 }
 
 // Reminders are when a pending request's current approvers are reminded:
@@ -216,6 +219,8 @@ type ChainConfig struct {
 	SeparationOfDuties bool
 	Timeout            time.Duration // 0: DefaultTimeout
 	Reminders          Reminders
+	Reason             approvebot.ReasonRule
+	ConfirmApprove     bool
 }
 
 // StageConfig is one stage of a chain, by group name.

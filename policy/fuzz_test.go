@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(routeY))
 	f.Add([]byte(baseY + "  leads:\n    slack: {channels: [C0L], users: [U0L]}\nroutes:\n  - approvers: [ops]\n    reminders: [10m, 1h]\n    before_deadline: 5m\n    escalate: [{after: 15m, approvers: [leads]}]\n"))
+	f.Add([]byte(reasonY))
 	f.Add([]byte(baseY + "admin:\n  token: ${ADMIN}\n"))
 	f.Add([]byte(callersY + webY + "  groups_claim: groups\napprovers:\n  ops:\n    web: {users: [a@b.c, \"sub:x\"], groups: [g]}\n"))
 	f.Add([]byte("callers:\n  - {name: a, token: 0123456789abcdef0123, may_request: [ops, c1]}\n  - {name: b, token: abcdefabcdefabcdef00}\n" + slackY + teamsY + groupsY +

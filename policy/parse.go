@@ -1296,7 +1296,7 @@ func (p *parser) chains(top *object, cfg *Config) []groupRef {
 	for _, e := range p.entries(n, "chains") {
 		id := e.key.Value
 		at := "chains." + id
-		o := p.object(e.val, at, "version", "stages", "separation_of_duties", "timeout", "reminders", "before_deadline", "escalate")
+		o := p.object(e.val, at, "version", "stages", "separation_of_duties", "timeout", "reminders", "before_deadline", "escalate", "reason", "confirm_approve")
 		if o == nil {
 			continue
 		}
@@ -1306,6 +1306,8 @@ func (p *parser) chains(top *object, cfg *Config) []groupRef {
 			SeparationOfDuties: p.bool(o, "separation_of_duties"),
 			Timeout:            p.duration(o, "timeout", 0, false),
 			Reminders:          p.reminders(o, &refs),
+			Reason:             p.reason(o),
+			ConfirmApprove:     p.bool(o, "confirm_approve"),
 		}
 		if vn, ok := o.val["version"]; ok && vn.ShortTag() == "!!bool" {
 			p.add(vn.Line, `%s.version must be a version such as "3", not %s`, at, vn.Value)
@@ -1364,11 +1366,19 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 	catchAll := 0 // line of the first route matching everything
 	for i, item := range n.Content {
 		at := fmt.Sprintf("routes[%d]", i)
-		o := p.object(item, at, "match", "approvers", "chain", "quorum", "timeout", "reminders", "before_deadline", "escalate")
+		o := p.object(item, at, "match", "approvers", "chain", "quorum", "timeout", "reminders", "before_deadline", "escalate", "reason", "confirm_approve")
 		if o == nil {
 			continue
 		}
 		r := Route{Line: item.Line}
+		if o.has("reason") {
+			rule := p.reason(o)
+			r.Reason = &rule
+		}
+		if o.has("confirm_approve") {
+			confirm := p.bool(o, "confirm_approve")
+			r.ConfirmApprove = &confirm
+		}
 		mo := p.object(o.val["match"], at+".match", "rule_name", "policy_name", "action", "agent_id", "approval_chain_id", "operation", "target_resource", "caller")
 		pattern := func(key string) string {
 			s := p.str(mo, key, required)
@@ -1434,6 +1444,32 @@ func (p *parser) routes(top *object, cfg *Config) []groupRef {
 		cfg.Routes = append(cfg.Routes, r)
 	}
 	return refs
+}
+
+// reason reads o's reason: {deny: required|optional, approve: optional|none}.
+// An absent key, or an absent half, takes its default (deny optional,
+// approve none).
+func (p *parser) reason(o *object) approvebot.ReasonRule {
+	if o == nil || !o.has("reason") {
+		return approvebot.ReasonRule{}
+	}
+	at := join(o.path, "reason")
+	ro := p.object(o.val["reason"], at, "deny", "approve")
+	if ro == nil {
+		return approvebot.ReasonRule{}
+	}
+	one := func(key string, allowed ...string) string {
+		v := p.str(ro, key, optional)
+		if v != "" && !slices.Contains(allowed, v) {
+			p.add(ro.val[key].Line, "%s.%s must be %s, not %q", at, key, strings.Join(allowed, " or "), v)
+			return ""
+		}
+		return v
+	}
+	return approvebot.ReasonRule{
+		Deny:    one("deny", approvebot.ReasonRequired, approvebot.ReasonOptional),
+		Approve: one("approve", approvebot.ReasonOptional, approvebot.ReasonNone),
+	}
 }
 
 func readIf(o *object, key string, read func(string) string) string {

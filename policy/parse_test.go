@@ -106,6 +106,7 @@ func TestExampleParses(t *testing.T) {
 	}
 	ch := cfg.Chains["high-risk-tools"]
 	if ch.ID != "high-risk-tools" || ch.Version != "3" || !ch.SeparationOfDuties || ch.Timeout != 10*time.Minute || len(ch.Stages) != 2 ||
+		ch.Reason != (approvebot.ReasonRule{Deny: approvebot.ReasonRequired, Approve: approvebot.ReasonOptional}) || !ch.ConfirmApprove ||
 		ch.Stages[0].Quorum != (approvebot.Quorum{Mode: approvebot.QuorumCount, N: 1}) {
 		t.Errorf("chain = %+v", ch)
 	}
@@ -325,6 +326,16 @@ func TestParseErrors(t *testing.T) {
 			want: `approvers.ops.slack.notify: dm needs users to message`},
 		{name: "channels without notifying them", doc: callersY + slackY + "approvers:\n  ops:\n    slack: {notify: [dm], channels: [C0OPS], users: [U0ANN]}\n", marker: "notify",
 			want: `approvers.ops.slack: channels are listed but notify has no channels`},
+		{name: "reason deny none", doc: routes("  - match: {}\n    approvers: [ops]\n    reason: {deny: none}\n"), marker: "deny: none",
+			want: `routes[0].reason.deny must be required or optional, not "none"`},
+		{name: "reason approve required", doc: chains("  c:\n    version: \"1\"\n    stages: [{approvers: [ops]}]\n    reason:\n      approve: required\n"), marker: "approve: required",
+			want: `chains.c.reason.approve must be optional or none, not "required"`},
+		{name: "reason unknown key", doc: routes("  - match: {}\n    approvers: [ops]\n    reason: {comment: optional}\n"), marker: "comment",
+			want: `unknown key "comment" in routes[0].reason (want deny, approve)`},
+		{name: "reason not a mapping", doc: routes("  - match: {}\n    approvers: [ops]\n    reason: required\n"), marker: "reason: required",
+			want: `routes[0].reason must be a mapping with the keys deny, approve`},
+		{name: "confirm_approve not a bool", doc: routes("  - match: {}\n    approvers: [ops]\n    confirm_approve: maybe\n"), marker: "maybe",
+			want: `routes[0].confirm_approve must be true or false`},
 		{name: "repeated key", doc: baseY + "listen: a:1\nlisten: b:2\n", marker: "b:2", want: `key "listen" at the top level is repeated (first at line 9)`},
 		{name: "empty file", doc: "", want: "the configuration is empty"},
 		{name: "only comments", doc: "# nothing\n", want: "the configuration is empty"},

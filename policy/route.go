@@ -79,6 +79,7 @@ func (c *Config) route(caller string, f approvebot.Fields, schema string) (Route
 			if err == nil && r.Reminders.set() {
 				err = c.remind(&routed.Chain, r.Reminders)
 			}
+			r.rules(&routed.Chain)
 			return routed, r.Chain, err
 		}
 		st, err := c.stage(r.Approvers, r.Quorum)
@@ -89,6 +90,7 @@ func (c *Config) route(caller string, f approvebot.Fields, schema string) (Route
 		if err := c.remind(&routed.Chain, r.Reminders); err != nil {
 			return Routed{}, "", err
 		}
+		r.rules(&routed.Chain)
 		return routed, "", nil
 	}
 	if schema == approvebot.SchemaV1 {
@@ -112,6 +114,17 @@ func (c *Config) route(caller string, f approvebot.Fields, schema string) (Route
 		return Routed{}, "", err
 	}
 	return Routed{Chain: approvebot.Chain{Stages: []approvebot.Stage{st}}, Timeout: DefaultTimeout}, "", nil
+}
+
+// rules puts the route's reason and confirmation settings, where it has
+// them, on the chain it routed to.
+func (r Route) rules(ch *approvebot.Chain) {
+	if r.Reason != nil {
+		ch.Reason = *r.Reason
+	}
+	if r.ConfirmApprove != nil {
+		ch.ConfirmApprove = *r.ConfirmApprove
+	}
 }
 
 // permits checks a routed request against the caller's may_request: a
@@ -153,7 +166,7 @@ func (c *Config) chain(id string, timeout time.Duration, schema, version string,
 	if checkVersion && version != cc.Version {
 		return Routed{}, &NoRouteError{Reason: fmt.Sprintf("approval_chain_version %q does not match the configured version %q of chain %q", version, cc.Version, id)}
 	}
-	ch := approvebot.Chain{SeparationOfDuties: cc.SeparationOfDuties}
+	ch := approvebot.Chain{SeparationOfDuties: cc.SeparationOfDuties, Reason: cc.Reason, ConfirmApprove: cc.ConfirmApprove}
 	if err := c.remind(&ch, cc.Reminders); err != nil {
 		return Routed{}, err
 	}

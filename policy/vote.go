@@ -7,9 +7,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/canon"
+	"github.com/approvebot/approvebot/display"
 )
 
 // Eligible reports whether a may decide for group g. A person is matched on
@@ -135,6 +138,9 @@ const (
 	RefuseOtherStage   = "message_of_another_stage"
 	RefuseOtherGroup   = "message_of_other_groups"
 	RefuseGuest        = "guest_not_allowed"
+	RefuseNoReason     = "reason_required"
+	RefuseLongReason   = "reason_too_long"
+	RefuseUnconfirmed  = "approval_not_confirmed"
 )
 
 // Vote applies a verified ballot to r in place. It is a pure function of
@@ -206,6 +212,23 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 		if e.StageIndex == r.Stage && samePerson(e.Approver, b.Approver) {
 			return refuse(RefuseAlreadyVoted, "Nothing changed: you already approved; "+waitingFor(r)+".")
 		}
+	}
+	// What the request's chain asks of a vote: a reason, a confirmation.
+	// The platforms ask for them; they are enforced here, whatever asked.
+	rule := r.Chain.Reason.For(b.Decision)
+	b.Reason = CleanReason(b.Reason)
+	if rule == approvebot.ReasonNone {
+		b.Reason = ""
+	}
+	word := map[string]string{approvebot.Allow: "approve", approvebot.Deny: "deny"}[b.Decision]
+	switch n := utf8.RuneCountInString(b.Reason); {
+	case n > approvebot.MaxReason:
+		return refuse(RefuseLongReason, fmt.Sprintf("Nothing changed: your reason is %d characters long; at most %d.", n, approvebot.MaxReason))
+	case n == 0 && rule == approvebot.ReasonRequired:
+		return refuse(RefuseNoReason, "Nothing changed: a reason is required to "+word+" this request.")
+	}
+	if b.Decision == approvebot.Allow && r.Chain.ConfirmApprove && !b.Confirmed {
+		return refuse(RefuseUnconfirmed, "Nothing changed: approving this request needs a confirmation. Press Approve, then confirm.")
 	}
 
 	group := groups[0]
@@ -297,8 +320,16 @@ func Describe(r *approvebot.Request) string {
 }
 
 // Outcome is the line a closed request's chat messages show: who decided and
-// when, or why it ended without a decision.
-func Outcome(r *approvebot.Request) string {
+// when, or why it ended without a decision, with the approvers' reasons
+// quoted.
+func Outcome(r *approvebot.Request) string { return outcome(r, true) }
+
+// OutcomeWithoutReasons is Outcome without the approvers' reasons, for
+// surfaces that render markup (a Slack thread reply's mrkdwn), where their
+// words could not be shown inert.
+func OutcomeWithoutReasons(r *approvebot.Request) string { return outcome(r, false) }
+
+func outcome(r *approvebot.Request, reasons bool) string {
 	res := r.Resolution
 	if res == nil {
 		return ""
@@ -306,19 +337,30 @@ func Outcome(r *approvebot.Request) string {
 	at := stamp(res.ResolvedAt)
 	switch r.Status {
 	case approvebot.StatusApproved:
-		var names []string
+		var names, comments []string
 		for _, e := range r.Entries {
 			if e.Decision == approvebot.Allow {
 				names = append(names, e.Approver.Display())
+				if e.Reason != "" && reasons {
+					comments = append(comments, e.Approver.Display()+": "+display.Quote(e.Reason))
+				}
 			}
 		}
-		return "Approved by " + strings.Join(names, ", ") + " at " + at
+		s := "Approved by " + strings.Join(names, ", ") + " at " + at
+		if len(comments) > 0 {
+			s += " (" + strings.Join(comments, "; ") + ")"
+		}
+		return s
 	case approvebot.StatusDenied:
 		who := res.ApproverName
 		if who == "" {
 			who = res.Approver
 		}
-		return "Denied by " + who + " at " + at
+		s := "Denied by " + who + " at " + at
+		if n := len(r.Entries); reasons && n > 0 && r.Entries[n-1].Decision == approvebot.Deny && r.Entries[n-1].Reason != "" {
+			s += ": " + display.Quote(r.Entries[n-1].Reason)
+		}
+		return s
 	case approvebot.StatusTimedOut, approvebot.StatusExpired:
 		return "Expired at " + at + ": " + res.Reason
 	case approvebot.StatusCancelled:
@@ -498,12 +540,18 @@ func shownWhere(r *approvebot.Request, b approvebot.Ballot) string {
 
 func approveReason(r *approvebot.Request) string {
 	var who []string
+	sep := ", "
 	for _, e := range r.Entries {
 		if e.Decision == approvebot.Allow {
-			who = append(who, e.Approver.Principal()+" ("+e.Group+")")
+			s := e.Approver.Principal() + " (" + e.Group + ")"
+			if e.Reason != "" {
+				s += ": " + e.Reason
+				sep = "; "
+			}
+			who = append(who, s)
 		}
 	}
-	return "Approved by " + strings.Join(who, ", ")
+	return "Approved by " + strings.Join(who, sep)
 }
 
 func denyReason(b approvebot.Ballot) string {
@@ -514,6 +562,18 @@ func denyReason(b approvebot.Ballot) string {
 	return s
 }
 
+// CleanReason keeps an approver's reason to one paragraph of printable
+// text: control and bidirectional formatting characters become spaces, and
+// surrounding space goes. Renderers still show it through package display.
+func CleanReason(s string) string {
+	return strings.TrimSpace(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) {
+			return ' '
+		}
+		return r
+	}, s))
+}
+
 // newEntry builds ADR-0030's chain entry for a ballot. Its id and digest are
 // derived from the request, so replaying a transaction yields the same entry.
 func newEntry(r *approvebot.Request, b approvebot.Ballot, group string, now time.Time) approvebot.Entry {
@@ -521,9 +581,14 @@ func newEntry(r *approvebot.Request, b approvebot.Ballot, group string, now time
 	if n := len(r.Entries); n > 0 {
 		prev = r.Entries[n-1].EntryDigest
 	}
+	// reason_code is the approver's reason when they gave one, so that the
+	// entry's digest covers their words.
 	reason := "approved"
 	if b.Decision == approvebot.Deny {
 		reason = "denied"
+	}
+	if b.Reason != "" {
+		reason = b.Reason
 	}
 	e := approvebot.Entry{
 		ApprovalRequestID:   r.PublicID(),
@@ -539,6 +604,7 @@ func newEntry(r *approvebot.Request, b approvebot.Ballot, group string, now time
 		DecidedAt:           now.UTC().Format(time.RFC3339Nano),
 		Group:               group,
 		Approver:            b.Approver,
+		Reason:              b.Reason,
 	}
 	e.EntryDigest = EntryDigest(e)
 	return e

@@ -27,6 +27,10 @@ type viewMeta struct {
 	User    string `json:"u"`
 	Page    int    `json:"p"` // 0-based
 	Pages   int    `json:"n"`
+	// The reason modal's: the decision its submit casts and whether a
+	// reason is required. A full view has neither.
+	Decision string `json:"d,omitempty"`
+	Rule     string `json:"q,omitempty"`
 }
 
 // metaKey seals full-view metadata. It derives from the bot token, which
@@ -137,4 +141,23 @@ func viewRefusal(text string) goslack.ViewSubmissionResponse {
 			Blocks: goslack.Blocks{BlockSet: []goslack.Block{goslack.NewSectionBlock(mrkdwn(":no_entry_sign: *Not approved.*"), []*goslack.TextBlockObject{plain(text)}, nil)}},
 		},
 	}
+}
+
+// openReason opens the reason modal for a Deny (or an Approve that takes a
+// comment) with the click's trigger_id: nothing is decided until it is
+// submitted. If it cannot be opened, the clicker is told privately.
+func (s *Slack) openReason(ctx context.Context, in interaction) {
+	c := in.click
+	m := viewMeta{Request: c.RequestID, Channel: c.Channel, TS: c.MessageTS, User: c.UserID, Pages: 1, Decision: c.Decision, Rule: in.rule}
+	if _, err := s.api().OpenViewContext(ctx, in.triggerID, reasonModal(c.Decision, in.rule, s.sealMeta(m))); err != nil {
+		de := deliveryError(err)
+		s.log.WarnContext(ctx, "slack reason modal failed", "request_id", c.RequestID, "user", c.UserID, "reason", de.Reason)
+		if _, err := s.api().PostEphemeralContext(ctx, c.Channel, c.UserID,
+			goslack.MsgOptionText(escapeFit("Nothing changed: the form could not be opened ("+de.Reason+"). Press the button again.", 3000), false),
+			goslack.MsgOptionDisableMarkdown()); err != nil {
+			s.log.WarnContext(ctx, "slack ephemeral reply failed", "request_id", c.RequestID, "user", c.UserID, "reason", deliveryError(err).Reason)
+		}
+		return
+	}
+	s.log.InfoContext(ctx, "slack reason modal shown", "request_id", c.RequestID, "user", c.UserID, "decision", c.Decision)
 }

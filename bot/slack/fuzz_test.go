@@ -23,6 +23,9 @@ func FuzzParseInteraction(f *testing.F) {
 		{ActionID: "approve", OmitBlockID: true, Value: "r"},
 		{Type: "view_submission", ActionID: "approve", Value: "r"},
 		{ActionID: "view_all", Value: "ar_x", TriggerID: "1.2"},
+		{ActionID: "deny_reason", Value: "ar_y", TriggerID: "1.3"},
+		{ActionID: "approve_comment", Value: "ar_y", TriggerID: "1.3"},
+		{ActionID: "approve_confirmed", Value: "ar_z"},
 	} {
 		body, _ := slackfake.SignInteraction(testSecret, slackfake.BlockActionPayload(c), time.Now())
 		f.Add(body)
@@ -37,7 +40,11 @@ func FuzzParseInteraction(f *testing.F) {
 		f.Add([]byte(url.Values{"payload": {js}}.Encode()))
 	}
 	view := slackfake.View{ID: "V1", CallbackID: FullViewCallbackID, PrivateMetadata: "abc.def", Title: "t", Blocks: []byte("[]")}
+	reasonView := slackfake.View{ID: "V2", CallbackID: ReasonCallbackID, PrivateMetadata: "abc.def", Title: "t", Blocks: []byte("[]")}
 	for _, p := range []any{
+		slackfake.ViewSubmissionWithInput(reasonView, "U1", "u", ReasonBlockID, ReasonInputID, "wrong \u202e IBAN"),
+		slackfake.ViewSubmissionPayload(reasonView, "U1", "u"),
+		slackfake.ViewClosedPayload(reasonView, "U1", "u"),
 		slackfake.ViewSubmissionPayload(view, "U1", "u"),
 		slackfake.ViewActionPayload(view, "U1", "u", "1.2", PagesBlockID, NextPageActionID, "2"),
 	} {
@@ -60,6 +67,16 @@ func FuzzParseInteraction(f *testing.F) {
 		}
 		if c.UserID == "" || c.TeamID == "" {
 			t.Errorf("accepted an interaction without its user %+v", in)
+		}
+		if in.kind == kindReasonSubmit {
+			// The decision and request come from the sealed metadata.
+			if in.metadata == "" || c.Decision != "" || c.RequestID != "" {
+				t.Errorf("reason submission %+v", in)
+			}
+			return
+		}
+		if in.kind == kindReasonOpen && (in.triggerID == "" || in.rule != approvebot.ReasonRequired && in.rule != approvebot.ReasonOptional) {
+			t.Errorf("reason modal without trigger or rule %+v", in)
 		}
 		if in.kind == kindNextPage || in.metadata != "" {
 			// Full-view interactions: everything else comes from the
@@ -96,8 +113,11 @@ func FuzzParseInteraction(f *testing.F) {
 		}
 		found := false
 		for _, a := range raw.Actions {
-			found = found || (a.BlockID == ReviewBlockID && a.Value == c.RequestID &&
-				(a.ActionID == ApproveActionID && c.Decision == approvebot.Allow || a.ActionID == DenyActionID && c.Decision == approvebot.Deny))
+			want := map[string]string{ApproveActionID: approvebot.Allow, ApproveConfirmActionID: approvebot.Allow, ApproveCommentActionID: approvebot.Allow,
+				DenyActionID: approvebot.Deny, DenyReasonActionID: approvebot.Deny}[a.ActionID]
+			found = found || (a.BlockID == ReviewBlockID && a.Value == c.RequestID && want == c.Decision &&
+				c.Confirmed == (a.ActionID == ApproveConfirmActionID) &&
+				(in.kind == kindReasonOpen) == (a.ActionID == DenyActionID || a.ActionID == DenyReasonActionID || a.ActionID == ApproveCommentActionID))
 		}
 		if raw.Type != "block_actions" || !found {
 			t.Errorf("accepted %+v from a payload without a matching review action: %s", c, form.Get("payload"))

@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/policy"
 	goslack "github.com/slack-go/slack"
 )
 
@@ -48,13 +50,20 @@ type click struct {
 	// FullView: the click is the full view's Approve (a view_submission
 	// whose signed metadata says every page was shown).
 	FullView bool
+	// Reason is what the approver typed in the reason modal; Confirmed
+	// says the approval went through a second step (the confirm dialog,
+	// the comment modal or the full view).
+	Reason    string
+	Confirmed bool
 }
 
 // Kinds of interaction approvebot answers.
 const (
-	kindVote     = iota // Approve or Deny on a message, or Approve in the full view
-	kindViewAll         // open the full view
-	kindNextPage        // page the full view
+	kindVote         = iota // Approve or Deny on a message, or Approve in the full view
+	kindViewAll             // open the full view
+	kindNextPage            // page the full view
+	kindReasonOpen          // Deny (or Approve with a comment): open the reason modal
+	kindReasonSubmit        // the reason modal's submit: the vote
 )
 
 // interaction is a verified, parsed interactivity payload.
@@ -65,6 +74,8 @@ type interaction struct {
 	viewID    string
 	viewHash  string
 	metadata  string // kindNextPage and full-view submissions: the view's private_metadata as received
+	rule      string // kindReasonOpen: approvebot.ReasonRequired or ReasonOptional
+	reason    string // kindReasonSubmit: the text typed, as received
 }
 
 // errNotOurs marks a well-formed interaction that is not a review click
@@ -149,8 +160,30 @@ func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte, malfo
 		s.serveFullView(vctx, d, in)
 		cancel()
 		return http.StatusOK, nil
+	case kindReasonOpen:
+		vctx, cancel := context.WithTimeout(ctx, fullViewWait)
+		s.openReason(vctx, in)
+		cancel()
+		return http.StatusOK, nil
+	case kindReasonSubmit:
+		m, err := s.openMeta(in.metadata)
+		switch {
+		case err != nil || m.Decision == "":
+			s.log.WarnContext(ctx, "slack reason submission refused: metadata", "user", in.click.UserID, "err", err)
+			return http.StatusOK, viewRefusal("This form could not be verified. Close it and press the button on the message again.")
+		case m.User != in.click.UserID:
+			s.log.WarnContext(ctx, "slack reason submission refused: another user's form", "user", in.click.UserID, "opened_by", m.User)
+			return http.StatusOK, viewRefusal("This form was opened by someone else.")
+		}
+		if msg := reasonProblem(in.reason, m.Rule, m.Decision); msg != "" {
+			// Nothing is counted; the modal stays open and says why.
+			return http.StatusOK, goslack.NewErrorsViewSubmissionResponse(map[string]string{ReasonBlockID: msg})
+		}
+		in.click.RequestID, in.click.Channel, in.click.MessageTS = m.Request, m.Channel, m.TS
+		in.click.Decision, in.click.Reason = m.Decision, in.reason
+		in.click.Confirmed = m.Decision == approvebot.Allow // the modal's Approve is the second step
 	}
-	if in.metadata != "" {
+	if in.kind == kindVote && in.metadata != "" {
 		// A full-view submission: its metadata must be ours, for this
 		// clicker, from the last page.
 		m, err := s.openMeta(in.metadata)
@@ -161,10 +194,15 @@ func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte, malfo
 		case m.User != in.click.UserID:
 			s.log.WarnContext(ctx, "slack full view submission refused: another user's view", "user", in.click.UserID, "opened_by", m.User)
 			return http.StatusOK, viewRefusal("This view was opened by someone else.")
+		case m.Decision != "":
+			return http.StatusOK, viewRefusal("The approval view could not be verified. Close it and press View all again.")
 		case m.Page+1 != m.Pages:
 			return http.StatusOK, viewRefusal("Approve is on the last page: page through every value first.")
 		}
+		// Paging through every value to the modal's Approve is a second
+		// step of its own: it confirms the approval.
 		in.click.RequestID, in.click.Channel, in.click.MessageTS, in.click.FullView = m.Request, m.Channel, m.TS, true
+		in.click.Confirmed = true
 	}
 	c := in.click
 	committed := make(chan struct{})
@@ -213,6 +251,8 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 		Assurance: Assurance,
 		At:        time.Now().UTC(),
 		FullView:  c.FullView,
+		Reason:    c.Reason,
+		Confirmed: c.Confirmed,
 	}
 	res := d.Click(ctx, b, c.RequestID)
 	close(committed)
@@ -278,6 +318,16 @@ func parsePayload(payload []byte) (interaction, error) {
 
 	switch ic.Type {
 	case goslack.InteractionTypeViewSubmission:
+		if ic.View.CallbackID == ReasonCallbackID {
+			if ic.View.PrivateMetadata == "" {
+				return interaction{}, errors.New("payload: view.private_metadata is missing")
+			}
+			in.kind, in.metadata = kindReasonSubmit, ic.View.PrivateMetadata
+			if ic.View.State != nil {
+				in.reason = ic.View.State.Values[ReasonBlockID][ReasonInputID].Value
+			}
+			return in, who()
+		}
 		if ic.View.CallbackID != FullViewCallbackID {
 			return interaction{}, errNotOurs
 		}
@@ -303,7 +353,7 @@ func parsePayload(payload []byte) (interaction, error) {
 		switch {
 		case ic.Container.Type == "view" && a.BlockID == PagesBlockID && a.ActionID == NextPageActionID,
 			ic.Container.Type != "view" && a.BlockID == ReviewBlockID &&
-				(a.ActionID == ApproveActionID || a.ActionID == DenyActionID || a.ActionID == ViewAllActionID):
+				reviewAction(a.ActionID):
 			act = a
 		}
 		if act != nil {
@@ -335,8 +385,20 @@ func parsePayload(payload []byte) (interaction, error) {
 	switch act.ActionID {
 	case ApproveActionID:
 		c.Decision = approvebot.Allow
-	case DenyActionID:
-		c.Decision = approvebot.Deny
+	case ApproveConfirmActionID:
+		// Slack shows this button's confirm dialog before it sends the click.
+		c.Decision, c.Confirmed = approvebot.Allow, true
+	case DenyActionID, DenyReasonActionID, ApproveCommentActionID:
+		in.kind, c.Decision, in.rule = kindReasonOpen, approvebot.Deny, approvebot.ReasonOptional
+		if act.ActionID == DenyReasonActionID {
+			in.rule = approvebot.ReasonRequired
+		}
+		if act.ActionID == ApproveCommentActionID {
+			c.Decision = approvebot.Allow
+		}
+		if in.triggerID == "" {
+			return interaction{}, errors.New("payload: trigger_id is missing")
+		}
 	case ViewAllActionID:
 		in.kind = kindViewAll
 		if in.triggerID == "" {
@@ -353,6 +415,32 @@ func parsePayload(payload []byte) (interaction, error) {
 		return interaction{}, errors.New("payload: container.message_ts and message.ts are missing")
 	}
 	return in, nil
+}
+
+// reviewAction reports whether id is one of the review buttons'.
+func reviewAction(id string) bool {
+	switch id {
+	case ApproveActionID, ApproveConfirmActionID, ApproveCommentActionID, DenyActionID, DenyReasonActionID, ViewAllActionID:
+		return true
+	}
+	return false
+}
+
+// reasonProblem says what is wrong with a reason typed for decision under
+// rule, or "". The engine checks the same (policy.Vote); asking here keeps
+// the modal open so the approver can fix it.
+func reasonProblem(text, rule, decision string) string {
+	clean := policy.CleanReason(text)
+	if n := utf8.RuneCountInString(clean); n > approvebot.MaxReason {
+		return fmt.Sprintf("At most %d characters (this is %d).", approvebot.MaxReason, n)
+	}
+	if clean == "" && rule == approvebot.ReasonRequired {
+		if decision == approvebot.Allow {
+			return "A comment is required to approve this request."
+		}
+		return "A reason is required to deny this request."
+	}
+	return ""
 }
 
 func first(vals ...string) string {

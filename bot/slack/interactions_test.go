@@ -88,13 +88,25 @@ func TestHandlerSignedClick(t *testing.T) {
 
 			payload := slackfake.BlockActionPayload(slackfake.Click{
 				UserID: "U1", UserName: "jane", Channel: "C0APPROVALS", MessageTS: "1700000000.000042",
-				ActionID: tc.action, Value: "req_01HZX3K9",
+				ActionID: tc.action, Value: "req_01HZX3K9", TriggerID: f.Trigger("U1"),
 			})
 			body, h := slackfake.SignInteraction(testSecret, payload, time.Now())
 			before := time.Now().UTC()
 			code, respBody := send(t, srv, body, h)
 			if code != http.StatusOK || respBody != "" {
 				t.Fatalf("signed click answered %d %q, want 200 with an empty body", code, respBody)
+			}
+			if tc.decision == approvebot.Deny {
+				// Deny opens the reason modal and decides nothing; its
+				// submission is the vote.
+				if b, _ := d.calls(); len(b) != 0 || len(f.Views()) != 1 || f.Views()[0].CallbackID != ReasonCallbackID {
+					t.Fatalf("Deny: %d ballots, views %+v; want none and the reason modal", len(b), f.Views())
+				}
+				sub := slackfake.ViewSubmissionWithInput(f.Views()[0], "U1", "jane", ReasonBlockID, ReasonInputID, "wrong IBAN")
+				body, h = slackfake.SignInteraction(testSecret, sub, time.Now())
+				if code, respBody := send(t, srv, body, h); code != http.StatusOK || respBody != "" {
+					t.Fatalf("reason submission answered %d %q, want 200 with an empty body", code, respBody)
+				}
 			}
 			select {
 			case <-d.got:
@@ -111,7 +123,8 @@ func TestHandlerSignedClick(t *testing.T) {
 			}
 			if ids[0] != "req_01HZX3K9" || b.Platform != want.Platform || b.Ref != want.Ref || b.Decision != want.Decision ||
 				b.Assurance != want.Assurance || b.Approver.UserID != "U1" || b.Approver.Workspace != slackfake.TeamID ||
-				b.Approver.Name != "jane" || b.Approver.Platform != "slack" || b.At.Before(before.Add(-time.Second)) {
+				b.Approver.Name != "jane" || b.Approver.Platform != "slack" || b.At.Before(before.Add(-time.Second)) ||
+				tc.decision == approvebot.Deny && b.Reason != "wrong IBAN" {
 				t.Errorf("ballot = %+v for %q, want %+v for req_01HZX3K9", b, ids[0], want)
 			}
 			err := f.WaitFor(wait(t), func() bool { return len(f.Ephemerals()) == 1 })

@@ -17,6 +17,20 @@ const (
 	ReviewBlockID   = "approvebot_review"
 	ApproveActionID = "approve"
 	DenyActionID    = "deny"
+	// The other review buttons, by what the request's chain asks
+	// (approvebot.ReasonRule, confirm_approve). Deny always opens the reason
+	// modal: DenyActionID with an optional reason, DenyReasonActionID with a
+	// required one. ApproveCommentActionID opens the modal with an optional
+	// comment; ApproveConfirmActionID carries Slack's confirm dialog, so a
+	// click on it has been confirmed.
+	DenyReasonActionID     = "deny_reason"
+	ApproveCommentActionID = "approve_comment"
+	ApproveConfirmActionID = "approve_confirmed"
+	// ReasonCallbackID names the reason modal; ReasonBlockID and
+	// ReasonInputID its text input.
+	ReasonCallbackID = "approvebot_reason"
+	ReasonBlockID    = "approvebot_reason_input"
+	ReasonInputID    = "reason"
 	// ViewAllActionID opens the full view (a modal) of a request whose
 	// message could not show every bound fact.
 	ViewAllActionID = "view_all"
@@ -165,7 +179,7 @@ func Render(msg approvebot.Message) Rendered {
 		addTail(goslack.NewContextBlock("", mrkdwn(t)), utf8.RuneCountInString(t))
 	}
 	if msg.Actionable {
-		addTail(reviewButtons(msg.RequestID, out.Partial), 250)
+		addTail(reviewButtons(msg, out.Partial), 250)
 		out.Text = fit("Approval needed (request "+msg.RequestID+")", fallbackMax)
 	} else {
 		outcome := msg.Outcome
@@ -226,21 +240,59 @@ func Render(msg approvebot.Message) Rendered {
 	return out
 }
 
-func reviewButtons(requestID string, partial bool) *goslack.ActionBlock {
+func reviewButtons(msg approvebot.Message, partial bool) *goslack.ActionBlock {
+	requestID := msg.RequestID
 	var elems []goslack.BlockElement
-	if partial {
+	switch {
+	case partial:
 		elems = append(elems, goslack.NewButtonBlockElement(ViewAllActionID, requestID, plain("View all")).WithStyle(goslack.StylePrimary))
-	} else {
+	case msg.Reason.For(approvebot.Allow) == approvebot.ReasonOptional:
+		// The comment modal's Approve is the second step.
+		elems = append(elems, goslack.NewButtonBlockElement(ApproveCommentActionID, requestID, plain("Approve")).WithStyle(goslack.StylePrimary))
+	case msg.ConfirmApprove:
+		confirm := goslack.NewConfirmationBlockObject(
+			plain("Approve this request?"),
+			plain("The agent will be told its action was approved. This cannot be undone."),
+			plain("Approve"),
+			plain("Cancel"),
+		)
+		elems = append(elems, goslack.NewButtonBlockElement(ApproveConfirmActionID, requestID, plain("Approve")).WithStyle(goslack.StylePrimary).WithConfirm(confirm))
+	default:
 		elems = append(elems, goslack.NewButtonBlockElement(ApproveActionID, requestID, plain("Approve")).WithStyle(goslack.StylePrimary))
 	}
-	confirm := goslack.NewConfirmationBlockObject(
-		plain("Deny this request?"),
-		plain("The agent will be told its action was denied. This cannot be undone."),
-		plain("Deny"),
-		plain("Cancel"),
-	).WithStyle(goslack.StyleDanger)
-	elems = append(elems, goslack.NewButtonBlockElement(DenyActionID, requestID, plain("Deny")).WithStyle(goslack.StyleDanger).WithConfirm(confirm))
+	// Deny opens the reason modal, whose Deny is the second step.
+	deny := DenyActionID
+	if msg.Reason.For(approvebot.Deny) == approvebot.ReasonRequired {
+		deny = DenyReasonActionID
+	}
+	elems = append(elems, goslack.NewButtonBlockElement(deny, requestID, plain("Deny")).WithStyle(goslack.StyleDanger))
 	return goslack.NewActionBlock(ReviewBlockID, elems...)
+}
+
+// reasonModal asks for the reason of a denial, or the comment of an
+// approval: its submit button casts the vote.
+func reasonModal(decision, rule, metadata string) goslack.ModalViewRequest {
+	verb, label, intro := "Deny", "Reason", "Say why you deny this request. The agent and everyone who sees the request will read it."
+	if decision == approvebot.Allow {
+		verb, label, intro = "Approve", "Comment", "You may add a comment to your approval. The agent and everyone who sees the request will read it."
+	}
+	if rule == approvebot.ReasonRequired {
+		intro += " A reason is required."
+	}
+	input := goslack.NewPlainTextInputBlockElement(plain(fmt.Sprintf("At most %d characters", approvebot.MaxReason)), ReasonInputID).
+		WithMaxLength(approvebot.MaxReason).WithMultiline(true)
+	return goslack.ModalViewRequest{
+		Type:            goslack.VTModal,
+		Title:           plain(verb + " request"),
+		Close:           plain("Cancel"),
+		Submit:          plain(verb),
+		CallbackID:      ReasonCallbackID,
+		PrivateMetadata: metadata,
+		Blocks: goslack.Blocks{BlockSet: []goslack.Block{
+			goslack.NewSectionBlock(plain(intro), nil, nil),
+			goslack.NewInputBlock(ReasonBlockID, plain(label), nil, input).WithOptional(rule != approvebot.ReasonRequired),
+		}},
+	}
 }
 
 // The full view: a modal, paged when one modal cannot hold every bound

@@ -85,8 +85,66 @@ type textRun struct {
 }
 
 type actionSet struct {
-	Type    string   `json:"type"`
-	Actions []action `json:"actions"`
+	Type    string `json:"type"`
+	Actions []any  `json:"actions"`
+}
+
+// inputText is the card's reason box: Action.Execute sends its value, as
+// "reason", in the data of whichever button is pressed.
+type inputText struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	Label       string `json:"label"`
+	Placeholder string `json:"placeholder,omitempty"`
+	IsMultiline bool   `json:"isMultiline"`
+	MaxLength   int    `json:"maxLength"`
+}
+
+// showCard is an Action.ShowCard: a button that unfolds a card of its own
+// (the second step of a confirmed approval).
+type showCard struct {
+	Type  string  `json:"type"`
+	Title string  `json:"title"`
+	Style string  `json:"style,omitempty"`
+	Card  subCard `json:"card"`
+}
+
+// subCard is the card an Action.ShowCard unfolds.
+type subCard struct {
+	Type    string `json:"type"`
+	Body    []any  `json:"body"`
+	Actions []any  `json:"actions"`
+}
+
+// reasonInputID names the reason box, and the data key its text arrives in.
+const reasonInputID = "reason"
+
+// reasonInput is the reason box for what msg's chain asks.
+func reasonInput(msg approvebot.Message) inputText {
+	label := "Reason for a denial (optional)"
+	if msg.Reason.For(approvebot.Deny) == approvebot.ReasonRequired {
+		label = "Reason for a denial (required to deny)"
+	}
+	if msg.Reason.For(approvebot.Allow) == approvebot.ReasonOptional {
+		label += "; comment for an approval (optional)"
+	}
+	return inputText{Type: "Input.Text", ID: reasonInputID, Label: label,
+		Placeholder: fmt.Sprintf("At most %d characters", approvebot.MaxReason), IsMultiline: true, MaxLength: approvebot.MaxReason}
+}
+
+// approveAction is Approve: a button, or, where the chain asks for a
+// confirmation, a button that unfolds "Confirm approval", whose data
+// carries the confirmation the engine requires.
+func approveAction(msg approvebot.Message, data actionData) any {
+	if !msg.ConfirmApprove {
+		return button("Approve", verbApprove, "positive", data)
+	}
+	data.Confirm = true
+	inner := subCard{Type: "AdaptiveCard",
+		Body:    []any{textBlock{Type: "TextBlock", Text: "Approve this request? The agent will be told its action was approved. This cannot be undone.", Wrap: true}},
+		Actions: []any{action{Type: "Action.Execute", Title: "Confirm approval", Verb: verbApprove, Style: "positive", Data: data}},
+	}
+	return showCard{Type: "Action.ShowCard", Title: "Approve…", Style: "positive", Card: inner}
 }
 
 // action is an Action.Execute, or the Action.Submit it falls back to.
@@ -110,6 +168,9 @@ type actionData struct {
 	Token string `json:"token,omitempty"`
 	// FullView, on the last page's Approve, proves every page was shown.
 	FullView string `json:"full_view,omitempty"`
+	// Confirm is on the Approve of "Confirm approval" only: the second
+	// step a chain with confirm_approve asks for.
+	Confirm bool `json:"confirm,omitempty"`
 }
 
 // Card is a rendered request card.
@@ -167,15 +228,15 @@ func renderCard(msg approvebot.Message, contextBytes int) (Card, error) {
 	}
 	c.Body = append(c.Body, tail(msg)...)
 	if msg.Actionable {
-		var acts []action
+		var acts []any
 		if partial {
 			acts = append(acts, action{Type: "Action.Execute", Title: "View all", Verb: verbViewAll, Style: "positive",
 				Data: actionData{RequestID: msg.RequestID, Page: 1}, Fallback: "drop"})
 		} else {
-			acts = append(acts, button("Approve", verbApprove, "positive", actionData{RequestID: msg.RequestID, Decision: approvebot.Allow}))
+			acts = append(acts, approveAction(msg, actionData{RequestID: msg.RequestID, Decision: approvebot.Allow}))
 		}
 		acts = append(acts, button("Deny", verbDeny, "destructive", actionData{RequestID: msg.RequestID, Decision: approvebot.Deny}))
-		c.Body = append(c.Body, actionSet{Type: "ActionSet", Actions: acts})
+		c.Body = append(c.Body, reasonInput(msg), actionSet{Type: "ActionSet", Actions: acts})
 	}
 	data, err := encode(c)
 	if err != nil {
@@ -230,7 +291,7 @@ func renderFullPage(msg approvebot.Message, pages [][]any, p int, nextToken, app
 	}
 	c.Body = append(c.Body, heading(h, "Accent"))
 	c.Body = append(c.Body, pages[p-1]...)
-	var acts []action
+	var acts []any
 	if p < n {
 		acts = append(acts, action{Type: "Action.Execute", Title: fmt.Sprintf("Next page (%d of %d)", p+1, n), Verb: verbViewAll, Style: "positive",
 			Data: actionData{RequestID: msg.RequestID, Page: p + 1, Token: nextToken}})
@@ -248,6 +309,7 @@ func renderFullPage(msg approvebot.Message, pages [][]any, p int, nextToken, app
 	}
 	if msg.Actionable {
 		acts = append(acts, button("Deny", verbDeny, "destructive", actionData{RequestID: msg.RequestID, Decision: approvebot.Deny}))
+		c.Body = append(c.Body, reasonInput(msg))
 	}
 	if len(acts) > 0 {
 		c.Body = append(c.Body, actionSet{Type: "ActionSet", Actions: acts})

@@ -334,6 +334,8 @@ func FuzzParseActivity(f *testing.F) {
 		`{"type":"conversationUpdate","serviceUrl":"https://s/","conversation":{"id":"19:t","conversationType":"channel"},"channelData":{"team":{"id":"19:t","name":"T"},"eventType":"teamMemberAdded","tenant":{"id":"t"}}}`,
 		`{"type":"installationUpdate","action":"remove","serviceUrl":"x"}`,
 		`{"type":"invoke","name":"adaptiveCard/action","serviceUrl":"https://s/","value":{"action":{"type":"Action.Execute","verb":"view_all","data":{"request_id":"r","page":2,"token":"t"}}}}`,
+		`{"type":"invoke","name":"adaptiveCard/action","serviceUrl":"https://s/","channelId":"msteams","from":{"aadObjectId":"u"},"conversation":{"id":"19:a;messageid=1","tenantId":"t","conversationType":"channel"},"value":{"action":{"type":"Action.Execute","verb":"approve","data":{"request_id":"r","decision":"allow","confirm":true,"reason":"ok \u202e"}}}}`,
+		`{"type":"invoke","name":"adaptiveCard/action","serviceUrl":"https://s/","value":{"action":{"type":"Action.Execute","verb":"deny","data":{"request_id":"r","decision":"deny","reason":7}}}}`,
 		`{"type":"message","value":"str"}`, `{}`, `null`, `[]`, `{"type":1}`,
 		`{"timestamp":"2017-04-11T18:20:28.7270000Z","type":"message","serviceUrl":"u"}`,
 	}
@@ -352,7 +354,8 @@ func FuzzParseActivity(f *testing.F) {
 			t.Fatal("accepted an activity without type or serviceUrl")
 		}
 		if c := in.Click; c != nil {
-			if c.RequestID == "" || len(c.RequestID) > maxRequestID || (c.Decision != approvebot.Allow && c.Decision != approvebot.Deny) != c.ViewAll {
+			if c.RequestID == "" || len(c.RequestID) > maxRequestID || (c.Decision != approvebot.Allow && c.Decision != approvebot.Deny) != c.ViewAll ||
+				len(c.Reason) > maxReasonBytes {
 				t.Fatalf("bad click %+v", c)
 			}
 		}

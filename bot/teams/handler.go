@@ -19,14 +19,17 @@ const (
 	maxActivityBytes = 1 << 20
 	// clickTimeout bounds the engine's work on a click: Teams gives up after
 	// about 15 s and shows the clicker "Unable to reach app".
-	clickTimeout  = 10 * time.Second
-	maxRequestID  = 128 // opaque request ids: 1 to 128 characters
-	maxTokenLen   = 128
-	maxPages      = 1000
-	invokeAction  = "adaptiveCard/action"
-	messageType   = "application/vnd.microsoft.activity.message"
-	assuranceJWT  = "botframework_jwt"
-	messageIDPart = ";messageid="
+	clickTimeout = 10 * time.Second
+	maxRequestID = 128 // opaque request ids: 1 to 128 characters
+	maxTokenLen  = 128
+	// maxReasonBytes bounds the reason box's text as received: its 500
+	// characters (the engine counts them) in UTF-8 at most.
+	maxReasonBytes = 4 * approvebot.MaxReason
+	maxPages       = 1000
+	invokeAction   = "adaptiveCard/action"
+	messageType    = "application/vnd.microsoft.activity.message"
+	assuranceJWT   = "botframework_jwt"
+	messageIDPart  = ";messageid="
 )
 
 // Handler serves POST /teams/messages, the messaging endpoint of the Azure
@@ -252,12 +255,17 @@ func (t *Teams) click(ctx context.Context, d bot.Decider, in *inbound) bot.Click
 		Decision:  c.Decision,
 		Assurance: assuranceJWT,
 		At:        t.cfg.Now().UTC(),
+		Reason:    c.Reason,
+		Confirmed: c.Confirm,
 	}
 	if c.FullView != "" {
 		// Only the last page of this clicker's full view carries a token
 		// that verifies; anything else is an ordinary click, which the
 		// engine refuses to count as an approval from a partial card.
 		ballot.FullView = t.checkToken(c.FullView, "approve", c.RequestID, act.From.AadObjectID, 0)
+		// Paging through every value to the last page's Approve is a
+		// second step of its own: it confirms the approval.
+		ballot.Confirmed = ballot.Confirmed || ballot.FullView
 		if !ballot.FullView {
 			t.log.Warn("full view approval token does not verify", "request_id", c.RequestID, "user", act.From.AadObjectID)
 		}
@@ -302,6 +310,8 @@ type click struct {
 	Page      int
 	Token     string // proves page Page-1 was shown to the clicker
 	FullView  string // on Approve from the full view's last page
+	Reason    string // the card's reason box, as typed
+	Confirm   bool   // pressed in "Confirm approval"
 }
 
 type idName struct {
@@ -405,6 +415,8 @@ func parseClick(act *schema.Activity, value json.RawMessage) (*click, error) {
 		RequestID *string `json:"request_id"`
 		Decision  string  `json:"decision"`
 		FullView  string  `json:"full_view"`
+		Reason    string  `json:"reason"`  // the card's reason box
+		Confirm   bool    `json:"confirm"` // the Approve of "Confirm approval"
 	}
 	if err := json.Unmarshal(data, &d); err != nil {
 		if verb == "" {
@@ -434,7 +446,10 @@ func parseClick(act *schema.Activity, value json.RawMessage) (*click, error) {
 	if len(d.FullView) > maxTokenLen {
 		return nil, fmt.Errorf("activity: %s.full_view is too long", field)
 	}
-	c := &click{RequestID: *d.RequestID, Decision: d.Decision, MessageID: act.ReplyToID, FullView: d.FullView}
+	if len(d.Reason) > maxReasonBytes {
+		return nil, fmt.Errorf("activity: %s.reason is over %d bytes", field, maxReasonBytes)
+	}
+	c := &click{RequestID: *d.RequestID, Decision: d.Decision, MessageID: act.ReplyToID, FullView: d.FullView, Reason: d.Reason, Confirm: d.Confirm}
 	setMessageID(c, act)
 	return c, nil
 }

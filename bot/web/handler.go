@@ -313,6 +313,7 @@ func (w *Web) handleDecide(rw http.ResponseWriter, r *http.Request, engine Engin
 	d := req.Destinations[webDest(req)]
 	res := engine.Click(r.Context(), approvebot.Ballot{
 		Platform: Name, Ref: d.Ref, Approver: s.Approver, Decision: decision, Reason: reason, Assurance: Assurance,
+		Confirmed: r.PostFormValue("confirm") == "yes",
 	}, id)
 	status := http.StatusOK
 	if !res.Counted {

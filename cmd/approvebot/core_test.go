@@ -370,7 +370,7 @@ func requestIDOf(t *testing.T, m slackfake.Message) string {
 	return string(m.Blocks[i+len("Request: ") : i+len("Request: ")+35])
 }
 
-var buttonValueRE = regexp.MustCompile(`"action_id":"(?:approve|deny|view_all)","value":"([^"]+)"`)
+var buttonValueRE = regexp.MustCompile(`"action_id":"(?:approve|approve_comment|approve_confirmed|deny|deny_reason|view_all)","value":"([^"]+)"`)
 
 func requestIDs(t *testing.T, msgs []slackfake.Message) []string {
 	seen := map[string]bool{}

@@ -95,6 +95,11 @@ type harness struct {
 	// operator commands (withClock): the test moves it.
 	clock *bot.ManualClock
 
+	// reasonText is what the harness types in a reason modal it submits;
+	// submittedViews are the modals it has submitted (by view id).
+	reasonText     string
+	submittedViews sync.Map
+
 	url    string
 	cancel context.CancelFunc
 	done   chan error
@@ -415,18 +420,11 @@ func (h *harness) clickAt(user, channel, ts, action, requestID string, at time.T
 		UserID: user, UserName: strings.ToLower(user), Channel: channel, MessageTS: ts,
 		ActionID: action, Value: h.storeID(requestID),
 	})
-	body, header := slackfake.SignInteraction(secret, payload, at)
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/slack/interactions", bytes.NewReader(body))
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
+	r, err := h.slackClick(user, payload, secret, at)
 	if err != nil {
 		h.t.Fatalf("click: %v", err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return r
 }
 
 // pendingID submits asynchronously and returns the request id.

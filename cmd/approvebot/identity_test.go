@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -30,19 +29,12 @@ func (h *harness) clickFrom(user, team, channel, ts, action, requestID string) {
 		UserID: user, UserName: strings.ToLower(user), TeamID: team, Channel: channel, MessageTS: ts,
 		ActionID: action, Value: requestID,
 	})
-	body, header := slackfake.SignInteraction(signingSecret, payload, time.Now())
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/slack/interactions", bytes.NewReader(body))
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
+	r, err := h.slackClick(user, payload, signingSecret, time.Now())
 	if err != nil {
 		h.t.Fatalf("click: %v", err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		h.t.Fatalf("click answered %d", resp.StatusCode)
+	if r.status != http.StatusOK {
+		h.t.Fatalf("click answered %d", r.status)
 	}
 }
 

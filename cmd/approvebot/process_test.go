@@ -189,21 +189,8 @@ func (h *harness) tryClick(user, channel, ts, action, requestID string) (int, er
 		UserID: user, UserName: strings.ToLower(user), Channel: channel, MessageTS: ts,
 		ActionID: action, Value: requestID,
 	})
-	body, header := slackfake.SignInteraction(signingSecret, payload, time.Now())
-	req, err := http.NewRequest(http.MethodPost, h.url+"/slack/interactions", bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
+	r, err := h.slackClick(user, payload, signingSecret, time.Now())
+	return r.status, err
 }
 
 // requestNamed builds a legacy request whose action names it, so its

@@ -102,6 +102,11 @@ routes:
   - match: {rule_name: partly-added-transfer}
     approvers: [payments-teams, not-added]
     timeout: 5m
+  - match: {rule_name: teams-careful}
+    approvers: [payments-teams]
+    reason: {deny: required, approve: optional}
+    confirm_approve: true
+    timeout: 5m
 `
 }()
 

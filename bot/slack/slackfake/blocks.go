@@ -54,7 +54,23 @@ type block struct {
 	Text     *textObj        `json:"text"`
 	Fields   []textObj       `json:"fields"`
 	Elements json.RawMessage `json:"elements"`
+	Label    *textObj        `json:"label"`
+	Element  *inputElement   `json:"element"`
 }
+
+// inputElement is an input block's element; approvebot uses
+// plain_text_input only.
+type inputElement struct {
+	Type      string `json:"type"`
+	ActionID  string `json:"action_id"`
+	MaxLength int    `json:"max_length"`
+}
+
+// Input limits (docs.slack.dev, input block and plain_text_input).
+const (
+	maxInputLabel  = 2000
+	maxInputLength = 3000
+)
 
 // checkBlocks validates a blocks parameter and reports whether it carries an
 // actions block. An empty parameter is no blocks. The error is Slack's code.
@@ -143,6 +159,12 @@ func checkBlock(b block) (int, bool) {
 		return checkButtons(elems)
 	case "divider":
 		return 0, true
+	case "input":
+		if b.Label == nil || b.Label.Type != "plain_text" || b.Element == nil || b.Element.Type != "plain_text_input" ||
+			b.Element.ActionID == "" || b.Element.MaxLength < 0 || b.Element.MaxLength > maxInputLength {
+			return 0, false
+		}
+		return textLen(b.Label, maxInputLabel)
 	default:
 		return 0, false
 	}

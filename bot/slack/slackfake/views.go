@@ -251,3 +251,31 @@ func ViewActionPayload(v View, user, userName, trigger, blockID, actionID, value
 		"enterprise":            nil,
 	}
 }
+
+// ViewSubmissionWithInput is ViewSubmissionPayload with text typed into
+// the plain_text_input actionID of input block blockID, as Slack reports
+// it in view.state.values.
+func ViewSubmissionWithInput(v View, user, userName, blockID, actionID, text string) map[string]any {
+	p := ViewSubmissionPayload(v, user, userName)
+	view := p["view"].(map[string]any)
+	view["state"] = map[string]any{"values": map[string]any{
+		blockID: map[string]any{actionID: map[string]any{"type": "plain_text_input", "value": text}},
+	}}
+	return p
+}
+
+// ViewClosedPayload is the view_closed payload Slack sends when user
+// closes view v with its Close button (sent only for views that ask with
+// notify_on_close).
+func ViewClosedPayload(v View, user, userName string) map[string]any {
+	return map[string]any{
+		"type":                  "view_closed",
+		"team":                  map[string]any{"id": TeamID, "domain": "fake"},
+		"user":                  map[string]any{"id": user, "username": userName, "name": userName, "team_id": TeamID},
+		"api_app_id":            "A0FAKEAPP",
+		"view":                  v.json(),
+		"is_cleared":            false,
+		"is_enterprise_install": false,
+		"enterprise":            nil,
+	}
+}
