@@ -132,6 +132,10 @@ type TeamsGroup struct {
 	// AllowGuests lets guest accounts (userRole "guest") listed in Users
 	// decide for the group; without it only members may.
 	AllowGuests bool `json:"allow_guests,omitempty"`
+	// DM sends each listed user (Users) the request in a personal 1:1
+	// conversation with the bot as well (notify: [channels, dm]), or instead
+	// of the channels (notify: [dm]).
+	DM bool `json:"dm,omitempty"`
 }
 
 // Stage is one step of a chain: its groups and the quorum that satisfies it.

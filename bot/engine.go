@@ -828,6 +828,11 @@ func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebo
 				for _, ch := range g.Teams.Channels {
 					add("teams", ch, g.Name)
 				}
+				if g.Teams.DM {
+					for _, u := range g.Teams.Users {
+						add("teams", approvebot.DirectMessage+u, g.Name)
+					}
+				}
 			}
 			if g.Web != nil {
 				// The web inbox is one destination per stage: a vote there
