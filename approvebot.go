@@ -456,6 +456,14 @@ type Ballot struct {
 	// view of the request (a Slack modal, a Teams card paged in place),
 	// which showed the clicker every bound fact.
 	FullView bool
+	// Home is set when the click came from the platform's home surface
+	// (the Slack App Home tab), which is no posted message: it counts only
+	// for HomeStage, the stage the surface showed, when that is the
+	// request's current stage and the clicker is eligible for it. Ref is
+	// then empty but for Partial: whether the surface could not show every
+	// bound fact.
+	Home      bool
+	HomeStage int
 }
 
 // Event is one line of the audit log.
