@@ -3,7 +3,6 @@ package bot
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"time"
 
@@ -152,5 +151,3 @@ func mayDecideNow(r *approvebot.Request, who approvebot.Approver) bool {
 	return false
 }
 
-// String is for logs.
-func (d HomeDecision) String() string { return fmt.Sprintf("%s %s (%s)", d.RequestID, d.Decision, d.Status) }
