@@ -150,4 +150,3 @@ func mayDecideNow(r *approvebot.Request, who approvebot.Approver) bool {
 	}
 	return false
 }
-
