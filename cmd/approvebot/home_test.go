@@ -238,3 +238,40 @@ func TestSocketModeAppHome(t *testing.T) {
 	}
 	h.waitAcked(env)
 }
+
+// TestSlackAppHomeStages: a two-stage request is on the Home tab of the
+// first stage's approver, then of the second's; a click from a Home tab
+// left open on the first stage counts for nobody once the second opened.
+func TestSlackAppHomeStages(t *testing.T) {
+	h := newChainHarness(t)
+	h.start()
+	body, _ := chainBody("")
+	held := h.submit(body, auth())
+	msg := h.waitMessagesIn(1)[0]
+	id := requestIDOf(t, msg)
+	h.waitPosted(id, 1)
+	bob := h.openHome("U0BOB", func(b string) bool { return homeLists(b, id) })
+	if homeButtons(bob)[0] != "home_review.0.f."+id {
+		t.Fatalf("Bob's Home tab:\n%s", bob)
+	}
+	sam := h.openHome("U0SAM", func(b string) bool { return strings.Contains(b, "Nothing is waiting") })
+	if len(homeButtons(sam)) != 0 {
+		t.Fatalf("Sam's Home tab before his stage:\n%s", sam)
+	}
+	h.interact(h.slack.HomeActionPayload("U0BOB", "bob", homeButtons(bob)[0], "approve", id))
+	// Stage 2 opens: Sam's tab (he opened it lately) now lists the request.
+	sam = h.waitHome("U0SAM", 1, func(b string) bool { return homeLists(b, id) })
+	if homeButtons(sam)[0] != "home_review.1.f."+id {
+		t.Fatalf("Sam's Home tab at stage 2:\n%s", sam)
+	}
+	// A stale stage-1 button counts for nobody.
+	h.interact(h.slack.HomeActionPayload("U0SAM", "sam", "home_review.0.f."+id, "approve", id))
+	h.waitHome("U0SAM", 1, func(b string) bool { return strings.Contains(b, "Nothing changed: this message asked stage 1 of 2") })
+	if r := h.status(id); r.answer.Status != "pending" {
+		t.Fatalf("after the stale click: %s", r.body)
+	}
+	h.interact(h.slack.HomeActionPayload("U0SAM", "sam", "home_review.1.f."+id, "approve", id))
+	if got := h.await(held); !got.answer.Approved {
+		t.Fatalf("agent got %s", got.body)
+	}
+}
