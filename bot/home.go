@@ -75,17 +75,26 @@ func (e *Engine) Home(ctx context.Context, platform string, who approvebot.Appro
 	if p == nil {
 		return HomeView{}, errors.New("this platform is not configured")
 	}
+	// The ids first, then each request: a read inside another read can
+	// deadlock bbolt when a commit waits between them to grow the file.
+	var ids []string
+	err := e.store.Pending(func(id string, _ time.Time) error {
+		ids = append(ids, id)
+		return nil
+	})
 	var pending []*approvebot.Request
 	var usergroups []string
-	err := e.store.Pending(func(id string, _ time.Time) error {
-		r, err := e.store.Get(id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
+	for _, id := range ids {
 		if err != nil {
-			return err
+			break
 		}
-		if !r.Status.Final() && r.Stage < len(r.Chain.Stages) {
+		var r *approvebot.Request
+		r, err = e.store.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			err = nil
+			continue
+		}
+		if err == nil && !r.Status.Final() && r.Stage < len(r.Chain.Stages) {
 			pending = append(pending, r)
 			for _, g := range policy.Usergroups(r.Chain, platform) {
 				if !slices.Contains(usergroups, g) {
@@ -93,8 +102,7 @@ func (e *Engine) Home(ctx context.Context, platform string, who approvebot.Appro
 				}
 			}
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		e.log.Error("home: list pending", "err", err)
 		return HomeView{}, errors.New("approvebot could not read its store; try again in a moment")

@@ -55,6 +55,9 @@ type homeSource struct{ bot.HomeSource }
 type homeViewer struct {
 	team   string
 	opened time.Time
+	// notice is what came of the viewer's last click on the tab: it heads
+	// every publication until they click again or open the tab anew.
+	notice string
 }
 
 // useHome remembers d as the source of home views, if it is one.
@@ -134,11 +137,21 @@ func (s *Slack) onEvent(ctx context.Context, ev event) {
 		return
 	}
 	team, user := ev.TeamID, ev.Event.User
+	s.homeViewer(team, user, "")
+	if !s.pool.submit(func(ctx context.Context) { s.publishHome(ctx, team, user) }) {
+		s.log.WarnContext(ctx, "slack home not published: worker queue full or shutting down", "user", user)
+	}
+}
+
+// homeViewer records that user has their Home tab open, and what it should
+// say at its top.
+func (s *Slack) homeViewer(team, user, notice string) {
 	s.home.mu.Lock()
+	defer s.home.mu.Unlock()
 	if s.home.viewers == nil {
 		s.home.viewers = map[string]homeViewer{}
 	}
-	s.home.viewers[user] = homeViewer{team: team, opened: time.Now()}
+	s.home.viewers[user] = homeViewer{team: team, opened: time.Now(), notice: notice}
 	if len(s.home.viewers) > homeViewersMax {
 		oldest := ""
 		for u, v := range s.home.viewers {
@@ -147,10 +160,6 @@ func (s *Slack) onEvent(ctx context.Context, ev event) {
 			}
 		}
 		delete(s.home.viewers, oldest)
-	}
-	s.home.mu.Unlock()
-	if !s.pool.submit(func(ctx context.Context) { s.publishHome(ctx, team, user, "") }) {
-		s.log.WarnContext(ctx, "slack home not published: worker queue full or shutting down", "user", user)
 	}
 }
 
@@ -195,7 +204,7 @@ func (s *Slack) refreshHomes(ctx context.Context) {
 	}
 	s.home.mu.Unlock()
 	for _, v := range viewers {
-		s.publishHome(ctx, v.team, v.user, "")
+		s.publishHome(ctx, v.team, v.user)
 	}
 	s.home.mu.Lock()
 	again := s.home.dirty
@@ -208,13 +217,16 @@ func (s *Slack) refreshHomes(ctx context.Context) {
 	}
 }
 
-// publishHome builds user's Home tab and publishes it (views.publish).
-// notice, when set, heads it: what came of the user's last click there.
-func (s *Slack) publishHome(ctx context.Context, team, user, notice string) {
+// publishHome builds user's Home tab and publishes it (views.publish),
+// headed by what came of their last click there, if any.
+func (s *Slack) publishHome(ctx context.Context, team, user string) {
 	src := s.home.src.Load()
 	if src == nil {
 		return
 	}
+	s.home.mu.Lock()
+	notice := s.home.viewers[user].notice
+	s.home.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, homeWait)
 	defer cancel()
 	hv, err := src.Home(ctx, Platform, approvebot.Approver{Platform: Platform, Workspace: team, UserID: user})

@@ -274,7 +274,8 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 		if notice == "" && res.Counted {
 			notice = "Your decision was recorded."
 		}
-		s.publishHome(ctx, c.TeamID, c.UserID, notice)
+		s.homeViewer(c.TeamID, c.UserID, notice)
+		s.publishHome(ctx, c.TeamID, c.UserID)
 		return
 	}
 	if res.Message == "" {
