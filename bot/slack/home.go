@@ -292,18 +292,31 @@ func homeItem(it bot.HomeItem) []goslack.Block {
 		}
 		out = append(out, b)
 	}
+	// Each button asks for confirmation in Slack's dialog, the second step
+	// an approval may need (confirm_approve). A denial that needs a reason
+	// is made from the message, whose Deny asks for one.
 	shown := "f"
 	var elems []goslack.BlockElement
 	if r.Partial {
 		shown = "p"
 	} else {
-		elems = append(elems, goslack.NewButtonBlockElement(ApproveActionID, it.View.RequestID, plain("Approve")).WithStyle(goslack.StylePrimary))
+		confirm := goslack.NewConfirmationBlockObject(plain("Approve this request?"),
+			plain("The agent will be told its action was approved. This cannot be undone."), plain("Approve"), plain("Cancel"))
+		elems = append(elems, goslack.NewButtonBlockElement(ApproveActionID, it.View.RequestID, plain("Approve")).WithStyle(goslack.StylePrimary).WithConfirm(confirm))
 	}
-	confirm := goslack.NewConfirmationBlockObject(plain("Deny this request?"),
-		plain("The agent will be told its action was denied. This cannot be undone."), plain("Deny"), plain("Cancel")).WithStyle(goslack.StyleDanger)
-	elems = append(elems, goslack.NewButtonBlockElement(DenyActionID, it.View.RequestID, plain("Deny")).WithStyle(goslack.StyleDanger).WithConfirm(confirm))
-	out = append(out, goslack.NewActionBlock(HomeBlockPrefix+strconv.Itoa(it.Stage)+"."+shown+"."+it.View.RequestID, elems...), goslack.NewDividerBlock())
-	return out
+	denyNeedsReason := it.View.Reason.For(approvebot.Deny) == approvebot.ReasonRequired
+	if !denyNeedsReason {
+		confirm := goslack.NewConfirmationBlockObject(plain("Deny this request?"),
+			plain("The agent will be told its action was denied. This cannot be undone."), plain("Deny"), plain("Cancel")).WithStyle(goslack.StyleDanger)
+		elems = append(elems, goslack.NewButtonBlockElement(DenyActionID, it.View.RequestID, plain("Deny")).WithStyle(goslack.StyleDanger).WithConfirm(confirm))
+	}
+	if len(elems) > 0 {
+		out = append(out, goslack.NewActionBlock(HomeBlockPrefix+strconv.Itoa(it.Stage)+"."+shown+"."+it.View.RequestID, elems...))
+	}
+	if denyNeedsReason || r.Partial {
+		out = append(out, goslack.NewContextBlock("", plain("Decide the rest from the request's message: it shows every value (View all) and asks for the reason a denial needs.")))
+	}
+	return append(out, goslack.NewDividerBlock())
 }
 
 // homeClick reads a Home tab button's block id: the stage it was shown for,

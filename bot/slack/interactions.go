@@ -390,7 +390,9 @@ func parsePayload(payload []byte) (interaction, error) {
 				c.Home, c.HomeStage, c.Partial, c.RequestID = true, stage, partial, a.Value
 				c.Decision = approvebot.Deny
 				if a.ActionID == ApproveActionID {
-					c.Decision = approvebot.Allow
+					// The Home tab's Approve went through Slack's confirm
+					// dialog: the second step confirm_approve asks for.
+					c.Decision, c.Confirmed = approvebot.Allow, true
 				}
 				return in, who()
 			}
