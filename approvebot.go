@@ -132,6 +132,10 @@ type TeamsGroup struct {
 	// AllowGuests lets guest accounts (userRole "guest") listed in Users
 	// decide for the group; without it only members may.
 	AllowGuests bool `json:"allow_guests,omitempty"`
+	// DM sends each listed user (Users) the request in a personal 1:1
+	// conversation with the bot as well (notify: [channels, dm]), or instead
+	// of the channels (notify: [dm]).
+	DM bool `json:"dm,omitempty"`
 }
 
 // Stage is one step of a chain: its groups and the quorum that satisfies it.
@@ -452,6 +456,14 @@ type Ballot struct {
 	// view of the request (a Slack modal, a Teams card paged in place),
 	// which showed the clicker every bound fact.
 	FullView bool
+	// Home is set when the click came from the platform's home surface
+	// (the Slack App Home tab), which is no posted message: it counts only
+	// for HomeStage, the stage the surface showed, when that is the
+	// request's current stage and the clicker is eligible for it. Ref is
+	// then empty but for Partial: whether the surface could not show every
+	// bound fact.
+	Home      bool
+	HomeStage int
 }
 
 // Event is one line of the audit log.

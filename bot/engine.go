@@ -501,6 +501,7 @@ func (e *Engine) finished(r *approvebot.Request) {
 	e.mu.Unlock()
 	e.nudges.set(r.ID, nil)
 	e.callers.closed(r.Caller, r.ID)
+	e.homeChanged()
 	for _, w := range watchers {
 		go w.fn(r) // a watcher may write to an agent's connection: never inside a commit
 	}
@@ -689,6 +690,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		return ClickResult{Message: "Nothing changed: approvebot could not record your decision. Try again in a moment."}
 	}
 	if out.Counted {
+		e.homeChanged()
 		e.metrics.clicks.WithLabelValues(b.Platform, "counted").Inc()
 		e.log.Info("vote counted", "request_id", id, "user", who.Principal(), "decision", b.Decision, "decided", out.Decided)
 	} else {
@@ -711,6 +713,18 @@ const RefusePartialView = "not_all_shown"
 // proof.
 func unseenApproval(r *approvebot.Request, b approvebot.Ballot) string {
 	if b.Decision != approvebot.Allow || b.FullView {
+		return ""
+	}
+	if b.Home {
+		// The home surface shows what the posted copies show: if one of
+		// them could not show every bound fact, neither could it.
+		partial := b.Ref.Partial
+		for _, d := range r.Destinations {
+			partial = partial || d.Platform == b.Platform && d.State == approvebot.DeliveryPosted && d.Ref.Partial
+		}
+		if partial {
+			return "Nothing changed: this request is too large to show in full here, so it cannot be approved from here. Open \"View all\" on its message and approve from there."
+		}
 		return ""
 	}
 	for _, d := range r.Destinations {
@@ -827,6 +841,11 @@ func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebo
 			if g.Teams != nil {
 				for _, ch := range g.Teams.Channels {
 					add("teams", ch, g.Name)
+				}
+				if g.Teams.DM {
+					for _, u := range g.Teams.Users {
+						add("teams", approvebot.DirectMessage+u, g.Name)
+					}
 				}
 			}
 			if g.Web != nil {

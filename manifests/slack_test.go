@@ -20,7 +20,16 @@ type slackManifest struct {
 			RequestURL string `yaml:"request_url"`
 		} `yaml:"interactivity"`
 		SocketMode bool `yaml:"socket_mode_enabled"`
+		Events     struct {
+			RequestURL string   `yaml:"request_url"`
+			BotEvents  []string `yaml:"bot_events"`
+		} `yaml:"event_subscriptions"`
 	} `yaml:"settings"`
+	Features struct {
+		AppHome struct {
+			HomeTab bool `yaml:"home_tab_enabled"`
+		} `yaml:"app_home"`
+	} `yaml:"features"`
 }
 
 func readSlackManifest(t *testing.T, path string) slackManifest {
@@ -49,6 +58,16 @@ func TestSlackManifestsAgree(t *testing.T) {
 	}
 	if !sockM.Settings.SocketMode || sockM.Settings.Interactivity.RequestURL != "" || !sockM.Settings.Interactivity.Enabled {
 		t.Errorf("Socket Mode manifest settings %+v", sockM.Settings)
+	}
+	// The Home tab, published on app_home_opened: over HTTP to /slack/events,
+	// in Socket Mode on the socket.
+	for name, m := range map[string]slackManifest{"HTTP": httpM, "Socket Mode": sockM} {
+		if !m.Features.AppHome.HomeTab || !slices.Equal(m.Settings.Events.BotEvents, []string{"app_home_opened"}) {
+			t.Errorf("%s manifest: home tab %v, bot events %v", name, m.Features.AppHome.HomeTab, m.Settings.Events.BotEvents)
+		}
+	}
+	if want := "https://approvebot.example.com/slack/events"; httpM.Settings.Events.RequestURL != want || sockM.Settings.Events.RequestURL != "" {
+		t.Errorf("events request URLs %q (HTTP), %q (Socket Mode)", httpM.Settings.Events.RequestURL, sockM.Settings.Events.RequestURL)
 	}
 	var embedded slackManifest
 	if err := yaml.Unmarshal(SlackManifest, &embedded); err != nil || !slices.Equal(embedded.OAuth.Scopes.Bot, httpM.OAuth.Scopes.Bot) {

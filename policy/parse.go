@@ -1141,6 +1141,30 @@ func (p *parser) checkCallerRoutes(cfg *Config) {
 	}
 }
 
+// notify reads a platform side's notify list (at names the side): whether
+// it reaches the listed users directly, and whether it posts to channels
+// (the default).
+func (p *parser) notify(o *object, at string) (dm, channels bool) {
+	if !o.has("notify") {
+		return false, true
+	}
+	list, nodes := p.listNodes(o, "notify")
+	for i, n := range list {
+		switch n {
+		case "channels":
+			channels = true
+		case "dm":
+			dm = true
+		default:
+			p.add(nodes[i].Line, "%s.notify: %q is not a way to reach approvers (want channels, dm)", at, n)
+		}
+	}
+	if len(list) == 0 {
+		p.add(o.lineOf("notify"), "%s.notify is empty: list channels, dm or both", at)
+	}
+	return dm, channels
+}
+
 func (p *parser) approvers(top *object, cfg *Config) {
 	cfg.Approvers = map[string]approvebot.Group{}
 	n := top.val["approvers"]
@@ -1167,24 +1191,8 @@ func (p *parser) approvers(top *object, cfg *Config) {
 		if so := p.object(o.val["slack"], at+".slack", "channels", "users", "usergroups", "notify"); o.has("slack") && so != nil {
 			sg := &approvebot.SlackGroup{}
 			var chans, users, ugs []*yaml.Node
-			notifyChannels := true
-			if so.has("notify") {
-				notify, nodes := p.listNodes(so, "notify")
-				notifyChannels = false
-				for i, n := range notify {
-					switch n {
-					case "channels":
-						notifyChannels = true
-					case "dm":
-						sg.DM = true
-					default:
-						p.add(nodes[i].Line, "%s.slack.notify: %q is not a way to reach approvers (want channels, dm)", at, n)
-					}
-				}
-				if len(notify) == 0 {
-					p.add(so.lineOf("notify"), "%s.slack.notify is empty: list channels, dm or both", at)
-				}
-			}
+			var notifyChannels bool
+			sg.DM, notifyChannels = p.notify(so, at+".slack")
 			sg.Channels, chans = p.listNodes(so, "channels")
 			sg.Users, users = p.listNodes(so, "users")
 			sg.Usergroups, ugs = p.listNodes(so, "usergroups")
@@ -1216,9 +1224,11 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			}
 			g.Slack = sg
 		}
-		if to := p.object(o.val["teams"], at+".teams", "channels", "users", "allow_guests"); o.has("teams") && to != nil {
+		if to := p.object(o.val["teams"], at+".teams", "channels", "users", "allow_guests", "notify"); o.has("teams") && to != nil {
 			tg := &approvebot.TeamsGroup{AllowGuests: p.bool(to, "allow_guests")}
 			var chans, users []*yaml.Node
+			var notifyChannels bool
+			tg.DM, notifyChannels = p.notify(to, at+".teams")
 			tg.Channels, chans = p.listNodes(to, "channels")
 			tg.Users, users = p.listNodes(to, "users")
 			for i, c := range tg.Channels {
@@ -1234,7 +1244,14 @@ func (p *parser) approvers(top *object, cfg *Config) {
 			if cfg.Teams == nil {
 				p.add(to.line(), "%s.teams: the file has no teams section: add one (app_id, app_password, tenant_id) or remove this side", at)
 			}
-			p.checkSide(to.line(), at+".teams", "Teams", len(tg.Channels), len(tg.Users), "users")
+			switch {
+			case tg.DM && len(tg.Users) == 0:
+				p.add(to.lineOf("notify"), "%s.teams.notify: dm needs users to message", at)
+			case !notifyChannels && len(tg.Channels) > 0:
+				p.add(to.lineOf("channels"), "%s.teams: channels are listed but notify has no channels: add channels to notify or remove them", at)
+			case notifyChannels:
+				p.checkSide(to.line(), at+".teams", "Teams", len(tg.Channels), len(tg.Users), "users")
+			}
 			g.Teams = tg
 		}
 		if wo := p.object(o.val["web"], at+".web", "users", "groups"); o.has("web") && wo != nil {

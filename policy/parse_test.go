@@ -320,6 +320,8 @@ func TestParseErrors(t *testing.T) {
 			want: `slack.app_token`},
 		{name: "no signing secret over HTTP", doc: callersY + "slack:\n  bot_token: xoxb-1\n" + groupsY, marker: "bot_token",
 			want: `slack.signing_secret`},
+		{name: "teams notify unknown", doc: callersY + slackY + teamsY + "approvers:\n  ops:\n    teams: {notify: [sms], users: [jane@company.com], channels: [\"19:a@thread.tacv2\"]}\n", marker: "notify",
+			want: `approvers.ops.teams.notify: "sms" is not a way to reach approvers (want channels, dm)`},
 		{name: "notify unknown", doc: callersY + slackY + "approvers:\n  ops:\n    slack: {notify: [email], channels: [C0OPS], users: [U0ANN]}\n", marker: "notify",
 			want: `approvers.ops.slack.notify: "email" is not a way to reach approvers (want channels, dm)`},
 		{name: "dm without users", doc: callersY + slackY + "approvers:\n  ops:\n    slack: {notify: [dm], usergroups: [S0OPS]}\n", marker: "notify",

@@ -241,6 +241,7 @@ func copyGroup(g approvebot.Group) approvebot.Group {
 			Channels:    slices.Clone(g.Teams.Channels),
 			Users:       slices.Clone(g.Teams.Users),
 			AllowGuests: g.Teams.AllowGuests,
+			DM:          g.Teams.DM,
 		}
 	}
 	if g.Web != nil {

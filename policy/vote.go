@@ -182,6 +182,11 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 	// and has recorded. A click can beat the recording by a moment; it is
 	// refused (fail closed) and the clicker asked to try again.
 	d := clickedMessage(r, b)
+	if b.Home {
+		// The home surface lists a request for the stage it was current
+		// at; it speaks for every group of that stage.
+		d = &approvebot.Destination{Platform: b.Platform, Stage: b.HomeStage, Groups: r.Chain.Stages[min(max(b.HomeStage, 0), len(r.Chain.Stages)-1)].GroupNames()}
+	}
 	if d == nil {
 		return refuse(RefuseUnknownMsg, "Nothing changed: approvebot does not know this message for the request (yet). Try again in a moment.")
 	}

@@ -933,6 +933,25 @@ func ownerSlow(v []byte) (*approvebot.Request, error) {
 	return &approvebot.Request{ID: r.ID, Schema: r.Schema, Caller: r.Caller, IdempotencyKey: r.IdempotencyKey, Digest: r.Digest}, nil
 }
 
+// Recent calls fn with the newest stored requests, newest first (ids sort
+// by creation time), at most n of them, until fn returns false.
+func (s *Store) Recent(n int, fn func(r *approvebot.Request) bool) error {
+	return s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRequests).Cursor()
+		for k, v := c.Last(); k != nil && n > 0; k, v = c.Prev() {
+			n--
+			var r approvebot.Request
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("request %s: corrupt record: %w", k, err)
+			}
+			if !fn(&r) {
+				return nil
+			}
+		}
+		return nil
+	})
+}
+
 // Each calls fn for every stored request (oldest id order is not promised).
 func (s *Store) Each(fn func(r *approvebot.Request) error) error {
 	return s.view(func(tx *bolt.Tx) error {

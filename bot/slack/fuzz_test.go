@@ -47,6 +47,9 @@ func FuzzParseInteraction(f *testing.F) {
 		slackfake.ViewClosedPayload(reasonView, "U1", "u"),
 		slackfake.ViewSubmissionPayload(view, "U1", "u"),
 		slackfake.ViewActionPayload(view, "U1", "u", "1.2", PagesBlockID, NextPageActionID, "2"),
+		homePayload("home_review.0.f.ar_1", ApproveActionID, "ar_1"),
+		homePayload("home_review.1.p.ar_1", DenyActionID, "ar_1"),
+		homePayload("home_review.0.f.ar_1", ApproveActionID, "ar_2"),
 	} {
 		body, _ := slackfake.SignInteraction(testSecret, p, time.Now())
 		f.Add(body)
@@ -94,6 +97,17 @@ func FuzzParseInteraction(f *testing.F) {
 		}
 		if c.Decision != approvebot.Allow && c.Decision != approvebot.Deny {
 			t.Errorf("decision %q", c.Decision)
+		}
+		if c.Home {
+			// A Home tab click: no message, but a button of the Home tab
+			// whose block id names the request it carries.
+			if c.RequestID == "" || len(c.RequestID) > maxRequestID || c.Channel != "" || c.MessageTS != "" || c.HomeStage < 0 {
+				t.Errorf("accepted an incomplete Home click %+v", c)
+			}
+			if !strings.Contains(string(body), url.QueryEscape(HomeCallbackID)) {
+				t.Errorf("Home click accepted from a view that is not the Home tab: %q", body)
+			}
+			return
 		}
 		if c.RequestID == "" || len(c.RequestID) > maxRequestID || c.Channel == "" || c.MessageTS == "" {
 			t.Errorf("accepted an incomplete click %+v", c)
@@ -192,4 +206,14 @@ func FuzzFullView(f *testing.F) {
 			t.Fatalf("partial %v with approve button %v", out.Partial, !out.Partial)
 		}
 	})
+}
+
+// homePayload is a click on a Home tab button.
+func homePayload(blockID, actionID, value string) map[string]any {
+	return map[string]any{
+		"type": "block_actions", "team": map[string]any{"id": "T1"}, "user": map[string]any{"id": "U1", "team_id": "T1"},
+		"container": map[string]any{"type": "view", "view_id": "VH1"},
+		"view":      map[string]any{"id": "VH1", "type": "home", "callback_id": HomeCallbackID},
+		"actions":   []any{map[string]any{"type": "button", "block_id": blockID, "action_id": actionID, "value": value}},
+	}
 }

@@ -55,6 +55,11 @@ type click struct {
 	// the comment modal or the full view).
 	Reason    string
 	Confirmed bool
+	// Home: the click came from the App Home tab, which showed the request
+	// at HomeStage, and all its bound facts unless Partial.
+	Home      bool
+	HomeStage int
+	Partial   bool
 }
 
 // Kinds of interaction approvebot answers.
@@ -86,10 +91,12 @@ var errNotOurs = errors.New("not an approvebot review click")
 // acknowledges at once, and hands the click to d in the background (Slack
 // wants an answer within 3 s; deciding may take longer).
 func (s *Slack) Handler(d bot.Decider) http.Handler {
+	s.useHome(d)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+InteractionsPath, func(w http.ResponseWriter, r *http.Request) {
 		s.serveInteraction(w, r, d)
 	})
+	mux.HandleFunc("POST "+EventsPath, s.serveEvent)
 	return mux
 }
 
@@ -254,10 +261,23 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 		Reason:    c.Reason,
 		Confirmed: c.Confirmed,
 	}
+	if c.Home {
+		b.Home, b.HomeStage, b.Ref = true, c.HomeStage, approvebot.MessageRef{Channel: "home", Partial: c.Partial}
+	}
 	res := d.Click(ctx, b, c.RequestID)
 	close(committed)
-	s.log.InfoContext(ctx, "slack click", "request_id", c.RequestID, "user", c.UserID, "channel", c.Channel,
+	s.log.InfoContext(ctx, "slack click", "request_id", c.RequestID, "user", c.UserID, "channel", c.Channel, "home", c.Home,
 		"decision", c.Decision, "counted", res.Counted, "decided", res.Decided)
+	if c.Home {
+		// No channel to answer in: the clicker's Home tab says what came of it.
+		notice := res.Message
+		if notice == "" && res.Counted {
+			notice = "Your decision was recorded."
+		}
+		s.homeViewer(c.TeamID, c.UserID, notice)
+		s.publishHome(ctx, c.TeamID, c.UserID)
+		return
+	}
 	if res.Message == "" {
 		return
 	}
@@ -358,6 +378,24 @@ func parsePayload(payload []byte) (interaction, error) {
 		}
 		if act != nil {
 			break
+		}
+	}
+	if act == nil && ic.Container.Type == "view" && ic.View.Type == goslack.VTHomeTab && ic.View.CallbackID == HomeCallbackID {
+		for _, a := range ic.ActionCallback.BlockActions {
+			if a != nil && (a.Type == "" || a.Type == "button") && (a.ActionID == ApproveActionID || a.ActionID == DenyActionID) {
+				stage, partial, ok := homeClick(a.BlockID, a.Value)
+				if !ok || len(a.Value) > maxRequestID {
+					return interaction{}, errors.New("payload: a Home tab button's block_id or value is not approvebot's")
+				}
+				c.Home, c.HomeStage, c.Partial, c.RequestID = true, stage, partial, a.Value
+				c.Decision = approvebot.Deny
+				if a.ActionID == ApproveActionID {
+					// The Home tab's Approve went through Slack's confirm
+					// dialog: the second step confirm_approve asks for.
+					c.Decision, c.Confirmed = approvebot.Allow, true
+				}
+				return in, who()
+			}
 		}
 	}
 	if act == nil {

@@ -85,6 +85,7 @@ type Slack struct {
 	groups  map[string]cached[[]string]
 
 	pool clickPool
+	home home
 }
 
 type cached[T any] struct {

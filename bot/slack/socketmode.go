@@ -107,6 +107,7 @@ func (s *Slack) RunSocketMode(ctx context.Context, d bot.Decider) error {
 		return errors.New("slack: socket mode needs an app-level token (slack.app_token)")
 	}
 	st := s.socketState()
+	s.useHome(d)
 	api := goslack.New(s.socket.botToken,
 		goslack.OptionAPIURL(s.socket.apiURL),
 		goslack.OptionHTTPClient(s.socket.hc),
@@ -186,8 +187,19 @@ func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, d bo
 			defer func() { <-st.inflight }()
 			s.acceptEnvelope(ctx, client, d, req)
 		}()
-	case socketmode.EventTypeEventsAPI, socketmode.EventTypeSlashCommand:
-		// Not used yet; acknowledged so that Slack does not resend them.
+	case socketmode.EventTypeEventsAPI:
+		// Acknowledged at once; an opened Home tab is published after.
+		if evt.Request != nil {
+			_ = client.AckCtx(ctx, evt.Request.EnvelopeID, nil)
+			ev, err := parseEvent(evt.Request.Payload)
+			if err != nil {
+				s.log.WarnContext(ctx, "slack socket mode event refused: malformed", "envelope_id", evt.Request.EnvelopeID, "err", err)
+				return nil
+			}
+			s.onEvent(ctx, ev)
+		}
+	case socketmode.EventTypeSlashCommand:
+		// Not used; acknowledged so that Slack does not resend them.
 		if evt.Request != nil {
 			_ = client.AckCtx(ctx, evt.Request.EnvelopeID, nil)
 		}

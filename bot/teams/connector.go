@@ -281,6 +281,9 @@ func cardAttachment(msg approvebot.Message) ([]schema.Attachment, bool, error) {
 
 // Post starts a new thread in a channel with the request's card.
 func (t *Teams) Post(ctx context.Context, channel string, msg approvebot.Message) (approvebot.MessageRef, error) {
+	if user, ok := strings.CutPrefix(channel, approvebot.DirectMessage); ok {
+		return t.postPersonal(ctx, channel, user, msg)
+	}
 	ch, err := t.channel(channel)
 	if err != nil {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Reason: "conversation store", Err: err}
@@ -435,4 +438,64 @@ func (c *memberCache) put(key string, m teamsMember, now time.Time) {
 		}
 	}
 	c.entries[key] = memberEntry{m: m, at: now}
+}
+
+// personalParameters start a 1:1 conversation between the bot and one user.
+type personalParameters struct {
+	IsGroup     bool                    `json:"isGroup"`
+	Bot         schema.ChannelAccount   `json:"bot"`
+	Members     []schema.ChannelAccount `json:"members"`
+	TenantID    string                  `json:"tenantId"`
+	ChannelData struct {
+		Tenant idOnly `json:"tenant"`
+	} `json:"channelData"`
+}
+
+// postPersonal shows msg in the bot's personal conversation with user (an
+// Entra object id or a 29:... id): it creates (or, as Teams answers with
+// the same id each time, finds) the 1:1 conversation, then sends the card
+// there. A user the app is not installed for is refused by the Bot
+// Connector; that fails this destination for good, saying so.
+func (t *Teams) postPersonal(ctx context.Context, channel, user string, msg approvebot.Message) (approvebot.MessageRef, error) {
+	if !guidPattern.MatchString(user) && !strings.HasPrefix(user, "29:") {
+		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true,
+			Reason: fmt.Sprintf("Teams starts a personal conversation only with an Entra object id: list %s's object id in teams.users", user)}
+	}
+	serviceURL, err := t.tenantServiceURL()
+	if err != nil {
+		return approvebot.MessageRef{}, err
+	}
+	att, partial, err := cardAttachment(msg)
+	if err != nil {
+		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "render card", Err: err}
+	}
+	params := personalParameters{
+		Bot:      schema.ChannelAccount{ID: "28:" + t.cfg.AppID},
+		Members:  []schema.ChannelAccount{{ID: user}},
+		TenantID: t.cfg.TenantID,
+	}
+	params.ChannelData.Tenant = idOnly{t.cfg.TenantID}
+	var conv schema.ConversationResourceResponse
+	if err := t.call(ctx, http.MethodPost, serviceURL, "/v3/conversations", params, &conv); err != nil {
+		var de *approvebot.DeliveryError
+		if errors.As(err, &de) && (strings.HasPrefix(de.Reason, "HTTP 403") || strings.HasPrefix(de.Reason, "HTTP 404")) {
+			de.Permanent = true
+			de.Reason = fmt.Sprintf("%s: the app is not installed for Teams user %s: install it for them (personal scope, or from the Teams admin center)",
+				strings.SplitN(de.Reason, ":", 2)[0], user)
+		}
+		return approvebot.MessageRef{}, err
+	}
+	if conv.ID == "" {
+		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "Bot Connector created the personal conversation but returned no id"}
+	}
+	var sent schema.ResourceResponse
+	act := outActivity{Type: string(schema.Message), Attachments: att}
+	if err := t.call(ctx, http.MethodPost, serviceURL, "/v3/conversations/"+escapeID(conv.ID)+"/activities", act, &sent); err != nil {
+		return approvebot.MessageRef{}, err
+	}
+	if sent.ID == "" {
+		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "Bot Connector sent the card but returned no activity id"}
+	}
+	t.log.Info("posted card in a personal conversation", "request_id", msg.RequestID, "user", user, "conversation", conv.ID, "activity", sent.ID)
+	return approvebot.MessageRef{Channel: channel, Conversation: conv.ID, ID: sent.ID, ServiceURL: serviceURL, Partial: partial}, nil
 }

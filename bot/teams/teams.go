@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
 )
 
@@ -343,3 +344,20 @@ func (t *Teams) isTrusted(serviceURL string) bool {
 // PostInterval is the least time between two new threads in one channel
 // (cfg.ChannelInterval). The engine's pacer keeps to it.
 func (t *Teams) PostInterval(string) time.Duration { return t.cfg.ChannelInterval }
+
+// tenantServiceURL is the Bot Connector address of the bot's tenant, as
+// Teams sent it with the team installations stored: personal conversations
+// are created there.
+func (t *Teams) tenantServiceURL() (string, error) {
+	chans, err := t.Channels()
+	if err != nil {
+		return "", &approvebot.DeliveryError{Reason: "conversation store", Err: err}
+	}
+	for _, ch := range chans {
+		if strings.EqualFold(ch.TenantID, t.cfg.TenantID) && ch.ServiceURL != "" {
+			return ch.ServiceURL, nil
+		}
+	}
+	return "", &approvebot.DeliveryError{Permanent: true,
+		Reason: "approvebot knows no Bot Connector address for the tenant yet: add the app to a team first"}
+}

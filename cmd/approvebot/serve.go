@@ -223,7 +223,9 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 	// Platform callbacks are unauthenticated until their body is read.
 	guard := bot.NewCallbackGuard(cfg.Server.CallbackReadTimeout, cfg.Server.CallbackMemory, log)
 	if svc.slack != nil && !svc.slack.SocketMode() {
-		handlers["POST /slack/interactions"] = guard.Wrap(svc.slack.Handler(svc.engine), maxCallbackBody)
+		sh := guard.Wrap(svc.slack.Handler(svc.engine), maxCallbackBody)
+		handlers["POST /slack/interactions"] = sh
+		handlers["POST /slack/events"] = sh
 	}
 	if svc.teams != nil {
 		handlers["POST /teams/messages"] = guard.Wrap(svc.teams.Handler(svc.engine), maxCallbackBody)

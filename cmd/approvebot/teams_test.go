@@ -119,7 +119,14 @@ type teamsHarness struct {
 
 func newTeamsHarness(t *testing.T) *teamsHarness {
 	t.Helper()
-	h := newHarness(t, teamsConfig)
+	return newTeamsHarnessWith(t, teamsConfig)
+}
+
+// newTeamsHarnessWith is newTeamsHarness with another configuration, whose
+// teams section is teamsConfig's.
+func newTeamsHarnessWith(t *testing.T, config string) *teamsHarness {
+	t.Helper()
+	h := newHarness(t, config)
 	f := teamsfake.New(t)
 	for k, v := range map[string]string{
 		"TEAMS_APP_ID":              f.AppID,

@@ -103,6 +103,7 @@ type Fake struct {
 	changed    chan struct{} // closed and replaced on every change
 	triggers   map[string]*trigger
 	views      map[string]*View
+	homes      map[string]*Home
 	viewOrder  []string
 }
 
@@ -137,6 +138,7 @@ func New(botToken string) *Fake {
 		changed:  make(chan struct{}),
 		triggers: map[string]*trigger{},
 		views:    map[string]*View{},
+		homes:    map[string]*Home{},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	return f
@@ -470,6 +472,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		resp, call.Error = f.viewsOpen(form)
 	case "views.update":
 		resp, call.Error = f.viewsUpdate(form)
+	case "views.publish":
+		resp, call.Error = f.viewsPublish(form)
 	case "usergroups.users.list":
 		resp, call.Error = f.usergroupMembers(form)
 	default:

@@ -233,7 +233,14 @@ func (f *Fake) deliver(c *socketConn, e *envelope) {
 // SendInteractive sends an interaction payload (what an HTTP interaction
 // carries in its payload field) as an "interactive" envelope on one open
 // connection, or keeps it for the next one. It returns the envelope id.
-func (f *Fake) SendInteractive(payload any) string {
+func (f *Fake) SendInteractive(payload any) string { return f.sendEnvelope("interactive", payload) }
+
+// SendEvent sends an Events API event_callback (AppHomeOpened's, say) as an
+// "events_api" envelope, as Slack does in Socket Mode. It returns the
+// envelope id.
+func (f *Fake) SendEvent(callback any) string { return f.sendEnvelope("events_api", callback) }
+
+func (f *Fake) sendEnvelope(typ string, payload any) string {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		panic(err)
@@ -241,7 +248,7 @@ func (f *Fake) SendInteractive(payload any) string {
 	f.mu.Lock()
 	sm := f.socket
 	f.seq++
-	e := &envelope{ID: fmt.Sprintf("env-%d", f.seq), Type: "interactive", Payload: raw}
+	e := &envelope{ID: fmt.Sprintf("env-%d", f.seq), Type: typ, Payload: raw}
 	sm.envelopes = append(sm.envelopes, e)
 	sm.byID[e.ID] = e
 	var to *socketConn

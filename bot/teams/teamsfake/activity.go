@@ -193,6 +193,11 @@ func (f *Fake) clickBase(typ string, from From, at Thread) Activity {
 		"channel": map[string]any{"id": at.ChannelID}, "tenant": f.tenant(),
 		"source": map[string]any{"name": "message"}, "legacy": map[string]any{"replyToId": "1:legacy"},
 	}
+	if at.ChannelID == "" {
+		// A personal (1:1) conversation: no channel, no group.
+		a["conversation"] = map[string]any{"isGroup": false, "conversationType": "personal", "tenantId": f.TenantID, "id": at.Conversation}
+		a["channelData"] = map[string]any{"tenant": f.tenant(), "source": map[string]any{"name": "message"}}
+	}
 	return a
 }
 

@@ -7,6 +7,7 @@
 package teamsfake
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -41,7 +42,8 @@ type Sent struct {
 	Method         string
 	ConversationID string // the thread (POST: as created)
 	ActivityID     string
-	ChannelID      string          // POST: channelData.channel.id
+	ChannelID      string          // POST: channelData.channel.id ("" in a personal conversation)
+	User           string          // a personal conversation's member (its Entra object id or 29: id)
 	TenantID       string          // POST: channelData.tenant.id
 	Card           json.RawMessage // the first attachment's content
 	Body           json.RawMessage // the whole request body
@@ -86,6 +88,9 @@ type Fake struct {
 	teams         map[string][]channel
 	requests      map[string]int
 	nextID        int
+	// personal maps a user the app is installed for (personal scope) to
+	// their 1:1 conversation with the bot, once created.
+	personal map[string]string
 }
 
 // channel is one entry of a team's channel list.
@@ -125,6 +130,7 @@ func New(t TB) *Fake {
 		users:     make(map[string]User),
 		teams:     make(map[string][]channel),
 		requests:  make(map[string]int),
+		personal:  make(map[string]string),
 		tokenLife: time.Hour,
 	}
 	keys, err := testKeys()
@@ -138,7 +144,7 @@ func New(t TB) *Fake {
 	mux.HandleFunc("POST /oauth2/v2.0/token", f.serveToken)
 	mux.HandleFunc("POST "+serviceURLPath+"v3/conversations", f.serveCreate)
 	mux.HandleFunc("PUT "+serviceURLPath+"v3/conversations/{conv}/activities/{id}", f.serveUpdate)
-	mux.HandleFunc("POST "+serviceURLPath+"v3/conversations/{conv}/activities", f.serveReply)
+	mux.HandleFunc("POST "+serviceURLPath+"v3/conversations/{conv}/activities", f.serveActivity)
 	mux.HandleFunc("GET "+serviceURLPath+"v3/conversations/{conv}/members/{user}", f.serveMember)
 	mux.HandleFunc("GET "+serviceURLPath+"v3/teams/{team}/conversations", f.serveTeamChannels)
 	f.srv = httptest.NewUnstartedServer(mux)
@@ -327,7 +333,7 @@ const (
 	KindUpdate   = "update"   // PUT /v3/conversations/{id}/activities/{id}
 	KindMember   = "member"   // GET /v3/conversations/{id}/members/{user}
 	KindChannels = "channels" // GET /v3/teams/{id}/conversations
-	KindReply    = "reply"    // POST /v3/conversations/{id}/activities: a reply in a thread
+	KindReply    = "reply"    // POST /v3/conversations/{id}/activities: a reply in a thread, or a card in a personal conversation
 )
 
 func requestKind(r *http.Request) string {
@@ -383,9 +389,10 @@ func (f *Fake) serveCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	var p struct {
-		IsGroup     bool                `json:"isGroup"`
-		Bot         struct{ ID string } `json:"bot"`
-		TenantID    string              `json:"tenantId"`
+		IsGroup     bool                  `json:"isGroup"`
+		Bot         struct{ ID string }   `json:"bot"`
+		Members     []struct{ ID string } `json:"members"`
+		TenantID    string                `json:"tenantId"`
 		ChannelData struct {
 			Channel struct{ ID string } `json:"channel"`
 			Tenant  struct{ ID string } `json:"tenant"`
@@ -394,6 +401,10 @@ func (f *Fake) serveCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		return
+	}
+	if !p.IsGroup {
+		f.createPersonal(w, p.Bot.ID, p.TenantID, p.Members)
 		return
 	}
 	card, err := p.Activity.card()
@@ -661,4 +672,107 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// InstallPersonal installs the app for a user in the personal scope: the
+// Bot Connector then lets the bot start a 1:1 conversation with them.
+func (f *Fake) InstallPersonal(aadObjectID string) {
+	f.mu.Lock()
+	if _, ok := f.personal[aadObjectID]; !ok {
+		f.personal[aadObjectID] = ""
+	}
+	f.mu.Unlock()
+}
+
+// PersonalConversation is the id of the user's 1:1 conversation with the
+// bot, "" until the bot created it.
+func (f *Fake) PersonalConversation(aadObjectID string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.personal[aadObjectID]
+}
+
+// createPersonal answers POST /v3/conversations for a 1:1 conversation:
+// one member, by Entra object id or 29: id, the app installed for them
+// (else 403, as Teams refuses a user who has not installed the app). The
+// same user gets the same conversation id each time.
+func (f *Fake) createPersonal(w http.ResponseWriter, bot, tenant string, members []struct{ ID string }) {
+	if bot != "28:"+f.AppID || tenant != f.TenantID || len(members) != 1 {
+		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", "want bot 28:<app id>, our tenant and exactly one member"))
+		return
+	}
+	user := strings.TrimPrefix(strings.TrimPrefix(members[0].ID, "29:"), "per-bot-")
+	f.mu.Lock()
+	conv, ok := f.personal[user]
+	if ok && conv == "" {
+		f.nextID++
+		conv = fmt.Sprintf("a:personal-%d-%s", f.nextID, user)
+		f.personal[user] = conv
+	}
+	f.mu.Unlock()
+	if !ok {
+		writeJSON(w, http.StatusForbidden, errorBody("Forbidden", "Bot is not installed in user's personal scope"))
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"id": conv})
+}
+
+// serveActivity takes an activity sent into a conversation: a card into a
+// personal conversation the bot created, or else a reply in a thread.
+func (f *Fake) serveActivity(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var a wireActivity
+	_ = json.Unmarshal(body, &a)
+	conv := r.PathValue("conv")
+	f.mu.Lock()
+	personal := false
+	for _, c := range f.personal {
+		personal = personal || c != "" && c == conv
+	}
+	f.mu.Unlock()
+	if personal && len(a.Attachments) > 0 {
+		f.serveSend(w, r)
+		return
+	}
+	f.serveReply(w, r)
+}
+
+// serveSend takes a card sent into a personal conversation the bot created.
+func (f *Fake) serveSend(w http.ResponseWriter, r *http.Request) {
+	tok := f.connectorGate(w, r)
+	if tok == "" {
+		return
+	}
+	conv := r.PathValue("conv")
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	var a wireActivity
+	err := json.Unmarshal(body, &a)
+	var card json.RawMessage
+	if err == nil {
+		card, err = a.card()
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		return
+	}
+	f.mu.Lock()
+	user := ""
+	for u, c := range f.personal {
+		if c != "" && c == conv {
+			user = u
+		}
+	}
+	if user == "" {
+		f.mu.Unlock()
+		writeJSON(w, http.StatusNotFound, errorBody("ConversationNotFound", "no such conversation"))
+		return
+	}
+	f.nextID++
+	aid := strconv.Itoa(1700000000000 + f.nextID)
+	f.posted = append(f.posted, Sent{Method: http.MethodPost, ConversationID: conv, ActivityID: aid, User: user,
+		TenantID: f.TenantID, Card: card, Body: body, Token: tok, At: time.Now()})
+	f.notifyLocked()
+	f.mu.Unlock()
+	writeJSON(w, http.StatusCreated, map[string]string{"id": aid})
 }
