@@ -181,24 +181,34 @@ func (w *Web) handleList(rw http.ResponseWriter, r *http.Request, engine Engine)
 	}
 	var items []item
 	st := engine.Store()
+	// The ids first, then each request in a read of its own: a read nested
+	// in another can deadlock bbolt when a commit between them grows the
+	// file.
+	var ids []string
 	err := st.Pending(func(id string, _ time.Time) error {
-		req, err := st.Get(id)
+		ids = append(ids, id)
+		return nil
+	})
+	for _, id := range ids {
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
+			break
+		}
+		req, gerr := st.Get(id)
+		if gerr != nil {
+			if !errors.Is(gerr, store.ErrNotFound) {
+				err = gerr
 			}
-			return err
+			continue
 		}
 		if req.Status.Final() || !forYou(req, s.Approver) {
-			return nil
+			continue
 		}
 		it := item{ID: req.ID, Title: display.Inline(req.Title()), Status: string(req.Status), Deadline: req.Deadline, Waiting: policy.Progress(req)}
 		if i := webDest(req); i >= 0 && req.Destinations[i].Stage == req.Stage && mayDecide(req, req.Destinations[i], s.Approver) {
 			it.Yours = true
 		}
 		items = append(items, it)
-		return nil
-	})
+	}
 	if err != nil {
 		w.log.Error("inbox: list pending", "err", err)
 		w.refuse(rw, r, http.StatusServiceUnavailable, "approvebot could not read its store. Try again in a moment.")
