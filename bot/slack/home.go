@@ -102,17 +102,10 @@ func parseEvent(body []byte) (event, error) {
 }
 
 func (s *Slack) serveEvent(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInteractionBody))
-	if err != nil {
-		bot.NoteRefusal(w, "unreadable", err.Error())
-		w.WriteHeader(http.StatusBadRequest)
-		return
-	}
 	// Nothing in the body is looked at before the signature holds, not
 	// even the url_verification challenge.
-	if err := s.verify(r.Header, body); err != nil {
-		bot.NoteRefusal(w, "bad_signature", err.Error())
-		w.WriteHeader(http.StatusUnauthorized)
+	body, ok := s.readVerified(w, r)
+	if !ok {
 		return
 	}
 	ev, err := parseEvent(body)

@@ -100,23 +100,33 @@ func (s *Slack) Handler(d bot.Decider) http.Handler {
 	return mux
 }
 
-func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.Decider) {
+// readVerified reads a request Slack signed (an interaction or an event),
+// at most maxInteractionBody bytes, and checks the signature before anything
+// in it is looked at. When it returns false the refusal has been answered.
+func (s *Slack) readVerified(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInteractionBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			bot.NoteRefusal(w, "too_large", "interaction body over the limit")
+			bot.NoteRefusal(w, "too_large", "body over the limit")
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			return
+			return nil, false
 		}
 		bot.NoteRefusal(w, "unreadable", err.Error())
 		w.WriteHeader(http.StatusBadRequest)
-		return
+		return nil, false
 	}
-	// Nothing in the body is looked at before the signature holds.
 	if err := s.verify(r.Header, body); err != nil {
 		bot.NoteRefusal(w, "bad_signature", err.Error())
 		w.WriteHeader(http.StatusUnauthorized)
+		return nil, false
+	}
+	return body, true
+}
+
+func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.Decider) {
+	body, ok := s.readVerified(w, r)
+	if !ok {
 		return
 	}
 	payload, err := formPayload(body)
