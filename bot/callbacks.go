@@ -71,16 +71,18 @@ func (g *CallbackGuard) Wrap(h http.Handler, limit int64) http.Handler {
 		g.mu.Lock()
 		over, evicted := b.over, b.evicted
 		g.mu.Unlock()
+		// The handler has answered (it could not read the body); the
+		// reason is the guard's, and the server logs it once.
 		switch {
 		case evicted:
 			g.refused.Inc()
-			g.log.Warn("callback cut off: its body was arriving for longest when server.callback_memory ran short", "path", r.URL.Path, "remote", r.RemoteAddr)
+			NoteRefusal(w, "callback_memory_cut", "cut off: its body was arriving for longest when server.callback_memory ran short")
 		case over:
 			g.refused.Inc()
-			g.log.Warn("callback refused: bodies being read fill server.callback_memory", "path", r.URL.Path, "remote", r.RemoteAddr)
+			NoteRefusal(w, "callback_memory_full", "bodies being read fill server.callback_memory")
 		case isTimeout(b.err):
 			g.refused.Inc()
-			g.log.Warn("callback refused: its body did not arrive within server.callback_read_timeout", "path", r.URL.Path, "remote", r.RemoteAddr, "timeout", g.timeout)
+			NoteRefusal(w, "callback_timeout", "its body did not arrive within server.callback_read_timeout ("+g.timeout.String()+")")
 		}
 	})
 }
