@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 )
 
@@ -161,6 +162,25 @@ func (s *server) click(user, channel, action, id string) int {
 	}
 	s.waitPosted(id)
 	payload := slackfake.BlockActionPayload(slackfake.Click{UserID: user, UserName: strings.ToLower(user), Channel: channel, MessageTS: ts, ActionID: action, Value: id})
+	payload["trigger_id"] = s.slack.Trigger(user)
+	code := s.interact(payload)
+	if code != http.StatusOK || action != slack.DenyActionID {
+		return code
+	}
+	// Deny opens the reason modal; the vote counts when it is submitted.
+	views := s.slack.Views()
+	for i := len(views) - 1; i >= 0; i-- {
+		if v := views[i]; v.CallbackID == slack.ReasonCallbackID && v.User == user {
+			return s.interact(slackfake.ViewSubmissionWithInput(v, user, strings.ToLower(user), slack.ReasonBlockID, slack.ReasonInputID, "not today"))
+		}
+	}
+	s.t.Fatalf("Deny opened no reason modal\n%s", s.logs)
+	return 0
+}
+
+// interact posts a signed interaction payload, as Slack does.
+func (s *server) interact(payload any) int {
+	s.t.Helper()
 	body, header := slackfake.SignInteraction(s.env["SLACK_SIGNING_SECRET"], payload, time.Now())
 	req, _ := http.NewRequest(http.MethodPost, s.url+"/slack/interactions", bytes.NewReader(body))
 	for k, v := range header {
