@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/manifests"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
@@ -74,9 +75,11 @@ func (c *checklist) print(w io.Writer) {
 		case f.warn:
 			mark = "warn"
 		}
-		fmt.Fprintf(w, "%s  %s\n", mark, f.what)
+		// Channel names, users' details and platform errors come from
+		// outside: escaped for the terminal like every other command.
+		fmt.Fprintf(w, "%s  %s\n", mark, display.Terminal(f.what))
 		if f.fix != "" {
-			fmt.Fprintf(w, "      fix: %s\n", f.fix)
+			fmt.Fprintf(w, "      fix: %s\n", display.Terminal(f.fix))
 		}
 	}
 }

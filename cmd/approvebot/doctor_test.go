@@ -217,3 +217,17 @@ func (h *harness) rewriteConfig(old, new string) {
 		h.t.Fatal(err)
 	}
 }
+
+// What Slack says (a channel's name here) reaches the operator's terminal
+// escaped, never as control sequences.
+func TestDoctorEscapesWhatPlatformsSay(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	h.slack.AddChannel("C0TREASURY", "treasury\x1b[2J\x07", false, true)
+	out, err := h.doctor()
+	if err != nil {
+		t.Fatalf("doctor: %v\n%s", err, out)
+	}
+	if strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, "C0TREASURY #treasury") {
+		t.Fatalf("doctor printed control characters or lost the channel:\n%q", out)
+	}
+}
