@@ -64,16 +64,7 @@ delivery:
   timeout: ${DELIVERY_TIMEOUT}
 `
 
-const baseConfig = configHead + configOperations + `approvers:
-  treasury-ops:
-    slack:
-      channels: [C0TREASURY]
-      users: [U0JANE]
-  compliance:
-    slack:
-      channels: [C0COMPLIANCE]
-      usergroups: [S0COMPLIANCE]
-  branch-manager:
+const baseConfig = configHead + configOperations + twoGroups + `  branch-manager:
     slack:
       channels: [C0BRANCH]
       users: [bob@company.com]
@@ -82,6 +73,19 @@ routes:
     approvers: [treasury-ops, compliance]
     quorum: any
     timeout: 5m
+`
+
+// twoGroups are the approver groups most test configs start from:
+// treasury-ops (Jane, by user id) and compliance (a user group's members).
+const twoGroups = `approvers:
+  treasury-ops:
+    slack:
+      channels: [C0TREASURY]
+      users: [U0JANE]
+  compliance:
+    slack:
+      channels: [C0COMPLIANCE]
+      usergroups: [S0COMPLIANCE]
 `
 
 type harness struct {

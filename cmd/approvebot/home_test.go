@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -36,17 +35,11 @@ routes:
 func (h *harness) event(ev any, secret string) response {
 	h.t.Helper()
 	body, header := slackfake.SignEvent(secret, ev, time.Now())
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/slack/events", bytes.NewReader(body))
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
+	r, err := h.postSigned("/slack/events", body, header)
 	if err != nil {
 		h.t.Fatalf("event: %v", err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return r
 }
 
 // openHome opens user's Home tab, as Slack announces it, and waits until a
@@ -199,17 +192,8 @@ func TestSlackEventsVerified(t *testing.T) {
 	}
 	// A signature too old is refused too.
 	body, header := slackfake.SignEvent(signingSecret, slackfake.AppHomeOpened("U0JANE", "home"), time.Now().Add(-time.Hour))
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/slack/events", bytes.NewReader(body))
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("stale event answered %d", resp.StatusCode)
+	if r, err := h.postSigned("/slack/events", body, header); err != nil || r.status != http.StatusUnauthorized {
+		t.Fatalf("stale event answered %d (%v)", r.status, err)
 	}
 	// The Messages tab publishes nothing; nor did the refused events.
 	if r := h.event(slackfake.AppHomeOpened("U0JANE", "messages"), signingSecret); r.status != http.StatusOK {

@@ -252,16 +252,7 @@ func TestClickCountsOnlyForItsGroups(t *testing.T) {
 // everyone else's to treasury-ops. lax-rule routes to compliance, which
 // payments-agent may not ask.
 var callerConfig = strings.Replace(configHead, "    token: ${PAYMENTS_AGENT_TOKEN}\n",
-	"    token: ${PAYMENTS_AGENT_TOKEN}\n    may_request: [treasury-ops, payments]\n", 1) + configOperations + `approvers:
-  treasury-ops:
-    slack:
-      channels: [C0TREASURY]
-      users: [U0JANE]
-  compliance:
-    slack:
-      channels: [C0COMPLIANCE]
-      usergroups: [S0COMPLIANCE]
-routes:
+	"    token: ${PAYMENTS_AGENT_TOKEN}\n    may_request: [treasury-ops, payments]\n", 1) + configOperations + twoGroups + `routes:
   - match: {rule_name: approve-large-transfer, caller: other-agent}
     approvers: [compliance]
     timeout: 5m

@@ -75,7 +75,12 @@ func metaRequest(sealed string) string {
 
 func (h *harness) postInteraction(payload map[string]any, secret string, at time.Time) (response, error) {
 	body, header := slackfake.SignInteraction(secret, payload, at)
-	req, err := http.NewRequest(http.MethodPost, h.url+"/slack/interactions", bytes.NewReader(body))
+	return h.postSigned("/slack/interactions", body, header)
+}
+
+// postSigned posts body to path with the signature headers Slack sends.
+func (h *harness) postSigned(path string, body []byte, header http.Header) (response, error) {
+	req, err := http.NewRequest(http.MethodPost, h.url+path, bytes.NewReader(body))
 	if err != nil {
 		return response{}, err
 	}

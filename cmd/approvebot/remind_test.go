@@ -284,16 +284,7 @@ func TestTeamsReminderAndHistory(t *testing.T) {
 // is told in the first stage's thread, and the next stage's message starts
 // a thread of its own that gets what follows.
 func TestThreadHistoryAcrossStages(t *testing.T) {
-	h := newHarness(t, configHead+configOperations+`approvers:
-  treasury-ops:
-    slack:
-      channels: [C0TREASURY]
-      users: [U0JANE]
-  compliance:
-    slack:
-      channels: [C0COMPLIANCE]
-      usergroups: [S0COMPLIANCE]
-chains:
+	h := newHarness(t, configHead+configOperations+twoGroups+`chains:
   two:
     version: "1"
     stages:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -62,17 +61,11 @@ func buttonValue(t *testing.T, blocks []byte, actionID string) string {
 func (h *harness) interact(payload any) response {
 	h.t.Helper()
 	body, header := slackfake.SignInteraction(signingSecret, payload, time.Now())
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/slack/interactions", bytes.NewReader(body))
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
+	r, err := h.postSigned("/slack/interactions", body, header)
 	if err != nil {
 		h.t.Fatalf("interaction: %v", err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return r
 }
 
 // TestSlackLargeActionApprovedFromFullView: a binding too large for one

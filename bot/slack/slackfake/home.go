@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"time"
-	"unicode/utf8"
 )
 
 // Home is a user's App Home tab as last published (views.publish).
@@ -46,24 +45,8 @@ func (f *Fake) viewsPublish(form url.Values) (map[string]any, string) {
 	if err := json.Unmarshal([]byte(raw), &m); err != nil || m.Type != "home" {
 		return nil, "invalid_arguments"
 	}
-	if len(m.PrivateMetadata) > maxPrivateMetadata || len(m.CallbackID) > maxCallbackID {
+	if !checkViewBody(m) {
 		return nil, "invalid_arguments"
-	}
-	var blocks []block
-	if err := json.Unmarshal(m.Blocks, &blocks); err != nil || len(blocks) == 0 || len(blocks) > maxModalBlocks {
-		return nil, "invalid_arguments"
-	}
-	ids := map[string]bool{}
-	for _, b := range blocks {
-		if b.BlockID != nil {
-			if ids[*b.BlockID] || *b.BlockID == "" || utf8.RuneCountInString(*b.BlockID) > maxBlockID {
-				return nil, "invalid_arguments"
-			}
-			ids[*b.BlockID] = true
-		}
-		if _, ok := checkBlock(b); !ok {
-			return nil, "invalid_arguments"
-		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -121,24 +121,8 @@ func checkModal(raw string) (modalJSON, string) {
 			return m, "invalid_arguments"
 		}
 	}
-	if len(m.PrivateMetadata) > maxPrivateMetadata || len(m.CallbackID) > maxCallbackID {
+	if !checkViewBody(m) {
 		return m, "invalid_arguments"
-	}
-	var blocks []block
-	if err := json.Unmarshal(m.Blocks, &blocks); err != nil || len(blocks) == 0 || len(blocks) > maxModalBlocks {
-		return m, "invalid_arguments"
-	}
-	ids := map[string]bool{}
-	for _, b := range blocks {
-		if b.BlockID != nil {
-			if ids[*b.BlockID] || *b.BlockID == "" || utf8.RuneCountInString(*b.BlockID) > maxBlockID {
-				return m, "invalid_arguments"
-			}
-			ids[*b.BlockID] = true
-		}
-		if _, ok := checkBlock(b); !ok {
-			return m, "invalid_arguments"
-		}
 	}
 	return m, ""
 }
@@ -278,4 +262,30 @@ func ViewClosedPayload(v View, user, userName string) map[string]any {
 		"is_enterprise_install": false,
 		"enterprise":            nil,
 	}
+}
+
+// checkViewBody applies what Slack checks of every view, modal or Home
+// tab: metadata and callback id sizes, 1 to 100 blocks, unique block ids,
+// and each block's own limits.
+func checkViewBody(m modalJSON) bool {
+	if len(m.PrivateMetadata) > maxPrivateMetadata || len(m.CallbackID) > maxCallbackID {
+		return false
+	}
+	var blocks []block
+	if err := json.Unmarshal(m.Blocks, &blocks); err != nil || len(blocks) == 0 || len(blocks) > maxModalBlocks {
+		return false
+	}
+	ids := map[string]bool{}
+	for _, b := range blocks {
+		if b.BlockID != nil {
+			if ids[*b.BlockID] || *b.BlockID == "" || utf8.RuneCountInString(*b.BlockID) > maxBlockID {
+				return false
+			}
+			ids[*b.BlockID] = true
+		}
+		if _, ok := checkBlock(b); !ok {
+			return false
+		}
+	}
+	return true
 }
