@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	"github.com/approvebot/approvebot/intake"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
@@ -435,11 +435,11 @@ func preferWait(val string) (time.Duration, bool) {
 	return max(time.Duration(n)*time.Second, minPreferWait), true
 }
 
+// writeJSON answers an agent or an operator: what it says (a decision, a
+// request's state) changes, so no cache may keep it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	jsonhttp.Write(w, status, v)
 }
 
 // writeError answers with a JSON error. Only approvebot.Error messages reach

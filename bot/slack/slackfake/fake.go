@@ -23,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 )
 
 // TeamID is the workspace the fake reports from auth.test.
@@ -491,7 +493,7 @@ func (f *Fake) finish(w http.ResponseWriter, call Call, resp map[string]any) {
 	if call.Error != "" {
 		resp = map[string]any{"ok": false, "error": call.Error}
 	}
-	writeJSON(w, call.Status, resp)
+	jsonhttp.Write(w, call.Status, resp)
 	f.record(call)
 }
 
@@ -503,12 +505,6 @@ func (f *Fake) record(call Call) {
 	f.mu.Lock()
 	f.notifyLocked()
 	f.mu.Unlock()
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // readParams gathers a call's parameters from the query and a form or JSON
