@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/approvebot/approvebot/bot/fakewait"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
 )
 
@@ -101,8 +102,8 @@ type Fake struct {
 	socket     *socketMode // nil until EnableSocketMode
 	fails      map[string][]*failRule
 	counts     map[string]int
-	enterprise string        // auth.test's enterprise_id
-	changed    chan struct{} // closed and replaced on every change
+	enterprise string // auth.test's enterprise_id
+	changes    fakewait.Changes
 	triggers   map[string]*trigger
 	views      map[string]*View
 	homes      map[string]*Home
@@ -137,7 +138,6 @@ func New(botToken string) *Fake {
 		scopes:   slices.Clone(DefaultScopes),
 		fails:    map[string][]*failRule{},
 		counts:   map[string]int{},
-		changed:  make(chan struct{}),
 		triggers: map[string]*trigger{},
 		views:    map[string]*View{},
 		homes:    map[string]*Home{},
@@ -317,19 +317,10 @@ func (f *Fake) Calls() <-chan Call { return f.calls }
 // each change to the fake's state (a call received, a message posted...), so
 // it may call the fake's other methods.
 func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
-	for {
-		f.mu.Lock()
-		ch := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("slackfake: condition not met: %w", ctx.Err())
-		case <-ch:
-		}
+	if err := f.changes.WaitFor(ctx, cond); err != nil {
+		return fmt.Errorf("slackfake: %w", err)
 	}
+	return nil
 }
 
 // FailNext makes the next n calls to method fail with mode.
@@ -363,10 +354,7 @@ func (f *Fake) Heal(method string) {
 }
 
 // notifyLocked wakes WaitFor callers; f.mu must be held.
-func (f *Fake) notifyLocked() {
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
+func (f *Fake) notifyLocked() { f.changes.Notify() }
 
 // takeFailure returns the failure planned for this call to method for
 // channel, if any: the first rule still in force that applies to it. Spent

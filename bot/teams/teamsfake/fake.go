@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/approvebot/approvebot/bot/fakewait"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -75,7 +76,7 @@ type Fake struct {
 	strangerKey   *rsa.PrivateKey
 
 	mu            sync.Mutex
-	changed       chan struct{}
+	changes       fakewait.Changes
 	posted        []Sent
 	updated       []Sent
 	replies       []Reply
@@ -126,7 +127,6 @@ func New(t TB) *Fake {
 	t.Helper()
 	f := &Fake{
 		AppID: DefaultAppID, AppPassword: DefaultAppPassword, TenantID: DefaultTenantID,
-		changed:   make(chan struct{}),
 		tokens:    make(map[string]bool),
 		users:     make(map[string]User),
 		teams:     make(map[string][]channel),
@@ -168,10 +168,8 @@ func (f *Fake) Client() *http.Client {
 	return c
 }
 
-func (f *Fake) notifyLocked() {
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
+// notifyLocked wakes WaitFor callers; f.mu must be held.
+func (f *Fake) notifyLocked() { f.changes.Notify() }
 
 func (f *Fake) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 	jsonhttp.Write(w, http.StatusOK, map[string]any{
@@ -636,25 +634,17 @@ func (f *Fake) WaitUpdated(ctx context.Context, n int) ([]Sent, error) {
 // WaitFor waits until cond holds, checking it after every post or update.
 // cond may call the fake's getters.
 func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
-	for {
-		f.mu.Lock()
-		ch := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("teamsfake: condition not met: %w", ctx.Err())
-		}
+	if err := f.changes.WaitFor(ctx, cond); err != nil {
+		return fmt.Errorf("teamsfake: %w", err)
 	}
+	return nil
 }
 
 func (f *Fake) wait(ctx context.Context, list func() []Sent, n int) ([]Sent, error) {
 	for {
 		f.mu.Lock()
-		l, ch := list(), f.changed
+		ch := f.changes.Next()
+		l := list()
 		if len(l) >= n {
 			out := append([]Sent(nil), l...)
 			f.mu.Unlock()
