@@ -92,7 +92,7 @@ func serveWithClock(ctx context.Context, clock bot.Clock, args []string, getenv 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: humanDurations}))
+	log := newLogger(stderr, slog.LevelInfo)
 	for _, w := range weakSecrets(cfg) {
 		log.Warn("weak secret: approvebot check refuses this config", "problem", w)
 	}
@@ -184,7 +184,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			Listen:        cfg.Listen,
 			SecureCookies: web.SecureCookiesFor(cfg.PublicURL),
 			Subjects:      webSubjects(cfg),
-			Logger:        log.With("platform", "web"),
+			Logger:        log,
 		}
 		if clock != nil {
 			wc.Now = clock.Now
@@ -540,6 +540,12 @@ func (pr *platformReadiness) ready(context.Context) error {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	return pr.err
+}
+
+// newLogger is the service's logger: JSON lines, durations as text, and the
+// request id of the context a line is logged with.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(bot.LogRequests(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: humanDurations})))
 }
 
 // humanDurations logs durations as Go writes them ("20s", "1m30s") rather
