@@ -208,6 +208,13 @@ const (
 	MaxReason = 500
 )
 
+// MaxIDLength bounds, in bytes, every id that crosses approvebot's edge:
+// the ids agents choose (approval_request_id and its kin, each 1 to
+// MaxIDLength of [A-Za-z0-9_.:~-]) and the request ids that buttons, cards
+// and inbox links carry back. One bound, so an id one edge takes no other
+// edge refuses.
+const MaxIDLength = 128
+
 // For is the rule for decision (Allow or Deny), defaults applied.
 func (r ReasonRule) For(decision string) string {
 	if decision == Deny {

@@ -94,7 +94,7 @@ func New(cfg Config) (*Engine, error) {
 		store:     cfg.Store,
 		platforms: map[string]Platform{},
 		clock:     cfg.Clock,
-		log:       cfg.Logger,
+		log:       slog.New(LogRequests(cfg.Logger.Handler())),
 		signer:    cfg.Signer,
 		inboxURL:  cfg.InboxURL,
 		watchers:  map[string][]*watcher{},
@@ -337,7 +337,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 			return nil, e.storeError(gerr)
 		}
 		if sameRouting(got.Chain, r.Chain) {
-			e.log.Info("identical request attached", "request_id", twin.id, "caller", o.Caller)
+			e.log.InfoContext(WithRequestID(ctx, twin.id), "identical request attached", "caller", o.Caller)
 			return got, nil
 		}
 		notTwin = twin.id // the configuration changed since: a request of its own
@@ -364,7 +364,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		e.arm(stored.ID, stored.Deadline)
 		e.armNudge(stored.ID, stored.Nudge)
 	}
-	e.log.Info("request opened", "request_id", stored.ID, "caller", o.Caller, "status", stored.Status,
+	e.log.InfoContext(WithRequestID(ctx, stored.ID), "request opened", "caller", o.Caller, "status", stored.Status,
 		"groups", groupList(firstStage(stored.Chain)), "deadline", stored.Deadline)
 	return stored, nil
 }
@@ -623,6 +623,7 @@ func timeoutReason(r *approvebot.Request) string {
 // Click counts a verified click. It never returns an error: whatever goes
 // wrong, the click is refused (nothing changes) and the clicker is told why.
 func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) ClickResult {
+	ctx = WithRequestID(ctx, id)
 	if b.At.IsZero() {
 		b.At = e.clock.Now()
 	}
@@ -631,7 +632,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		if errors.Is(err, store.ErrNotFound) {
 			return ClickResult{Message: "Nothing changed: approvebot does not know this request."}
 		}
-		e.log.Error("click: load request", "request_id", id, "err", err)
+		e.log.ErrorContext(ctx, "click: load request", "err", err)
 		return ClickResult{Message: "Nothing changed: approvebot could not read the request. Try again in a moment."}
 	}
 	if r.Status.Final() {
@@ -644,7 +645,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 	}
 	who, err := p.Identify(ctx, b.Approver, b.Ref, policy.Usergroups(r.Chain, b.Platform))
 	if err != nil {
-		e.log.Warn("click: cannot identify clicker", "request_id", id, "user", b.Approver.UserID, "err", err)
+		e.log.WarnContext(ctx, "click: cannot identify clicker", "user", b.Approver.UserID, "err", err)
 		if errors.Is(err, approvebot.ErrIneligible) {
 			e.refused(r.ID, b, "account_ineligible")
 			return ClickResult{Message: "Nothing changed: your account may not approve requests (it is deactivated, a bot, anonymous, or of another organisation)."}
@@ -686,16 +687,16 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		}
 	})
 	if err != nil {
-		e.log.Error("click: store", "request_id", id, "err", err)
+		e.log.ErrorContext(ctx, "click: store", "err", err)
 		return ClickResult{Message: "Nothing changed: approvebot could not record your decision. Try again in a moment."}
 	}
 	if out.Counted {
 		e.homeChanged()
 		e.metrics.clicks.WithLabelValues(b.Platform, "counted").Inc()
-		e.log.Info("vote counted", "request_id", id, "user", who.Principal(), "decision", b.Decision, "decided", out.Decided)
+		e.log.InfoContext(ctx, "vote counted", "user", who.Principal(), "decision", b.Decision, "decided", out.Decided)
 	} else {
 		e.metrics.clicks.WithLabelValues(b.Platform, "refused").Inc()
-		e.log.Info("click refused", "request_id", id, "user", who.Principal(), "why", out.RefusalCode)
+		e.log.InfoContext(ctx, "click refused", "user", who.Principal(), "why", out.RefusalCode)
 	}
 	return ClickResult{Counted: out.Counted, Decided: out.Decided, Message: out.Message, View: View(r, -1)}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -33,6 +34,7 @@ type heldConn struct {
 	conn   net.Conn
 	caller string
 	req    *approvebot.Request // as it was when the wait began
+	log    *slog.Logger        // names the request
 
 	mu    sync.Mutex
 	done  bool
@@ -63,7 +65,7 @@ func (s *Server) holdDetached(w http.ResponseWriter, r *http.Request, req *appro
 	if lc, ok := limitedOf(conn); ok {
 		lc.hold()
 	}
-	h := &heldConn{s: s, conn: conn, caller: caller, req: req}
+	h := &heldConn{s: s, conn: conn, caller: caller, req: req, log: s.log.With(logKeyRequestID, req.ID)}
 	s.holding(1)
 	s.engine.metrics.heldConns.Inc()
 	if stop, ok := s.hangups.watch(conn, h.gone); ok {
@@ -135,7 +137,7 @@ func (h *heldConn) gone() {
 	}
 	h.conn.Close()
 	h.release()
-	h.s.log.Info("agent went away; request stays pending", "request_id", h.req.ID)
+	h.log.Info("agent went away; request stays pending")
 }
 
 // finish answers the agent with cur, once, and releases the wait.
@@ -145,11 +147,11 @@ func (h *heldConn) finish(cur *approvebot.Request) {
 	}
 	defer h.release()
 	if !cur.Status.Final() {
-		h.s.log.Warn("answering a held request before its decision", "request_id", cur.ID)
+		h.log.Warn("answering a held request before its decision")
 	}
 	body, err := json.Marshal(h.s.answer(cur, h.caller))
 	if err != nil {
-		h.s.log.Error("encode answer", "request_id", cur.ID, "err", err)
+		h.log.Error("encode answer", "err", err)
 		h.conn.Close()
 		return
 	}
@@ -161,7 +163,7 @@ func (h *heldConn) finish(cur *approvebot.Request) {
 		"\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n")
 	_, _ = bw.Write(body)
 	if err := bw.Flush(); err != nil {
-		h.s.log.Info("agent went away before its answer; the request stays as it is", "request_id", cur.ID, "err", err)
+		h.log.Info("agent went away before its answer; the request stays as it is", "err", err)
 	}
 	h.conn.Close()
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	"github.com/approvebot/approvebot/intake"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
@@ -68,7 +68,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, engine: cfg.Engine, log: cfg.Logger, mux: http.NewServeMux(), draining: make(chan struct{}), heldChanged: make(chan struct{})}
+	s := &Server{cfg: cfg, engine: cfg.Engine, log: slog.New(LogRequests(cfg.Logger.Handler())), mux: http.NewServeMux(), draining: make(chan struct{}), heldChanged: make(chan struct{})}
 	s.drainCtx, s.drained = context.WithCancel(context.Background())
 	s.mux.HandleFunc("POST /v1/approvals", s.handleSubmit)
 	s.mux.HandleFunc("GET /v1/approvals/{id}", s.handleGet)
@@ -250,7 +250,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 	req, err := s.engine.Lookup(caller, id)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("get request", "request_id", id, "err", err)
+			s.log.ErrorContext(WithRequestID(r.Context(), id), "get request", "err", err)
 			writeError(w, approvebot.Errorf(approvebot.EUnavailable, "storage unavailable"))
 			return
 		}
@@ -293,10 +293,10 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, approvebot.Errorf(approvebot.ENotFound, "no approval request %q", id))
 	case err != nil:
-		s.log.Error("cancel request", "request_id", id, "err", err)
+		s.log.ErrorContext(WithRequestID(r.Context(), id), "cancel request", "err", err)
 		writeError(w, approvebot.Errorf(approvebot.EUnavailable, "storage unavailable; the request was not withdrawn"))
 	default:
-		s.log.Info("request withdrawn by its caller", "request_id", req.ID, "caller", caller)
+		s.log.InfoContext(WithRequestID(r.Context(), req.ID), "request withdrawn by its caller", "caller", caller)
 		writeJSON(w, http.StatusOK, s.answer(req, caller))
 	}
 }
@@ -310,18 +310,18 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, req *approvebot.Re
 	if !req.Status.Final() {
 		s.engine.metrics.heldConns.Inc()
 		defer s.engine.metrics.heldConns.Dec()
-		ctx, cancel := context.WithDeadline(r.Context(), req.Deadline.Add(holdSlack))
+		ctx, cancel := context.WithDeadline(WithRequestID(r.Context(), req.ID), req.Deadline.Add(holdSlack))
 		defer cancel()
 		got, err := s.waitOrDrain(ctx, cancel, req.ID)
 		if r.Context().Err() != nil {
-			s.log.Info("agent went away; request stays pending", "request_id", req.ID)
+			s.log.InfoContext(ctx, "agent went away; request stays pending")
 			return
 		}
 		if got != nil {
 			req = got
 		}
 		if err != nil && !req.Status.Final() {
-			s.log.Warn("answering a held request before its decision", "request_id", req.ID, "err", err)
+			s.log.WarnContext(ctx, "answering a held request before its decision", "err", err)
 		}
 	}
 	writeJSON(w, http.StatusOK, s.answer(req, caller))
@@ -435,11 +435,11 @@ func preferWait(val string) (time.Duration, bool) {
 	return max(time.Duration(n)*time.Second, minPreferWait), true
 }
 
+// writeJSON answers an agent or an operator: what it says (a decision, a
+// request's state) changes, so no cache may keep it.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	jsonhttp.Write(w, status, v)
 }
 
 // writeError answers with a JSON error. Only approvebot.Error messages reach

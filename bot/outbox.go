@@ -244,6 +244,7 @@ func (o *outbox) finish(k store.JobKey, j *job, retry time.Duration) {
 // done, requeued by a notification, or parked until its destination's turn).
 func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	e := o.e
+	ctx := WithRequestID(o.ctx, k.ID)
 	// A turn this run does not spend on a post goes back to the pacer.
 	o.mu.Lock()
 	held := j.turn
@@ -255,7 +256,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 		if errors.Is(err, store.ErrNotFound) {
 			return 0
 		}
-		e.log.Error("outbox: load", "request_id", k.ID, "err", err)
+		e.log.ErrorContext(ctx, "outbox: load", "err", err)
 		return o.backoff(j, 0)
 	}
 	if k.Dest >= len(r.Destinations) {
@@ -308,14 +309,14 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			case waitFor:
 				return 0
 			case tooLate:
-				e.log.Warn("post cannot be made before the deadline at the platform's pace", "request_id", k.ID,
+				e.log.WarnContext(ctx, "post cannot be made before the deadline at the platform's pace",
 					"platform", d.Platform, "channel", d.Channel, "deadline", r.Deadline)
 				return o.retryIf(j, o.fail(k, reasonRateLimited, false))
 			}
 			held = t
 		}
 		held = nil // spent: the post starts now, whatever comes of it
-		ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 		ref, err := p.Post(ctx, d.Channel, msg)
 		e.metrics.delivery.WithLabelValues(d.Platform, "post", callResult(err)).Inc()
@@ -327,7 +328,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			// counts, or a hanging platform would cost a second timeout.
 			failedAt := e.clock.Now()
 			giveUp := approvebot.IsPermanent(err) || failedAt.Sub(j.firstFailure) >= o.postGiveUp || !failedAt.Before(r.Deadline)
-			e.log.Warn("post failed", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err, "giving_up", giveUp)
+			e.log.WarnContext(ctx, "post failed", "platform", d.Platform, "channel", d.Channel, "err", err, "giving_up", giveUp)
 			if giveUp {
 				return o.retryIf(j, o.fail(k, reasonOf(err), false))
 			}
@@ -338,7 +339,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			}
 			return o.backoff(j, approvebot.RetryAfter(err))
 		}
-		e.log.Info("posted", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
+		e.log.InfoContext(ctx, "posted", "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
 		wait := o.recordPost(k, j, ref, version, now)
 		if pr, ok := p.(PostRecorder); ok && wait == 0 {
 			pr.Recorded(ref)
@@ -353,7 +354,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 		if d.Shown >= version {
 			return o.retryIf(j, o.settle(k, nil))
 		}
-		ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 		err := p.Update(ctx, d.Ref, msg)
 		e.metrics.delivery.WithLabelValues(d.Platform, "update", callResult(err)).Inc()
@@ -362,7 +363,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 				j.firstFailure = now
 			}
 			if approvebot.IsPermanent(err) || now.Sub(j.firstFailure) >= updateGiveUp {
-				e.log.Error("update failed; giving up", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err)
+				e.log.ErrorContext(ctx, "update failed; giving up", "platform", d.Platform, "channel", d.Channel, "err", err)
 				return o.retryIf(j, o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 					d.Shown, d.Error = r.Version, "update failed: "+reasonOf(err)
 					return store.Change{Events: []approvebot.Event{event(approvebot.EventFailed, r.ID, now, "", map[string]any{
@@ -370,7 +371,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 					})}}
 				}))
 			}
-			e.log.Warn("update failed; will retry", "request_id", k.ID, "channel", d.Channel, "err", err)
+			e.log.WarnContext(ctx, "update failed; will retry", "channel", d.Channel, "err", err)
 			return o.backoff(j, approvebot.RetryAfter(err))
 		}
 		if err := o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {

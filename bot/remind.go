@@ -307,16 +307,16 @@ func (o *outbox) replies(k store.JobKey, j *job, r *approvebot.Request, d approv
 				}
 			}
 		}
-		ctx, cancel := context.WithTimeout(o.ctx, callTimeout)
+		ctx, cancel := context.WithTimeout(WithRequestID(o.ctx, k.ID), callTimeout)
 		err := rp.Reply(ctx, d.Ref, n, mention)
 		cancel()
 		e.metrics.delivery.WithLabelValues(d.Platform, "reply", callResult(err)).Inc()
 		if err != nil && !approvebot.IsPermanent(err) {
-			e.log.Warn("thread reply failed; will retry", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err)
+			e.log.WarnContext(ctx, "thread reply failed; will retry", "platform", d.Platform, "channel", d.Channel, "err", err)
 			return o.backoff(j, approvebot.RetryAfter(err)), false
 		}
 		if err != nil {
-			e.log.Warn("thread reply failed; not retried", "request_id", k.ID, "platform", d.Platform, "channel", d.Channel, "err", err)
+			e.log.WarnContext(ctx, "thread reply failed; not retried", "platform", d.Platform, "channel", d.Channel, "err", err)
 		}
 		done = i + 1
 		if err := record(done); err != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,13 +56,13 @@ var (
 	v1Optional = []string{"requested_at", "fail_closed_on_timeout", "status"}
 	v1Keys     = slices.Concat([]string{"schema_version", "type", "input_digest"}, presented, []string{"context", "action_binding"}, v1Optional)
 
-	reID     = regexp.MustCompile(`^[A-Za-z0-9_.:~-]{1,128}$`)
+	reID     = regexp.MustCompile(`^[A-Za-z0-9_.:~-]{1,` + strconv.Itoa(approvebot.MaxIDLength) + `}$`)
 	reDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 )
 
 // What the id and digest rules expect, for errors.
-const (
-	wantID     = "an id of 1 to 128 characters, each a letter, digit or one of _ - . : ~, and not only dots"
+var (
+	wantID     = fmt.Sprintf("an id of 1 to %d characters, each a letter, digit or one of _ - . : ~, and not only dots", approvebot.MaxIDLength)
 	wantDigest = `"sha256:" followed by exactly 64 lowercase hex digits (0-9, a-f)`
 )
 

@@ -101,7 +101,7 @@ func FuzzParseInteraction(f *testing.F) {
 		if c.Home {
 			// A Home tab click: no message, but a button of the Home tab
 			// whose block id names the request it carries.
-			if c.RequestID == "" || len(c.RequestID) > maxRequestID || c.Channel != "" || c.MessageTS != "" || c.HomeStage < 0 {
+			if c.RequestID == "" || len(c.RequestID) > approvebot.MaxIDLength || c.Channel != "" || c.MessageTS != "" || c.HomeStage < 0 {
 				t.Errorf("accepted an incomplete Home click %+v", c)
 			}
 			if !strings.Contains(string(body), url.QueryEscape(HomeCallbackID)) {
@@ -109,7 +109,7 @@ func FuzzParseInteraction(f *testing.F) {
 			}
 			return
 		}
-		if c.RequestID == "" || len(c.RequestID) > maxRequestID || c.Channel == "" || c.MessageTS == "" {
+		if c.RequestID == "" || len(c.RequestID) > approvebot.MaxIDLength || c.Channel == "" || c.MessageTS == "" {
 			t.Errorf("accepted an incomplete click %+v", c)
 		}
 		// What was accepted must really be a review click in the payload.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	"github.com/approvebot/approvebot/policy"
 	goslack "github.com/slack-go/slack"
 )
@@ -35,7 +36,6 @@ const (
 	// fullViewWait bounds opening or paging the full view, which happens
 	// before the click is acknowledged.
 	fullViewWait = 2500 * time.Millisecond
-	maxRequestID = 128 // opaque request ids: 1 to 128 characters
 )
 
 // click is a verified button press, in our terms.
@@ -137,9 +137,7 @@ func (s *Slack) serveInteraction(w http.ResponseWriter, r *http.Request, d bot.D
 	}
 	status, answer := s.accept(r.Context(), d, payload, func(detail string) { bot.NoteRefusal(w, "malformed", detail) })
 	if answer != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(answer)
+		jsonhttp.Write(w, status, answer)
 		return
 	}
 	w.WriteHeader(status)
@@ -323,9 +321,9 @@ func parseInteraction(body []byte) (interaction, error) {
 
 // parsePayload reads a verified interaction payload. It returns errNotOurs
 // for interactions that are not approvebot's, and an error naming the bad
-// part for malformed ones. Request ids are opaque (1 to 128 characters of
-// [A-Za-z0-9_.:~-]); only their length is checked here, the engine looks
-// them up.
+// part for malformed ones. Request ids are opaque (1 to
+// approvebot.MaxIDLength characters); only their length is checked here, the
+// engine looks them up.
 func parsePayload(payload []byte) (interaction, error) {
 	var ic goslack.InteractionCallback
 	if err := json.Unmarshal(payload, &ic); err != nil {
@@ -394,7 +392,7 @@ func parsePayload(payload []byte) (interaction, error) {
 		for _, a := range ic.ActionCallback.BlockActions {
 			if a != nil && (a.Type == "" || a.Type == "button") && (a.ActionID == ApproveActionID || a.ActionID == DenyActionID) {
 				stage, partial, ok := homeClick(a.BlockID, a.Value)
-				if !ok || len(a.Value) > maxRequestID {
+				if !ok || len(a.Value) > approvebot.MaxIDLength {
 					return interaction{}, errors.New("payload: a Home tab button's block_id or value is not approvebot's")
 				}
 				c.Home, c.HomeStage, c.Partial, c.RequestID = true, stage, partial, a.Value
@@ -424,7 +422,7 @@ func parsePayload(payload []byte) (interaction, error) {
 	if ic.Container.Type != "" && ic.Container.Type != "message" {
 		return interaction{}, errNotOurs
 	}
-	if act.Value == "" || len(act.Value) > maxRequestID {
+	if act.Value == "" || len(act.Value) > approvebot.MaxIDLength {
 		return interaction{}, errNotOurs
 	}
 	c.RequestID = act.Value

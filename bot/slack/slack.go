@@ -22,6 +22,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/ttlcache"
 	goslack "github.com/slack-go/slack"
 )
 
@@ -73,24 +74,17 @@ type Slack struct {
 	// secret verifies interactions; SetSigningSecret rotates it.
 	secret   atomic.Pointer[string]
 	interval time.Duration
-	ttl      time.Duration
 	log      *slog.Logger
 
 	teamMu       sync.Mutex
 	teamID       string
 	enterpriseID string
 
-	cacheMu sync.Mutex
-	users   map[string]cached[userInfo]
-	groups  map[string]cached[[]string]
+	users  *ttlcache.Cache[string, userInfo]
+	groups *ttlcache.Cache[string, []string]
 
 	pool clickPool
 	home home
-}
-
-type cached[T any] struct {
-	v       T
-	expires time.Time
 }
 
 type userInfo struct {
@@ -158,10 +152,9 @@ func New(cfg Config) (*Slack, error) {
 	s := &Slack{
 		socket:   socketConfig{appToken: cfg.AppToken, botToken: cfg.BotToken, apiURL: apiURL, hc: hc},
 		interval: interval,
-		ttl:      ttl,
 		log:      log.With("platform", Platform),
-		users:    map[string]cached[userInfo]{},
-		groups:   map[string]cached[[]string]{},
+		users:    ttlcache.New[string, userInfo](ttl, time.Now),
+		groups:   ttlcache.New[string, []string](ttl, time.Now),
 	}
 	s.SetSigningSecret(cfg.SigningSecret)
 	s.SetBotToken(cfg.BotToken)
@@ -362,7 +355,7 @@ func (s *Slack) sameOrganisation(u userInfo) bool {
 }
 
 func (s *Slack) userInfo(ctx context.Context, id string) (userInfo, error) {
-	if u, ok := lookup(s, s.users, id); ok {
+	if u, ok := s.users.Get(id); ok {
 		return u, nil
 	}
 	resp, err := s.api().GetUserInfoContext(ctx, id)
@@ -377,49 +370,20 @@ func (s *Slack) userInfo(ctx context.Context, id string) (userInfo, error) {
 			break
 		}
 	}
-	store(s, s.users, id, u)
+	s.users.Put(id, u)
 	return u, nil
 }
 
 func (s *Slack) groupMembers(ctx context.Context, id string) ([]string, error) {
-	if m, ok := lookup(s, s.groups, id); ok {
+	if m, ok := s.groups.Get(id); ok {
 		return m, nil
 	}
 	members, err := s.api().GetUserGroupMembersContext(ctx, id)
 	if err != nil {
 		return nil, deliveryError(err)
 	}
-	store(s, s.groups, id, members)
+	s.groups.Put(id, members)
 	return members, nil
-}
-
-func lookup[T any](s *Slack, m map[string]cached[T], key string) (T, bool) {
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	c, ok := m[key]
-	if !ok || !time.Now().Before(c.expires) {
-		var zero T
-		return zero, false
-	}
-	return c.v, true
-}
-
-func store[T any](s *Slack, m map[string]cached[T], key string, v T) {
-	if s.ttl <= 0 {
-		return
-	}
-	now := time.Now()
-	s.cacheMu.Lock()
-	defer s.cacheMu.Unlock()
-	// Drop stale entries now and then so the cache cannot grow without bound.
-	if len(m) >= 10000 {
-		for k, c := range m {
-			if !now.Before(c.expires) {
-				delete(m, k)
-			}
-		}
-	}
-	m[key] = cached[T]{v: v, expires: now.Add(s.ttl)}
 }
 
 // Slack error codes worth retrying: Slack's side failed, not our request.

@@ -354,7 +354,7 @@ func FuzzParseActivity(f *testing.F) {
 			t.Fatal("accepted an activity without type or serviceUrl")
 		}
 		if c := in.Click; c != nil {
-			if c.RequestID == "" || len(c.RequestID) > maxRequestID || (c.Decision != approvebot.Allow && c.Decision != approvebot.Deny) != c.ViewAll ||
+			if c.RequestID == "" || len(c.RequestID) > approvebot.MaxIDLength || (c.Decision != approvebot.Allow && c.Decision != approvebot.Deny) != c.ViewAll ||
 				len(c.Reason) > maxReasonBytes {
 				t.Fatalf("bad click %+v", c)
 			}

@@ -347,7 +347,7 @@ func (t *Teams) Identify(ctx context.Context, who approvebot.Approver, ref appro
 		return who, errors.New("teams: the clicker has no AAD object id")
 	}
 	key := who.Workspace + "/" + who.UserID
-	m, ok := t.members.get(key, t.cfg.Now())
+	m, ok := t.members.Get(key)
 	if !ok {
 		conv := ref.Conversation
 		if ch, err := t.channel(ref.Channel); err == nil && ch != nil && ch.TeamID != "" {
@@ -364,7 +364,7 @@ func (t *Teams) Identify(ctx context.Context, who approvebot.Approver, ref appro
 		if oid := m.objectID(); oid != "" && !strings.EqualFold(oid, who.UserID) {
 			return who, fmt.Errorf("teams member lookup of %s returned someone else (%s)", who.UserID, oid)
 		}
-		t.members.put(key, m, t.cfg.Now())
+		t.members.Put(key, m)
 	}
 	if m.TenantID != "" && !strings.EqualFold(m.TenantID, who.Workspace) {
 		return who, fmt.Errorf("teams user %s belongs to tenant %s: %w", who.UserID, m.TenantID, approvebot.ErrIneligible)
@@ -405,39 +405,6 @@ func fillMember(who approvebot.Approver, m teamsMember, role string) approvebot.
 		who.Name = m.Name
 	}
 	return who
-}
-
-type memberCache struct {
-	mu      sync.Mutex
-	entries map[string]memberEntry
-}
-
-type memberEntry struct {
-	m  teamsMember
-	at time.Time
-}
-
-func newMemberCache() *memberCache { return &memberCache{entries: make(map[string]memberEntry)} }
-
-func (c *memberCache) get(key string, now time.Time) (teamsMember, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[key]
-	if !ok || now.Sub(e.at) >= memberCacheTTL || now.Before(e.at) {
-		return teamsMember{}, false
-	}
-	return e.m, true
-}
-
-func (c *memberCache) put(key string, m teamsMember, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k, e := range c.entries {
-		if now.Sub(e.at) >= memberCacheTTL {
-			delete(c.entries, k)
-		}
-	}
-	c.entries[key] = memberEntry{m: m, at: now}
 }
 
 // personalParameters start a 1:1 conversation between the bot and one user.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 )
 
 // The full view on Teams is the card itself, paged in place for the
@@ -47,7 +48,7 @@ func (t *Teams) serveFullView(w http.ResponseWriter, d bot.Decider, in *inbound)
 	c, act := in.Click, &in.Activity
 	user := act.From.AadObjectID
 	fail := func(text string) {
-		writeJSON(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: messageType, Value: text})
+		jsonhttp.Write(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: messageType, Value: text})
 	}
 	v, ok := d.(bot.Viewer)
 	switch {
@@ -78,5 +79,5 @@ func (t *Teams) serveFullView(w http.ResponseWriter, d bot.Decider, in *inbound)
 		return
 	}
 	t.log.Info("full view shown", "request_id", c.RequestID, "user", user, "page", p, "pages", len(pages))
-	writeJSON(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data)})
+	jsonhttp.Write(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data)})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	"github.com/infracloudio/msbotbuilder-go/schema"
 )
 
@@ -20,7 +21,6 @@ const (
 	// clickTimeout bounds the engine's work on a click: Teams gives up after
 	// about 15 s and shows the clicker "Unable to reach app".
 	clickTimeout = 10 * time.Second
-	maxRequestID = 128 // opaque request ids: 1 to 128 characters
 	maxTokenLen  = 128
 	// maxReasonBytes bounds the reason box's text as received: its 500
 	// characters (the engine counts them) in UTF-8 at most.
@@ -189,11 +189,11 @@ type invokeResponse struct {
 func (t *Teams) serveInvoke(w http.ResponseWriter, r *http.Request, d bot.Decider, in *inbound) {
 	if in.Activity.Name != invokeAction {
 		// Not ours (e.g. a message extension): say so instead of timing out.
-		writeJSON(w, http.StatusNotImplemented, struct{}{})
+		jsonhttp.Write(w, http.StatusNotImplemented, struct{}{})
 		return
 	}
 	if in.Click == nil {
-		writeJSON(w, http.StatusOK, invokeResponse{StatusCode: http.StatusBadRequest, Type: "application/vnd.microsoft.error",
+		jsonhttp.Write(w, http.StatusOK, invokeResponse{StatusCode: http.StatusBadRequest, Type: "application/vnd.microsoft.error",
 			Value: map[string]string{"code": "BadRequest", "message": "this button is not an approvebot decision"}})
 		return
 	}
@@ -205,7 +205,7 @@ func (t *Teams) serveInvoke(w http.ResponseWriter, r *http.Request, d bot.Decide
 	if res.Counted {
 		data, err := RenderCard(res.View)
 		if err == nil {
-			writeJSON(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data.JSON)})
+			jsonhttp.Write(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data.JSON)})
 			return
 		}
 		t.log.Error("cannot render the refreshed card", "request_id", in.Click.RequestID, "err", err)
@@ -218,7 +218,7 @@ func (t *Teams) serveInvoke(w http.ResponseWriter, r *http.Request, d bot.Decide
 			text = "Your click was not counted."
 		}
 	}
-	writeJSON(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: messageType, Value: text})
+	jsonhttp.Write(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: messageType, Value: text})
 }
 
 // serveSubmit handles the Action.Submit fallback. Teams cannot show its
@@ -276,17 +276,6 @@ func (t *Teams) click(ctx context.Context, d bot.Decider, in *inbound) bot.Click
 	t.log.Info("click", "request_id", c.RequestID, "user", ballot.Approver.UserID, "decision", c.Decision,
 		"counted", res.Counted, "decided", res.Decided)
 	return res
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(data)
 }
 
 // inbound is an activity with the Teams-specific parts we use pulled out.
@@ -434,8 +423,8 @@ func parseClick(act *schema.Activity, value json.RawMessage) (*click, error) {
 	if verb != "" {
 		field = "value.action.data"
 	}
-	if *d.RequestID == "" || len(*d.RequestID) > maxRequestID {
-		return nil, fmt.Errorf("activity: %s.request_id must have 1 to %d characters", field, maxRequestID)
+	if *d.RequestID == "" || len(*d.RequestID) > approvebot.MaxIDLength {
+		return nil, fmt.Errorf("activity: %s.request_id must have 1 to %d characters", field, approvebot.MaxIDLength)
 	}
 	if d.Decision != approvebot.Allow && d.Decision != approvebot.Deny {
 		return nil, fmt.Errorf("activity: %s.decision is %q, want allow or deny", field, d.Decision)
@@ -465,8 +454,8 @@ func parseViewAll(act *schema.Activity, data json.RawMessage) (*click, error) {
 		return nil, fmt.Errorf("activity: value.action.data: %w", err)
 	}
 	switch {
-	case d.RequestID == "" || len(d.RequestID) > maxRequestID:
-		return nil, fmt.Errorf("activity: value.action.data.request_id must have 1 to %d characters", maxRequestID)
+	case d.RequestID == "" || len(d.RequestID) > approvebot.MaxIDLength:
+		return nil, fmt.Errorf("activity: value.action.data.request_id must have 1 to %d characters", approvebot.MaxIDLength)
 	case d.Page < 1 || d.Page > maxPages:
 		return nil, fmt.Errorf("activity: value.action.data.page must be 1 to %d", maxPages)
 	case len(d.Token) > maxTokenLen:

@@ -22,6 +22,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/ttlcache"
 )
 
 // Defaults for Config.
@@ -136,7 +137,7 @@ type Teams struct {
 	log       *slog.Logger
 	validator *tokenValidator
 	tokens    *botToken
-	members   *memberCache
+	members   *ttlcache.Cache[string, teamsMember]
 
 	// refMu serializes read-modify-write of stored conversation references.
 	refMu sync.Mutex
@@ -160,7 +161,7 @@ func New(cfg Config) (*Teams, error) {
 	t := &Teams{
 		cfg:     cfg,
 		log:     cfg.Logger.With("platform", "teams"),
-		members: newMemberCache(),
+		members: ttlcache.New[string, teamsMember](memberCacheTTL, cfg.Now),
 		trusted: make(map[string]bool),
 	}
 	t.validator = newTokenValidator(cfg.AppID, cfg.OpenIDMetadataURL, cfg.HTTPClient, cfg.Now, t.log)

@@ -222,7 +222,7 @@ func (w *Web) handleRequest(rw http.ResponseWriter, r *http.Request, engine Engi
 	if s == nil {
 		return
 	}
-	req, err := engine.Get(r.PathValue("id"))
+	req, err := inboxRequest(r, engine)
 	if err != nil || webDest(req) < 0 {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			w.log.Error("inbox: read request", "request_id", r.PathValue("id"), "err", err)
@@ -287,6 +287,16 @@ func story(st *store.Store, id string) []storyLine {
 	return out
 }
 
+// inboxRequest reads the request an inbox route names. An id longer than
+// any request's is not looked up: no edge of approvebot takes one.
+func inboxRequest(r *http.Request, engine Engine) (*approvebot.Request, error) {
+	id := r.PathValue("id")
+	if len(id) > approvebot.MaxIDLength {
+		return nil, store.ErrNotFound
+	}
+	return engine.Get(id)
+}
+
 func (w *Web) handleDecide(rw http.ResponseWriter, r *http.Request, engine Engine) {
 	s := w.session(r)
 	if s == nil {
@@ -315,7 +325,7 @@ func (w *Web) handleDecide(rw http.ResponseWriter, r *http.Request, engine Engin
 		return
 	}
 	id := r.PathValue("id")
-	req, err := engine.Get(id)
+	req, err := inboxRequest(r, engine)
 	if err != nil || webDest(req) < 0 {
 		w.refuse(rw, r, http.StatusNotFound, "approvebot shows no such request in the inbox.")
 		return

@@ -124,7 +124,7 @@ func New(cfg Config) (*Web, error) {
 	sc := securecookie.New(hashKey, blockKey)
 	sc.MaxAge(int(SessionLifetime / time.Second))
 	sc.SetSerializer(securecookie.JSONEncoder{})
-	w := &Web{cfg: cfg, log: cfg.Logger, cookies: sc, subs: map[chan string]struct{}{}, issuer: "demo"}
+	w := &Web{cfg: cfg, log: cfg.Logger.With("platform", Name), cookies: sc, subs: map[chan string]struct{}{}, issuer: "demo"}
 	if cfg.OIDC != nil {
 		w.issuer = cfg.OIDC.Issuer
 	}

@@ -81,7 +81,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) (string, bo
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn, ReplaceAttr: humanDurations}))
+	log := newLogger(stderr, slog.LevelWarn)
 	var cfg *policy.Config
 	people := demoPeople
 	var token string

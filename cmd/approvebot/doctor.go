@@ -3,23 +3,21 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	goslack "github.com/slack-go/slack"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/teams"
 	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/manifests"
@@ -274,8 +272,10 @@ func doctorCheckpoints(c *checklist, cfg *policy.Config) {
 // every configured channel, and every listed person and user group.
 func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 	sc := cfg.Slack
-	hc := &http.Client{Timeout: doctorTimeout}
-	scopes, team, err := slackAuthTest(ctx, hc, sc.APIURL, sc.BotToken)
+	api := slack.NewInspector(sc.BotToken, sc.APIURL, &http.Client{Timeout: doctorTimeout})
+	actx, cancel := context.WithTimeout(ctx, doctorTimeout)
+	scopes, team, err := api.AuthTest(actx)
+	cancel()
 	if err != nil {
 		c.fail("copy the Bot User OAuth Token (xoxb-...) from the app's OAuth & Permissions page into slack.bot_token", "slack: bot token: %v", err)
 		return
@@ -289,7 +289,6 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 		c.pass("slack: the bot token has every scope approvebot needs")
 	}
 
-	api := goslack.New(sc.BotToken, goslack.OptionAPIURL(sc.APIURL), goslack.OptionHTTPClient(hc))
 	channels, users, usergroups := map[string][]string{}, map[string][]string{}, map[string][]string{}
 	for name, g := range cfg.Approvers {
 		if g.Slack == nil {
@@ -312,18 +311,18 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
-		info, err := api.GetConversationInfoContext(cctx, &goslack.GetConversationInfoInput{ChannelID: ch})
+		info, err := api.Channel(cctx, ch)
 		cancel()
 		switch {
-		case err != nil && slackError(err) == "channel_not_found":
+		case err != nil && slack.ErrorCode(err) == "channel_not_found":
 			c.fail("check the channel id (channel details > About, at the bottom); for a private channel, invite the bot first: /invite @approvebot", "slack: channel %s (%s) does not exist or the bot cannot see it", ch, groups)
-		case err != nil && slackError(err) == "missing_scope":
+		case err != nil && slack.ErrorCode(err) == "missing_scope":
 			c.fail("add channels:read and groups:read to the bot's scopes and reinstall the app", "slack: cannot check channel %s (%s): the token lacks the scope to read channels", ch, groups)
 		case err != nil:
 			c.fail("check that Slack is reachable from here", "slack: channel %s (%s): %v", ch, groups, err)
-		case !info.IsMember:
+		case !info.Member:
 			c.fail(fmt.Sprintf("in Slack, open #%s and run /invite @approvebot", info.Name), "slack: the bot is not a member of channel %s #%s (%s)", ch, info.Name, groups)
-		case info.IsArchived:
+		case info.Archived:
 			c.fail("unarchive the channel or configure another one", "slack: channel %s #%s (%s) is archived", ch, info.Name, groups)
 		default:
 			c.pass("slack: the bot is a member of channel %s #%s (%s)", ch, info.Name, groups)
@@ -332,33 +331,28 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 	for _, u := range slices.Sorted(maps.Keys(users)) {
 		groups := strings.Join(users[u], ", ")
 		cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
-		var user *goslack.User
-		if strings.Contains(u, "@") {
-			user, err = api.GetUserByEmailContext(cctx, u)
-		} else {
-			user, err = api.GetUserInfoContext(cctx, u)
-		}
+		user, err := api.Person(cctx, u)
 		cancel()
 		switch {
-		case err != nil && (slackError(err) == "users_not_found" || slackError(err) == "user_not_found"):
+		case err != nil && (slack.ErrorCode(err) == "users_not_found" || slack.ErrorCode(err) == "user_not_found"):
 			c.fail("check the spelling, or list the person by Slack user id (profile > ... > Copy member ID)", "slack: approver %s (%s) is not a member of the workspace", u, groups)
 		case err != nil:
 			c.fail("check that Slack is reachable from here and the token has users:read and users:read.email", "slack: approver %s (%s): %v", u, groups, err)
 		case user.Deleted:
 			c.fail("remove the person from the group or list someone else", "slack: approver %s (%s) is deactivated", u, groups)
-		case user.IsBot:
+		case user.Bot:
 			c.fail("list people, not bots", "slack: approver %s (%s) is a bot", u, groups)
 		default:
-			c.pass("slack: approver %s (%s) resolves to %s", u, groups, user.ID)
+			c.pass("slack: approver %s (%s) resolves to %s", u, groups, user.UserID)
 		}
 	}
 	for _, ug := range slices.Sorted(maps.Keys(usergroups)) {
 		groups := strings.Join(usergroups[ug], ", ")
 		cctx, cancel := context.WithTimeout(ctx, doctorTimeout)
-		members, err := api.GetUserGroupMembersContext(cctx, ug)
+		members, err := api.UsergroupMembers(cctx, ug)
 		cancel()
 		switch {
-		case err != nil && slackError(err) == "no_such_subteam":
+		case err != nil && slack.ErrorCode(err) == "no_such_subteam":
 			c.fail("check the user group id (it starts with S; find it in the group's page URL)", "slack: user group %s (%s) does not exist", ug, groups)
 		case err != nil:
 			c.fail("check that Slack is reachable from here and the token has usergroups:read", "slack: user group %s (%s): %v", ug, groups, err)
@@ -368,43 +362,6 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 			c.pass("slack: user group %s (%s) has %d members", ug, groups, len(members))
 		}
 	}
-}
-
-// slackAuthTest calls auth.test and returns the scopes Slack lists for the
-// token (nil when it lists none) and the workspace's name. slack-go does not
-// expose the X-OAuth-Scopes header, so this one call is made directly.
-func slackAuthTest(ctx context.Context, hc *http.Client, apiURL, token string) ([]string, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, doctorTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"auth.test", strings.NewReader(url.Values{}.Encode()))
-	if err != nil {
-		return nil, "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, "", err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		OK    bool   `json:"ok"`
-		Error string `json:"error"`
-		Team  string `json:"team"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
-		return nil, "", fmt.Errorf("auth.test answered HTTP %d without Slack's JSON: %w", resp.StatusCode, err)
-	}
-	if !body.OK {
-		return nil, "", fmt.Errorf("auth.test: %s", body.Error)
-	}
-	var scopes []string
-	for s := range strings.SplitSeq(resp.Header.Get("X-OAuth-Scopes"), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			scopes = append(scopes, s)
-		}
-	}
-	return scopes, body.Team, nil
 }
 
 // requiredSlackScopes reads the bot scopes from the embedded app manifest,
@@ -446,16 +403,6 @@ func usesSlackDMs(cfg *policy.Config) bool {
 		}
 	}
 	return false
-}
-
-// slackError is the error code of a Slack API answer ("channel_not_found"),
-// or "" for other errors.
-func slackError(err error) string {
-	var se goslack.SlackErrorResponse
-	if errors.As(err, &se) {
-		return se.Err
-	}
-	return ""
 }
 
 // doctorTeams checks that the bot can authenticate and that approvebot has

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -120,13 +121,11 @@ func restartOnly(a, b *policy.Config) []string {
 // reloadHandler is POST /admin/reload.
 func (rl *reloader) reloadHandler(w http.ResponseWriter, _ *http.Request) {
 	cfg, notes, err := rl.reloadNoting()
-	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
-		w.WriteHeader(http.StatusUnprocessableEntity)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		jsonhttp.Write(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"reloaded": true, "callers": len(cfg.Callers),
+	jsonhttp.Write(w, http.StatusOK, map[string]any{"reloaded": true, "callers": len(cfg.Callers),
 		"groups": len(cfg.Approvers), "routes": len(cfg.Routes), "chains": len(cfg.Chains), "notes": notes})
 }
 

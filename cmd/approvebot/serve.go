@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/teams"
 	"github.com/approvebot/approvebot/bot/web"
@@ -92,7 +92,7 @@ func serveWithClock(ctx context.Context, clock bot.Clock, args []string, getenv 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: humanDurations}))
+	log := newLogger(stderr, slog.LevelInfo)
 	for _, w := range weakSecrets(cfg) {
 		log.Warn("weak secret: approvebot check refuses this config", "problem", w)
 	}
@@ -184,7 +184,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			Listen:        cfg.Listen,
 			SecureCookies: web.SecureCookiesFor(cfg.PublicURL),
 			Subjects:      webSubjects(cfg),
-			Logger:        log.With("platform", "web"),
+			Logger:        log,
 		}
 		if clock != nil {
 			wc.Now = clock.Now
@@ -242,8 +242,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 				if !ok {
 					status = http.StatusServiceUnavailable
 				}
-				w.WriteHeader(status)
-				writeJSONTo(w, map[string]any{"ready": ok, "reason": reason})
+				jsonhttp.Write(w, status, map[string]any{"ready": ok, "reason": reason})
 			},
 		}
 		if rl != nil {
@@ -253,10 +252,10 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			extra["GET /admin/teams/channels"] = func(w http.ResponseWriter, r *http.Request) {
 				chans, err := svc.teams.Channels()
 				if err != nil {
-					http.Error(w, `{"error":"could not read the store"}`, http.StatusServiceUnavailable)
+					jsonhttp.Write(w, http.StatusServiceUnavailable, map[string]string{"error": "could not read the store"})
 					return
 				}
-				writeJSONTo(w, chans)
+				jsonhttp.Write(w, http.StatusOK, chans)
 			}
 		}
 		adminToken := func() string { return svc.config().Admin.Token }
@@ -543,9 +542,10 @@ func (pr *platformReadiness) ready(context.Context) error {
 	return pr.err
 }
 
-func writeJSONTo(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+// newLogger is the service's logger: JSON lines, durations as text, and the
+// request id of the context a line is logged with.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(bot.LogRequests(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: humanDurations})))
 }
 
 // humanDurations logs durations as Go writes them ("20s", "1m30s") rather

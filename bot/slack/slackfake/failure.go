@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 )
 
 // Failure is how a planned failure answers a call: RateLimited, Status,
@@ -23,7 +25,7 @@ func (m RateLimited) apply(_ *Fake, w http.ResponseWriter, _ *http.Request) (int
 		secs = 1
 	}
 	w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-	writeJSON(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
+	jsonhttp.Write(w, http.StatusTooManyRequests, map[string]any{"ok": false, "error": "ratelimited"})
 	return http.StatusTooManyRequests, "ratelimited"
 }
 
@@ -42,7 +44,7 @@ func (m Status) apply(_ *Fake, w http.ResponseWriter, _ *http.Request) (int, str
 type SlackError string
 
 func (m SlackError) apply(_ *Fake, w http.ResponseWriter, _ *http.Request) (int, string) {
-	writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": string(m)})
+	jsonhttp.Write(w, http.StatusOK, map[string]any{"ok": false, "error": string(m)})
 	return http.StatusOK, string(m)
 }
 

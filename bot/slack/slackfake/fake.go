@@ -23,6 +23,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/approvebot/approvebot/bot/fakewait"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 )
 
 // TeamID is the workspace the fake reports from auth.test.
@@ -99,8 +102,8 @@ type Fake struct {
 	socket     *socketMode // nil until EnableSocketMode
 	fails      map[string][]*failRule
 	counts     map[string]int
-	enterprise string        // auth.test's enterprise_id
-	changed    chan struct{} // closed and replaced on every change
+	enterprise string // auth.test's enterprise_id
+	changes    fakewait.Changes
 	triggers   map[string]*trigger
 	views      map[string]*View
 	homes      map[string]*Home
@@ -135,7 +138,6 @@ func New(botToken string) *Fake {
 		scopes:   slices.Clone(DefaultScopes),
 		fails:    map[string][]*failRule{},
 		counts:   map[string]int{},
-		changed:  make(chan struct{}),
 		triggers: map[string]*trigger{},
 		views:    map[string]*View{},
 		homes:    map[string]*Home{},
@@ -315,19 +317,10 @@ func (f *Fake) Calls() <-chan Call { return f.calls }
 // each change to the fake's state (a call received, a message posted...), so
 // it may call the fake's other methods.
 func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
-	for {
-		f.mu.Lock()
-		ch := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("slackfake: condition not met: %w", ctx.Err())
-		case <-ch:
-		}
+	if err := f.changes.WaitFor(ctx, cond); err != nil {
+		return fmt.Errorf("slackfake: %w", err)
 	}
+	return nil
 }
 
 // FailNext makes the next n calls to method fail with mode.
@@ -361,10 +354,7 @@ func (f *Fake) Heal(method string) {
 }
 
 // notifyLocked wakes WaitFor callers; f.mu must be held.
-func (f *Fake) notifyLocked() {
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
+func (f *Fake) notifyLocked() { f.changes.Notify() }
 
 // takeFailure returns the failure planned for this call to method for
 // channel, if any: the first rule still in force that applies to it. Spent
@@ -491,7 +481,7 @@ func (f *Fake) finish(w http.ResponseWriter, call Call, resp map[string]any) {
 	if call.Error != "" {
 		resp = map[string]any{"ok": false, "error": call.Error}
 	}
-	writeJSON(w, call.Status, resp)
+	jsonhttp.Write(w, call.Status, resp)
 	f.record(call)
 }
 
@@ -503,12 +493,6 @@ func (f *Fake) record(call Call) {
 	f.mu.Lock()
 	f.notifyLocked()
 	f.mu.Unlock()
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // readParams gathers a call's parameters from the query and a form or JSON

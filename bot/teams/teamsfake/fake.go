@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/approvebot/approvebot/bot/fakewait"
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -74,7 +76,7 @@ type Fake struct {
 	strangerKey   *rsa.PrivateKey
 
 	mu            sync.Mutex
-	changed       chan struct{}
+	changes       fakewait.Changes
 	posted        []Sent
 	updated       []Sent
 	replies       []Reply
@@ -125,7 +127,6 @@ func New(t TB) *Fake {
 	t.Helper()
 	f := &Fake{
 		AppID: DefaultAppID, AppPassword: DefaultAppPassword, TenantID: DefaultTenantID,
-		changed:   make(chan struct{}),
 		tokens:    make(map[string]bool),
 		users:     make(map[string]User),
 		teams:     make(map[string][]channel),
@@ -167,13 +168,11 @@ func (f *Fake) Client() *http.Client {
 	return c
 }
 
-func (f *Fake) notifyLocked() {
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
+// notifyLocked wakes WaitFor callers; f.mu must be held.
+func (f *Fake) notifyLocked() { f.changes.Notify() }
 
 func (f *Fake) serveMetadata(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
+	jsonhttp.Write(w, http.StatusOK, map[string]any{
 		"issuer":                                Issuer,
 		"authorization_endpoint":                "https://invalid.botframework.com/v1/.well-known/authorize",
 		"jwks_uri":                              f.srv.URL + "/v1/.well-known/keys",
@@ -190,7 +189,7 @@ func (f *Fake) serveKeys(w http.ResponseWriter, _ *http.Request) {
 		jwkJSON(&f.key.PublicKey, keyID, []string{"msteams", "webchat"}),
 		jwkJSON(&f.unendorsedKey.PublicKey, unendorsedKeyID, []string{"webchat"}),
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+	jsonhttp.Write(w, http.StatusOK, map[string]any{"keys": keys})
 }
 
 func jwkJSON(pub *rsa.PublicKey, kid string, endorsements []string) map[string]any {
@@ -254,11 +253,11 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	status, life, password := f.tokenStatus, f.tokenLife, f.AppPassword
 	f.mu.Unlock()
 	if err := r.ParseForm(); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+		jsonhttp.Write(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 		return
 	}
 	if status != 0 {
-		writeJSON(w, status, map[string]string{"error": "temporarily_unavailable"})
+		jsonhttp.Write(w, status, map[string]string{"error": "temporarily_unavailable"})
 		return
 	}
 	id, secret, ok := r.BasicAuth()
@@ -266,11 +265,11 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
 	if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("scope") != "https://api.botframework.com/.default" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+		jsonhttp.Write(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 		return
 	}
 	if id != f.AppID || subtle.ConstantTimeCompare([]byte(secret), []byte(password)) != 1 {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+		jsonhttp.Write(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
 		return
 	}
 	f.mu.Lock()
@@ -278,7 +277,7 @@ func (f *Fake) serveToken(w http.ResponseWriter, r *http.Request) {
 	tok := fmt.Sprintf("fake-bot-token-%d", f.nextID)
 	f.tokens[tok] = true
 	f.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
+	jsonhttp.Write(w, http.StatusOK, map[string]any{
 		"token_type": "Bearer", "expires_in": int(life / time.Second), "ext_expires_in": int(life / time.Second), "access_token": tok,
 	})
 }
@@ -307,7 +306,7 @@ func (f *Fake) connectorGate(w http.ResponseWriter, r *http.Request) string {
 	}
 	f.mu.Unlock()
 	if !valid {
-		writeJSON(w, http.StatusUnauthorized, errorBody("Unauthorized", "invalid bot token"))
+		jsonhttp.Write(w, http.StatusUnauthorized, errorBody("Unauthorized", "invalid bot token"))
 		return ""
 	}
 	if fail != nil {
@@ -321,7 +320,7 @@ func (f *Fake) connectorGate(w http.ResponseWriter, r *http.Request) string {
 		if code == "" {
 			code = "ServiceError"
 		}
-		writeJSON(w, fail.status, errorBody(code, "injected failure"))
+		jsonhttp.Write(w, fail.status, errorBody(code, "injected failure"))
 		return ""
 	}
 	return tok
@@ -400,7 +399,7 @@ func (f *Fake) serveCreate(w http.ResponseWriter, r *http.Request) {
 		Activity wireActivity `json:"activity"`
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
 		return
 	}
 	if !p.IsGroup {
@@ -416,7 +415,7 @@ func (f *Fake) serveCreate(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("want channelData.channel.id and our tenant")
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
 		return
 	}
 	f.mu.Lock()
@@ -427,7 +426,7 @@ func (f *Fake) serveCreate(w http.ResponseWriter, r *http.Request) {
 		ChannelID: p.ChannelData.Channel.ID, TenantID: p.TenantID, Card: card, Body: body, Token: tok, At: time.Now()})
 	f.notifyLocked()
 	f.mu.Unlock()
-	writeJSON(w, http.StatusCreated, map[string]string{"id": conv, "activityId": aid, "serviceUrl": f.ServiceURL()})
+	jsonhttp.Write(w, http.StatusCreated, map[string]string{"id": conv, "activityId": aid, "serviceUrl": f.ServiceURL()})
 }
 
 func (f *Fake) serveUpdate(w http.ResponseWriter, r *http.Request) {
@@ -439,7 +438,7 @@ func (f *Fake) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	var a wireActivity
 	if err := json.Unmarshal(body, &a); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
 		return
 	}
 	card, err := a.card()
@@ -447,7 +446,7 @@ func (f *Fake) serveUpdate(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("activity id %q differs from the URL's %q", a.ID, id)
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
 		return
 	}
 	f.mu.Lock()
@@ -461,10 +460,10 @@ func (f *Fake) serveUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Unlock()
 	if !known {
-		writeJSON(w, http.StatusNotFound, errorBody("ActivityNotFoundInConversation", "no such activity"))
+		jsonhttp.Write(w, http.StatusNotFound, errorBody("ActivityNotFoundInConversation", "no such activity"))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"id": id})
+	jsonhttp.Write(w, http.StatusOK, map[string]string{"id": id})
 }
 
 // Reply is a text message the adapter posted in a card's thread.
@@ -498,13 +497,13 @@ func (f *Fake) serveReply(w http.ResponseWriter, r *http.Request) {
 		} `json:"entities"`
 	}
 	if err := json.Unmarshal(body, &a); err != nil || a.Type != "message" || strings.TrimSpace(a.Text) == "" {
-		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", "want a message activity with text"))
+		jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", "want a message activity with text"))
 		return
 	}
 	rep := Reply{ConversationID: conv, Text: a.Text}
 	for _, e := range a.Entities {
 		if e.Type != "mention" || e.Mentioned.ID == "" || !strings.Contains(a.Text, e.Text) {
-			writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", "a mention entity must name someone and appear in the text"))
+			jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", "a mention entity must name someone and appear in the text"))
 			return
 		}
 		rep.Mentions = append(rep.Mentions, Mention{Text: e.Text, ID: e.Mentioned.ID, Name: e.Mentioned.Name})
@@ -522,10 +521,10 @@ func (f *Fake) serveReply(w http.ResponseWriter, r *http.Request) {
 	id := strconv.Itoa(1700000000000 + f.nextID)
 	f.mu.Unlock()
 	if !known {
-		writeJSON(w, http.StatusNotFound, errorBody("ConversationNotFound", "no such thread"))
+		jsonhttp.Write(w, http.StatusNotFound, errorBody("ConversationNotFound", "no such thread"))
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": id})
+	jsonhttp.Write(w, http.StatusCreated, map[string]string{"id": id})
 }
 
 // Replies lists the replies posted in the thread of conversation conv.
@@ -583,7 +582,7 @@ func (f *Fake) serveTeamChannels(w http.ResponseWriter, r *http.Request) {
 	for _, c := range chans {
 		list = append(list, map[string]any{"id": c.ID, "name": c.Name})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"conversations": list})
+	jsonhttp.Write(w, http.StatusOK, map[string]any{"conversations": list})
 }
 
 func (f *Fake) serveMember(w http.ResponseWriter, r *http.Request) {
@@ -594,7 +593,7 @@ func (f *Fake) serveMember(w http.ResponseWriter, r *http.Request) {
 	u, ok := f.users[r.PathValue("user")]
 	f.mu.Unlock()
 	if !ok {
-		writeJSON(w, http.StatusNotFound, errorBody("MemberNotFoundInConversation", "no such member"))
+		jsonhttp.Write(w, http.StatusNotFound, errorBody("MemberNotFoundInConversation", "no such member"))
 		return
 	}
 	m := map[string]string{
@@ -605,7 +604,7 @@ func (f *Fake) serveMember(w http.ResponseWriter, r *http.Request) {
 	if u.Role == "-" {
 		delete(m, "userRole")
 	}
-	writeJSON(w, http.StatusOK, m)
+	jsonhttp.Write(w, http.StatusOK, m)
 }
 
 // Posted returns the new threads created so far.
@@ -635,25 +634,17 @@ func (f *Fake) WaitUpdated(ctx context.Context, n int) ([]Sent, error) {
 // WaitFor waits until cond holds, checking it after every post or update.
 // cond may call the fake's getters.
 func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
-	for {
-		f.mu.Lock()
-		ch := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("teamsfake: condition not met: %w", ctx.Err())
-		}
+	if err := f.changes.WaitFor(ctx, cond); err != nil {
+		return fmt.Errorf("teamsfake: %w", err)
 	}
+	return nil
 }
 
 func (f *Fake) wait(ctx context.Context, list func() []Sent, n int) ([]Sent, error) {
 	for {
 		f.mu.Lock()
-		l, ch := list(), f.changed
+		ch := f.changes.Next()
+		l := list()
 		if len(l) >= n {
 			out := append([]Sent(nil), l...)
 			f.mu.Unlock()
@@ -666,12 +657,6 @@ func (f *Fake) wait(ctx context.Context, list func() []Sent, n int) ([]Sent, err
 			return nil, fmt.Errorf("teamsfake: waited for %d, have %d: %w", n, len(l), ctx.Err())
 		}
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // InstallPersonal installs the app for a user in the personal scope: the
@@ -698,7 +683,7 @@ func (f *Fake) PersonalConversation(aadObjectID string) string {
 // same user gets the same conversation id each time.
 func (f *Fake) createPersonal(w http.ResponseWriter, bot, tenant string, members []struct{ ID string }) {
 	if bot != "28:"+f.AppID || tenant != f.TenantID || len(members) != 1 {
-		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", "want bot 28:<app id>, our tenant and exactly one member"))
+		jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", "want bot 28:<app id>, our tenant and exactly one member"))
 		return
 	}
 	user := strings.TrimPrefix(strings.TrimPrefix(members[0].ID, "29:"), "per-bot-")
@@ -711,10 +696,10 @@ func (f *Fake) createPersonal(w http.ResponseWriter, bot, tenant string, members
 	}
 	f.mu.Unlock()
 	if !ok {
-		writeJSON(w, http.StatusForbidden, errorBody("Forbidden", "Bot is not installed in user's personal scope"))
+		jsonhttp.Write(w, http.StatusForbidden, errorBody("Forbidden", "Bot is not installed in user's personal scope"))
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"id": conv})
+	jsonhttp.Write(w, http.StatusCreated, map[string]string{"id": conv})
 }
 
 // serveActivity takes an activity sent into a conversation: a card into a
@@ -753,7 +738,7 @@ func (f *Fake) serveSend(w http.ResponseWriter, r *http.Request) {
 		card, err = a.card()
 	}
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
+		jsonhttp.Write(w, http.StatusBadRequest, errorBody("BadArgument", err.Error()))
 		return
 	}
 	f.mu.Lock()
@@ -765,7 +750,7 @@ func (f *Fake) serveSend(w http.ResponseWriter, r *http.Request) {
 	}
 	if user == "" {
 		f.mu.Unlock()
-		writeJSON(w, http.StatusNotFound, errorBody("ConversationNotFound", "no such conversation"))
+		jsonhttp.Write(w, http.StatusNotFound, errorBody("ConversationNotFound", "no such conversation"))
 		return
 	}
 	f.nextID++
@@ -774,5 +759,5 @@ func (f *Fake) serveSend(w http.ResponseWriter, r *http.Request) {
 		TenantID: f.TenantID, Card: card, Body: body, Token: tok, At: time.Now()})
 	f.notifyLocked()
 	f.mu.Unlock()
-	writeJSON(w, http.StatusCreated, map[string]string{"id": aid})
+	jsonhttp.Write(w, http.StatusCreated, map[string]string{"id": aid})
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/approvebot/approvebot/bot/jsonhttp"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -102,7 +103,7 @@ func (p *Provider) Tweak(t Tweaks) {
 }
 
 func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
+	jsonhttp.Write(w, http.StatusOK, map[string]any{
 		"issuer":                                p.URL(),
 		"authorization_endpoint":                p.URL() + "/authorize",
 		"token_endpoint":                        p.URL() + "/token",
@@ -116,7 +117,7 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (p *Provider) jwks(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &p.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	jsonhttp.Write(w, http.StatusOK, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &p.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
 }
 
 // authorize signs in the configured user at once and sends the browser
@@ -152,7 +153,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.Refused = append(p.Refused, why)
 		p.mu.Unlock()
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": why})
+		jsonhttp.Write(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant", "error_description": why})
 	}
 	if err := r.ParseForm(); err != nil {
 		refuse("bad form")
@@ -213,7 +214,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	idt, _ := obj.CompactSerialize()
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": random(), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
+	jsonhttp.Write(w, http.StatusOK, map[string]any{"access_token": random(), "token_type": "Bearer", "expires_in": 300, "id_token": idt})
 }
 
 func or(a, b string) string {
@@ -227,10 +228,4 @@ func random() string {
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }
