@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/policy/confnode"
 )
 
 // env is a getenv over a fixed map.
@@ -242,42 +243,6 @@ func TestTeamsURLsUnsetMeanDefault(t *testing.T) {
 	}
 }
 
-func TestExpand(t *testing.T) {
-	get := env(map[string]string{"A": "x", "E": ""})
-	for _, tc := range []struct{ in, out, err string }{
-		{in: "plain", out: "plain"},
-		{in: "${A}", out: "x"},
-		{in: "a${A}b${A}", out: "axbx"},
-		{in: "$${A}", out: "${A}"},
-		{in: "$$$$", out: "$$"},
-		{in: "$A", err: `"$" not followed by "{"`},
-		{in: "cost $", err: `"$" not followed by "{"`},
-		{in: "${A", err: `without its closing "}"`},
-		{in: "${}", err: `"" is not an environment variable name`},
-		{in: "${1A}", err: `"1A" is not an environment variable name`},
-		{in: "${A-B}", err: `"A-B" is not an environment variable name`},
-	} {
-		got, _, err := expand(tc.in, get)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("expand(%q) err = %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || got != tc.out {
-			t.Errorf("expand(%q) = %q, %v; want %q", tc.in, got, err, tc.out)
-		}
-	}
-	_, exp, _ := expand("${E}", get)
-	if exp.whole != "E" || len(exp.empty) != 1 {
-		t.Errorf("expansion = %+v", exp)
-	}
-	_, exp, _ = expand("${U}/${U}", get)
-	if exp.whole != "" || !reflect.DeepEqual(exp.unset, []string{"U"}) {
-		t.Errorf("expansion = %+v", exp)
-	}
-}
-
 // lineOf is the 1-based line of the first line of doc containing marker.
 func lineOf(t *testing.T, doc, marker string) int {
 	t.Helper()
@@ -474,7 +439,7 @@ func TestTooManyProblemsAreCut(t *testing.T) {
 	}
 	lines := strings.Split(err.Error(), "\n")
 	// 1 unknown key, 80 unknown groups, 79 routes behind a catch-all.
-	if len(lines) != maxProblems+1 || lines[maxProblems] != "... and 110 more problems" {
+	if len(lines) != confnode.MaxProblems+1 || lines[confnode.MaxProblems] != "... and 110 more problems" {
 		t.Fatalf("got %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }
