@@ -107,23 +107,23 @@ func checkInvariants(t *testing.T, cfg *Config) {
 			t.Fatalf("group %q named %q", name, g.Name)
 		}
 		approvers := 0
-		if g.Slack != nil {
-			if cfg.Slack == nil || len(g.Slack.Channels) == 0 {
+		if s, ok := g.Side("slack"); ok {
+			if cfg.Slack == nil || len(s.Channels) == 0 {
 				t.Fatalf("group %q: slack side unusable", name)
 			}
-			approvers += len(g.Slack.Users) + len(g.Slack.Usergroups)
+			approvers += len(s.Users) + len(s.Groups)
 		}
-		if g.Teams != nil {
-			if cfg.Teams == nil || len(g.Teams.Channels) == 0 {
+		if s, ok := g.Side("teams"); ok {
+			if cfg.Teams == nil || len(s.Channels) == 0 {
 				t.Fatalf("group %q: teams side unusable", name)
 			}
-			approvers += len(g.Teams.Users)
+			approvers += len(s.Users)
 		}
-		if g.Web != nil {
+		if s, ok := g.Side("web"); ok {
 			if cfg.Web == nil || cfg.Web.RedirectURL == "" || cfg.Web.ClientSecret == "" {
 				t.Fatalf("group %q: web side unusable", name)
 			}
-			approvers += len(g.Web.Users) + len(g.Web.Groups)
+			approvers += len(s.Users) + len(s.Groups)
 		}
 		if approvers == 0 {
 			t.Fatalf("group %q names nobody", name)

@@ -67,15 +67,15 @@ func (p *parser) approvers(top *confnode.Object, cfg *Config) {
 		if o == nil {
 			continue
 		}
-		g := approvebot.Group{Name: name}
+		g := approvebot.Group{Name: name, Sides: map[string]approvebot.Side{}}
 		if so := p.Object(o.Val["slack"], at+".slack", "channels", "users", "usergroups", "notify"); o.Has("slack") && so != nil {
-			sg := &approvebot.SlackGroup{}
+			sg := approvebot.Side{}
 			var chans, users, ugs []*yaml.Node
 			var notifyChannels bool
 			sg.DM, notifyChannels = p.notify(so, at+".slack")
 			sg.Channels, chans = p.ListNodes(so, "channels")
 			sg.Users, users = p.ListNodes(so, "users")
-			sg.Usergroups, ugs = p.ListNodes(so, "usergroups")
+			sg.Groups, ugs = p.ListNodes(so, "usergroups")
 			for i, c := range sg.Channels {
 				if strings.Contains(c, "#") || strings.ContainsFunc(c, unicode.IsSpace) {
 					p.Add(chans[i].Line, "%s.slack.channels: %q is a channel name; give its ID instead (C0123ABC: channel details, at the bottom)", at, c)
@@ -86,7 +86,7 @@ func (p *parser) approvers(top *confnode.Object, cfg *Config) {
 					p.Add(users[i].Line, "%s.slack.users: %q is neither a Slack user ID (U0123ABC) nor an email", at, u)
 				}
 			}
-			for i, ug := range sg.Usergroups {
+			for i, ug := range sg.Groups {
 				if !slackGroup.MatchString(ug) {
 					p.Add(ugs[i].Line, "%s.slack.usergroups: %q is not a user group ID (they start with S, e.g. S0123ABC)", at, ug)
 				}
@@ -100,12 +100,12 @@ func (p *parser) approvers(top *confnode.Object, cfg *Config) {
 			case !notifyChannels && len(sg.Channels) > 0:
 				p.Add(so.LineOf("channels"), "%s.slack: channels are listed but notify has no channels: add channels to notify or remove them", at)
 			case notifyChannels:
-				p.checkSide(so.Line(), at+".slack", "Slack", len(sg.Channels), len(sg.Users)+len(sg.Usergroups), "users or usergroups")
+				p.checkSide(so.Line(), at+".slack", "Slack", len(sg.Channels), len(sg.Users)+len(sg.Groups), "users or usergroups")
 			}
-			g.Slack = sg
+			g.Sides["slack"] = sg
 		}
 		if to := p.Object(o.Val["teams"], at+".teams", "channels", "users", "allow_guests", "notify"); o.Has("teams") && to != nil {
-			tg := &approvebot.TeamsGroup{AllowGuests: p.Bool(to, "allow_guests")}
+			tg := approvebot.Side{AllowGuests: p.Bool(to, "allow_guests")}
 			var chans, users []*yaml.Node
 			var notifyChannels bool
 			tg.DM, notifyChannels = p.notify(to, at+".teams")
@@ -132,10 +132,10 @@ func (p *parser) approvers(top *confnode.Object, cfg *Config) {
 			case notifyChannels:
 				p.checkSide(to.Line(), at+".teams", "Teams", len(tg.Channels), len(tg.Users), "users")
 			}
-			g.Teams = tg
+			g.Sides["teams"] = tg
 		}
 		if wo := p.Object(o.Val["web"], at+".web", "users", "groups"); o.Has("web") && wo != nil {
-			wg := &approvebot.WebGroup{}
+			wg := approvebot.Side{}
 			var users []*yaml.Node
 			wg.Users, users = p.ListNodes(wo, "users")
 			wg.Groups = p.List(wo, "groups")
@@ -157,7 +157,7 @@ func (p *parser) approvers(top *confnode.Object, cfg *Config) {
 			if cfg.Web == nil && !p.demo {
 				p.Add(wo.Line(), "%s.web: the file has no web section: add one (issuer, client_id, client_secret) or remove this side", at)
 			}
-			g.Web = wg
+			g.Sides["web"] = wg
 		}
 		if !o.Has("slack") && !o.Has("teams") && !o.Has("web") {
 			p.Add(e.Key.Line, "%s names nobody who may approve: give it a slack, teams or web side with channels and users", at)
@@ -197,16 +197,16 @@ func (p *parser) checkGroups(cfg *Config, r groupRef) {
 	people := map[string]bool{}
 	for _, name := range r.list {
 		g := cfg.Approvers[name]
-		if g.Slack != nil {
-			if len(g.Slack.Usergroups) > 0 {
+		if s, ok := g.Side("slack"); ok {
+			if len(s.Groups) > 0 {
 				return
 			}
-			for _, u := range g.Slack.Users {
+			for _, u := range s.Users {
 				people[strings.ToLower(u)] = true
 			}
 		}
-		if g.Teams != nil {
-			for _, u := range g.Teams.Users {
+		if s, ok := g.Side("teams"); ok {
+			for _, u := range s.Users {
 				people[strings.ToLower(u)] = true
 			}
 		}

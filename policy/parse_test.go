@@ -48,7 +48,7 @@ func TestDirectMessagesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := cfg.Approvers["ops"].Slack; !g.DM || len(g.Channels) != 0 {
+	if g := cfg.Approvers["ops"].Sides["slack"]; !g.DM || len(g.Channels) != 0 {
 		t.Fatalf("ops.slack %+v", g)
 	}
 }
@@ -72,7 +72,7 @@ func TestExampleParses(t *testing.T) {
 		!reflect.DeepEqual(cfg.Callers[1].MayRequest, []string{"high-risk-tools"}) {
 		t.Errorf("callers = %+v", cfg.Callers)
 	}
-	if sec := cfg.Approvers["security"].Teams; sec == nil || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Teams.AllowGuests {
+	if sec, ok := cfg.Approvers["security"].Side("teams"); !ok || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Sides["teams"].AllowGuests {
 		t.Errorf("security.teams = %+v, want allow_guests", sec)
 	}
 	if cfg.Slack == nil || cfg.Slack.APIURL != DefaultSlackAPIURL || cfg.Slack.BotToken != exampleEnv["SLACK_BOT_TOKEN"] || cfg.Slack.ChannelInterval != time.Second {

@@ -63,7 +63,7 @@ func TestReasonRulesRouted(t *testing.T) {
 }
 
 func reasonRequest(rule approvebot.ReasonRule, confirm bool) *approvebot.Request {
-	ops := approvebot.Group{Name: "ops", Slack: &approvebot.SlackGroup{Channels: []string{"C0OPS"}, Users: []string{"U0ANN"}}}
+	ops := approvebot.Group{Name: "ops", Sides: map[string]approvebot.Side{"slack": {Channels: []string{"C0OPS"}, Users: []string{"U0ANN"}}}}
 	return &approvebot.Request{
 		ID: "ar_1", Status: approvebot.StatusPending, Deadline: time.Unix(2e9, 0),
 		Chain: approvebot.Chain{Stages: []approvebot.Stage{{Groups: []approvebot.Group{ops}}}, Reason: rule, ConfirmApprove: confirm},

@@ -48,7 +48,7 @@ routes:
 	}
 	c := route("chained")
 	if !reflect.DeepEqual(c.Reminders, []time.Duration{10 * time.Minute, time.Hour}) || c.BeforeDeadline != 5*time.Minute ||
-		len(c.Escalate) != 1 || c.Escalate[0].After != 15*time.Minute || c.Escalate[0].Groups[0].Name != "leads" || c.Escalate[0].Groups[0].Slack.Users[0] != "U0LEE" {
+		len(c.Escalate) != 1 || c.Escalate[0].After != 15*time.Minute || c.Escalate[0].Groups[0].Name != "leads" || c.Escalate[0].Groups[0].Sides["slack"].Users[0] != "U0LEE" {
 		t.Errorf("chained: %+v", c)
 	}
 	if c := route("override"); !reflect.DeepEqual(c.Reminders, []time.Duration{2 * time.Minute}) || c.Escalate != nil {

@@ -243,17 +243,18 @@ func TestRouteReturnsACopy(t *testing.T) {
 			for j := range st.Groups {
 				g := &st.Groups[j]
 				g.Name = "changed"
-				if g.Slack != nil {
-					for k := range g.Slack.Channels {
-						g.Slack.Channels[k] = "CHANGED"
+				for p, s := range g.Sides {
+					for k := range s.Channels {
+						s.Channels[k] = "CHANGED"
 					}
-					for k := range g.Slack.Users {
-						g.Slack.Users[k] = "UCHANGED"
+					for k := range s.Users {
+						s.Users[k] = "UCHANGED"
 					}
-					for k := range g.Slack.Usergroups {
-						g.Slack.Usergroups[k] = "SCHANGED"
+					for k := range s.Groups {
+						s.Groups[k] = "SCHANGED"
 					}
-					g.Slack.Users = append(g.Slack.Users, "U0EXTRA")
+					s.Users = append(s.Users, "U0EXTRA")
+					g.Sides[p] = s
 				}
 			}
 			st.Groups = append(st.Groups, approvebot.Group{Name: "extra"})
@@ -277,9 +278,9 @@ func TestRouteCopiesAllTeamsFields(t *testing.T) {
 	if !reflect.DeepEqual(g, cfg.Approvers["sec"]) {
 		t.Fatalf("group = %+v, want %+v", g, cfg.Approvers["sec"])
 	}
-	g.Teams.Users[0] = "changed@example.com"
-	g.Teams.Channels[0] = "19:changed"
-	if cfg.Approvers["sec"].Teams.Users[0] != "bob@example.com" || cfg.Approvers["sec"].Teams.Channels[0] != "19:x@thread.tacv2" {
+	g.Sides["teams"].Users[0] = "changed@example.com"
+	g.Sides["teams"].Channels[0] = "19:changed"
+	if sec := cfg.Approvers["sec"].Sides["teams"]; sec.Users[0] != "bob@example.com" || sec.Channels[0] != "19:x@thread.tacv2" {
 		t.Fatal("teams side shared with the config")
 	}
 }

@@ -56,18 +56,18 @@ func (c *Config) Summary() string {
 	for _, name := range sortedKeys(c.Approvers) {
 		g := c.Approvers[name]
 		line("  %s", name)
-		if g.Slack != nil {
-			line("    slack: channels %s; users %s; usergroups %s", list(g.Slack.Channels), list(g.Slack.Users), list(g.Slack.Usergroups))
+		if s, ok := g.Side("slack"); ok {
+			line("    slack: channels %s; users %s; usergroups %s", list(s.Channels), list(s.Users), list(s.Groups))
 		}
-		if g.Teams != nil {
+		if s, ok := g.Side("teams"); ok {
 			guests := ""
-			if g.Teams.AllowGuests {
+			if s.AllowGuests {
 				guests = "; guests allowed"
 			}
-			line("    teams: channels %s; users %s%s", list(g.Teams.Channels), list(g.Teams.Users), guests)
+			line("    teams: channels %s; users %s%s", list(s.Channels), list(s.Users), guests)
 		}
-		if g.Web != nil {
-			line("    web: users %s; groups %s", list(g.Web.Users), list(g.Web.Groups))
+		if s, ok := g.Side("web"); ok {
+			line("    web: users %s; groups %s", list(s.Users), list(s.Groups))
 		}
 	}
 

@@ -27,27 +27,30 @@ func Eligible(g approvebot.Group, a approvebot.Approver) bool {
 	var users, groups []string
 	switch a.Platform {
 	case "slack":
-		if g.Slack == nil {
+		s, ok := g.Side("slack")
+		if !ok {
 			return false
 		}
-		users, groups = g.Slack.Users, g.Slack.Usergroups
+		users, groups = s.Users, s.Groups
 	case "teams":
-		if g.Teams == nil || !(a.Role == approvebot.RoleMember || a.Role == approvebot.RoleGuest && g.Teams.AllowGuests) {
+		s, ok := g.Side("teams")
+		if !ok || !(a.Role == approvebot.RoleMember || a.Role == approvebot.RoleGuest && s.AllowGuests) {
 			return false
 		}
-		users = g.Teams.Users
+		users = s.Users
 	case "web":
 		// Email is set only when the identity provider verified it; a
 		// subject is listed as "sub:<sub>".
-		if g.Web == nil {
+		s, ok := g.Side("web")
+		if !ok {
 			return false
 		}
-		for _, u := range g.Web.Users {
+		for _, u := range s.Users {
 			if u == "sub:"+a.UserID || (!strings.HasPrefix(u, "sub:") && sameAddress(u, a.Email)) {
 				return true
 			}
 		}
-		users, groups = nil, g.Web.Groups
+		users, groups = nil, s.Groups
 	default:
 		return false
 	}
@@ -96,11 +99,8 @@ func Usergroups(c approvebot.Chain, platform string) []string {
 	for _, s := range stages {
 		for _, g := range s.Groups {
 			var ugs []string
-			switch {
-			case platform == "slack" && g.Slack != nil:
-				ugs = g.Slack.Usergroups
-			case platform == "web" && g.Web != nil:
-				ugs = g.Web.Groups
+			if s, ok := g.Side(platform); ok && (platform == "slack" || platform == "web") {
+				ugs = s.Groups
 			}
 			for _, ug := range ugs {
 				if !seen[ug] {
@@ -395,7 +395,7 @@ func clickedMessage(r *approvebot.Request, b approvebot.Ballot) *approvebot.Dest
 func guestBarred(s approvebot.Stage, a approvebot.Approver) bool {
 	a.Role = approvebot.RoleMember
 	for _, g := range s.Groups {
-		if g.Teams != nil && !g.Teams.AllowGuests && Eligible(g, a) {
+		if s, ok := g.Side("teams"); ok && !s.AllowGuests && Eligible(g, a) {
 			return true
 		}
 	}

@@ -20,8 +20,8 @@ func TestWebSection(t *testing.T) {
 		w.RedirectURL != "https://approvebot.example.com/inbox/callback" || w.GroupsClaim != "groups" {
 		t.Fatalf("web config %+v", w)
 	}
-	g := cfg.Approvers["ops"].Web
-	if g == nil || len(g.Users) != 2 || g.Groups[0] != "ops-approvers" {
+	g, ok := cfg.Approvers["ops"].Side("web")
+	if !ok || len(g.Users) != 2 || g.Groups[0] != "ops-approvers" {
 		t.Fatalf("web group %+v", g)
 	}
 }
@@ -110,7 +110,7 @@ func TestSlackStarterLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Slack == nil || cfg.Slack.BotToken != "xoxb-1-2-x" || len(cfg.Callers) != 1 || cfg.Approvers["treasury-ops"].Slack == nil {
+	if cfg.Slack == nil || cfg.Slack.BotToken != "xoxb-1-2-x" || len(cfg.Callers) != 1 || cfg.Approvers["treasury-ops"].Sides["slack"].Channels == nil {
 		t.Fatalf("starter config: %+v", cfg)
 	}
 }

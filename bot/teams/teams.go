@@ -25,6 +25,10 @@ import (
 	"github.com/approvebot/approvebot/bot/ttlcache"
 )
 
+// Name is the platform's name in destinations, ballots and approver groups'
+// sides.
+const Name = "teams"
+
 // Defaults for Config.
 const (
 	DefaultOpenIDMetadataURL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
@@ -160,7 +164,7 @@ func New(cfg Config) (*Teams, error) {
 	}
 	t := &Teams{
 		cfg:     cfg,
-		log:     cfg.Logger.With("platform", "teams"),
+		log:     cfg.Logger.With("platform", Name),
 		members: ttlcache.New[string, teamsMember](memberCacheTTL, cfg.Now),
 		trusted: make(map[string]bool),
 	}
@@ -174,7 +178,7 @@ func New(cfg Config) (*Teams, error) {
 func (t *Teams) SetAppPassword(password string) { t.tokens.setSecret(password) }
 
 // Name is the platform name used in destinations and ballots.
-func (t *Teams) Name() string { return "teams" }
+func (t *Teams) Name() string { return Name }
 
 // Check tells whether the adapter can work: the Bot Framework's signing keys
 // can be loaded (cached up to 24 h) and a bot token obtained (cached until

@@ -14,6 +14,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -127,21 +128,21 @@ type resolver struct {
 
 func (r *resolver) group(ctx context.Context, g approvebot.Group) ([]string, error) {
 	var out []string
-	if g.Slack != nil {
-		for _, u := range g.Slack.Users {
+	if s, ok := g.Side(slack.Platform); ok {
+		for _, u := range s.Users {
 			got, err := r.slackUser(ctx, g.Name, u)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, got...)
 		}
-		for _, ug := range g.Slack.Usergroups {
+		for _, ug := range s.Groups {
 			fmt.Fprintf(r.warn, "warning: group %s: members of Slack user group %s are known only when they click; they are not listed, "+
 				"and AGT will refuse their approvals: list them in approvers.%s.slack.users\n", g.Name, ug, g.Name)
 		}
 	}
-	if g.Teams != nil {
-		for _, u := range g.Teams.Users {
+	if s, ok := g.Side(teams.Name); ok {
+		for _, u := range s.Users {
 			out = append(out, r.teamsUser(g.Name, u)...)
 		}
 	}

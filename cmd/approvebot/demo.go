@@ -158,10 +158,11 @@ func peopleOf(cfg *policy.Config) []web.Person {
 	slices.Sort(names)
 	for _, n := range names {
 		g := cfg.Approvers[n]
-		if g.Web == nil {
+		s, ok := g.Side(web.Name)
+		if !ok {
 			continue
 		}
-		for _, u := range g.Web.Users {
+		for _, u := range s.Users {
 			if strings.HasPrefix(u, "sub:") || seen[strings.ToLower(u)] {
 				continue
 			}

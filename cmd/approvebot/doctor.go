@@ -291,16 +291,17 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 
 	channels, users, usergroups := map[string][]string{}, map[string][]string{}, map[string][]string{}
 	for name, g := range cfg.Approvers {
-		if g.Slack == nil {
+		s, ok := g.Side(slack.Platform)
+		if !ok {
 			continue
 		}
-		for _, ch := range g.Slack.Channels {
+		for _, ch := range s.Channels {
 			channels[ch] = append(channels[ch], name)
 		}
-		for _, u := range g.Slack.Users {
+		for _, u := range s.Users {
 			users[u] = append(users[u], name)
 		}
-		for _, ug := range g.Slack.Usergroups {
+		for _, ug := range s.Groups {
 			usergroups[ug] = append(usergroups[ug], name)
 		}
 	}
@@ -398,7 +399,7 @@ func missingScopes(have []string, dms bool) []string {
 
 func usesSlackDMs(cfg *policy.Config) bool {
 	for _, g := range cfg.Approvers {
-		if g.Slack != nil && g.Slack.DM {
+		if g.Sides[slack.Platform].DM {
 			return true
 		}
 	}
@@ -456,8 +457,8 @@ func doctorTeams(ctx context.Context, c *checklist, cfg *policy.Config, st *stor
 	}
 	channels := map[string][]string{}
 	for name, g := range cfg.Approvers {
-		if g.Teams != nil {
-			for _, ch := range g.Teams.Channels {
+		if s, ok := g.Side(teams.Name); ok {
+			for _, ch := range s.Channels {
 				channels[ch] = append(channels[ch], name)
 			}
 		}

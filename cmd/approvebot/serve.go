@@ -333,10 +333,11 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 func webSubjects(cfg *policy.Config) map[string]bool {
 	subs := map[string]bool{}
 	for _, g := range cfg.Approvers {
-		if g.Web == nil {
+		s, ok := g.Side(web.Name)
+		if !ok {
 			continue
 		}
-		for _, u := range g.Web.Users {
+		for _, u := range s.Users {
 			if s, ok := strings.CutPrefix(u, "sub:"); ok {
 				subs[s] = true
 			}
