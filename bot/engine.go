@@ -660,7 +660,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 			out = policy.VoteOutcome{RefusalCode: RefusePartialView, Message: msg, PreviousStat: r.Status}
 			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
 		}
-		out = policy.Vote(r, b, now)
+		out = policy.Vote(e.Policy().Platforms, r, b, now)
 		if !out.Counted {
 			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
 		}

@@ -5,24 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/approvebot/approvebot/policy/confnode"
 	"go.yaml.in/yaml/v3"
 )
 
-// Defaults the file may leave out.
+// Defaults the file may leave out. Each platform's are its package's.
 const (
-	DefaultStorePath         = "approvebot.db"
-	DefaultSlackAPIURL       = "https://slack.com/api/"
-	DefaultChannelInterval   = time.Second
-	DefaultOpenIDMetadataURL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
-	DefaultIssuer            = "approvebot"
-	DefaultSigningKeyName    = "approvebot-signing.key"
+	DefaultStorePath      = "approvebot.db"
+	DefaultIssuer         = "approvebot"
+	DefaultSigningKeyName = "approvebot-signing.key"
 
 	// MaxTimeout bounds every timeout in the file: a request nobody answers
 	// within a day is better denied and asked again than left hanging.
@@ -35,20 +30,15 @@ const (
 // requests would fill the file.
 const MinStoreSize = 1 << 20
 
-// DefaultTokenURL is where Teams credentials are exchanged for a token in a
-// single-tenant bot registration.
-func DefaultTokenURL(tenantID string) string {
-	return "https://login.microsoftonline.com/" + url.PathEscape(tenantID) + "/oauth2/v2.0/token"
-}
-
-// Load reads and parses the configuration file at path. Errors name the file.
-func Load(path string, getenv func(string) (string, bool)) (*Config, error) {
-	return load(path, getenv, false)
+// Load reads and parses the configuration file at path, with the sections
+// of platforms. Errors name the file.
+func Load(path string, getenv func(string) (string, bool), platforms Platforms) (*Config, error) {
+	return load(path, getenv, platforms, false)
 }
 
 // load reads the file at path and parses it, reading secret files named
 // relative to it from beside it.
-func load(path string, getenv func(string) (string, bool), demo bool) (*Config, error) {
+func load(path string, getenv func(string) (string, bool), platforms Platforms, demo bool) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
@@ -60,7 +50,7 @@ func load(path string, getenv func(string) (string, bool), demo bool) (*Config, 
 		}
 		return os.ReadFile(name)
 	}
-	cfg, err := parseAs(data, getenv, readFile, demo)
+	cfg, err := parseAs(data, getenv, readFile, platforms, demo)
 	if err != nil {
 		var ce *confnode.Error
 		if errors.As(err, &ce) {
@@ -77,35 +67,31 @@ func load(path string, getenv func(string) (string, bool), demo bool) (*Config, 
 // it finds, one per line, each with the line it stands on.
 //
 // Parse reads no file: *_file secret keys are refused; Load reads them.
-func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
-	return parse(data, getenv, nil)
-}
-
-func parse(data []byte, getenv func(string) (string, bool), readFile func(string) ([]byte, error)) (*Config, error) {
-	return parseAs(data, getenv, readFile, false)
+func Parse(data []byte, getenv func(string) (string, bool), platforms Platforms) (*Config, error) {
+	return parseAs(data, getenv, nil, platforms, false)
 }
 
 // LoadDemo is Load for approvebot demo: approvers may have web sides without
 // a web section, since the demo's own sign-in (loopback only) takes the
 // identity provider's place, and no chat platform is required.
-func LoadDemo(path string, getenv func(string) (string, bool)) (*Config, error) {
-	return load(path, getenv, true)
+func LoadDemo(path string, getenv func(string) (string, bool), platforms Platforms) (*Config, error) {
+	return load(path, getenv, platforms, true)
 }
 
 // ParseDemo is Parse for approvebot demo (see LoadDemo).
-func ParseDemo(data []byte, getenv func(string) (string, bool)) (*Config, error) {
-	return parseAs(data, getenv, nil, true)
+func ParseDemo(data []byte, getenv func(string) (string, bool), platforms Platforms) (*Config, error) {
+	return parseAs(data, getenv, nil, platforms, true)
 }
 
 // emptyConfig is the problem of a file with nothing in it.
 const emptyConfig = "the configuration is empty: it needs at least callers, approvers and a slack or teams section (see examples/approvebot.yaml)"
 
-func parseAs(data []byte, getenv func(string) (string, bool), readFile func(string) ([]byte, error), demo bool) (*Config, error) {
+func parseAs(data []byte, getenv func(string) (string, bool), readFile func(string) ([]byte, error), platforms Platforms, demo bool) (*Config, error) {
 	root, err := confnode.Decode(data, emptyConfig)
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{Reader: confnode.NewReader(getenv, readFile), demo: demo}
+	p := &parser{Reader: confnode.NewReader(getenv, readFile), platforms: platforms, demo: demo}
 	p.CheckNodes(root)
 	if p.Failed() {
 		return nil, p.Err()
@@ -121,6 +107,7 @@ func parseAs(data []byte, getenv func(string) (string, bool), readFile func(stri
 // which holds every problem found.
 type parser struct {
 	*confnode.Reader
+	platforms Platforms
 	// demo reads the file for approvebot demo, whose own sign-in stands in
 	// for the web section.
 	demo bool
@@ -130,11 +117,12 @@ type parser struct {
 }
 
 func (p *parser) config(root *yaml.Node) *Config {
-	top := p.Object(root, "", "listen", "store", "callers", "slack", "teams", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls", "audit", "server", "web")
+	keys := append([]string{"listen", "store", "callers", "signing", "admin", "delivery", "approvers", "routes", "chains", "shutdown_grace", "public_url", "tls", "audit", "server"}, p.platforms.Names()...)
+	top := p.Object(root, "", keys...)
 	if top == nil {
 		return nil
 	}
-	cfg := &Config{}
+	cfg := &Config{Platforms: p.platforms, Sections: map[string]any{}}
 
 	cfg.Listen = p.Str(top, "listen", confnode.Optional)
 	if cfg.Listen == "" {
@@ -168,61 +156,7 @@ func (p *parser) config(root *yaml.Node) *Config {
 	p.server(top, cfg)
 	p.callers(top, cfg)
 
-	if top.Has("slack") {
-		o := p.Object(top.Val["slack"], "slack", "bot_token", "bot_token_file", "signing_secret", "signing_secret_file", "api_url", "channel_interval", "socket_mode", "app_token", "app_token_file")
-		sc := &SlackConfig{
-			BotToken:        p.Secret(o, "bot_token", 1),
-			SocketMode:      p.Bool(o, "socket_mode"),
-			APIURL:          p.HTTPURL(o, "api_url", DefaultSlackAPIURL),
-			ChannelInterval: p.Duration(o, "channel_interval", DefaultChannelInterval, true),
-		}
-		if sc.BotToken != "" && !strings.HasPrefix(sc.BotToken, "xoxb-") {
-			p.Add(o.Val["bot_token"].Line, "slack.bot_token must be the app's bot token (it starts with xoxb-)")
-		}
-		// In Socket Mode clicks arrive over a websocket that approvebot
-		// opens with the app-level token, so there is no signed request to
-		// verify and the signing secret is optional; over HTTP it is what
-		// authenticates every click.
-		if sc.SocketMode {
-			sc.AppToken = p.Secret(o, "app_token", 1)
-			sc.SigningSecret = p.Secret(o, "signing_secret", 0)
-			if sc.AppToken != "" && !strings.HasPrefix(sc.AppToken, "xapp-") {
-				p.Add(o.Val["app_token"].Line, "slack.app_token must be an app-level token (it starts with xapp-; Basic Information > App-Level Tokens, scope connections:write)")
-			}
-		} else {
-			sc.SigningSecret = p.Secret(o, "signing_secret", 1)
-			if o != nil && o.Has("app_token") {
-				p.Add(o.Val["app_token"].Line, "slack.app_token is only used with slack.socket_mode: true; set socket_mode or remove app_token")
-			}
-		}
-		if sc.ChannelInterval > time.Minute {
-			p.Add(o.Val["channel_interval"].Line, "slack.channel_interval may be at most 1m")
-		}
-		if !strings.HasSuffix(sc.APIURL, "/") {
-			sc.APIURL += "/"
-		}
-		cfg.Slack = sc
-	}
-	if top.Has("teams") {
-		o := p.Object(top.Val["teams"], "teams", "app_id", "app_password", "app_password_file", "tenant_id", "openid_metadata_url", "token_url")
-		tc := &TeamsConfig{
-			AppID:       p.Str(o, "app_id", confnode.Required),
-			AppPassword: p.Secret(o, "app_password", 1),
-			TenantID:    p.Str(o, "tenant_id", confnode.Required),
-		}
-		for key, v := range map[string]string{"app_id": tc.AppID, "tenant_id": tc.TenantID} {
-			if v != "" && !guid.MatchString(v) {
-				p.Add(o.Val[key].Line, "teams.%s must be a GUID such as 00000000-0000-0000-0000-000000000000 (see the Azure Bot registration)", key)
-			}
-		}
-		tc.OpenIDMetadataURL = p.HTTPURL(o, "openid_metadata_url", DefaultOpenIDMetadataURL)
-		tc.TokenURL = p.HTTPURL(o, "token_url", DefaultTokenURL(tc.TenantID))
-		cfg.Teams = tc
-	}
-	p.web(top, cfg)
-	if cfg.Slack == nil && cfg.Teams == nil && cfg.Web == nil && !p.demo {
-		p.Add(top.Line(), "neither slack, teams nor web is configured: add at least one of the three sections")
-	}
+	p.sections(top, cfg)
 
 	signing := p.Object(top.Val["signing"], "signing", "key_file", "issuer")
 	cfg.Signing.KeyFile = p.Str(signing, "key_file", confnode.Optional)

@@ -1,58 +1,95 @@
 package policy
 
 import (
-	"net"
-	"net/url"
-	"regexp"
+	"fmt"
 	"strings"
 
 	"github.com/approvebot/approvebot/policy/confnode"
 )
 
-var (
-	guid       = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	slackUser  = regexp.MustCompile(`^[UW][A-Z0-9]+$`)
-	slackGroup = regexp.MustCompile(`^S[A-Z0-9]+$`)
-)
-
-// web reads the web inbox's sign-in: the identity provider's issuer and
-// the client registered with it. Its redirect URL is public_url's
-// /inbox/callback, so public_url is required.
-func (p *parser) web(top *confnode.Object, cfg *Config) {
-	if !top.Has("web") {
-		return
-	}
-	o := p.Object(top.Val["web"], "web", "issuer", "client_id", "client_secret", "client_secret_file", "groups_claim")
-	if o == nil {
-		return
-	}
-	wc := &WebConfig{
-		Issuer:       p.HTTPURL(o, "issuer", ""),
-		ClientID:     p.Str(o, "client_id", confnode.Required),
-		ClientSecret: p.Secret(o, "client_secret", 1),
-		GroupsClaim:  p.Str(o, "groups_claim", confnode.Optional),
-	}
-	if !o.Has("issuer") {
-		p.Add(o.Line(), "web.issuer is missing: the identity provider's issuer URL (e.g. https://login.microsoftonline.com/<tenant>/v2.0)")
-	}
-	switch {
-	case cfg.PublicURL == "":
-		p.Add(o.Line(), "web needs public_url: the sign-in redirect URL is <public_url>/inbox/callback")
-	default:
-		u, _ := url.Parse(cfg.PublicURL)
-		if u != nil && u.Scheme != "https" && !isLoopbackHost(u.Hostname()) {
-			p.Add(top.Val["public_url"].Line, "public_url must be https:// for the web inbox (sign-in cookies are Secure), or a loopback address to try it locally")
+// sections has each platform read its top-level section, in the order the
+// platforms were registered. At least one must be configured (but for the
+// demo, which has its own sign-in).
+func (p *parser) sections(top *confnode.Object, cfg *Config) {
+	f := p.file(top, cfg)
+	for _, pl := range p.platforms {
+		if !top.Has(pl.Name()) {
+			continue
 		}
-		wc.RedirectURL = strings.TrimSuffix(cfg.PublicURL, "/") + "/inbox/callback"
+		if sec := pl.ParseSection(p.Reader, top.Val[pl.Name()], f); sec != nil {
+			cfg.Sections[pl.Name()] = sec
+		}
 	}
-	cfg.Web = wc
+	if len(cfg.Sections) == 0 && !p.demo {
+		p.Add(top.Line(), "%s is configured: add at least one of the %s sections", neitherNor(p.platforms.Names()), count(len(p.platforms)))
+	}
 }
 
-// isLoopbackHost reports whether host is localhost or a loopback address.
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
+// file is what platforms' sections may depend on elsewhere in the file.
+func (p *parser) file(top *confnode.Object, cfg *Config) File {
+	f := File{PublicURL: cfg.PublicURL, PublicURLLine: top.LineOf("public_url"), Demo: p.demo}
+	return f
+}
+
+// neitherNor is "neither a, b nor c" (or "a" alone).
+func neitherNor(names []string) string {
+	switch len(names) {
+	case 0:
+		return "no platform"
+	case 1:
+		return names[0]
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return "neither " + strings.Join(names[:len(names)-1], ", ") + " nor " + names[len(names)-1]
+}
+
+// orList is "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+func count(n int) string {
+	if words := []string{"no", "one", "two", "three", "four", "five", "six"}; n < len(words) {
+		return words[n]
+	}
+	return fmt.Sprint(n)
+}
+
+// ReadNotify reads a chat side's notify list (at names the side): whether
+// it reaches the listed users directly, and whether it posts to channels
+// (the default).
+func ReadNotify(r *confnode.Reader, o *confnode.Object, at string) (dm, channels bool) {
+	if !o.Has("notify") {
+		return false, true
+	}
+	list, nodes := r.ListNodes(o, "notify")
+	for i, n := range list {
+		switch n {
+		case "channels":
+			channels = true
+		case "dm":
+			dm = true
+		default:
+			r.Add(nodes[i].Line, "%s.notify: %q is not a way to reach approvers (want channels, dm)", at, n)
+		}
+	}
+	if len(list) == 0 {
+		r.Add(o.LineOf("notify"), "%s.notify is empty: list channels, dm or both", at)
+	}
+	return dm, channels
+}
+
+// CheckChatSide insists that a chat platform's side both shows requests
+// somewhere and names someone who may decide them there.
+func CheckChatSide(r *confnode.Reader, line int, at, platform string, channels, deciders int, who string) {
+	switch {
+	case channels == 0 && deciders == 0:
+		r.Add(line, "%s is empty: list channels and %s", at, who)
+	case deciders == 0:
+		r.Add(line, "%s: channels set but no %s: nobody could approve from %s", at, who, platform)
+	case channels == 0:
+		r.Add(line, "%s: %s set but no channels: the request would never be shown on %s", at, who, platform)
+	}
 }

@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/policy"
 )
 
 const leadsY = "  leads:\n    slack: {channels: [C0LEADS], users: [U0LEE]}\n"
@@ -54,7 +55,7 @@ routes:
 	if c := route("override"); !reflect.DeepEqual(c.Reminders, []time.Duration{2 * time.Minute}) || c.Escalate != nil {
 		t.Errorf("a route's reminders replace the chain's: %+v", c)
 	}
-	if ugs := Usergroups(c, "slack"); len(ugs) != 0 {
+	if ugs := policy.Usergroups(c, "slack"); len(ugs) != 0 {
 		t.Errorf("usergroups %v", ugs)
 	}
 }

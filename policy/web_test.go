@@ -1,11 +1,14 @@
-package policy
+package policy_test
 
 import (
-	"github.com/approvebot/approvebot"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/web"
 )
 
 const webY = "public_url: https://approvebot.example.com/\nweb:\n  issuer: https://login.example.com/\n  client_id: approvebot\n  client_secret: s3cret-s3cret\n"
@@ -15,7 +18,7 @@ func TestWebSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := cfg.Web
+	w := web.ConfigOf(cfg)
 	if w == nil || w.Issuer != "https://login.example.com/" || w.ClientID != "approvebot" || w.ClientSecret != "s3cret-s3cret" ||
 		w.RedirectURL != "https://approvebot.example.com/inbox/callback" || w.GroupsClaim != "groups" {
 		t.Fatalf("web config %+v", w)
@@ -81,7 +84,7 @@ func TestWebEligible(t *testing.T) {
 		{"nobody", approverT{Platform: "web", UserID: "z", Email: "eve@example.com"}, false},
 		{"same email on slack", approverT{Platform: "slack", UserID: "U0ANN", Email: "ann@example.com"}, false},
 	} {
-		if got := Eligible(g, tc.a); got != tc.allow {
+		if got := platforms.Eligible(g, tc.a); got != tc.allow {
 			t.Errorf("%s: Eligible = %v", tc.name, got)
 		}
 	}
@@ -110,7 +113,7 @@ func TestSlackStarterLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Slack == nil || cfg.Slack.BotToken != "xoxb-1-2-x" || len(cfg.Callers) != 1 || cfg.Approvers["treasury-ops"].Sides["slack"].Channels == nil {
+	if slack.ConfigOf(cfg) == nil || slack.ConfigOf(cfg).BotToken != "xoxb-1-2-x" || len(cfg.Callers) != 1 || cfg.Approvers["treasury-ops"].Sides["slack"].Channels == nil {
 		t.Fatalf("starter config: %+v", cfg)
 	}
 }

@@ -43,7 +43,7 @@ func (s *Slack) resolveEmails(ctx context.Context, groups []approvebot.Group) []
 	out := make([]approvebot.Group, len(groups))
 	for i, g := range groups {
 		out[i] = g
-		side, ok := g.Side(Platform)
+		side, ok := g.Side(Name)
 		if !ok {
 			continue
 		}
@@ -58,7 +58,7 @@ func (s *Slack) resolveEmails(ctx context.Context, groups []approvebot.Group) []
 			}
 		}
 		out[i].Sides = maps.Clone(g.Sides)
-		out[i].Sides[Platform] = sg
+		out[i].Sides[Name] = sg
 	}
 	return out
 }
@@ -73,7 +73,7 @@ func mentions(groups []approvebot.Group) string {
 		}
 	}
 	for _, g := range groups {
-		side, ok := g.Side(Platform)
+		side, ok := g.Side(Name)
 		if !ok {
 			continue
 		}

@@ -32,7 +32,6 @@ const Name = "teams"
 // Defaults for Config.
 const (
 	DefaultOpenIDMetadataURL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
-	defaultTokenURLFormat    = "https://login.microsoftonline.com/%s/oauth2/v2.0/token"
 	defaultHTTPTimeout       = 15 * time.Second
 	// DefaultChannelInterval spaces new threads in one channel. Teams
 	// allows a bot about 7 sends a second per thread and 50 requests a
@@ -65,7 +64,8 @@ type Config struct {
 	// HTTPClient makes every outbound call. Default: 15 s timeout.
 	HTTPClient *http.Client
 	// ChannelInterval is the least time between two new threads in one
-	// channel. Zero means DefaultChannelInterval; negative, no pause.
+	// channel. Zero (or less) means no pause; the configuration's teams
+	// section sets DefaultChannelInterval.
 	ChannelInterval time.Duration
 	Conversations   ConversationStore
 	Logger          *slog.Logger
@@ -101,7 +101,7 @@ func (c *Config) checkAndSetDefaults() error {
 		return fmt.Errorf("teams: openid_metadata_url: %w", err)
 	}
 	if c.TokenURL == "" {
-		c.TokenURL = fmt.Sprintf(defaultTokenURLFormat, url.PathEscape(c.TenantID))
+		c.TokenURL = DefaultTokenURL(c.TenantID)
 	}
 	if err := checkHTTPURL(c.TokenURL); err != nil {
 		return fmt.Errorf("teams: token_url: %w", err)
@@ -115,12 +115,7 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	switch {
-	case c.ChannelInterval == 0:
-		c.ChannelInterval = DefaultChannelInterval
-	case c.ChannelInterval < 0:
-		c.ChannelInterval = 0
-	}
+	c.ChannelInterval = max(c.ChannelInterval, 0)
 	return nil
 }
 

@@ -33,7 +33,8 @@ const Assurance = "oidc"
 // SessionLifetime is how long a sign-in lasts.
 const SessionLifetime = time.Hour
 
-// OIDC is the identity provider's client, as configured (policy.WebConfig).
+// OIDC is the identity provider's client, as the web section of
+// approvebot.yaml configures it (ParseSection).
 type OIDC struct {
 	Issuer       string
 	ClientID     string
