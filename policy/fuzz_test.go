@@ -111,19 +111,19 @@ func checkInvariants(t *testing.T, cfg *policy.Config) {
 			t.Fatalf("group %q named %q", name, g.Name)
 		}
 		approvers := 0
-		if s, ok := g.Side("slack"); ok {
+		if s, ok := g.Side(slack.Name); ok {
 			if slack.ConfigOf(cfg) == nil || len(s.Channels) == 0 {
 				t.Fatalf("group %q: slack side unusable", name)
 			}
 			approvers += len(s.Users) + len(s.Groups)
 		}
-		if s, ok := g.Side("teams"); ok {
+		if s, ok := g.Side(teams.Name); ok {
 			if teams.ConfigOf(cfg) == nil || len(s.Channels) == 0 {
 				t.Fatalf("group %q: teams side unusable", name)
 			}
 			approvers += len(s.Users)
 		}
-		if s, ok := g.Side("web"); ok {
+		if s, ok := g.Side(web.Name); ok {
 			if web.ConfigOf(cfg) == nil || web.ConfigOf(cfg).RedirectURL == "" || web.ConfigOf(cfg).ClientSecret == "" {
 				t.Fatalf("group %q: web side unusable", name)
 			}

@@ -51,7 +51,7 @@ func TestDirectMessagesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := cfg.Approvers["ops"].Sides["slack"]; !g.DM || len(g.Channels) != 0 {
+	if g := cfg.Approvers["ops"].Sides[slack.Name]; !g.DM || len(g.Channels) != 0 {
 		t.Fatalf("ops.slack %+v", g)
 	}
 }
@@ -75,7 +75,7 @@ func TestExampleParses(t *testing.T) {
 		!reflect.DeepEqual(cfg.Callers[1].MayRequest, []string{"high-risk-tools"}) {
 		t.Errorf("callers = %+v", cfg.Callers)
 	}
-	if sec, ok := cfg.Approvers["security"].Side("teams"); !ok || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Sides["teams"].AllowGuests {
+	if sec, ok := cfg.Approvers["security"].Side(teams.Name); !ok || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Sides[teams.Name].AllowGuests {
 		t.Errorf("security.teams = %+v, want allow_guests", sec)
 	}
 	if slack.ConfigOf(cfg) == nil || slack.ConfigOf(cfg).APIURL != slack.DefaultAPIURL || slack.ConfigOf(cfg).BotToken != exampleEnv["SLACK_BOT_TOKEN"] || slack.ConfigOf(cfg).ChannelInterval != time.Second {

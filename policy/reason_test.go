@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -64,18 +65,18 @@ func TestReasonRulesRouted(t *testing.T) {
 }
 
 func reasonRequest(rule approvebot.ReasonRule, confirm bool) *approvebot.Request {
-	ops := approvebot.Group{Name: "ops", Sides: map[string]approvebot.Side{"slack": {Channels: []string{"C0OPS"}, Users: []string{"U0ANN"}}}}
+	ops := approvebot.Group{Name: "ops", Sides: map[string]approvebot.Side{slack.Name: {Channels: []string{"C0OPS"}, Users: []string{"U0ANN"}}}}
 	return &approvebot.Request{
 		ID: "ar_1", Status: approvebot.StatusPending, Deadline: time.Unix(2e9, 0),
 		Chain: approvebot.Chain{Stages: []approvebot.Stage{{Groups: []approvebot.Group{ops}}}, Reason: rule, ConfirmApprove: confirm},
-		Destinations: []approvebot.Destination{{Platform: "slack", Channel: "C0OPS", Groups: []string{"ops"},
+		Destinations: []approvebot.Destination{{Platform: slack.Name, Channel: "C0OPS", Groups: []string{"ops"},
 			State: approvebot.DeliveryPosted, Ref: approvebot.MessageRef{Channel: "C0OPS", ID: "1.1"}}},
 	}
 }
 
 func reasonBallot(decision, reason string, confirmed bool) approvebot.Ballot {
-	return approvebot.Ballot{Platform: "slack", Ref: approvebot.MessageRef{Channel: "C0OPS", ID: "1.1"},
-		Approver: approvebot.Approver{Platform: "slack", Workspace: "T1", UserID: "U0ANN", Name: "Ann", Email: "ann@company.com"},
+	return approvebot.Ballot{Platform: slack.Name, Ref: approvebot.MessageRef{Channel: "C0OPS", ID: "1.1"},
+		Approver: approvebot.Approver{Platform: slack.Name, Workspace: "T1", UserID: "U0ANN", Name: "Ann", Email: "ann@company.com"},
 		Decision: decision, Reason: reason, Confirmed: confirmed, Assurance: "test"}
 }
 

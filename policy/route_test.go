@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/teams"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -279,9 +280,9 @@ func TestRouteCopiesAllTeamsFields(t *testing.T) {
 	if !reflect.DeepEqual(g, cfg.Approvers["sec"]) {
 		t.Fatalf("group = %+v, want %+v", g, cfg.Approvers["sec"])
 	}
-	g.Sides["teams"].Users[0] = "changed@example.com"
-	g.Sides["teams"].Channels[0] = "19:changed"
-	if sec := cfg.Approvers["sec"].Sides["teams"]; sec.Users[0] != "bob@example.com" || sec.Channels[0] != "19:x@thread.tacv2" {
+	g.Sides[teams.Name].Users[0] = "changed@example.com"
+	g.Sides[teams.Name].Channels[0] = "19:changed"
+	if sec := cfg.Approvers["sec"].Sides[teams.Name]; sec.Users[0] != "bob@example.com" || sec.Channels[0] != "19:x@thread.tacv2" {
 		t.Fatal("teams side shared with the config")
 	}
 }
