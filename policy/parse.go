@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/approvebot/approvebot/policy/confnode"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/approvebot/approvebot/policy/confnode"
 )
 
 // Defaults the file may leave out. Each platform's are its package's.

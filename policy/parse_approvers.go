@@ -4,9 +4,10 @@ import (
 	"strconv"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/policy/confnode"
-	"go.yaml.in/yaml/v3"
 )
 
 // groupRef is a list of groups a route or stage names, with its quorum,
@@ -31,6 +32,7 @@ func (p *parser) approvers(top *confnode.Object, cfg *Config) {
 		p.Add(n.Line, "approvers must be a mapping of group names to groups, not %s", confnode.Describe(n))
 		return
 	}
+	f := p.file(top, cfg)
 	for _, e := range p.Entries(n, "approvers") {
 		name := e.Key.Value
 		at := "approvers." + name
@@ -43,7 +45,6 @@ func (p *parser) approvers(top *confnode.Object, cfg *Config) {
 			continue
 		}
 		g := approvebot.Group{Name: name, Sides: map[string]approvebot.Side{}}
-		f := File{PublicURL: cfg.PublicURL, Demo: p.demo}
 		sided := false
 		for _, pl := range p.platforms {
 			if !o.Has(pl.Name()) {

@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/approvebot/approvebot/policy/confnode"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/approvebot/approvebot/policy/confnode"
 )
 
 // maxCallerLimit bounds a caller's burst and max_pending, and its rate a

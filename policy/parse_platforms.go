@@ -27,8 +27,7 @@ func (p *parser) sections(top *confnode.Object, cfg *Config) {
 
 // file is what platforms' sections may depend on elsewhere in the file.
 func (p *parser) file(top *confnode.Object, cfg *Config) File {
-	f := File{PublicURL: cfg.PublicURL, PublicURLLine: top.LineOf("public_url"), Demo: p.demo}
-	return f
+	return File{PublicURL: cfg.PublicURL, PublicURLLine: top.LineOf("public_url"), Demo: p.demo}
 }
 
 // neitherNor is "neither a, b nor c" (or "a" alone).

@@ -8,9 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/policy/confnode"
-	"go.yaml.in/yaml/v3"
 )
 
 func (p *parser) chains(top *confnode.Object, cfg *Config) []groupRef {
