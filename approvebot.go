@@ -8,6 +8,8 @@ package approvebot
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -93,50 +95,127 @@ func (q Quorum) String() string {
 }
 
 // Group is an approver group as configured: where its requests are shown and
-// who in it may decide. A request keeps a copy of its groups, so a config
-// change never alters a request already open.
+// who in it may decide, per platform. A request keeps a copy of its groups,
+// so a config change never alters a request already open.
 type Group struct {
-	Name  string      `json:"name"`
-	Slack *SlackGroup `json:"slack,omitempty"`
-	Teams *TeamsGroup `json:"teams,omitempty"`
-	Web   *WebGroup   `json:"web,omitempty"`
+	Name string
+	// Sides are the group's sides by platform name (as in
+	// Destination.Platform); a platform without one neither shows the
+	// group's requests nor lets anyone decide for it there.
+	Sides map[string]Side
 }
 
-// WebGroup is a group's side in approvebot's own web inbox: who, signed in
-// with the organisation's identity provider, may decide there.
-type WebGroup struct {
-	Users  []string `json:"users,omitempty"`  // verified emails, or "sub:" + the provider's subject
-	Groups []string `json:"groups,omitempty"` // values of the provider's groups claim; any member may approve
+// Side is a group's side on one platform. What its names mean (user ids,
+// emails, channel ids, identity provider groups) is the platform's to say.
+type Side struct {
+	Channels []string // where requests are posted
+	Users    []string // people who may decide, as the platform names them
+	// Groups are the platform's user groups (or the identity provider's
+	// groups claim) whose members may decide.
+	Groups []string
+	// AllowGuests lets guest accounts listed in Users decide for the group,
+	// on a platform that tells guests from members; without it only
+	// members may.
+	AllowGuests bool
+	// DM sends each listed user the request in their direct messages with
+	// the bot as well as (notify: [channels, dm]) or instead of the
+	// channels (notify: [dm]).
+	DM bool
+
+	// legacyGroups records that the side was stored with its groups under
+	// "usergroups", as releases before sides were neutral wrote them; it is
+	// written back the same way, so a stored request re-encodes to the
+	// bytes it was stored as (store.Verify checks that).
+	legacyGroups bool
+}
+
+// Side returns g's side on platform.
+func (g Group) Side(platform string) (Side, bool) {
+	s, ok := g.Sides[platform]
+	return s, ok
+}
+
+// groupName is the one key of a stored group that is not a platform.
+const groupName = "name"
+
+// sideJSON is a side as stored. The field order is the one every release
+// has written, so that records re-encode to their stored bytes.
+type sideJSON struct {
+	Channels    []string `json:"channels,omitempty"`
+	Users       []string `json:"users,omitempty"`
+	Groups      []string `json:"groups,omitempty"`
+	Usergroups  []string `json:"usergroups,omitempty"` // earlier releases' name of Groups
+	AllowGuests bool     `json:"allow_guests,omitempty"`
+	DM          bool     `json:"dm,omitempty"`
+}
+
+// MarshalJSON writes a group as {"name": ..., "<platform>": side, ...},
+// platforms in name order: the shape requests have been stored in since the
+// first release.
+func (g Group) MarshalJSON() ([]byte, error) {
+	name, err := json.Marshal(g.Name)
+	if err != nil {
+		return nil, err
+	}
+	b := append([]byte(`{"name":`), name...)
+	for _, p := range slices.Sorted(maps.Keys(g.Sides)) {
+		if p == groupName {
+			return nil, fmt.Errorf("group %s: %q cannot name a platform", g.Name, p)
+		}
+		s := g.Sides[p]
+		js := sideJSON{Channels: s.Channels, Users: s.Users, Groups: s.Groups, AllowGuests: s.AllowGuests, DM: s.DM}
+		if s.legacyGroups {
+			js.Groups, js.Usergroups = nil, s.Groups
+		}
+		key, err := json.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		side, err := json.Marshal(js)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(append(b, ','), key...), ':'), side...)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads a stored group: every key but "name" is a platform's
+// side. Requests stored by earlier releases named a side's groups
+// "usergroups"; they read as Groups.
+func (g *Group) UnmarshalJSON(data []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*g = Group{}
+	for k, v := range raw {
+		if k == groupName {
+			if err := json.Unmarshal(v, &g.Name); err != nil {
+				return fmt.Errorf("group name: %w", err)
+			}
+			continue
+		}
+		var js sideJSON
+		if err := json.Unmarshal(v, &js); err != nil {
+			return fmt.Errorf("group side %s: %w", k, err)
+		}
+		s := Side{Channels: js.Channels, Users: js.Users, Groups: js.Groups, AllowGuests: js.AllowGuests, DM: js.DM}
+		if len(js.Groups) == 0 && len(js.Usergroups) > 0 {
+			s.Groups, s.legacyGroups = js.Usergroups, true
+		}
+		if g.Sides == nil {
+			g.Sides = map[string]Side{}
+		}
+		g.Sides[k] = s
+	}
+	return nil
 }
 
 // DirectMessage prefixes a destination's channel that names a person, not
 // a channel: "dm:U0123" or "dm:jane@company.com". The platform opens its
 // direct conversation with them and posts there.
 const DirectMessage = "dm:"
-
-// SlackGroup is a group's Slack side.
-type SlackGroup struct {
-	Channels   []string `json:"channels,omitempty"`
-	Users      []string `json:"users,omitempty"`      // Slack user IDs or emails
-	Usergroups []string `json:"usergroups,omitempty"` // any member may approve
-	// DM sends each listed user (Users) the request in their direct
-	// messages with the bot as well (notify: [channels, dm]), or instead of
-	// the channels (notify: [dm]).
-	DM bool `json:"dm,omitempty"`
-}
-
-// TeamsGroup is a group's Microsoft Teams side.
-type TeamsGroup struct {
-	Channels []string `json:"channels,omitempty"` // Teams channel ids (19:...@thread.tacv2)
-	Users    []string `json:"users,omitempty"`    // AAD object ids, emails or UPNs
-	// AllowGuests lets guest accounts (userRole "guest") listed in Users
-	// decide for the group; without it only members may.
-	AllowGuests bool `json:"allow_guests,omitempty"`
-	// DM sends each listed user (Users) the request in a personal 1:1
-	// conversation with the bot as well (notify: [channels, dm]), or instead
-	// of the channels (notify: [dm]).
-	DM bool `json:"dm,omitempty"`
-}
 
 // Stage is one step of a chain: its groups and the quorum that satisfies it.
 type Stage struct {
@@ -234,35 +313,33 @@ func (r ReasonRule) For(decision string) string {
 // Workspace and UserID name one account whatever the click said: Workspace
 // comes from the platform's own directory, never from the click.
 type Approver struct {
-	Platform   string   `json:"platform"`             // "slack" or "teams"
-	Workspace  string   `json:"workspace"`            // Slack: Enterprise Grid org id, else team id, as users.info reports; Teams: tenant id
-	UserID     string   `json:"user_id"`              // Slack user id, AAD object id
+	Platform   string   `json:"platform"`             // as in Destination.Platform
+	Workspace  string   `json:"workspace"`            // the organisation the platform's own directory names (a team, a tenant)
+	UserID     string   `json:"user_id"`              // the account's id in that directory
 	Email      string   `json:"email,omitempty"`      // the email the platform reports
-	UPN        string   `json:"upn,omitempty"`        // Teams: the userPrincipalName
-	Role       string   `json:"role,omitempty"`       // Teams: RoleMember or RoleGuest
+	UPN        string   `json:"upn,omitempty"`        // the directory's user principal name, where it has one
+	Role       string   `json:"role,omitempty"`       // RoleMember or RoleGuest, where the platform tells them apart
 	Name       string   `json:"name,omitempty"`       // display name
 	Usergroups []string `json:"usergroups,omitempty"` // platform user groups it belongs to, among those asked about
 }
 
-// Account roles a platform reports (Teams: userRole of the member lookup).
+// Account roles a platform reports (where it tells guests from members).
 // Only members may decide, and guests where a group allows them.
 const (
 	RoleMember = "user"
 	RoleGuest  = "guest"
 )
 
-// Principal is the identity returned to the agent: on Teams the UPN, on
-// Slack the email; failing that whichever of the two is known, otherwise
+// Principal is the identity returned to the agent: the UPN where the
+// platform's directory has one (it is what that directory calls the person
+// by, even where their email differs), else the email, otherwise
 // platform:workspace/user.
 func (a Approver) Principal() string {
-	if a.Platform == "teams" && a.UPN != "" {
+	if a.UPN != "" {
 		return a.UPN
 	}
 	if a.Email != "" {
 		return a.Email
-	}
-	if a.UPN != "" {
-		return a.UPN
 	}
 	return a.Platform + ":" + a.Workspace + "/" + a.UserID
 }

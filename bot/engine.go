@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,7 @@ type Engine struct {
 	policy    atomic.Pointer[policy.Config]
 	store     *store.Store
 	platforms map[string]Platform
+	order     []Platform // as configured: destinations are listed in this order
 	clock     Clock
 	log       *slog.Logger
 	outbox    *outbox
@@ -104,6 +106,7 @@ func New(cfg Config) (*Engine, error) {
 	for _, p := range cfg.Platforms {
 		e.platforms[p.Name()] = p
 	}
+	e.order = cfg.Platforms
 	e.callers = newCallers(cfg.Clock, cfg.Policy.Callers)
 	e.outbox = newOutbox(e, cfg.Workers, cfg.Policy.Delivery.Timeout)
 	e.metrics = newMetrics(e)
@@ -200,13 +203,7 @@ func (e *Engine) Platform(name string) Platform { return e.platforms[name] }
 
 // Platforms lists the configured platforms.
 func (e *Engine) Platforms() []Platform {
-	out := make([]Platform, 0, len(e.platforms))
-	for _, name := range []string{"slack", "teams"} {
-		if p, ok := e.platforms[name]; ok {
-			out = append(out, p)
-		}
-	}
-	return out
+	return slices.Clone(e.order)
 }
 
 // Store is the engine's store.
@@ -278,7 +275,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		policy.Expire(r, approvebot.StatusExpired, "expires_at "+sub.Fields.ExpiresAt+" had passed when the request arrived", now)
 	default:
 		r.Chain = routed.Chain
-		r.Destinations = destinations(r.Chain, e.platforms)
+		r.Destinations = destinations(r.Chain, e.order)
 		if !hasLive(r) {
 			policy.Expire(r, approvebot.StatusUndeliverable, "no channel on a configured platform for "+groupList(r.Chain.Stages[0]), now)
 		}
@@ -663,7 +660,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 			out = policy.VoteOutcome{RefusalCode: RefusePartialView, Message: msg, PreviousStat: r.Status}
 			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
 		}
-		out = policy.Vote(r, b, now)
+		out = policy.Vote(e.Policy().Platforms, r, b, now)
 		if !out.Counted {
 			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
 		}
@@ -808,52 +805,54 @@ func event(typ, id string, at time.Time, actor string, detail any) approvebot.Ev
 
 // destinations lists every channel of every stage, one per (platform,
 // channel) within a stage. Only the first stage's are queued now.
-func destinations(c approvebot.Chain, platforms map[string]Platform) []approvebot.Destination {
+func destinations(c approvebot.Chain, platforms []Platform) []approvebot.Destination {
 	var out []approvebot.Destination
 	for si, s := range c.Stages {
-		index := map[string]int{}
-		add := func(platform, channel, group string) {
-			if _, ok := platforms[platform]; !ok {
-				return
-			}
-			key := platform + "\x00" + channel
-			if i, ok := index[key]; ok {
-				out[i].Groups = append(out[i].Groups, group)
-				return
-			}
-			state := approvebot.DeliveryWaiting
-			if si == 0 {
-				state = approvebot.DeliveryQueued
-			}
-			index[key] = len(out)
-			out = append(out, approvebot.Destination{Platform: platform, Channel: channel, Stage: si, Groups: []string{group}, State: state})
+		state := approvebot.DeliveryWaiting
+		if si == 0 {
+			state = approvebot.DeliveryQueued
 		}
-		for _, g := range s.Groups {
-			if g.Slack != nil {
-				for _, ch := range g.Slack.Channels {
-					add("slack", ch, g.Name)
-				}
-				if g.Slack.DM {
-					for _, u := range g.Slack.Users {
-						add("slack", approvebot.DirectMessage+u, g.Name)
-					}
-				}
+		out = append(out, stageDestinations(s, si, state, platforms)...)
+	}
+	return out
+}
+
+// stageDestinations lists where stage si shows its groups' request, on
+// every platform a group has a side on, one per (platform, channel).
+func stageDestinations(s approvebot.Stage, si int, state string, platforms []Platform) []approvebot.Destination {
+	var out []approvebot.Destination
+	index := map[string]int{}
+	for _, g := range s.Groups {
+		for _, p := range platforms {
+			side, ok := g.Side(p.Name())
+			if !ok {
+				continue
 			}
-			if g.Teams != nil {
-				for _, ch := range g.Teams.Channels {
-					add("teams", ch, g.Name)
+			for _, channel := range sideDestinations(p, side, si) {
+				key := p.Name() + "\x00" + channel
+				if i, ok := index[key]; ok {
+					out[i].Groups = append(out[i].Groups, g.Name)
+					continue
 				}
-				if g.Teams.DM {
-					for _, u := range g.Teams.Users {
-						add("teams", approvebot.DirectMessage+u, g.Name)
-					}
-				}
+				index[key] = len(out)
+				out = append(out, approvebot.Destination{Platform: p.Name(), Channel: channel, Stage: si, Groups: []string{g.Name}, State: state})
 			}
-			if g.Web != nil {
-				// The web inbox is one destination per stage: a vote there
-				// must name the stage's copy, as a click names its message.
-				add("web", fmt.Sprintf("inbox-%d", si+1), g.Name)
-			}
+		}
+	}
+	return out
+}
+
+// sideDestinations is where p shows a request to a group's side: the
+// side's channels, and each listed user's direct messages when the side
+// asks for them, unless p places it itself.
+func sideDestinations(p Platform, side approvebot.Side, stage int) []string {
+	if d, ok := p.(Destiner); ok {
+		return d.Destinations(side, stage)
+	}
+	out := slices.Clone(side.Channels)
+	if side.DM {
+		for _, u := range side.Users {
+			out = append(out, approvebot.DirectMessage+u)
 		}
 	}
 	return out

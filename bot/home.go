@@ -117,7 +117,7 @@ func (e *Engine) Home(ctx context.Context, platform string, who approvebot.Appro
 	}
 	var out HomeView
 	for _, r := range pending {
-		if !mayDecideNow(r, who) {
+		if !mayDecideNow(e.Policy().Platforms, r, who) {
 			continue
 		}
 		if len(out.Pending) == HomePending {
@@ -145,14 +145,14 @@ func (e *Engine) Home(ctx context.Context, platform string, who approvebot.Appro
 
 // mayDecideNow reports whether who is an approver of the request's current
 // stage who has not voted in it yet.
-func mayDecideNow(r *approvebot.Request, who approvebot.Approver) bool {
+func mayDecideNow(ps policy.Platforms, r *approvebot.Request, who approvebot.Approver) bool {
 	for _, en := range r.Entries {
 		if en.StageIndex == r.Stage && en.Approver.Platform == who.Platform && en.Approver.UserID == who.UserID {
 			return false
 		}
 	}
 	for _, g := range r.Chain.Stages[r.Stage].Groups {
-		if policy.Eligible(g, who) {
+		if ps.Eligible(g, who) {
 			return true
 		}
 	}

@@ -58,6 +58,8 @@ type Server struct {
 
 	hangups hangups // held agents that close their connection
 
+	families map[string]string // endpoint families of refusals (endpointFamilies)
+
 	heldMu      sync.Mutex
 	held        int           // callers waiting in hold or a long poll
 	heldChanged chan struct{} // closed and replaced whenever held drops
@@ -70,6 +72,7 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s := &Server{cfg: cfg, engine: cfg.Engine, log: slog.New(LogRequests(cfg.Logger.Handler())), mux: http.NewServeMux(), draining: make(chan struct{}), heldChanged: make(chan struct{})}
 	s.drainCtx, s.drained = context.WithCancel(context.Background())
+	s.families = endpointFamilies(cfg.Handlers)
 	s.mux.HandleFunc("POST /v1/approvals", s.handleSubmit)
 	s.mux.HandleFunc("GET /v1/approvals/{id}", s.handleGet)
 	s.mux.HandleFunc("DELETE /v1/approvals/{id}", s.handleCancel)

@@ -10,7 +10,8 @@ import (
 // channel, change what a shown message says, and say who clicked. Adapters
 // (bot/slack, bot/teams) implement it; their SDK types never cross it.
 type Platform interface {
-	// Name is "slack" or "teams", as in approvebot.Destination.Platform.
+	// Name is the platform's name in approvebot.Destination.Platform and
+	// in approver groups' sides.
 	Name() string
 	// Post shows msg as a new message in channel and returns where it is.
 	// Errors are *approvebot.DeliveryError so the outbox knows whether to retry.
@@ -22,6 +23,14 @@ type Platform interface {
 	// belongs to. ref is the message clicked, for platforms that look people
 	// up by conversation.
 	Identify(ctx context.Context, who approvebot.Approver, ref approvebot.MessageRef, usergroups []string) (approvebot.Approver, error)
+}
+
+// Destiner is an optional Platform method: the channels where a group's
+// side on the platform shows a request of stage (0-based). Without it, they
+// are the side's channels and, when the side asks for direct messages, each
+// listed user's (approvebot.DirectMessage + user).
+type Destiner interface {
+	Destinations(side approvebot.Side, stage int) []string
 }
 
 // PostRecorder is an optional Platform method, called once the store has

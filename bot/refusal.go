@@ -74,14 +74,31 @@ func NoteRefusal(w http.ResponseWriter, reason, detail string) {
 	}
 }
 
-// endpointOf names the endpoint family of path, for the metric's label.
-func endpointOf(path string) string {
-	for _, e := range []struct{ prefix, name string }{
-		{"/v1/", "agents"}, {"/slack/", "slack"}, {"/teams/", "teams"}, {"/admin/", "admin"}, {"/inbox/", "inbox"},
-	} {
-		if strings.HasPrefix(path, e.prefix) {
-			return e.name
+// endpointFamilies are the first path segments refusals are counted by:
+// the agents' API, the operator's, and every mounted handler's (each
+// platform's callbacks, the inbox), as "/<segment>/" prefixes to names.
+func endpointFamilies(handlers map[string]http.Handler) map[string]string {
+	out := map[string]string{"/v1/": "agents", "/admin/": "admin"}
+	for pattern := range handlers {
+		path := pattern[strings.LastIndexByte(pattern, ' ')+1:]
+		seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+		if seg != "" {
+			if _, ok := out["/"+seg+"/"]; !ok {
+				out["/"+seg+"/"] = seg
+			}
 		}
+	}
+	return out
+}
+
+// endpointOf names the endpoint family of path, for the metric's label.
+func (s *Server) endpointOf(path string) string {
+	seg, _, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !ok {
+		return "other"
+	}
+	if name, ok := s.families["/"+seg+"/"]; ok {
+		return name
 	}
 	return "other"
 }
@@ -95,7 +112,7 @@ func (s *Server) reportRefusal(rec *refusalRecorder, r *http.Request) {
 	if reason == "" {
 		reason = strings.ReplaceAll(strings.ToLower(http.StatusText(rec.status)), " ", "_")
 	}
-	label := endpointOf(r.URL.Path) + "_" + reason
+	label := s.endpointOf(r.URL.Path) + "_" + reason
 	s.engine.metrics.refused.WithLabelValues(label).Inc()
 	s.log.Warn("request refused", "status", rec.status, "reason", label, "detail", rec.detail,
 		"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)

@@ -194,11 +194,7 @@ func (e *Engine) escalate(r *approvebot.Request, now time.Time) approvebot.Event
 	esc := r.Chain.Escalate[step]
 	names := approvebot.Stage{Groups: esc.Groups}.GroupNames()
 	r.Escalations = append(r.Escalations, approvebot.Escalated{Step: step, Stage: r.Stage, Groups: names, At: now})
-	for _, d := range destinations(approvebot.Chain{Stages: []approvebot.Stage{{Groups: esc.Groups}}}, e.platforms) {
-		d.Stage = r.Stage
-		if d.Platform == "web" {
-			d.Channel = fmt.Sprintf("inbox-%d", r.Stage+1) // the stage's one inbox copy
-		}
+	for _, d := range stageDestinations(approvebot.Stage{Groups: esc.Groups}, r.Stage, approvebot.DeliveryQueued, e.order) {
 		i := slices.IndexFunc(r.Destinations, func(x approvebot.Destination) bool {
 			return x.Platform == d.Platform && x.Channel == d.Channel && x.Stage == d.Stage
 		})

@@ -32,8 +32,8 @@ func TestLogRequests(t *testing.T) {
 			"level=INFO msg=attached request_id=ar_2"},
 		{"logger names its own", func() { log.With("request_id", "ar_3").InfoContext(ctx, "held") },
 			"level=INFO msg=held request_id=ar_3"},
-		{"through With", func() { log.With("platform", "slack").WarnContext(ctx, "post failed") },
-			"level=WARN msg=\"post failed\" platform=slack request_id=ar_1"},
+		{"through With", func() { log.With("platform", "chat").WarnContext(ctx, "post failed") },
+			"level=WARN msg=\"post failed\" platform=chat request_id=ar_1"},
 		{"wrapped twice", func() { slog.New(LogRequests(log.Handler())).InfoContext(ctx, "once") },
 			"level=INFO msg=once request_id=ar_1"},
 	}

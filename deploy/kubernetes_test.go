@@ -158,7 +158,7 @@ func loadConfigText(t *testing.T, config, mountPath, dir string) *policy.Config 
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, mountPath+"/", dir+"/")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := policy.Load(path, func(string) (string, bool) { return "", false })
+	cfg, err := policy.Load(path, func(string) (string, bool) { return "", false }, platforms)
 	if err != nil {
 		t.Fatalf("the ConfigMap's config, with the Secret's files: %v", err)
 	}

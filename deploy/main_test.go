@@ -9,6 +9,11 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/bot/web"
+	"github.com/approvebot/approvebot/policy"
 )
 
 // repo is the root of the approvebot source tree.
@@ -89,3 +94,7 @@ func staticELF(path string) (string, error) {
 	}
 	return "", nil
 }
+
+// platforms are the ones approvebot is built with, to read its example
+// configurations as it does.
+var platforms = policy.Platforms{slack.Platform{}, teams.Platform{}, web.Platform{}}

@@ -120,7 +120,7 @@ func TestSystemdUnit(t *testing.T) {
 			return "11111111-2222-3333-4444-555555555555", true
 		}
 		return "example-" + strings.ToLower(k) + "-0123456789abcdef", true
-	})
+	}, platforms)
 	if err != nil {
 		t.Fatalf("examples/approvebot.yaml: %v", err)
 	}

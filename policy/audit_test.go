@@ -1,22 +1,24 @@
-package policy
+package policy_test
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/policy"
 )
 
 func TestAuditCheckpoints(t *testing.T) {
 	for _, tc := range []struct {
 		doc  string
-		want AuditConfig
+		want policy.AuditConfig
 	}{
-		{doc: "", want: AuditConfig{CheckpointInterval: DefaultCheckpointInterval, CheckpointLog: true}},
+		{doc: "", want: policy.AuditConfig{CheckpointInterval: policy.DefaultCheckpointInterval, CheckpointLog: true}},
 		{doc: "audit:\n  checkpoint_interval: 1m\n  checkpoints:\n    file: /mnt/anchor/checkpoints.jsonl\n",
-			want: AuditConfig{CheckpointInterval: time.Minute, CheckpointFile: "/mnt/anchor/checkpoints.jsonl", CheckpointLog: true}},
-		{doc: "audit: {checkpoint_interval: 0s, checkpoints: {log: false}}\n", want: AuditConfig{}},
+			want: policy.AuditConfig{CheckpointInterval: time.Minute, CheckpointFile: "/mnt/anchor/checkpoints.jsonl", CheckpointLog: true}},
+		{doc: "audit: {checkpoint_interval: 0s, checkpoints: {log: false}}\n", want: policy.AuditConfig{}},
 		{doc: "audit: {checkpoints: {file: cp.jsonl, log: false}}\n",
-			want: AuditConfig{CheckpointInterval: DefaultCheckpointInterval, CheckpointFile: "cp.jsonl"}},
+			want: policy.AuditConfig{CheckpointInterval: policy.DefaultCheckpointInterval, CheckpointFile: "cp.jsonl"}},
 	} {
 		cfg, err := Parse([]byte(baseY+tc.doc), nil)
 		if err != nil {

@@ -1,8 +1,10 @@
-package policy
+package policy_test
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/approvebot/approvebot/policy"
 )
 
 func TestCallerLimits(t *testing.T) {
@@ -10,8 +12,8 @@ func TestCallerLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := cfg.Callers[0]; c.Rate != DefaultCallerRate || c.Burst != DefaultCallerBurst || c.MaxPending != DefaultCallerMaxPending {
-		t.Errorf("defaults: %+v, want rate %v, burst %d, max_pending %d", c, DefaultCallerRate, DefaultCallerBurst, DefaultCallerMaxPending)
+	if c := cfg.Callers[0]; c.Rate != policy.DefaultCallerRate || c.Burst != policy.DefaultCallerBurst || c.MaxPending != policy.DefaultCallerMaxPending {
+		t.Errorf("defaults: %+v, want rate %v, burst %d, max_pending %d", c, policy.DefaultCallerRate, policy.DefaultCallerBurst, policy.DefaultCallerMaxPending)
 	}
 	for rate, want := range map[string]float64{"10/s": 10, "600/m": 10, "36/h": 0.01, "2.5 / s": 2.5} {
 		y := "callers:\n  - {name: agent, token: 0123456789abcdef0123, rate: \"" + rate + "\", burst: 3, max_pending: 7}\n" + slackY + groupsY

@@ -26,12 +26,14 @@ type Config struct {
 	// outside (behind its TLS proxy); optional. doctor checks it answers.
 	PublicURL string
 	// TLS, when set, makes approvebot serve HTTPS itself.
-	TLS       TLSConfig
-	Store     StoreConfig
-	Callers   []Caller
-	Slack     *SlackConfig // nil when the file has no slack section
-	Teams     *TeamsConfig // nil when the file has no teams section
-	Web       *WebConfig   // nil when the file has no web section
+	TLS     TLSConfig
+	Store   StoreConfig
+	Callers []Caller
+	// Platforms are those the file was read with; Sections holds, by
+	// platform name, each section the file has, as the platform read it
+	// (Section).
+	Platforms Platforms
+	Sections  map[string]any
 	Signing   SigningConfig
 	Admin     AdminConfig
 	Delivery  DeliveryConfig
@@ -45,6 +47,10 @@ type Config struct {
 	// for a decision before they are answered "still pending".
 	ShutdownGrace time.Duration
 }
+
+// Section returns the named platform's section as it read it, or nil when
+// the file has none.
+func (c *Config) Section(platform string) any { return c.Sections[platform] }
 
 // TLSConfig is the certificate approvebot serves HTTPS with; empty means
 // plain HTTP (behind a TLS-terminating proxy).
@@ -92,43 +98,6 @@ type Caller struct {
 	// MaxPending caps the caller's requests open at once; past it, new
 	// ones are answered 429 (retries of open ones still attach).
 	MaxPending int
-}
-
-// SlackConfig is the Slack app's credentials.
-type SlackConfig struct {
-	BotToken      string
-	SigningSecret string
-	APIURL        string // "" means Slack's own; must end in "/" when set
-	// SocketMode receives clicks over Slack's Socket Mode websocket, opened
-	// with AppToken (xapp-...), instead of the interactivity request URL.
-	SocketMode bool
-	AppToken   string
-	// ChannelInterval is the pause between two posts to one channel
-	// (Slack allows about one message per second per channel).
-	ChannelInterval time.Duration
-}
-
-// TeamsConfig is the Azure Bot registration (single tenant).
-type TeamsConfig struct {
-	AppID             string
-	AppPassword       string
-	TenantID          string
-	OpenIDMetadataURL string // default: the Bot Framework's
-	TokenURL          string // default: https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token
-}
-
-// WebConfig is the web inbox's sign-in: an OpenID Connect client of the
-// organisation's identity provider (authorization code flow with PKCE).
-type WebConfig struct {
-	Issuer       string // the provider's issuer URL, as its discovery document names it
-	ClientID     string
-	ClientSecret string
-	// RedirectURL is public_url + "/inbox/callback", registered with the
-	// provider.
-	RedirectURL string
-	// GroupsClaim names the ID token claim listing the person's groups
-	// ("" reads none): approvers.<group>.web.groups match its values.
-	GroupsClaim string
 }
 
 // SigningConfig is the key approvebot signs decisions with.

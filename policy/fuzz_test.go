@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"os"
@@ -8,6 +8,10 @@ import (
 	"testing"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/bot/web"
+	"github.com/approvebot/approvebot/policy"
 )
 
 func FuzzParse(f *testing.F) {
@@ -74,7 +78,7 @@ func FuzzParse(f *testing.F) {
 }
 
 // checkInvariants is what every accepted configuration must satisfy.
-func checkInvariants(t *testing.T, cfg *Config) {
+func checkInvariants(t *testing.T, cfg *policy.Config) {
 	t.Helper()
 	if f := cfg.Audit.CheckpointFile; f != "" && (filepath.Clean(f) == filepath.Clean(cfg.Store.Path) || filepath.Clean(f) == filepath.Clean(cfg.Signing.KeyFile)) {
 		t.Fatalf("audit.checkpoints.file %q is the store or the signing key", f)
@@ -82,48 +86,48 @@ func checkInvariants(t *testing.T, cfg *Config) {
 	if cfg.Audit.CheckpointInterval < 0 {
 		t.Fatalf("negative checkpoint interval %s", cfg.Audit.CheckpointInterval)
 	}
-	if len(cfg.Callers) == 0 || len(cfg.Approvers) == 0 || (cfg.Slack == nil && cfg.Teams == nil && cfg.Web == nil) {
+	if len(cfg.Callers) == 0 || len(cfg.Approvers) == 0 || (slack.ConfigOf(cfg) == nil && teams.ConfigOf(cfg) == nil && web.ConfigOf(cfg) == nil) {
 		t.Fatalf("accepted without callers, approvers or platform: %+v", cfg)
 	}
 	for _, c := range cfg.Callers {
-		if c.Name == "" || (len(c.Token) < MinSecretLength && c.Token != "") || c.TokenSHA256 == ([32]byte{}) {
+		if c.Name == "" || (len(c.Token) < policy.MinSecretLength && c.Token != "") || c.TokenSHA256 == ([32]byte{}) {
 			t.Fatalf("accepted caller %q with a weak token", c.Name)
 		}
 	}
-	if cfg.Admin.Token != "" && len(cfg.Admin.Token) < MinSecretLength {
+	if cfg.Admin.Token != "" && len(cfg.Admin.Token) < policy.MinSecretLength {
 		t.Fatal("accepted a weak admin token")
 	}
 	if cfg.Delivery.Timeout <= 0 || cfg.Listen == "" || cfg.Store.Path == "" || cfg.Signing.KeyFile == "" || cfg.Signing.Issuer == "" {
 		t.Fatalf("defaults missing: %+v", cfg)
 	}
-	if cfg.Slack != nil && (cfg.Slack.BotToken == "" || (cfg.Slack.SigningSecret == "" && !cfg.Slack.SocketMode) || (cfg.Slack.SocketMode && cfg.Slack.AppToken == "") || !strings.HasSuffix(cfg.Slack.APIURL, "/")) {
-		t.Fatalf("slack accepted incomplete: %+v", cfg.Slack)
+	if slack.ConfigOf(cfg) != nil && (slack.ConfigOf(cfg).BotToken == "" || (slack.ConfigOf(cfg).SigningSecret == "" && slack.ConfigOf(cfg).AppToken == "") || !strings.HasSuffix(slack.ConfigOf(cfg).APIURL, "/")) {
+		t.Fatalf("slack accepted incomplete: %+v", slack.ConfigOf(cfg))
 	}
-	if cfg.Teams != nil && (cfg.Teams.AppID == "" || cfg.Teams.AppPassword == "" || cfg.Teams.TenantID == "" || cfg.Teams.TokenURL == "" || cfg.Teams.OpenIDMetadataURL == "") {
-		t.Fatalf("teams accepted incomplete: %+v", cfg.Teams)
+	if teams.ConfigOf(cfg) != nil && (teams.ConfigOf(cfg).AppID == "" || teams.ConfigOf(cfg).AppPassword == "" || teams.ConfigOf(cfg).TenantID == "" || teams.ConfigOf(cfg).TokenURL == "" || teams.ConfigOf(cfg).OpenIDMetadataURL == "") {
+		t.Fatalf("teams accepted incomplete: %+v", teams.ConfigOf(cfg))
 	}
 	for name, g := range cfg.Approvers {
 		if g.Name != name {
 			t.Fatalf("group %q named %q", name, g.Name)
 		}
 		approvers := 0
-		if g.Slack != nil {
-			if cfg.Slack == nil || len(g.Slack.Channels) == 0 {
+		if s, ok := g.Side(slack.Name); ok {
+			if slack.ConfigOf(cfg) == nil || len(s.Channels) == 0 {
 				t.Fatalf("group %q: slack side unusable", name)
 			}
-			approvers += len(g.Slack.Users) + len(g.Slack.Usergroups)
+			approvers += len(s.Users) + len(s.Groups)
 		}
-		if g.Teams != nil {
-			if cfg.Teams == nil || len(g.Teams.Channels) == 0 {
+		if s, ok := g.Side(teams.Name); ok {
+			if teams.ConfigOf(cfg) == nil || len(s.Channels) == 0 {
 				t.Fatalf("group %q: teams side unusable", name)
 			}
-			approvers += len(g.Teams.Users)
+			approvers += len(s.Users)
 		}
-		if g.Web != nil {
-			if cfg.Web == nil || cfg.Web.RedirectURL == "" || cfg.Web.ClientSecret == "" {
+		if s, ok := g.Side(web.Name); ok {
+			if web.ConfigOf(cfg) == nil || web.ConfigOf(cfg).RedirectURL == "" || web.ConfigOf(cfg).ClientSecret == "" {
 				t.Fatalf("group %q: web side unusable", name)
 			}
-			approvers += len(g.Web.Users) + len(g.Web.Groups)
+			approvers += len(s.Users) + len(s.Groups)
 		}
 		if approvers == 0 {
 			t.Fatalf("group %q names nobody", name)
@@ -149,7 +153,7 @@ func checkInvariants(t *testing.T, cfg *Config) {
 		}
 	}
 	for _, r := range cfg.Routes {
-		if r.Line < 1 || r.Timeout < 0 || r.Timeout > MaxTimeout {
+		if r.Line < 1 || r.Timeout < 0 || r.Timeout > policy.MaxTimeout {
 			t.Fatalf("route %+v", r)
 		}
 		if r.Chain != "" {

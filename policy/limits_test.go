@@ -1,10 +1,12 @@
-package policy
+package policy_test
 
 import (
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/policy"
 )
 
 func TestStoreMaxSizeAndShutdownGrace(t *testing.T) {
@@ -13,11 +15,11 @@ func TestStoreMaxSizeAndShutdownGrace(t *testing.T) {
 		size  int64
 		grace time.Duration
 	}{
-		{doc: "", size: 0, grace: DefaultShutdownGrace},
-		{doc: "store: {max_size: 64MiB}\n", size: 64 << 20, grace: DefaultShutdownGrace},
+		{doc: "", size: 0, grace: policy.DefaultShutdownGrace},
+		{doc: "store: {max_size: 64MiB}\n", size: 64 << 20, grace: policy.DefaultShutdownGrace},
 		{doc: "store: {max_size: 2GB}\nshutdown_grace: 1s\n", size: 2e9, grace: time.Second},
 		{doc: "store: {max_size: 1 GiB}\nshutdown_grace: 0s\n", size: 1 << 30, grace: 0},
-		{doc: "store: {max_size: 1048576B}\n", size: 1 << 20, grace: DefaultShutdownGrace},
+		{doc: "store: {max_size: 1048576B}\n", size: 1 << 20, grace: policy.DefaultShutdownGrace},
 	} {
 		cfg, err := Parse([]byte(baseY+tc.doc), nil)
 		if err != nil {
@@ -63,7 +65,7 @@ func FuzzStoreMaxSize(f *testing.F) {
 			}
 			return
 		}
-		if cfg.Store.MaxSize != 0 && cfg.Store.MaxSize < MinStoreSize {
+		if cfg.Store.MaxSize != 0 && cfg.Store.MaxSize < policy.MinStoreSize {
 			t.Fatalf("%q: accepted %d, below the minimum", size, cfg.Store.MaxSize)
 		}
 	})

@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"errors"
@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/policy/confnode"
 )
 
 // env is a getenv over a fixed map.
@@ -47,7 +51,7 @@ func TestDirectMessagesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := cfg.Approvers["ops"].Slack; !g.DM || len(g.Channels) != 0 {
+	if g := cfg.Approvers["ops"].Sides[slack.Name]; !g.DM || len(g.Channels) != 0 {
 		t.Fatalf("ops.slack %+v", g)
 	}
 }
@@ -57,8 +61,8 @@ func TestSocketModeNeedsNoSigningSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Slack.SocketMode || cfg.Slack.AppToken != "xapp-1-A1-2-x" || cfg.Slack.SigningSecret != "" {
-		t.Fatalf("slack config %+v", cfg.Slack)
+	if slack.ConfigOf(cfg).AppToken == "" || slack.ConfigOf(cfg).AppToken != "xapp-1-A1-2-x" || slack.ConfigOf(cfg).SigningSecret != "" {
+		t.Fatalf("slack config %+v", slack.ConfigOf(cfg))
 	}
 }
 
@@ -71,21 +75,22 @@ func TestExampleParses(t *testing.T) {
 		!reflect.DeepEqual(cfg.Callers[1].MayRequest, []string{"high-risk-tools"}) {
 		t.Errorf("callers = %+v", cfg.Callers)
 	}
-	if sec := cfg.Approvers["security"].Teams; sec == nil || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Teams.AllowGuests {
+	if sec, ok := cfg.Approvers["security"].Side(teams.Name); !ok || !sec.AllowGuests || cfg.Approvers["treasury-ops"].Sides[teams.Name].AllowGuests {
 		t.Errorf("security.teams = %+v, want allow_guests", sec)
 	}
-	if cfg.Slack == nil || cfg.Slack.APIURL != DefaultSlackAPIURL || cfg.Slack.BotToken != exampleEnv["SLACK_BOT_TOKEN"] || cfg.Slack.ChannelInterval != time.Second {
-		t.Errorf("slack = %+v", cfg.Slack)
+	if slack.ConfigOf(cfg) == nil || slack.ConfigOf(cfg).APIURL != slack.DefaultAPIURL || slack.ConfigOf(cfg).BotToken != exampleEnv["SLACK_BOT_TOKEN"] || slack.ConfigOf(cfg).ChannelInterval != time.Second {
+		t.Errorf("slack = %+v", slack.ConfigOf(cfg))
 	}
-	wantTeams := &TeamsConfig{
+	wantTeams := &teams.Config{
 		AppID:             exampleEnv["TEAMS_APP_ID"],
 		AppPassword:       exampleEnv["TEAMS_APP_PASSWORD"],
 		TenantID:          exampleEnv["TEAMS_TENANT_ID"],
-		OpenIDMetadataURL: DefaultOpenIDMetadataURL,
+		OpenIDMetadataURL: teams.DefaultOpenIDMetadataURL,
 		TokenURL:          "https://login.microsoftonline.com/aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee/oauth2/v2.0/token",
+		ChannelInterval:   teams.DefaultChannelInterval,
 	}
-	if !reflect.DeepEqual(cfg.Teams, wantTeams) {
-		t.Errorf("teams = %+v, want %+v", cfg.Teams, wantTeams)
+	if !reflect.DeepEqual(teams.ConfigOf(cfg), wantTeams) {
+		t.Errorf("teams = %+v, want %+v", teams.ConfigOf(cfg), wantTeams)
 	}
 	if cfg.Admin.Token != exampleEnv["APPROVEBOT_ADMIN_TOKEN"] {
 		t.Errorf("admin token not read")
@@ -96,7 +101,7 @@ func TestExampleParses(t *testing.T) {
 	if len(cfg.Routes) != 3 {
 		t.Fatalf("routes = %+v", cfg.Routes)
 	}
-	want := Route{Match: Match{RuleName: "approve-large-transfer", Caller: "payments-agent"}, Approvers: []string{"treasury-ops", "compliance"},
+	want := policy.Route{Match: policy.Match{RuleName: "approve-large-transfer", Caller: "payments-agent"}, Approvers: []string{"treasury-ops", "compliance"},
 		Quorum: approvebot.Quorum{Mode: approvebot.QuorumAll}, Timeout: 5 * time.Minute, Line: lineOf(t, mustRead(t, "../examples/approvebot.yaml"), "- match: {rule_name: approve-large-transfer, caller: payments-agent}")}
 	if !reflect.DeepEqual(cfg.Routes[0], want) {
 		t.Errorf("routes[0] = %+v, want %+v", cfg.Routes[0], want)
@@ -132,11 +137,11 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != DefaultListen || cfg.Store.Path != DefaultStorePath || cfg.Signing.KeyFile != "approvebot-signing.key" ||
+	if cfg.Listen != policy.DefaultListen || cfg.Store.Path != policy.DefaultStorePath || cfg.Signing.KeyFile != "approvebot-signing.key" ||
 		cfg.Signing.Issuer != "approvebot" || cfg.Delivery.Timeout != 60*time.Second || cfg.Admin.Token != "" ||
-		cfg.Slack.APIURL != "https://slack.com/api/" || cfg.Slack.ChannelInterval != time.Second || cfg.Teams != nil ||
+		slack.ConfigOf(cfg).APIURL != "https://slack.com/api/" || slack.ConfigOf(cfg).ChannelInterval != time.Second || teams.ConfigOf(cfg) != nil ||
 		len(cfg.Routes) != 0 || len(cfg.Chains) != 0 {
-		t.Errorf("defaults not applied: %+v slack %+v", cfg, cfg.Slack)
+		t.Errorf("defaults not applied: %+v slack %+v", cfg, slack.ConfigOf(cfg))
 	}
 
 	cfg, err = Load("testdata/teams-only.yaml", env(map[string]string{"A_TOKEN": "a-token-of-16-chars", "TEAMS_PASSWORD": "pw"}))
@@ -146,16 +151,16 @@ func TestDefaults(t *testing.T) {
 	if cfg.Signing.KeyFile != "/data/approvebot-signing.key" {
 		t.Errorf("key file = %q, want next to the store", cfg.Signing.KeyFile)
 	}
-	if cfg.Listen != "0.0.0.0:9090" || cfg.Slack != nil {
+	if cfg.Listen != "0.0.0.0:9090" || slack.ConfigOf(cfg) != nil {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if cfg.Teams.TokenURL != "https://login.microsoftonline.com/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee/oauth2/v2.0/token" || cfg.Teams.OpenIDMetadataURL != DefaultOpenIDMetadataURL {
-		t.Errorf("teams defaults = %+v", cfg.Teams)
+	if teams.ConfigOf(cfg).TokenURL != "https://login.microsoftonline.com/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee/oauth2/v2.0/token" || teams.ConfigOf(cfg).OpenIDMetadataURL != teams.DefaultOpenIDMetadataURL {
+		t.Errorf("teams defaults = %+v", teams.ConfigOf(cfg))
 	}
 	if v := cfg.Chains["c1"].Version; v != "1" {
 		t.Errorf("version = %q, want the YAML int 1 read as \"1\"", v)
 	}
-	if q := cfg.Routes[0].Quorum; q.Mode != approvebot.QuorumAny || cfg.Routes[0].Match != (Match{}) {
+	if q := cfg.Routes[0].Quorum; q.Mode != approvebot.QuorumAny || cfg.Routes[0].Match != (policy.Match{}) {
 		t.Errorf("catch-all route = %+v", cfg.Routes[0])
 	}
 }
@@ -171,12 +176,12 @@ func TestEnvExpansion(t *testing.T) {
 		issuer  string
 		wantErr string
 	}{
-		{name: "set", env: map[string]string{"BOT": "xoxb-a", "SECRET": "plain", "ISS": "x"}, secret: "plain", apiURL: DefaultSlackAPIURL, issuer: "cost-$5-x"},
+		{name: "set", env: map[string]string{"BOT": "xoxb-a", "SECRET": "plain", "ISS": "x"}, secret: "plain", apiURL: slack.DefaultAPIURL, issuer: "cost-$5-x"},
 		{name: "secret with YAML characters", env: map[string]string{"BOT": "xoxb-a", "SECRET": "a: b # c\n- [d]: {e}", "ISS": ""},
 			wantErr: "line 5: slack.signing_secret contains spaces or control characters"},
-		{name: "secret with colon and hash", env: map[string]string{"BOT": "xoxb-a", "SECRET": "a:b#c'\"&*!|>%@`", "ISS": ""}, secret: "a:b#c'\"&*!|>%@`", apiURL: DefaultSlackAPIURL, issuer: "cost-$5-"},
+		{name: "secret with colon and hash", env: map[string]string{"BOT": "xoxb-a", "SECRET": "a:b#c'\"&*!|>%@`", "ISS": ""}, secret: "a:b#c'\"&*!|>%@`", apiURL: slack.DefaultAPIURL, issuer: "cost-$5-"},
 		{name: "api url set, slash added", env: map[string]string{"BOT": "xoxb-a", "SECRET": "s", "ISS": "", "SLACK_API_URL": "http://127.0.0.1:9/api"}, secret: "s", apiURL: "http://127.0.0.1:9/api/", issuer: "cost-$5-"},
-		{name: "api url empty means default", env: map[string]string{"BOT": "xoxb-a", "SECRET": "s", "ISS": "", "SLACK_API_URL": ""}, secret: "s", apiURL: DefaultSlackAPIURL, issuer: "cost-$5-"},
+		{name: "api url empty means default", env: map[string]string{"BOT": "xoxb-a", "SECRET": "s", "ISS": "", "SLACK_API_URL": ""}, secret: "s", apiURL: slack.DefaultAPIURL, issuer: "cost-$5-"},
 		{name: "unset secret", env: map[string]string{"BOT": "xoxb-a", "ISS": ""}, wantErr: "line 5: slack.signing_secret: environment variable SECRET is not set"},
 		{name: "empty secret", env: map[string]string{"BOT": "xoxb-a", "SECRET": "", "ISS": ""}, wantErr: "line 5: slack.signing_secret: environment variable SECRET is set but empty"},
 		{name: "unset optional", env: map[string]string{"BOT": "xoxb-a", "SECRET": "s"}, wantErr: "line 10: signing.issuer: environment variable ISS is not set"},
@@ -195,8 +200,8 @@ func TestEnvExpansion(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Slack.SigningSecret != tc.secret || cfg.Slack.APIURL != tc.apiURL || cfg.Signing.Issuer != tc.issuer {
-				t.Errorf("got secret %q api %q issuer %q", cfg.Slack.SigningSecret, cfg.Slack.APIURL, cfg.Signing.Issuer)
+			if slack.ConfigOf(cfg).SigningSecret != tc.secret || slack.ConfigOf(cfg).APIURL != tc.apiURL || cfg.Signing.Issuer != tc.issuer {
+				t.Errorf("got secret %q api %q issuer %q", slack.ConfigOf(cfg).SigningSecret, slack.ConfigOf(cfg).APIURL, cfg.Signing.Issuer)
 			}
 		})
 	}
@@ -224,57 +229,21 @@ func TestTeamsURLsUnsetMeanDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Teams.OpenIDMetadataURL != DefaultOpenIDMetadataURL || cfg.Teams.TokenURL != DefaultTokenURL("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee") {
-		t.Errorf("teams = %+v", cfg.Teams)
+	if teams.ConfigOf(cfg).OpenIDMetadataURL != teams.DefaultOpenIDMetadataURL || teams.ConfigOf(cfg).TokenURL != teams.DefaultTokenURL("aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee") {
+		t.Errorf("teams = %+v", teams.ConfigOf(cfg))
 	}
 	cfg, err = Parse([]byte(doc), env(map[string]string{"OIDC": "http://127.0.0.1:1/oidc", "TOK": "http://127.0.0.1:1/token"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Teams.OpenIDMetadataURL != "http://127.0.0.1:1/oidc" || cfg.Teams.TokenURL != "http://127.0.0.1:1/token" {
-		t.Errorf("teams = %+v", cfg.Teams)
+	if teams.ConfigOf(cfg).OpenIDMetadataURL != "http://127.0.0.1:1/oidc" || teams.ConfigOf(cfg).TokenURL != "http://127.0.0.1:1/token" {
+		t.Errorf("teams = %+v", teams.ConfigOf(cfg))
 	}
 	// Only a value that is exactly ${VAR} falls back: a URL built around an
 	// unset variable is a mistake.
 	partial := strings.Replace(doc, "${TOK}", "https://${HOST}/token", 1)
 	if _, err := Parse([]byte(partial), env(nil)); err == nil || !strings.Contains(err.Error(), "line 8: teams.token_url: environment variable HOST is not set") {
 		t.Fatalf("err = %v", err)
-	}
-}
-
-func TestExpand(t *testing.T) {
-	get := env(map[string]string{"A": "x", "E": ""})
-	for _, tc := range []struct{ in, out, err string }{
-		{in: "plain", out: "plain"},
-		{in: "${A}", out: "x"},
-		{in: "a${A}b${A}", out: "axbx"},
-		{in: "$${A}", out: "${A}"},
-		{in: "$$$$", out: "$$"},
-		{in: "$A", err: `"$" not followed by "{"`},
-		{in: "cost $", err: `"$" not followed by "{"`},
-		{in: "${A", err: `without its closing "}"`},
-		{in: "${}", err: `"" is not an environment variable name`},
-		{in: "${1A}", err: `"1A" is not an environment variable name`},
-		{in: "${A-B}", err: `"A-B" is not an environment variable name`},
-	} {
-		got, _, err := expand(tc.in, get)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("expand(%q) err = %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || got != tc.out {
-			t.Errorf("expand(%q) = %q, %v; want %q", tc.in, got, err, tc.out)
-		}
-	}
-	_, exp, _ := expand("${E}", get)
-	if exp.whole != "E" || len(exp.empty) != 1 {
-		t.Errorf("expansion = %+v", exp)
-	}
-	_, exp, _ = expand("${U}/${U}", get)
-	if exp.whole != "" || !reflect.DeepEqual(exp.unset, []string{"U"}) {
-		t.Errorf("expansion = %+v", exp)
 	}
 }
 
@@ -309,7 +278,7 @@ func TestParseErrors(t *testing.T) {
 		marker string // the line the message must name; "" for none
 		want   string
 	}{
-		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, slack, teams, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url, tls, audit, server, web)`},
+		{name: "unknown top key", doc: baseY + "lisen: x\n", marker: "lisen", want: `unknown key "lisen" at the top level (want listen, store, callers, signing, admin, delivery, approvers, routes, chains, shutdown_grace, public_url, tls, audit, server, slack, teams, web)`},
 		{name: "unknown nested key", doc: callersY + slackY + "approvers:\n  treasury-ops:\n    slack:\n      chanels: [C0X]\n      users: [U0A]\n", marker: "chanels",
 			want: `unknown key "chanels" in approvers.treasury-ops.slack (want channels, users, usergroups, notify)`},
 		{name: "app token without socket mode", doc: callersY + slackY + "  app_token: xapp-1-x\n" + groupsY, marker: "app_token",
@@ -474,7 +443,7 @@ func TestTooManyProblemsAreCut(t *testing.T) {
 	}
 	lines := strings.Split(err.Error(), "\n")
 	// 1 unknown key, 80 unknown groups, 79 routes behind a catch-all.
-	if len(lines) != maxProblems+1 || lines[maxProblems] != "... and 110 more problems" {
+	if len(lines) != confnode.MaxProblems+1 || lines[confnode.MaxProblems] != "... and 110 more problems" {
 		t.Fatalf("got %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
 }

@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"strings"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/policy"
 )
 
 const reasonY = callersY + slackY + `approvers:
@@ -63,18 +65,18 @@ func TestReasonRulesRouted(t *testing.T) {
 }
 
 func reasonRequest(rule approvebot.ReasonRule, confirm bool) *approvebot.Request {
-	ops := approvebot.Group{Name: "ops", Slack: &approvebot.SlackGroup{Channels: []string{"C0OPS"}, Users: []string{"U0ANN"}}}
+	ops := approvebot.Group{Name: "ops", Sides: map[string]approvebot.Side{slack.Name: {Channels: []string{"C0OPS"}, Users: []string{"U0ANN"}}}}
 	return &approvebot.Request{
 		ID: "ar_1", Status: approvebot.StatusPending, Deadline: time.Unix(2e9, 0),
 		Chain: approvebot.Chain{Stages: []approvebot.Stage{{Groups: []approvebot.Group{ops}}}, Reason: rule, ConfirmApprove: confirm},
-		Destinations: []approvebot.Destination{{Platform: "slack", Channel: "C0OPS", Groups: []string{"ops"},
+		Destinations: []approvebot.Destination{{Platform: slack.Name, Channel: "C0OPS", Groups: []string{"ops"},
 			State: approvebot.DeliveryPosted, Ref: approvebot.MessageRef{Channel: "C0OPS", ID: "1.1"}}},
 	}
 }
 
 func reasonBallot(decision, reason string, confirmed bool) approvebot.Ballot {
-	return approvebot.Ballot{Platform: "slack", Ref: approvebot.MessageRef{Channel: "C0OPS", ID: "1.1"},
-		Approver: approvebot.Approver{Platform: "slack", Workspace: "T1", UserID: "U0ANN", Name: "Ann", Email: "ann@company.com"},
+	return approvebot.Ballot{Platform: slack.Name, Ref: approvebot.MessageRef{Channel: "C0OPS", ID: "1.1"},
+		Approver: approvebot.Approver{Platform: slack.Name, Workspace: "T1", UserID: "U0ANN", Name: "Ann", Email: "ann@company.com"},
 		Decision: decision, Reason: reason, Confirmed: confirmed, Assurance: "test"}
 }
 
@@ -91,19 +93,19 @@ func TestVoteReasonAndConfirm(t *testing.T) {
 		reason   string // the agent's reason when counted
 		codeWant string // reason_code when counted
 	}{
-		{"required and missing", required, false, reasonBallot(approvebot.Deny, " \n\u202e ", false), RefuseNoReason, "", ""},
+		{"required and missing", required, false, reasonBallot(approvebot.Deny, " \n\u202e ", false), policy.RefuseNoReason, "", ""},
 		{"required and given", required, false, reasonBallot(approvebot.Deny, "wrong\nIBAN\u202e", false), "", "Denied by ann@company.com: wrong IBAN", "wrong IBAN"},
 		{"optional and missing", approvebot.ReasonRule{}, false, reasonBallot(approvebot.Deny, "", false), "", "Denied by ann@company.com", "denied"},
-		{"too long", approvebot.ReasonRule{}, false, reasonBallot(approvebot.Deny, strings.Repeat("é", approvebot.MaxReason+1), false), RefuseLongReason, "", ""},
+		{"too long", approvebot.ReasonRule{}, false, reasonBallot(approvebot.Deny, strings.Repeat("é", approvebot.MaxReason+1), false), policy.RefuseLongReason, "", ""},
 		{"approve comment dropped when none", approvebot.ReasonRule{}, false, reasonBallot(approvebot.Allow, "sure", false), "", "Approved by ann@company.com (ops)", "approved"},
 		{"approve comment kept when optional", approvebot.ReasonRule{Approve: approvebot.ReasonOptional}, false, reasonBallot(approvebot.Allow, "sure", false), "", "Approved by ann@company.com (ops): sure", "sure"},
-		{"unconfirmed approval", approvebot.ReasonRule{}, true, reasonBallot(approvebot.Allow, "", false), RefuseUnconfirmed, "", ""},
+		{"unconfirmed approval", approvebot.ReasonRule{}, true, reasonBallot(approvebot.Allow, "", false), policy.RefuseUnconfirmed, "", ""},
 		{"confirmed approval", approvebot.ReasonRule{}, true, reasonBallot(approvebot.Allow, "", true), "", "Approved by ann@company.com (ops)", "approved"},
 		{"denial needs no confirmation", approvebot.ReasonRule{}, true, reasonBallot(approvebot.Deny, "", false), "", "Denied by ann@company.com", "denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := reasonRequest(tc.rule, tc.confirm)
-			out := Vote(r, tc.ballot, now)
+			out := policy.Vote(platforms, r, tc.ballot, now)
 			if tc.refusal != "" {
 				if out.Counted || out.RefusalCode != tc.refusal || len(r.Entries) != 0 || r.Status != approvebot.StatusPending {
 					t.Fatalf("outcome %+v, want refused %s with nothing changed", out, tc.refusal)
@@ -113,18 +115,18 @@ func TestVoteReasonAndConfirm(t *testing.T) {
 			if !out.Counted || !out.Decided || r.Resolution.Reason != tc.reason || r.Entries[0].ReasonCode != tc.codeWant {
 				t.Fatalf("outcome %+v, resolution %+v, entry %+v; want reason %q code %q", out, r.Resolution, r.Entries[0], tc.reason, tc.codeWant)
 			}
-			if EntryDigest(r.Entries[0]) != r.Entries[0].EntryDigest {
+			if policy.EntryDigest(r.Entries[0]) != r.Entries[0].EntryDigest {
 				t.Fatal("entry digest does not cover the entry")
 			}
 		})
 	}
 	// The outcome line quotes the reason, inert.
 	r := reasonRequest(required, false)
-	Vote(r, reasonBallot(approvebot.Deny, `not on the allow-list" Approved by Bob`, false), now)
-	if got := Outcome(r); !strings.HasSuffix(got, `: "not on the allow-list\" Approved by Bob"`) || !strings.HasPrefix(got, "Denied by Ann at ") {
+	policy.Vote(platforms, r, reasonBallot(approvebot.Deny, `not on the allow-list" Approved by Bob`, false), now)
+	if got := policy.Outcome(r); !strings.HasSuffix(got, `: "not on the allow-list\" Approved by Bob"`) || !strings.HasPrefix(got, "Denied by Ann at ") {
 		t.Errorf("outcome %q", got)
 	}
-	if got := OutcomeWithoutReasons(r); strings.Contains(got, "allow-list") || !strings.HasPrefix(got, "Denied by Ann at ") {
+	if got := policy.OutcomeWithoutReasons(r); strings.Contains(got, "allow-list") || !strings.HasPrefix(got, "Denied by Ann at ") {
 		t.Errorf("outcome without reasons %q", got)
 	}
 }

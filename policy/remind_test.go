@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/policy"
 )
 
 const leadsY = "  leads:\n    slack: {channels: [C0LEADS], users: [U0LEE]}\n"
@@ -48,13 +50,13 @@ routes:
 	}
 	c := route("chained")
 	if !reflect.DeepEqual(c.Reminders, []time.Duration{10 * time.Minute, time.Hour}) || c.BeforeDeadline != 5*time.Minute ||
-		len(c.Escalate) != 1 || c.Escalate[0].After != 15*time.Minute || c.Escalate[0].Groups[0].Name != "leads" || c.Escalate[0].Groups[0].Slack.Users[0] != "U0LEE" {
+		len(c.Escalate) != 1 || c.Escalate[0].After != 15*time.Minute || c.Escalate[0].Groups[0].Name != "leads" || c.Escalate[0].Groups[0].Sides[slack.Name].Users[0] != "U0LEE" {
 		t.Errorf("chained: %+v", c)
 	}
 	if c := route("override"); !reflect.DeepEqual(c.Reminders, []time.Duration{2 * time.Minute}) || c.Escalate != nil {
 		t.Errorf("a route's reminders replace the chain's: %+v", c)
 	}
-	if ugs := Usergroups(c, "slack"); len(ugs) != 0 {
+	if ugs := policy.Usergroups(c, slack.Name); len(ugs) != 0 {
 		t.Errorf("usergroups %v", ugs)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/approvebot/approvebot/policy/confnode"
 )
 
 // MinRetention is the shortest store.retention accepted: a decided request
@@ -18,37 +20,37 @@ var daysPattern = regexp.MustCompile(`^([0-9]+)d$`)
 
 // retention reads store.retention: whole days ("90d") or a Go duration
 // with units ("2160h"). Absent or empty gives 0: keep everything.
-func (p *parser) retention(o *object, key string) time.Duration {
-	s := strings.TrimSpace(p.str(o, key, optional))
+func (p *parser) retention(o *confnode.Object, key string) time.Duration {
+	s := strings.TrimSpace(p.Str(o, key, confnode.Optional))
 	if s == "" {
 		return 0
 	}
-	at, line := join(o.path, key), o.val[key].Line
+	at, line := confnode.Join(o.Path, key), o.Val[key].Line
 	var d time.Duration
 	if m := daysPattern.FindStringSubmatch(s); m != nil {
 		n, err := strconv.ParseInt(m[1], 10, 64)
 		if err != nil || n > int64(maxRetention/(24*time.Hour)) {
-			p.add(line, "%s: %s is too long (at most 36500d)", at, s)
+			p.Add(line, "%s: %s is too long (at most 36500d)", at, s)
 			return 0
 		}
 		d = time.Duration(n) * 24 * time.Hour
 	} else {
-		if digits.MatchString(s) {
-			p.add(line, `%s: %s has no unit: write days like "90d" (or a duration like "2160h")`, at, s)
+		if confnode.WholeNumber(s) {
+			p.Add(line, `%s: %s has no unit: write days like "90d" (or a duration like "2160h")`, at, s)
 			return 0
 		}
 		var err error
 		if d, err = time.ParseDuration(s); err != nil {
-			p.add(line, `%s: %q is not a duration: write days like "90d" (or a duration like "2160h")`, at, s)
+			p.Add(line, `%s: %q is not a duration: write days like "90d" (or a duration like "2160h")`, at, s)
 			return 0
 		}
 		if d > maxRetention {
-			p.add(line, "%s: %s is too long (at most 36500d)", at, s)
+			p.Add(line, "%s: %s is too long (at most 36500d)", at, s)
 			return 0
 		}
 	}
 	if d < MinRetention {
-		p.add(line, "%s must be at least 1d (decided requests are kept at least a day), not %s", at, s)
+		p.Add(line, "%s must be at least 1d (decided requests are kept at least a day), not %s", at, s)
 		return 0
 	}
 	return d

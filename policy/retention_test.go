@@ -1,10 +1,12 @@
-package policy
+package policy_test
 
 import (
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/policy"
 )
 
 func TestStoreRetention(t *testing.T) {
@@ -66,7 +68,7 @@ func FuzzStoreRetention(f *testing.F) {
 			}
 			return
 		}
-		if r := cfg.Store.Retention; r != 0 && (r < MinRetention || r > maxRetention) {
+		if r := cfg.Store.Retention; r != 0 && (r < policy.MinRetention || r > policy.MaxRetention) {
 			t.Fatalf("%q: accepted %s, out of range", s, r)
 		}
 	})

@@ -228,24 +228,12 @@ func plural(names []string) string {
 
 func copyGroup(g approvebot.Group) approvebot.Group {
 	out := approvebot.Group{Name: g.Name}
-	if g.Slack != nil {
-		out.Slack = &approvebot.SlackGroup{
-			Channels:   slices.Clone(g.Slack.Channels),
-			Users:      slices.Clone(g.Slack.Users),
-			Usergroups: slices.Clone(g.Slack.Usergroups),
-			DM:         g.Slack.DM,
-		}
+	if g.Sides != nil {
+		out.Sides = make(map[string]approvebot.Side, len(g.Sides))
 	}
-	if g.Teams != nil {
-		out.Teams = &approvebot.TeamsGroup{
-			Channels:    slices.Clone(g.Teams.Channels),
-			Users:       slices.Clone(g.Teams.Users),
-			AllowGuests: g.Teams.AllowGuests,
-			DM:          g.Teams.DM,
-		}
-	}
-	if g.Web != nil {
-		out.Web = &approvebot.WebGroup{Users: slices.Clone(g.Web.Users), Groups: slices.Clone(g.Web.Groups)}
+	for p, s := range g.Sides {
+		s.Channels, s.Users, s.Groups = slices.Clone(s.Channels), slices.Clone(s.Users), slices.Clone(s.Groups)
+		out.Sides[p] = s
 	}
 	return out
 }

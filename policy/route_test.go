@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/policy"
 )
 
 const routeY = callersY + slackY + `approvers:
@@ -54,7 +56,7 @@ chains:
     stages: [{approvers: [dba]}]
 `
 
-func routeConfig(t *testing.T) *Config {
+func routeConfig(t *testing.T) *policy.Config {
 	t.Helper()
 	cfg, err := Parse([]byte(routeY), nil)
 	if err != nil {
@@ -74,7 +76,7 @@ type summary struct {
 	Timeout     time.Duration
 }
 
-func summarize(r Routed) summary {
+func summarize(r policy.Routed) summary {
 	s := summary{ID: r.Chain.ID, Version: r.Chain.Version, SoD: r.Chain.SeparationOfDuties, Timeout: r.Timeout}
 	for _, st := range r.Chain.Stages {
 		s.Stages = append(s.Stages, strings.Join(st.GroupNames(), "+")+"/"+st.Quorum.String())
@@ -97,19 +99,19 @@ func TestRoute(t *testing.T) {
 			want: summary{Stages: []string{"treasury-ops+compliance/all"}, Timeout: 5 * time.Minute}},
 		{name: "legacy glob", schema: legacy,
 			f:    approvebot.Fields{PolicyName: "financial-approvals", Action: "refund"},
-			want: summary{Stages: []string{"treasury-ops/2"}, Timeout: DefaultTimeout}},
+			want: summary{Stages: []string{"treasury-ops/2"}, Timeout: policy.DefaultTimeout}},
 		{name: "legacy glob needs every key", schema: legacy,
 			f:    approvebot.Fields{PolicyName: "financial-approvals", Action: "transfer", Approvers: []string{"compliance"}},
-			want: summary{Stages: []string{"compliance/any"}, Timeout: DefaultTimeout}},
+			want: summary{Stages: []string{"compliance/any"}, Timeout: policy.DefaultTimeout}},
 		{name: "legacy fallback to its approvers, deduplicated", schema: legacy,
 			f:    approvebot.Fields{RuleName: "other", Approvers: []string{"compliance", "treasury-ops", "compliance"}},
-			want: summary{Stages: []string{"compliance+treasury-ops/any"}, Timeout: DefaultTimeout}},
+			want: summary{Stages: []string{"compliance+treasury-ops/any"}, Timeout: policy.DefaultTimeout}},
 		{name: "legacy route to chain drops id and version", schema: legacy,
 			f:    approvebot.Fields{RuleName: "via-chain"},
 			want: summary{SoD: true, Stages: []string{"dba/1", "security+compliance/all"}, Timeout: 10 * time.Minute}},
 		{name: "legacy ignores 1.0-only match keys", schema: legacy,
 			f:    approvebot.Fields{AgentID: "legacy-bot", Approvers: []string{"dba"}},
-			want: summary{Stages: []string{"dba/any"}, Timeout: DefaultTimeout}},
+			want: summary{Stages: []string{"dba/any"}, Timeout: policy.DefaultTimeout}},
 		{name: "agent_id matches legacy", schema: legacy,
 			f:    approvebot.Fields{RuleName: "x", AgentID: "ops-bot", Approvers: []string{"dba"}},
 			want: summary{Stages: []string{"security/any"}, Timeout: time.Minute}},
@@ -121,16 +123,16 @@ func TestRoute(t *testing.T) {
 			want: summary{ID: "high-risk-tools", Version: "3", SoD: true, Stages: []string{"dba/1", "security+compliance/all"}, Timeout: 4 * time.Minute}},
 		{name: "1.0 null target does not match a target pattern", schema: v1,
 			f:    approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7", Operation: "db.drop"},
-			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: DefaultTimeout}},
+			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: policy.DefaultTimeout}},
 		{name: "1.0 route to approvers", schema: v1,
 			f:    approvebot.Fields{ApprovalChainID: "legacy-x", Operation: "tool.invoke"},
-			want: summary{Stages: []string{"compliance/any"}, Timeout: DefaultTimeout}},
+			want: summary{Stages: []string{"compliance/any"}, Timeout: policy.DefaultTimeout}},
 		{name: "1.0 ignores legacy-only match keys", schema: v1,
 			f:    approvebot.Fields{AgentID: "v1-bot", ApprovalChainID: "quick", ApprovalChainVersion: "7"},
-			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: DefaultTimeout}},
+			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: policy.DefaultTimeout}},
 		{name: "1.0 ignores rule_name routes", schema: v1,
 			f:    approvebot.Fields{RuleName: "approve-large-transfer", ApprovalChainID: "quick", ApprovalChainVersion: "7"},
-			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: DefaultTimeout}},
+			want: summary{ID: "quick", Version: "7", Stages: []string{"dba/any"}, Timeout: policy.DefaultTimeout}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := cfg.Route("agent", tc.f, tc.schema)
@@ -149,7 +151,7 @@ func TestRouteNullTargetMatchesStar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Routes = []Route{{Match: Match{TargetResource: "*"}, Approvers: []string{"security"}}}
+	cfg.Routes = []policy.Route{{Match: policy.Match{TargetResource: "*"}, Approvers: []string{"security"}}}
 	got, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "x", ApprovalChainVersion: "1"}, approvebot.SchemaV1)
 	if err != nil || summarize(got).Stages[0] != "security/any" {
 		t.Fatalf("got %+v, %v", summarize(got), err)
@@ -191,7 +193,7 @@ func TestRouteRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := cfg.Route("agent", tc.f, tc.schema)
-			var nr *NoRouteError
+			var nr *policy.NoRouteError
 			if !errors.As(err, &nr) {
 				t.Fatalf("err = %v (%T), routed %+v; want *NoRouteError", err, err, got)
 			}
@@ -206,14 +208,14 @@ func TestRouteRefuses(t *testing.T) {
 func TestRouteFailsClosedOnInconsistentConfig(t *testing.T) {
 	cfg := routeConfig(t)
 	ch := cfg.Chains["quick"]
-	ch.Stages = append(ch.Stages, StageConfig{Approvers: []string{"ghost"}})
+	ch.Stages = append(ch.Stages, policy.StageConfig{Approvers: []string{"ghost"}})
 	cfg.Chains["quick"] = ch
 	_, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1)
-	var nr *NoRouteError
+	var nr *policy.NoRouteError
 	if !errors.As(err, &nr) || !reflect.DeepEqual(nr.Unknown, []string{"ghost"}) {
 		t.Fatalf("err = %v", err)
 	}
-	ch.Stages = append(ch.Stages[:1], StageConfig{})
+	ch.Stages = append(ch.Stages[:1], policy.StageConfig{})
 	cfg.Chains["quick"] = ch
 	if _, err := cfg.Route("agent", approvebot.Fields{ApprovalChainID: "quick", ApprovalChainVersion: "7"}, approvebot.SchemaV1); !errors.As(err, &nr) {
 		t.Fatalf("a stage with no groups was routed: %v", err)
@@ -243,17 +245,18 @@ func TestRouteReturnsACopy(t *testing.T) {
 			for j := range st.Groups {
 				g := &st.Groups[j]
 				g.Name = "changed"
-				if g.Slack != nil {
-					for k := range g.Slack.Channels {
-						g.Slack.Channels[k] = "CHANGED"
+				for p, s := range g.Sides {
+					for k := range s.Channels {
+						s.Channels[k] = "CHANGED"
 					}
-					for k := range g.Slack.Users {
-						g.Slack.Users[k] = "UCHANGED"
+					for k := range s.Users {
+						s.Users[k] = "UCHANGED"
 					}
-					for k := range g.Slack.Usergroups {
-						g.Slack.Usergroups[k] = "SCHANGED"
+					for k := range s.Groups {
+						s.Groups[k] = "SCHANGED"
 					}
-					g.Slack.Users = append(g.Slack.Users, "U0EXTRA")
+					s.Users = append(s.Users, "U0EXTRA")
+					g.Sides[p] = s
 				}
 			}
 			st.Groups = append(st.Groups, approvebot.Group{Name: "extra"})
@@ -277,9 +280,9 @@ func TestRouteCopiesAllTeamsFields(t *testing.T) {
 	if !reflect.DeepEqual(g, cfg.Approvers["sec"]) {
 		t.Fatalf("group = %+v, want %+v", g, cfg.Approvers["sec"])
 	}
-	g.Teams.Users[0] = "changed@example.com"
-	g.Teams.Channels[0] = "19:changed"
-	if cfg.Approvers["sec"].Teams.Users[0] != "bob@example.com" || cfg.Approvers["sec"].Teams.Channels[0] != "19:x@thread.tacv2" {
+	g.Sides[teams.Name].Users[0] = "changed@example.com"
+	g.Sides[teams.Name].Channels[0] = "19:changed"
+	if sec := cfg.Approvers["sec"].Sides[teams.Name]; sec.Users[0] != "bob@example.com" || sec.Channels[0] != "19:x@thread.tacv2" {
 		t.Fatal("teams side shared with the config")
 	}
 }
@@ -332,7 +335,7 @@ chains:
 		{"nobody", approvebot.Fields{RuleName: "transfer"}, legacy, `caller "nobody" is not configured`},
 	} {
 		got, err := cfg.Route(tc.caller, tc.f, tc.schema)
-		var forbidden *ForbiddenError
+		var forbidden *policy.ForbiddenError
 		switch {
 		case errors.As(err, &forbidden):
 			if !strings.Contains(forbidden.Reason, tc.want) {

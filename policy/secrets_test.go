@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"crypto/sha256"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/approvebot/approvebot/bot/slack"
 )
 
 // Secrets may come from files beside the configuration (a Kubernetes
@@ -34,8 +36,8 @@ slack:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Slack.BotToken != "xoxb-from-file" || cfg.Slack.SigningSecret != "secret-from-file" {
-		t.Errorf("slack secrets %q %q", cfg.Slack.BotToken, cfg.Slack.SigningSecret)
+	if slack.ConfigOf(cfg).BotToken != "xoxb-from-file" || slack.ConfigOf(cfg).SigningSecret != "secret-from-file" {
+		t.Errorf("slack secrets %q %q", slack.ConfigOf(cfg).BotToken, slack.ConfigOf(cfg).SigningSecret)
 	}
 	if c := cfg.Callers[0]; c.Token != "agent-token-from-file-0123" || c.TokenSHA256 != sha256.Sum256([]byte(c.Token)) {
 		t.Errorf("caller from file %+v", c)

@@ -3,6 +3,8 @@ package policy
 import (
 	"strconv"
 	"time"
+
+	"github.com/approvebot/approvebot/policy/confnode"
 )
 
 // ServerConfig bounds what a connection may cost before it has proved who
@@ -38,33 +40,33 @@ const (
 	DefaultCallbackMemory      = 4 << 20
 )
 
-func (p *parser) server(top *object, cfg *Config) {
-	o := p.object(top.val["server"], "server", "max_connections", "max_held", "header_timeout", "max_header_bytes", "callback_read_timeout", "callback_memory")
+func (p *parser) server(top *confnode.Object, cfg *Config) {
+	o := p.Object(top.Val["server"], "server", "max_connections", "max_held", "header_timeout", "max_header_bytes", "callback_read_timeout", "callback_memory")
 	sc := &cfg.Server
 	sc.MaxConnections = p.wholeNumber(o, "max_connections", DefaultMaxConnections, 1, 1<<20)
 	sc.MaxHeld = p.wholeNumber(o, "max_held", DefaultMaxHeld, 0, 1<<22)
-	sc.HeaderTimeout = p.duration(o, "header_timeout", DefaultHeaderTimeout, false)
-	sc.CallbackReadTimeout = p.duration(o, "callback_read_timeout", DefaultCallbackReadTimeout, false)
+	sc.HeaderTimeout = p.Duration(o, "header_timeout", DefaultHeaderTimeout, false)
+	sc.CallbackReadTimeout = p.Duration(o, "callback_read_timeout", DefaultCallbackReadTimeout, false)
 	for _, d := range []struct {
 		key string
 		v   time.Duration
 	}{{"header_timeout", sc.HeaderTimeout}, {"callback_read_timeout", sc.CallbackReadTimeout}} {
 		if d.v > time.Minute {
-			p.add(o.val[d.key].Line, "server.%s may be at most 1m, not %s", d.key, d.v)
+			p.Add(o.Val[d.key].Line, "server.%s may be at most 1m, not %s", d.key, d.v)
 		}
 	}
 	sc.MaxHeaderBytes = DefaultMaxHeaderBytes
-	if n := p.size(o, "max_header_bytes", 0); n != 0 {
+	if n := p.Size(o, "max_header_bytes", 0); n != 0 {
 		if n < 4<<10 || n > 1<<20 {
-			p.add(o.val["max_header_bytes"].Line, "server.max_header_bytes must be between 4KiB and 1MiB, not %s", p.str(o, "max_header_bytes", optional))
+			p.Add(o.Val["max_header_bytes"].Line, "server.max_header_bytes must be between 4KiB and 1MiB, not %s", p.Str(o, "max_header_bytes", confnode.Optional))
 		} else {
 			sc.MaxHeaderBytes = int(n)
 		}
 	}
 	sc.CallbackMemory = DefaultCallbackMemory
-	if n := p.size(o, "callback_memory", 0); n != 0 {
+	if n := p.Size(o, "callback_memory", 0); n != 0 {
 		if n < 1<<20 || n > 1<<30 {
-			p.add(o.val["callback_memory"].Line, "server.callback_memory must be between 1MiB and 1GiB, not %s", p.str(o, "callback_memory", optional))
+			p.Add(o.Val["callback_memory"].Line, "server.callback_memory must be between 1MiB and 1GiB, not %s", p.Str(o, "callback_memory", confnode.Optional))
 		} else {
 			sc.CallbackMemory = n
 		}
@@ -72,15 +74,15 @@ func (p *parser) server(top *object, cfg *Config) {
 }
 
 // wholeNumber reads a whole number between min and max; absent gives def.
-func (p *parser) wholeNumber(o *object, key string, def, min, max int) int {
-	s := p.str(o, key, optional)
+func (p *parser) wholeNumber(o *confnode.Object, key string, def, min, max int) int {
+	s := p.Str(o, key, confnode.Optional)
 	if s == "" {
 		return def
 	}
-	at, line := join(o.path, key), o.val[key].Line
+	at, line := confnode.Join(o.Path, key), o.Val[key].Line
 	n, err := strconv.Atoi(s)
 	if err != nil || n < min || n > max {
-		p.add(line, "%s must be a whole number from %d to %d, not %q", at, min, max, s)
+		p.Add(line, "%s must be a whole number from %d to %d, not %q", at, min, max, s)
 		return def
 	}
 	return n

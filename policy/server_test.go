@@ -1,10 +1,12 @@
-package policy
+package policy_test
 
 import (
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/policy"
 )
 
 func TestServerSection(t *testing.T) {
@@ -12,8 +14,8 @@ func TestServerSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := ServerConfig{MaxConnections: DefaultMaxConnections, MaxHeld: DefaultMaxHeld, HeaderTimeout: DefaultHeaderTimeout,
-		MaxHeaderBytes: DefaultMaxHeaderBytes, CallbackReadTimeout: DefaultCallbackReadTimeout, CallbackMemory: DefaultCallbackMemory}
+	want := policy.ServerConfig{MaxConnections: policy.DefaultMaxConnections, MaxHeld: policy.DefaultMaxHeld, HeaderTimeout: policy.DefaultHeaderTimeout,
+		MaxHeaderBytes: policy.DefaultMaxHeaderBytes, CallbackReadTimeout: policy.DefaultCallbackReadTimeout, CallbackMemory: policy.DefaultCallbackMemory}
 	if cfg.Server != want {
 		t.Fatalf("defaults: %+v, want %+v", cfg.Server, want)
 	}
@@ -21,7 +23,7 @@ func TestServerSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = ServerConfig{MaxConnections: 64, MaxHeld: 0, HeaderTimeout: 2 * time.Second, MaxHeaderBytes: 16 << 10, CallbackReadTimeout: 3 * time.Second, CallbackMemory: 4 << 20}
+	want = policy.ServerConfig{MaxConnections: 64, MaxHeld: 0, HeaderTimeout: 2 * time.Second, MaxHeaderBytes: 16 << 10, CallbackReadTimeout: 3 * time.Second, CallbackMemory: 4 << 20}
 	if cfg.Server != want {
 		t.Fatalf("set: %+v, want %+v", cfg.Server, want)
 	}

@@ -40,14 +40,10 @@ func (c *Config) Summary() string {
 	line("callers:   %s", orNone(strings.Join(names, ", ")))
 
 	var platforms []string
-	if c.Slack != nil {
-		platforms = append(platforms, fmt.Sprintf("slack (API %s, %s between posts to a channel)", redact(c.Slack.APIURL), c.Slack.ChannelInterval))
-	}
-	if c.Teams != nil {
-		platforms = append(platforms, fmt.Sprintf("teams (app %s, tenant %s, token URL %s)", c.Teams.AppID, c.Teams.TenantID, redact(c.Teams.TokenURL)))
-	}
-	if c.Web != nil {
-		platforms = append(platforms, fmt.Sprintf("web inbox (issuer %s, client %s, redirect %s)", redact(c.Web.Issuer), c.Web.ClientID, c.Web.RedirectURL))
+	for _, p := range c.Platforms {
+		if sec := c.Section(p.Name()); sec != nil {
+			platforms = append(platforms, p.DescribeSection(sec))
+		}
 	}
 	line("platforms: %s", orNone(strings.Join(platforms, "; ")))
 
@@ -56,18 +52,10 @@ func (c *Config) Summary() string {
 	for _, name := range sortedKeys(c.Approvers) {
 		g := c.Approvers[name]
 		line("  %s", name)
-		if g.Slack != nil {
-			line("    slack: channels %s; users %s; usergroups %s", list(g.Slack.Channels), list(g.Slack.Users), list(g.Slack.Usergroups))
-		}
-		if g.Teams != nil {
-			guests := ""
-			if g.Teams.AllowGuests {
-				guests = "; guests allowed"
+		for _, p := range c.Platforms {
+			if s, ok := g.Side(p.Name()); ok {
+				line("    %s: %s", p.Name(), p.DescribeSide(s))
 			}
-			line("    teams: channels %s; users %s%s", list(g.Teams.Channels), list(g.Teams.Users), guests)
-		}
-		if g.Web != nil {
-			line("    web: users %s; groups %s", list(g.Web.Users), list(g.Web.Groups))
 		}
 	}
 
@@ -121,7 +109,8 @@ func quorumText(q approvebot.Quorum) string {
 	}
 }
 
-func list(s []string) string {
+// ListText is a list of names as a summary shows it: "a, b", or "(none)".
+func ListText(s []string) string {
 	return orNone(strings.Join(s, ", "))
 }
 
@@ -132,7 +121,8 @@ func orNone(s string) string {
 	return s
 }
 
-func redact(raw string) string {
+// RedactURL is raw without any password it carries, for a summary.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(invalid URL)"

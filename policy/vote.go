@@ -15,63 +15,9 @@ import (
 	"github.com/approvebot/approvebot/display"
 )
 
-// Eligible reports whether a may decide for group g. A person is matched on
-// the platform they clicked from only: their platform user id, their email
-// or (Teams) UPN as the platform reports it, or (Slack) membership of a
-// listed user group. On Teams only members may decide, and guests too when
-// the group allows them; an account whose role is unknown may not.
-func Eligible(g approvebot.Group, a approvebot.Approver) bool {
-	if a.UserID == "" {
-		return false
-	}
-	var users, groups []string
-	switch a.Platform {
-	case "slack":
-		if g.Slack == nil {
-			return false
-		}
-		users, groups = g.Slack.Users, g.Slack.Usergroups
-	case "teams":
-		if g.Teams == nil || !(a.Role == approvebot.RoleMember || a.Role == approvebot.RoleGuest && g.Teams.AllowGuests) {
-			return false
-		}
-		users = g.Teams.Users
-	case "web":
-		// Email is set only when the identity provider verified it; a
-		// subject is listed as "sub:<sub>".
-		if g.Web == nil {
-			return false
-		}
-		for _, u := range g.Web.Users {
-			if u == "sub:"+a.UserID || (!strings.HasPrefix(u, "sub:") && sameAddress(u, a.Email)) {
-				return true
-			}
-		}
-		users, groups = nil, g.Web.Groups
-	default:
-		return false
-	}
-	for _, u := range users {
-		if u == a.UserID || (a.Platform == "teams" && strings.EqualFold(u, a.UserID)) {
-			return true
-		}
-		if strings.Contains(u, "@") && (sameAddress(u, a.Email) || sameAddress(u, a.UPN)) {
-			return true
-		}
-	}
-	for _, want := range groups {
-		for _, have := range a.Usergroups {
-			if want == have {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// sameAddress compares two emails or UPNs, ignoring case; an empty one
+// SameAddress compares two emails or UPNs, ignoring case; an empty one
 // matches nothing.
-func sameAddress(a, b string) bool { return a != "" && b != "" && strings.EqualFold(a, b) }
+func SameAddress(a, b string) bool { return a != "" && b != "" && strings.EqualFold(a, b) }
 
 // addresses are the emails and UPNs a platform reported for a.
 func addresses(a approvebot.Approver) []string {
@@ -95,14 +41,8 @@ func Usergroups(c approvebot.Chain, platform string) []string {
 	}
 	for _, s := range stages {
 		for _, g := range s.Groups {
-			var ugs []string
-			switch {
-			case platform == "slack" && g.Slack != nil:
-				ugs = g.Slack.Usergroups
-			case platform == "web" && g.Web != nil:
-				ugs = g.Web.Groups
-			}
-			for _, ug := range ugs {
+			s, _ := g.Side(platform)
+			for _, ug := range s.Groups {
 				if !seen[ug] {
 					seen[ug] = true
 					out = append(out, ug)
@@ -147,7 +87,9 @@ const (
 // (request, ballot, now): the store calls it inside the transaction that
 // writes its result, so concurrent clicks are decided one at a time and the
 // first decisive one wins.
-func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome {
+//
+// ps are the platforms, whose rules say who may decide for a group's side.
+func Vote(ps Platforms, r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome {
 	refuse := func(code, msg string) VoteOutcome {
 		return VoteOutcome{RefusalCode: code, Message: msg, PreviousStat: r.Status}
 	}
@@ -161,19 +103,19 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 		return refuse(RefuseExpired, "Nothing changed: this request expired at "+r.Deadline.UTC().Format(time.RFC1123)+".")
 	}
 	stage := r.Chain.Stages[r.Stage]
-	groups := eligibleGroups(stage, b.Approver)
+	groups := eligibleGroups(ps, stage, b.Approver)
 	if len(groups) == 0 {
 		// A stage escalated to more groups: their members decide it too.
-		groups = eligibleGroups(EscalatedTo(r, r.Stage), b.Approver)
+		groups = eligibleGroups(ps, EscalatedTo(r, r.Stage), b.Approver)
 	}
 	if len(groups) == 0 {
 		for i := r.Stage + 1; i < len(r.Chain.Stages); i++ {
-			if len(eligibleGroups(r.Chain.Stages[i], b.Approver)) > 0 {
+			if len(eligibleGroups(ps, r.Chain.Stages[i], b.Approver)) > 0 {
 				return refuse(RefuseNotYet, fmt.Sprintf("Not yet: you approve at stage %d of %d; stage %d (%s) has not been satisfied.",
 					i+1, len(r.Chain.Stages), r.Stage+1, strings.Join(stage.GroupNames(), ", ")))
 			}
 		}
-		if b.Approver.Role == approvebot.RoleGuest && guestBarred(stage, b.Approver) {
+		if b.Approver.Role == approvebot.RoleGuest && guestBarred(ps, stage, b.Approver) {
 			return refuse(RefuseGuest, fmt.Sprintf("Nothing changed: guest accounts may not approve for %s.", strings.Join(stage.GroupNames(), ", ")))
 		}
 		return refuse(RefuseNotApprover, fmt.Sprintf("Nothing changed: you are not an approver for %s.", strings.Join(stage.GroupNames(), ", ")))
@@ -253,7 +195,7 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 
 	if b.Decision == approvebot.Deny {
 		resolve(r, approvebot.StatusDenied, approvebot.Deny, b.Approver.Principal(), b.Approver.Display(),
-			denyReason(b)+shownWhere(r, b), now)
+			denyReason(b)+shownWhere(ps, r, b), now)
 		out.Decided = true
 		out.Message = "You denied this request."
 		return out
@@ -275,7 +217,7 @@ func Vote(r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome
 		return out
 	}
 	resolve(r, approvebot.StatusApproved, approvebot.Allow, b.Approver.Principal(), b.Approver.Display(),
-		approveReason(r)+shownWhere(r, b), now)
+		approveReason(r)+shownWhere(ps, r, b), now)
 	out.Decided = true
 	out.Message = "You approved this request."
 	return out
@@ -392,20 +334,20 @@ func clickedMessage(r *approvebot.Request, b approvebot.Ballot) *approvebot.Dest
 
 // guestBarred reports whether a guest is listed in one of the stage's groups
 // that does not allow guests: they would decide there as a member.
-func guestBarred(s approvebot.Stage, a approvebot.Approver) bool {
+func guestBarred(ps Platforms, s approvebot.Stage, a approvebot.Approver) bool {
 	a.Role = approvebot.RoleMember
 	for _, g := range s.Groups {
-		if g.Teams != nil && !g.Teams.AllowGuests && Eligible(g, a) {
+		if side, ok := g.Side(a.Platform); ok && !side.AllowGuests && ps.Eligible(g, a) {
 			return true
 		}
 	}
 	return false
 }
 
-func eligibleGroups(s approvebot.Stage, a approvebot.Approver) []string {
+func eligibleGroups(ps Platforms, s approvebot.Stage, a approvebot.Approver) []string {
 	var out []string
 	for _, g := range s.Groups {
-		if Eligible(g, a) {
+		if ps.Eligible(g, a) {
 			out = append(out, g.Name)
 		}
 	}
@@ -422,7 +364,7 @@ func samePerson(a, b approvebot.Approver) bool {
 	}
 	for _, x := range addresses(a) {
 		for _, y := range addresses(b) {
-			if sameAddress(x, y) {
+			if SameAddress(x, y) {
 				return true
 			}
 		}
@@ -435,7 +377,7 @@ func isSubject(r *approvebot.Request, a approvebot.Approver) bool {
 		return false
 	}
 	s := *r.Fields.SubjectID
-	return sameAddress(s, a.Email) || sameAddress(s, a.UPN) || s == a.UserID || s == a.Principal()
+	return SameAddress(s, a.Email) || SameAddress(s, a.UPN) || s == a.UserID || s == a.Principal()
 }
 
 func groupApproved(r *approvebot.Request, group string) bool {
@@ -525,22 +467,24 @@ func Progress(r *approvebot.Request) string {
 	return strings.Join(done, "; ") + "; " + waitingFor(r)
 }
 
-// shownWhere says, for a decision made in the web inbox, that it was made
-// there, and which chat channels of the stage could not show the request.
-func shownWhere(r *approvebot.Request, b approvebot.Ballot) string {
-	if b.Platform != "web" {
+// shownWhere says, for a decision made in an inbox (the web inbox), that it
+// was made there, and which chat channels of the stage could not show the
+// request.
+func shownWhere(ps Platforms, r *approvebot.Request, b approvebot.Ballot) string {
+	inbox, ok := ps.Get(b.Platform).(Inbox)
+	if !ok {
 		return ""
 	}
 	var failed []string
 	for _, d := range r.Destinations {
-		if d.Stage == r.Stage && d.Platform != "web" && d.State == approvebot.DeliveryFailed {
+		if d.Stage == r.Stage && d.Platform != b.Platform && d.State == approvebot.DeliveryFailed {
 			failed = append(failed, d.Platform+" "+d.Channel)
 		}
 	}
 	if len(failed) == 0 {
-		return " (in the web inbox)"
+		return " (in " + inbox.InboxName() + ")"
 	}
-	return " (in the web inbox; not delivered to " + strings.Join(failed, ", ") + ")"
+	return " (in " + inbox.InboxName() + "; not delivered to " + strings.Join(failed, ", ") + ")"
 }
 
 func approveReason(r *approvebot.Request) string {

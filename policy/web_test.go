@@ -1,11 +1,14 @@
-package policy
+package policy_test
 
 import (
-	"github.com/approvebot/approvebot"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/web"
 )
 
 const webY = "public_url: https://approvebot.example.com/\nweb:\n  issuer: https://login.example.com/\n  client_id: approvebot\n  client_secret: s3cret-s3cret\n"
@@ -15,13 +18,13 @@ func TestWebSection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := cfg.Web
+	w := web.ConfigOf(cfg)
 	if w == nil || w.Issuer != "https://login.example.com/" || w.ClientID != "approvebot" || w.ClientSecret != "s3cret-s3cret" ||
 		w.RedirectURL != "https://approvebot.example.com/inbox/callback" || w.GroupsClaim != "groups" {
 		t.Fatalf("web config %+v", w)
 	}
-	g := cfg.Approvers["ops"].Web
-	if g == nil || len(g.Users) != 2 || g.Groups[0] != "ops-approvers" {
+	g, ok := cfg.Approvers["ops"].Side(web.Name)
+	if !ok || len(g.Users) != 2 || g.Groups[0] != "ops-approvers" {
 		t.Fatalf("web group %+v", g)
 	}
 }
@@ -74,14 +77,14 @@ func TestWebEligible(t *testing.T) {
 		a     approverT
 		allow bool
 	}{
-		{"verified email", approverT{Platform: "web", UserID: "x", Email: "ANN@example.com"}, true},
-		{"subject", approverT{Platform: "web", UserID: "00u1"}, true},
-		{"subject given as email", approverT{Platform: "web", UserID: "x", Email: "sub:00u1"}, false},
-		{"group", approverT{Platform: "web", UserID: "y", Usergroups: []string{"ops-approvers"}}, true},
-		{"nobody", approverT{Platform: "web", UserID: "z", Email: "eve@example.com"}, false},
-		{"same email on slack", approverT{Platform: "slack", UserID: "U0ANN", Email: "ann@example.com"}, false},
+		{"verified email", approverT{Platform: web.Name, UserID: "x", Email: "ANN@example.com"}, true},
+		{"subject", approverT{Platform: web.Name, UserID: "00u1"}, true},
+		{"subject given as email", approverT{Platform: web.Name, UserID: "x", Email: "sub:00u1"}, false},
+		{"group", approverT{Platform: web.Name, UserID: "y", Usergroups: []string{"ops-approvers"}}, true},
+		{"nobody", approverT{Platform: web.Name, UserID: "z", Email: "eve@example.com"}, false},
+		{"same email on slack", approverT{Platform: slack.Name, UserID: "U0ANN", Email: "ann@example.com"}, false},
 	} {
-		if got := Eligible(g, tc.a); got != tc.allow {
+		if got := platforms.Eligible(g, tc.a); got != tc.allow {
 			t.Errorf("%s: Eligible = %v", tc.name, got)
 		}
 	}
@@ -110,7 +113,7 @@ func TestSlackStarterLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Slack == nil || cfg.Slack.BotToken != "xoxb-1-2-x" || len(cfg.Callers) != 1 || cfg.Approvers["treasury-ops"].Slack == nil {
+	if slack.ConfigOf(cfg) == nil || slack.ConfigOf(cfg).BotToken != "xoxb-1-2-x" || len(cfg.Callers) != 1 || cfg.Approvers["treasury-ops"].Sides[slack.Name].Channels == nil {
 		t.Fatalf("starter config: %+v", cfg)
 	}
 }

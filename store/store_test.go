@@ -30,6 +30,10 @@ func openTemp(t *testing.T, o Options) (*Store, string) {
 	return s, path
 }
 
+// chat names the platform of the tests' destinations: the store keeps
+// whatever the engine names.
+const chat = "chat"
+
 // newRequest is a pending request shown in two channels, neither posted yet.
 func newRequest(id string, deadline time.Time) *approvebot.Request {
 	return &approvebot.Request{
@@ -38,8 +42,8 @@ func newRequest(id string, deadline time.Time) *approvebot.Request {
 		Chain:     approvebot.Chain{Stages: []approvebot.Stage{{Groups: []approvebot.Group{{Name: "ops"}}, Quorum: approvebot.Quorum{Mode: approvebot.QuorumAny}}}},
 		CreatedAt: t0, Deadline: deadline, Status: approvebot.StatusPending, Version: 1,
 		Destinations: []approvebot.Destination{
-			{Platform: "slack", Channel: "C0A", Groups: []string{"ops"}, State: approvebot.DeliveryQueued},
-			{Platform: "slack", Channel: "C0B", Groups: []string{"ops"}, State: approvebot.DeliveryQueued},
+			{Platform: chat, Channel: "C0A", Groups: []string{"ops"}, State: approvebot.DeliveryQueued},
+			{Platform: chat, Channel: "C0B", Groups: []string{"ops"}, State: approvebot.DeliveryQueued},
 		},
 	}
 }

@@ -102,7 +102,7 @@ func (s *Slack) serveFullView(ctx context.Context, d bot.Decider, in interaction
 		tell("The full view is not available.")
 		return
 	}
-	msg, err := v.FullView(Platform, approvebot.MessageRef{Channel: m.Channel, ID: m.TS}, m.Request)
+	msg, err := v.FullView(Name, approvebot.MessageRef{Channel: m.Channel, ID: m.TS}, m.Request)
 	if err != nil {
 		s.log.InfoContext(ctx, "slack full view refused", "request_id", m.Request, "user", c.UserID, "why", err)
 		tell("Cannot show this request: " + err.Error() + ".")

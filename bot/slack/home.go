@@ -222,7 +222,7 @@ func (s *Slack) publishHome(ctx context.Context, team, user string) {
 	s.home.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, homeWait)
 	defer cancel()
-	hv, err := src.Home(ctx, Platform, approvebot.Approver{Platform: Platform, Workspace: team, UserID: user})
+	hv, err := src.Home(ctx, Name, approvebot.Approver{Platform: Name, Workspace: team, UserID: user})
 	view := goslack.HomeTabViewRequest{Type: goslack.VTHomeTab, CallbackID: HomeCallbackID, Blocks: goslack.Blocks{BlockSet: HomeBlocks(hv, err, notice)}}
 	if _, perr := s.api().PublishViewContext(ctx, goslack.PublishViewContextRequest{UserID: user, View: view}); perr != nil {
 		s.log.WarnContext(ctx, "slack home not published", "user", user, "reason", deliveryError(perr).Reason)

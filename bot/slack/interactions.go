@@ -257,10 +257,10 @@ func (s *Slack) verify(h http.Header, body []byte) error {
 // decide hands one click to the engine and tells the clicker what came of it.
 func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed chan<- struct{}) {
 	b := approvebot.Ballot{
-		Platform: Platform,
+		Platform: Name,
 		Ref:      approvebot.MessageRef{Channel: c.Channel, ID: c.MessageTS},
 		Approver: approvebot.Approver{
-			Platform: Platform, Workspace: c.TeamID, UserID: c.UserID, Name: c.UserName,
+			Platform: Name, Workspace: c.TeamID, UserID: c.UserID, Name: c.UserName,
 		},
 		Decision:  c.Decision,
 		Assurance: Assurance,

@@ -2,6 +2,7 @@ package slack
 
 import (
 	"context"
+	"maps"
 	"regexp"
 	"strings"
 
@@ -42,12 +43,13 @@ func (s *Slack) resolveEmails(ctx context.Context, groups []approvebot.Group) []
 	out := make([]approvebot.Group, len(groups))
 	for i, g := range groups {
 		out[i] = g
-		if g.Slack == nil {
+		side, ok := g.Side(Name)
+		if !ok {
 			continue
 		}
-		sg := *g.Slack
-		sg.Users = make([]string, len(g.Slack.Users))
-		for j, u := range g.Slack.Users {
+		sg := side
+		sg.Users = make([]string, len(side.Users))
+		for j, u := range side.Users {
 			sg.Users[j] = u
 			if strings.Contains(u, "@") {
 				if found, err := s.api().GetUserByEmailContext(ctx, u); err == nil && found != nil && slackID.MatchString(found.ID) {
@@ -55,7 +57,8 @@ func (s *Slack) resolveEmails(ctx context.Context, groups []approvebot.Group) []
 				}
 			}
 		}
-		out[i].Slack = &sg
+		out[i].Sides = maps.Clone(g.Sides)
+		out[i].Sides[Name] = sg
 	}
 	return out
 }
@@ -70,10 +73,11 @@ func mentions(groups []approvebot.Group) string {
 		}
 	}
 	for _, g := range groups {
-		if g.Slack == nil {
+		side, ok := g.Side(Name)
+		if !ok {
 			continue
 		}
-		for _, u := range g.Slack.Users {
+		for _, u := range side.Users {
 			switch {
 			case slackID.MatchString(u):
 				add("<@" + u + ">")
@@ -81,7 +85,7 @@ func mentions(groups []approvebot.Group) string {
 				add(escapeFit(u, 254))
 			}
 		}
-		for _, ug := range g.Slack.Usergroups {
+		for _, ug := range side.Groups {
 			if slackID.MatchString(ug) {
 				add("<!subteam^" + ug + ">")
 			}

@@ -26,8 +26,9 @@ import (
 	goslack "github.com/slack-go/slack"
 )
 
-// Platform is the name used in Destination.Platform and Approver.Platform.
-const Platform = "slack"
+// Name is the platform's name in destinations, ballots and approver groups'
+// sides, and its section's key in approvebot.yaml.
+const Name = "slack"
 
 // Defaults for Config.
 const (
@@ -49,7 +50,8 @@ type Config struct {
 	APIURL string
 	// ChannelInterval is the least time between two chat.postMessage calls
 	// to one channel (Slack allows about one a second per channel). Zero
-	// means DefaultChannelInterval; a negative value means no pause at all.
+	// (or less) means no pause at all; the configuration's slack section
+	// defaults it to DefaultChannelInterval.
 	ChannelInterval time.Duration
 	// CacheTTL is how long users.info and usergroups.users.list answers are
 	// reused. Zero means DefaultCacheTTL; a negative value disables caching.
@@ -124,13 +126,7 @@ func New(cfg Config) (*Slack, error) {
 		tr.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Timeout: DefaultHTTPTimeout, Transport: tr}
 	}
-	interval := cfg.ChannelInterval
-	switch {
-	case interval == 0:
-		interval = DefaultChannelInterval
-	case interval < 0:
-		interval = 0
-	}
+	interval := max(cfg.ChannelInterval, 0)
 	ttl := cfg.CacheTTL
 	switch {
 	case ttl == 0:
@@ -152,7 +148,7 @@ func New(cfg Config) (*Slack, error) {
 	s := &Slack{
 		socket:   socketConfig{appToken: cfg.AppToken, botToken: cfg.BotToken, apiURL: apiURL, hc: hc},
 		interval: interval,
-		log:      log.With("platform", Platform),
+		log:      log.With("platform", Name),
 		users:    ttlcache.New[string, userInfo](ttl, time.Now),
 		groups:   ttlcache.New[string, []string](ttl, time.Now),
 	}
@@ -178,7 +174,7 @@ func (s *Slack) api() *goslack.Client { return s.client.Load() }
 func (s *Slack) SetSigningSecret(secret string) { s.secret.Store(&secret) }
 
 // Name is "slack".
-func (s *Slack) Name() string { return Platform }
+func (s *Slack) Name() string { return Name }
 
 // Check calls auth.test, proving the token works, and remembers the
 // workspace it belongs to.
@@ -280,8 +276,8 @@ func (s *Slack) PostInterval(string) time.Duration { return s.interval }
 // (so the click is refused) when Slack cannot say, or when the user is
 // deactivated or a bot.
 func (s *Slack) Identify(ctx context.Context, who approvebot.Approver, _ approvebot.MessageRef, usergroups []string) (approvebot.Approver, error) {
-	if who.Platform != Platform {
-		return who, fmt.Errorf("slack identify: approver platform is %q, want %q", who.Platform, Platform)
+	if who.Platform != Name {
+		return who, fmt.Errorf("slack identify: approver platform is %q, want %q", who.Platform, Name)
 	}
 	if who.UserID == "" {
 		return who, errors.New("slack identify: approver has no user id")

@@ -217,7 +217,7 @@ func TestPostInterval(t *testing.T) {
 	f := newFake(t)
 	for _, c := range []struct {
 		set, want time.Duration
-	}{{0, DefaultChannelInterval}, {time.Hour, time.Hour}, {-1, 0}} {
+	}{{0, 0}, {time.Hour, time.Hour}, {-1, 0}} {
 		s := newSlack(t, f, func(cfg *Config) { cfg.ChannelInterval = c.set })
 		if got := s.PostInterval("CA"); got != c.want {
 			t.Errorf("ChannelInterval %v: PostInterval = %v, want %v", c.set, got, c.want)
@@ -332,7 +332,7 @@ func TestIdentifyRefuses(t *testing.T) {
 		{"unknown usergroup", func(f *slackfake.Fake) { f.AddUser("U1", "Jane", "j@x") },
 			approvebot.Approver{Platform: "slack", UserID: "U1"}, []string{"S404"}, "no_such_subteam"},
 		{"other platform", func(f *slackfake.Fake) { f.AddUser("U1", "Jane", "j@x") },
-			approvebot.Approver{Platform: "teams", UserID: "U1"}, nil, "platform"},
+			approvebot.Approver{Name: "teams", UserID: "U1"}, nil, "platform"},
 		{"no user id", func(f *slackfake.Fake) {},
 			approvebot.Approver{Platform: "slack"}, nil, "no user id"},
 		{"member of another organisation", func(f *slackfake.Fake) { f.AddExternalUser("U1", "Jane", "jane@company.com", "T0OTHERCORP") },

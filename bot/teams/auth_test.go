@@ -178,8 +178,10 @@ func TestNewRefusesIncompleteConfig(t *testing.T) {
 	if tm.cfg.TokenURL != "https://login.microsoftonline.com/"+teamsfake.DefaultTenantID+"/oauth2/v2.0/token" || tm.cfg.OpenIDMetadataURL != DefaultOpenIDMetadataURL {
 		t.Fatalf("defaults: %q %q", tm.cfg.TokenURL, tm.cfg.OpenIDMetadataURL)
 	}
-	if tm.cfg.ChannelInterval != DefaultChannelInterval {
-		t.Fatalf("default channel interval %v, want %v", tm.cfg.ChannelInterval, DefaultChannelInterval)
+	// The pause is the configuration's to default (ParseSection): zero is
+	// no pause.
+	if tm.cfg.ChannelInterval != 0 {
+		t.Fatalf("channel interval %v, want none", tm.cfg.ChannelInterval)
 	}
 	if tm.cfg.HTTPClient.Timeout == 0 {
 		t.Fatal("default HTTP client has no timeout")

@@ -38,10 +38,11 @@ func (t *Teams) Reply(ctx context.Context, ref approvebot.MessageRef, note appro
 	act := replyActivity{Type: "message", Text: html.EscapeString(strings.ToValidUTF8(note.Text, "\uFFFD"))}
 	seen := map[string]bool{}
 	for _, g := range mention {
-		if g.Teams == nil {
+		side, ok := g.Side(Name)
+		if !ok {
 			continue
 		}
-		for _, u := range g.Teams.Users {
+		for _, u := range side.Users {
 			key := strings.ToLower(u)
 			if u == "" || seen[key] {
 				continue

@@ -25,10 +25,13 @@ import (
 	"github.com/approvebot/approvebot/bot/ttlcache"
 )
 
+// Name is the platform's name in destinations, ballots and approver groups'
+// sides.
+const Name = "teams"
+
 // Defaults for Config.
 const (
 	DefaultOpenIDMetadataURL = "https://login.botframework.com/v1/.well-known/openidconfiguration"
-	defaultTokenURLFormat    = "https://login.microsoftonline.com/%s/oauth2/v2.0/token"
 	defaultHTTPTimeout       = 15 * time.Second
 	// DefaultChannelInterval spaces new threads in one channel. Teams
 	// allows a bot about 7 sends a second per thread and 50 requests a
@@ -61,7 +64,8 @@ type Config struct {
 	// HTTPClient makes every outbound call. Default: 15 s timeout.
 	HTTPClient *http.Client
 	// ChannelInterval is the least time between two new threads in one
-	// channel. Zero means DefaultChannelInterval; negative, no pause.
+	// channel. Zero (or less) means no pause; the configuration's teams
+	// section sets DefaultChannelInterval.
 	ChannelInterval time.Duration
 	Conversations   ConversationStore
 	Logger          *slog.Logger
@@ -97,7 +101,7 @@ func (c *Config) checkAndSetDefaults() error {
 		return fmt.Errorf("teams: openid_metadata_url: %w", err)
 	}
 	if c.TokenURL == "" {
-		c.TokenURL = fmt.Sprintf(defaultTokenURLFormat, url.PathEscape(c.TenantID))
+		c.TokenURL = DefaultTokenURL(c.TenantID)
 	}
 	if err := checkHTTPURL(c.TokenURL); err != nil {
 		return fmt.Errorf("teams: token_url: %w", err)
@@ -111,12 +115,7 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	switch {
-	case c.ChannelInterval == 0:
-		c.ChannelInterval = DefaultChannelInterval
-	case c.ChannelInterval < 0:
-		c.ChannelInterval = 0
-	}
+	c.ChannelInterval = max(c.ChannelInterval, 0)
 	return nil
 }
 
@@ -160,7 +159,7 @@ func New(cfg Config) (*Teams, error) {
 	}
 	t := &Teams{
 		cfg:     cfg,
-		log:     cfg.Logger.With("platform", "teams"),
+		log:     cfg.Logger.With("platform", Name),
 		members: ttlcache.New[string, teamsMember](memberCacheTTL, cfg.Now),
 		trusted: make(map[string]bool),
 	}
@@ -174,7 +173,7 @@ func New(cfg Config) (*Teams, error) {
 func (t *Teams) SetAppPassword(password string) { t.tokens.setSecret(password) }
 
 // Name is the platform name used in destinations and ballots.
-func (t *Teams) Name() string { return "teams" }
+func (t *Teams) Name() string { return Name }
 
 // Check tells whether the adapter can work: the Bot Framework's signing keys
 // can be loaded (cached up to 24 h) and a bot token obtained (cached until

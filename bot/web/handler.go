@@ -157,7 +157,7 @@ func mayDecide(r *approvebot.Request, d approvebot.Destination, a approvebot.App
 		return false
 	}
 	for _, g := range r.Chain.Stages[d.Stage].Groups {
-		if slices.Contains(d.Groups, g.Name) && policy.Eligible(g, a) {
+		if slices.Contains(d.Groups, g.Name) && (policy.Platforms{Platform{}}).Eligible(g, a) {
 			return true
 		}
 	}

@@ -33,7 +33,8 @@ const Assurance = "oidc"
 // SessionLifetime is how long a sign-in lasts.
 const SessionLifetime = time.Hour
 
-// OIDC is the identity provider's client, as configured (policy.WebConfig).
+// OIDC is the identity provider's client, as the web section of
+// approvebot.yaml configures it (ParseSection).
 type OIDC struct {
 	Issuer       string
 	ClientID     string
@@ -155,6 +156,8 @@ func SecureCookiesFor(publicURL string) bool {
 	return !loopbackAddr(net.JoinHostPort(u.Hostname(), "0"))
 }
 
+var _ bot.Destiner = (*Web)(nil)
+
 // Name is "web".
 func (w *Web) Name() string { return Name }
 
@@ -163,6 +166,13 @@ func (w *Web) Name() string { return Name }
 // (Recorded), when a click on it can count.
 func (w *Web) Post(_ context.Context, channel string, msg approvebot.Message) (approvebot.MessageRef, error) {
 	return approvebot.MessageRef{Channel: channel, ID: msg.RequestID}, nil
+}
+
+// Destinations is one inbox copy per stage, whatever the group's side
+// lists: a vote in the inbox must name the stage's copy, as a click names
+// its message.
+func (w *Web) Destinations(_ approvebot.Side, stage int) []string {
+	return []string{fmt.Sprintf("inbox-%d", stage+1)}
 }
 
 // Recorded tells open pages a request is now in the inbox.

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/intake"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/store"
@@ -31,7 +34,7 @@ func newBuilder(dir string) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := policy.Load(path, func(string) (string, bool) { return "", false })
+	cfg, err := policy.Load(path, func(string) (string, bool) { return "", false }, policy.Platforms{slack.Platform{}, teams.Platform{}, web.Platform{}})
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -127,21 +128,21 @@ type resolver struct {
 
 func (r *resolver) group(ctx context.Context, g approvebot.Group) ([]string, error) {
 	var out []string
-	if g.Slack != nil {
-		for _, u := range g.Slack.Users {
+	if s, ok := g.Side(slack.Name); ok {
+		for _, u := range s.Users {
 			got, err := r.slackUser(ctx, g.Name, u)
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, got...)
 		}
-		for _, ug := range g.Slack.Usergroups {
+		for _, ug := range s.Groups {
 			fmt.Fprintf(r.warn, "warning: group %s: members of Slack user group %s are known only when they click; they are not listed, "+
 				"and AGT will refuse their approvals: list them in approvers.%s.slack.users\n", g.Name, ug, g.Name)
 		}
 	}
-	if g.Teams != nil {
-		for _, u := range g.Teams.Users {
+	if s, ok := g.Side(teams.Name); ok {
+		for _, u := range s.Users {
 			out = append(out, r.teamsUser(g.Name, u)...)
 		}
 	}
@@ -167,11 +168,12 @@ func (r *resolver) slackUser(ctx context.Context, group, u string) ([]string, er
 		return emails(u), nil
 	}
 	if r.slack == nil {
-		if r.cfg.Slack == nil {
+		sc := slack.ConfigOf(r.cfg)
+		if sc == nil {
 			return nil, fmt.Errorf("group %s lists Slack user %s, but the config has no slack section to ask Slack who that is", group, u)
 		}
 		s, err := slack.New(slack.Config{
-			BotToken: r.cfg.Slack.BotToken, SigningSecret: r.cfg.Slack.SigningSecret, AppToken: r.cfg.Slack.AppToken, APIURL: r.cfg.Slack.APIURL,
+			BotToken: sc.BotToken, SigningSecret: sc.SigningSecret, AppToken: sc.AppToken, APIURL: sc.APIURL,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
 		if err != nil {
@@ -187,7 +189,7 @@ func (r *resolver) slackUser(ctx context.Context, group, u string) ([]string, er
 				"(list them by email instead, or run this where Slack is reachable)", group, u, err)
 		}
 	}
-	who, err := r.slack.Identify(ctx, approvebot.Approver{Platform: slack.Platform, Workspace: r.slack.TeamID(), UserID: u}, approvebot.MessageRef{}, nil)
+	who, err := r.slack.Identify(ctx, approvebot.Approver{Platform: slack.Name, Workspace: r.slack.TeamID(), UserID: u}, approvebot.MessageRef{}, nil)
 	if errors.Is(err, approvebot.ErrIneligible) {
 		fmt.Fprintf(r.warn, "warning: group %s: Slack user %s may not approve (%v); not listed\n", group, u, err)
 		return nil, nil
@@ -212,10 +214,10 @@ func (r *resolver) teamsUser(group, u string) []string {
 		return emails(u)
 	}
 	tenant := "<tenant>"
-	if r.cfg.Teams != nil && r.cfg.Teams.TenantID != "" {
-		tenant = r.cfg.Teams.TenantID
+	if tc := teams.ConfigOf(r.cfg); tc != nil && tc.TenantID != "" {
+		tenant = tc.TenantID
 	}
-	principal := approvebot.Approver{Platform: "teams", Workspace: tenant, UserID: u}.Principal()
+	principal := approvebot.Approver{Platform: teams.Name, Workspace: tenant, UserID: u}.Principal()
 	fmt.Fprintf(r.warn, "warning: group %s: Teams user %s is listed by object id; approvebot reports them by the email or UPN the team's roster gives "+
 		"when they click, which cannot be known here, and as %s only when the roster gives neither: list them by email or UPN\n", group, u, principal)
 	return []string{principal}

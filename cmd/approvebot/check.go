@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -43,8 +44,8 @@ func weakSecrets(cfg *policy.Config) []string {
 	}
 	// In Socket Mode there may be no signing secret: clicks come over
 	// the app-token websocket.
-	if cfg.Slack != nil && cfg.Slack.SigningSecret != "" && len(cfg.Slack.SigningSecret) < slackSecretLength {
-		out = append(out, fmt.Sprintf("slack.signing_secret: %d characters, but Slack's signing secrets have %d: copy the whole Signing Secret from the app's Basic Information page", len(cfg.Slack.SigningSecret), slackSecretLength))
+	if sc := slack.ConfigOf(cfg); sc != nil && sc.SigningSecret != "" && len(sc.SigningSecret) < slackSecretLength {
+		out = append(out, fmt.Sprintf("slack.signing_secret: %d characters, but Slack's signing secrets have %d: copy the whole Signing Secret from the app's Basic Information page", len(sc.SigningSecret), slackSecretLength))
 	}
 	return out
 }

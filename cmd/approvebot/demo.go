@@ -87,7 +87,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) (string, bo
 	var token string
 	if *path != "" {
 		var err error
-		if cfg, err = policy.LoadDemo(*path, getenv); err != nil {
+		if cfg, err = policy.LoadDemo(*path, getenv, platforms()); err != nil {
 			return err
 		}
 		if people = peopleOf(cfg); len(people) == 1 {
@@ -105,7 +105,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) (string, bo
 		}
 		token = randomHex(24)
 		env := map[string]string{"LISTEN": addr, "DIR": dir, "TOKEN": token}
-		cfg, err = policy.ParseDemo([]byte(demoConfig), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		cfg, err = policy.ParseDemo([]byte(demoConfig), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, platforms())
 		if err != nil {
 			return fmt.Errorf("demo configuration: %w", err)
 		}
@@ -158,10 +158,11 @@ func peopleOf(cfg *policy.Config) []web.Person {
 	slices.Sort(names)
 	for _, n := range names {
 		g := cfg.Approvers[n]
-		if g.Web == nil {
+		s, ok := g.Side(web.Name)
+		if !ok {
 			continue
 		}
-		for _, u := range g.Web.Users {
+		for _, u := range s.Users {
 			if strings.HasPrefix(u, "sub:") || seen[strings.ToLower(u)] {
 				continue
 			}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/manifests"
 	"github.com/approvebot/approvebot/policy"
@@ -107,13 +108,13 @@ func cmdDoctor(ctx context.Context, args []string, getenv func(string) (string, 
 		doctorTLS(c, cfg)
 	}
 	doctorCheckpoints(c, cfg)
-	if cfg.Slack != nil {
+	if slack.ConfigOf(cfg) != nil {
 		doctorSlack(ctx, c, cfg)
 	}
-	if cfg.Teams != nil {
+	if teams.ConfigOf(cfg) != nil {
 		doctorTeams(ctx, c, cfg, st)
 	}
-	if cfg.Web != nil {
+	if web.ConfigOf(cfg) != nil {
 		doctorWeb(ctx, c, cfg)
 	}
 	if *publicURL != "" {
@@ -271,7 +272,7 @@ func doctorCheckpoints(c *checklist, cfg *policy.Config) {
 // doctorSlack checks the bot token, its scopes, the bot's membership of
 // every configured channel, and every listed person and user group.
 func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
-	sc := cfg.Slack
+	sc := slack.ConfigOf(cfg)
 	api := slack.NewInspector(sc.BotToken, sc.APIURL, &http.Client{Timeout: doctorTimeout})
 	actx, cancel := context.WithTimeout(ctx, doctorTimeout)
 	scopes, team, err := api.AuthTest(actx)
@@ -291,16 +292,17 @@ func doctorSlack(ctx context.Context, c *checklist, cfg *policy.Config) {
 
 	channels, users, usergroups := map[string][]string{}, map[string][]string{}, map[string][]string{}
 	for name, g := range cfg.Approvers {
-		if g.Slack == nil {
+		s, ok := g.Side(slack.Name)
+		if !ok {
 			continue
 		}
-		for _, ch := range g.Slack.Channels {
+		for _, ch := range s.Channels {
 			channels[ch] = append(channels[ch], name)
 		}
-		for _, u := range g.Slack.Users {
+		for _, u := range s.Users {
 			users[u] = append(users[u], name)
 		}
-		for _, ug := range g.Slack.Usergroups {
+		for _, ug := range s.Groups {
 			usergroups[ug] = append(usergroups[ug], name)
 		}
 	}
@@ -398,7 +400,7 @@ func missingScopes(have []string, dms bool) []string {
 
 func usesSlackDMs(cfg *policy.Config) bool {
 	for _, g := range cfg.Approvers {
-		if g.Slack != nil && g.Slack.DM {
+		if g.Sides[slack.Name].DM {
 			return true
 		}
 	}
@@ -408,7 +410,7 @@ func usesSlackDMs(cfg *policy.Config) bool {
 // doctorTeams checks that the bot can authenticate and that approvebot has
 // learned every configured channel (the app is installed in its team).
 func doctorTeams(ctx context.Context, c *checklist, cfg *policy.Config, st *store.Store) {
-	tc := cfg.Teams
+	tc := teams.ConfigOf(cfg)
 	var conv teams.ConversationStore = emptyConversations{}
 	if st != nil {
 		conv = st
@@ -456,8 +458,8 @@ func doctorTeams(ctx context.Context, c *checklist, cfg *policy.Config, st *stor
 	}
 	channels := map[string][]string{}
 	for name, g := range cfg.Approvers {
-		if g.Teams != nil {
-			for _, ch := range g.Teams.Channels {
+		if s, ok := g.Side(teams.Name); ok {
+			for _, ch := range s.Channels {
 				channels[ch] = append(channels[ch], name)
 			}
 		}
@@ -523,10 +525,11 @@ func doctorPublicURL(ctx context.Context, c *checklist, base string) {
 func doctorWeb(ctx context.Context, c *checklist, cfg *policy.Config) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := oidc.NewProvider(ctx, cfg.Web.Issuer); err != nil {
+	wc := web.ConfigOf(cfg)
+	if _, err := oidc.NewProvider(ctx, wc.Issuer); err != nil {
 		c.fail("check web.issuer: it must be the provider's issuer exactly (its /.well-known/openid-configuration names it)",
-			"web inbox: identity provider %s: %v", cfg.Web.Issuer, err)
+			"web inbox: identity provider %s: %v", wc.Issuer, err)
 		return
 	}
-	c.pass("web inbox: identity provider %s answers; register the redirect URL %s with it", cfg.Web.Issuer, cfg.Web.RedirectURL)
+	c.pass("web inbox: identity provider %s answers; register the redirect URL %s with it", wc.Issuer, wc.RedirectURL)
 }

@@ -546,14 +546,12 @@ func cmdTeams(ctx context.Context, args []string, getenv func(string) (string, b
 // offlineChannels reads the channels from the store file when the server is
 // stopped.
 func offlineChannels(cfg *policy.Config, st *store.Store) ([]teams.Channel, error) {
-	if cfg.Teams == nil {
+	tc := teams.ConfigOf(cfg)
+	if tc == nil {
 		return nil, errors.New("the config has no teams section")
 	}
-	t, err := teams.New(teams.Config{
-		AppID: cfg.Teams.AppID, AppPassword: cfg.Teams.AppPassword, TenantID: cfg.Teams.TenantID,
-		OpenIDMetadataURL: cfg.Teams.OpenIDMetadataURL, TokenURL: cfg.Teams.TokenURL,
-		Conversations: st,
-	})
+	tc.Conversations = st
+	t, err := teams.New(*tc)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/approvebot/approvebot/bot/jsonhttp"
+	"github.com/approvebot/approvebot/bot/slack"
+	"github.com/approvebot/approvebot/bot/teams"
+	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -39,7 +42,7 @@ func (rl *reloader) reload() (*policy.Config, error) {
 func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 	rl.svc.reloadMu.Lock()
 	defer rl.svc.reloadMu.Unlock()
-	next, err := policy.Load(rl.path, rl.getenv)
+	next, err := policy.Load(rl.path, rl.getenv, platforms())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -48,7 +51,8 @@ func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 		return nil, nil, fmt.Errorf("%s changed: restart approvebot to apply that (the running configuration is unchanged)", strings.Join(keys, ", "))
 	}
 	var notes []string
-	if cur.Slack != nil && cur.Slack.AppToken != next.Slack.AppToken {
+	curSlack, nextSlack := slack.ConfigOf(cur), slack.ConfigOf(next)
+	if curSlack != nil && curSlack.AppToken != nextSlack.AppToken {
 		// The Socket Mode connection is open; the new token is used when
 		// approvebot next starts. If the old one is revoked first, the
 		// reconnect is refused and approvebot stops, to be restarted.
@@ -58,11 +62,11 @@ func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 	// requests go change in this one step.
 	rl.svc.engine.SetPolicy(next)
 	if rl.svc.slack != nil {
-		rl.svc.slack.SetSigningSecret(next.Slack.SigningSecret)
-		rl.svc.slack.SetBotToken(next.Slack.BotToken)
+		rl.svc.slack.SetSigningSecret(nextSlack.SigningSecret)
+		rl.svc.slack.SetBotToken(nextSlack.BotToken)
 	}
 	if rl.svc.teams != nil {
-		rl.svc.teams.SetAppPassword(next.Teams.AppPassword)
+		rl.svc.teams.SetAppPassword(teams.ConfigOf(next).AppPassword)
 	}
 	if rl.svc.web != nil {
 		rl.svc.web.SetSubjects(webSubjects(next))
@@ -96,22 +100,24 @@ func restartOnly(a, b *policy.Config) []string {
 	diff("public_url", a.PublicURL, b.PublicURL)
 	diff("audit", a.Audit, b.Audit)
 	diff("server", a.Server, b.Server)
-	diff("web", a.Web, b.Web)
+	diff("web", web.ConfigOf(a), web.ConfigOf(b))
+	as, bs := slack.ConfigOf(a), slack.ConfigOf(b)
 	switch {
-	case (a.Slack == nil) != (b.Slack == nil):
+	case (as == nil) != (bs == nil):
 		keys = append(keys, "slack")
-	case a.Slack != nil:
-		x, y := *a.Slack, *b.Slack
+	case as != nil:
+		x, y := *as, *bs
 		x.SigningSecret, y.SigningSecret = "", ""
 		x.BotToken, y.BotToken = "", ""
 		x.AppToken, y.AppToken = "", ""
 		diff("slack (other than its secrets)", x, y)
 	}
+	at, bt := teams.ConfigOf(a), teams.ConfigOf(b)
 	switch {
-	case (a.Teams == nil) != (b.Teams == nil):
+	case (at == nil) != (bt == nil):
 		keys = append(keys, "teams")
-	case a.Teams != nil:
-		x, y := *a.Teams, *b.Teams
+	case at != nil:
+		x, y := *at, *bt
 		x.AppPassword, y.AppPassword = "", ""
 		diff("teams (other than app_password)", x, y)
 	}

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"

@@ -34,7 +34,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) (string, bo
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return nil, nil, err
 	}
-	cfg, err := policy.Load(*path, getenv)
+	cfg, err := policy.Load(*path, getenv, platforms())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -145,40 +145,23 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		return nil, err
 	}
 	var platforms []bot.Platform
-	if cfg.Slack != nil {
-		interval := cfg.Slack.ChannelInterval
-		if interval == 0 {
-			interval = -1 // "0s" in the config turns pacing off
-		}
-		svc.slack, err = slack.New(slack.Config{
-			BotToken:        cfg.Slack.BotToken,
-			SigningSecret:   cfg.Slack.SigningSecret,
-			AppToken:        cfg.Slack.AppToken,
-			APIURL:          cfg.Slack.APIURL,
-			ChannelInterval: interval,
-			Logger:          log,
-		})
+	if sc := slack.ConfigOf(cfg); sc != nil {
+		sc.Logger = log
+		svc.slack, err = slack.New(*sc)
 		if err != nil {
 			return fail(fmt.Errorf("slack: %w", err))
 		}
 		platforms = append(platforms, svc.slack)
 	}
-	if cfg.Teams != nil {
-		svc.teams, err = teams.New(teams.Config{
-			AppID:             cfg.Teams.AppID,
-			AppPassword:       cfg.Teams.AppPassword,
-			TenantID:          cfg.Teams.TenantID,
-			OpenIDMetadataURL: cfg.Teams.OpenIDMetadataURL,
-			TokenURL:          cfg.Teams.TokenURL,
-			Conversations:     st,
-			Logger:            log,
-		})
+	if tc := teams.ConfigOf(cfg); tc != nil {
+		tc.Conversations, tc.Logger = st, log
+		svc.teams, err = teams.New(*tc)
 		if err != nil {
 			return fail(fmt.Errorf("teams: %w", err))
 		}
 		platforms = append(platforms, svc.teams)
 	}
-	if cfg.Web != nil || len(demo) > 0 {
+	if oidc := web.ConfigOf(cfg); oidc != nil || len(demo) > 0 {
 		wc := web.Config{
 			Demo:          demo,
 			Listen:        cfg.Listen,
@@ -190,8 +173,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			wc.Now = clock.Now
 		}
 		if len(demo) == 0 {
-			wc.OIDC = &web.OIDC{Issuer: cfg.Web.Issuer, ClientID: cfg.Web.ClientID, ClientSecret: cfg.Web.ClientSecret,
-				RedirectURL: cfg.Web.RedirectURL, GroupsClaim: cfg.Web.GroupsClaim}
+			wc.OIDC = oidc
 		}
 		svc.web, err = web.New(wc)
 		if err != nil {
@@ -333,10 +315,11 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 func webSubjects(cfg *policy.Config) map[string]bool {
 	subs := map[string]bool{}
 	for _, g := range cfg.Approvers {
-		if g.Web == nil {
+		s, ok := g.Side(web.Name)
+		if !ok {
 			continue
 		}
-		for _, u := range g.Web.Users {
+		for _, u := range s.Users {
 			if s, ok := strings.CutPrefix(u, "sub:"); ok {
 				subs[s] = true
 			}
