@@ -84,6 +84,8 @@ func load(path string, getenv func(string) (string, bool), demo bool) (*Config, 
 // it finds, one per line, each with the line it stands on.
 //
 // Parse reads no file: *_file secret keys are refused; Load reads them.
+// The server always calls Load; Parse is for tests and fuzz targets,
+// which check configuration text without files around it.
 func Parse(data []byte, getenv func(string) (string, bool)) (*Config, error) {
 	return parse(data, getenv, nil)
 }
