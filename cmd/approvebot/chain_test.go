@@ -166,6 +166,7 @@ func (s story) refusals() []string {
 }
 
 func TestChainStagesOpenInOrder(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	body, fields := chainBody("user-456")
@@ -226,6 +227,7 @@ func TestChainStagesOpenInOrder(t *testing.T) {
 }
 
 func TestChainDenyEndsAtOnce(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 
@@ -270,6 +272,7 @@ func TestChainDenyEndsAtOnce(t *testing.T) {
 }
 
 func TestChainSeparationOfDuties(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 
@@ -330,6 +333,7 @@ func TestChainSeparationOfDuties(t *testing.T) {
 // TestChainFixedForTheRequestsLife: a request keeps the chain it opened with
 // across a restart with a changed config.
 func TestChainFixedForTheRequestsLife(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	body, fields := chainBody("")
