@@ -185,6 +185,9 @@ func TestAGTIdsAreEachCallersOwn(t *testing.T) {
 	if mineID == theirsID || !reApprovebotID(mineID) || !reApprovebotID(theirsID) {
 		t.Fatalf("button values %q and %q", mineID, theirsID)
 	}
+	// A click counts only on a message the store has recorded as posted.
+	h.waitPosted(mineID, 1)
+	h.waitPosted(theirsID, 1)
 	h.click("U0JANE", "C0TREASURY", mineMsg.TS, "deny", mineID)
 	h.click("U0JANE", "C0TREASURY", theirsMsg.TS, "approve", theirsID)
 

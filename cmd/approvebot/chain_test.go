@@ -65,7 +65,8 @@ func chainBody(subject string) ([]byte, map[string]any) {
 	return intaketest.V1Body(o)
 }
 
-// messageAt waits for the request's message in channel.
+// messageAt waits for the request's message in channel, and for the store
+// to record it, so that a click on it counts.
 func (h *harness) messageAt(id, channel string) slackfake.Message {
 	h.t.Helper()
 	var got slackfake.Message
@@ -78,6 +79,7 @@ func (h *harness) messageAt(id, channel string) slackfake.Message {
 		}
 		return false
 	})
+	h.waitPosted(id, 1, got.TS)
 	return got
 }
 
