@@ -535,7 +535,6 @@ type Ballot struct {
 	// Confirmed is set by the platform when the approver confirmed an
 	// approval in a second step (Chain.ConfirmApprove).
 	Confirmed bool
-	At        time.Time
 	// FullView is set by the platform when the click came from its full
 	// view of the request (a Slack modal, a Teams card paged in place),
 	// which showed the clicker every bound fact.

@@ -198,14 +198,6 @@ func (e *Engine) Drain(ctx context.Context) {
 	e.anchor.close(ctx) // the log's last head, before the store closes
 }
 
-// Platform returns the named platform, or nil.
-func (e *Engine) Platform(name string) Platform { return e.platforms[name] }
-
-// Platforms lists the configured platforms.
-func (e *Engine) Platforms() []Platform {
-	return slices.Clone(e.order)
-}
-
 // Store is the engine's store.
 func (e *Engine) Store() *store.Store { return e.store }
 
@@ -621,9 +613,6 @@ func timeoutReason(r *approvebot.Request) string {
 // wrong, the click is refused (nothing changes) and the clicker is told why.
 func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) ClickResult {
 	ctx = WithRequestID(ctx, id)
-	if b.At.IsZero() {
-		b.At = e.clock.Now()
-	}
 	r, err := e.store.Get(id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -657,7 +646,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		// Checked in the transaction: the message's record (and whether it
 		// showed everything) may be committed a moment after the click.
 		if msg := unseenApproval(r, b); msg != "" {
-			out = policy.VoteOutcome{RefusalCode: RefusePartialView, Message: msg, PreviousStat: r.Status}
+			out = policy.VoteOutcome{RefusalCode: RefusePartialView, Message: msg}
 			return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(r.ID, b, out.RefusalCode, now)}}, nil
 		}
 		out = policy.Vote(e.Policy().Platforms, r, b, now)

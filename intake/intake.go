@@ -382,15 +382,6 @@ func (s *Submission) ExpiresAt() (time.Time, error) {
 	return t, err
 }
 
-// RequestedAt is when a legacy agent says it asked.
-func (s *Submission) RequestedAt() (time.Time, error) {
-	if s.Schema != approvebot.SchemaLegacy {
-		return time.Time{}, fmt.Errorf("a %s request carries no requested_at", s.Schema)
-	}
-	t, _, err := ParseTime(s.Fields.RequestedAt)
-	return t, err
-}
-
 // ParseTime reads Python's datetime.isoformat(): of an aware time
 // ("2026-04-23T12:00:00.123456+00:00", no fraction when microseconds are
 // zero), RFC 3339 generally, and of a naive time, without an offset

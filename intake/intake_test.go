@@ -63,9 +63,9 @@ func TestParseLegacy(t *testing.T) {
 			if f.RequestedAt != raw["requested_at"] {
 				t.Errorf("RequestedAt = %q, want the string as received %q", f.RequestedAt, raw["requested_at"])
 			}
-			at, err := s.RequestedAt()
+			at, _, err := ParseTime(f.RequestedAt)
 			if err != nil || !at.Equal(mustTime(t, tt.wantAt)) {
-				t.Errorf("RequestedAt() = %v, %v; want %s", at, err, tt.wantAt)
+				t.Errorf("ParseTime(requested_at) = %v, %v; want %s", at, err, tt.wantAt)
 			}
 			want, _ := canon.Digest([]byte(tt.body))
 			if s.Digest != want {

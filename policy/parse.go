@@ -68,6 +68,8 @@ func load(path string, getenv func(string) (string, bool), platforms Platforms, 
 // it finds, one per line, each with the line it stands on.
 //
 // Parse reads no file: *_file secret keys are refused; Load reads them.
+// The server always calls Load; Parse is for tests and fuzz targets,
+// which check configuration text without files around it.
 func Parse(data []byte, getenv func(string) (string, bool), platforms Platforms) (*Config, error) {
 	return parseAs(data, getenv, nil, platforms, false)
 }

@@ -55,13 +55,12 @@ func Usergroups(c approvebot.Chain, platform string) []string {
 
 // VoteOutcome is what a ballot did to a request.
 type VoteOutcome struct {
-	Counted      bool
-	Decided      bool
-	StageOpened  bool   // the ballot satisfied a stage and the next one opened
-	Message      string // for the clicker: what happened, or why nothing did
-	Entry        *approvebot.Entry
-	RefusalCode  string // machine-readable reason a ballot was refused
-	PreviousStat approvebot.Status
+	Counted     bool
+	Decided     bool
+	StageOpened bool   // the ballot satisfied a stage and the next one opened
+	Message     string // for the clicker: what happened, or why nothing did
+	Entry       *approvebot.Entry
+	RefusalCode string // machine-readable reason a ballot was refused
 }
 
 // Refusal codes, recorded in the audit log.
@@ -91,7 +90,7 @@ const (
 // ps are the platforms, whose rules say who may decide for a group's side.
 func Vote(ps Platforms, r *approvebot.Request, b approvebot.Ballot, now time.Time) VoteOutcome {
 	refuse := func(code, msg string) VoteOutcome {
-		return VoteOutcome{RefusalCode: code, Message: msg, PreviousStat: r.Status}
+		return VoteOutcome{RefusalCode: code, Message: msg}
 	}
 	if b.Decision != approvebot.Allow && b.Decision != approvebot.Deny {
 		return refuse(RefuseBadDecision, "Unknown decision.")
@@ -191,7 +190,7 @@ func Vote(ps Platforms, r *approvebot.Request, b approvebot.Ballot, now time.Tim
 	}
 	entry := newEntry(r, b, group, now)
 	r.Entries = append(r.Entries, entry)
-	out := VoteOutcome{Counted: true, Entry: &r.Entries[len(r.Entries)-1], PreviousStat: r.Status}
+	out := VoteOutcome{Counted: true, Entry: &r.Entries[len(r.Entries)-1]}
 
 	if b.Decision == approvebot.Deny {
 		resolve(r, approvebot.StatusDenied, approvebot.Deny, b.Approver.Principal(), b.Approver.Display(),
@@ -225,10 +224,11 @@ func Vote(ps Platforms, r *approvebot.Request, b approvebot.Ballot, now time.Tim
 
 // Expire ends a pending request without a human decision: a timeout, an
 // undeliverable request, or one that could not be routed. approver is the
-// "system:..." identity the agent receives.
-func Expire(r *approvebot.Request, status approvebot.Status, reason string, now time.Time) bool {
+// "system:..." identity the agent receives. A request that has already
+// ended is left as it is.
+func Expire(r *approvebot.Request, status approvebot.Status, reason string, now time.Time) {
 	if r.Status.Final() {
-		return false
+		return
 	}
 	outcome := approvebot.Deny
 	approver := "system:" + string(status)
@@ -243,7 +243,6 @@ func Expire(r *approvebot.Request, status approvebot.Status, reason string, now 
 		approver = "system:cancelled"
 	}
 	resolve(r, status, outcome, approver, "", reason, now)
-	return true
 }
 
 // Describe says in one phrase how a request ended or where it stands, for a

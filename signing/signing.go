@@ -165,7 +165,9 @@ func NewSigner(key ed25519.PrivateKey, issuer string) *Signer {
 	return &Signer{key: key, kid: kid, issuer: issuer, signer: signer, checkpoint: checkpoint, jwks: jwks}
 }
 
-// KeyID is the kid the Signer puts in every token.
+// KeyID is the kid the Signer puts in every token. The server reads it
+// from the key set it serves; KeyID is there for tests that check a token
+// names the key it was signed with.
 func (s *Signer) KeyID() string { return s.kid }
 
 // Issuer is the iss the Signer puts in every token.

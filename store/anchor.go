@@ -53,9 +53,6 @@ func AfterSeal(seal *Head, anchors []Anchor) (kept []Anchor, before int) {
 	return kept, before
 }
 
-// ParseSeal reads the place a retention seal line names.
-func ParseSeal(line []byte) (*Head, error) { return parseSeal(line) }
-
 // CheckAnchors holds anchors against the log that records yields, in order
 // of sequence. Every anchored record must be in the log with the anchored
 // digest, and the log must reach the newest anchor; the first anchor (by

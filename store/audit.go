@@ -206,16 +206,6 @@ func (s *Store) Audit(from uint64, fn func(rec Record, raw []byte) error) error 
 	})
 }
 
-// AuditHead is the digest of the last audit record.
-func (s *Store) AuditHead() (string, error) {
-	var head string
-	err := s.db.View(func(tx *bolt.Tx) error {
-		head = string(tx.Bucket(bucketMeta).Get(keyAuditHead))
-		return nil
-	})
-	return head, err
-}
-
 // Record returns the place of the audit record at seq, and false when the
 // log has no such record.
 func (s *Store) Record(seq uint64) (Head, bool, error) {

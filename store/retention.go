@@ -44,17 +44,6 @@ type PruneReport struct {
 // and removing: nothing was removed, and the next pass will try again.
 var ErrPruneRaced = errors.New("retention: requests to remove changed while the pass was planned; nothing removed")
 
-// SealLine returns the retention seal kept in the file (nil when records
-// were never removed).
-func (s *Store) SealLine() ([]byte, error) {
-	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
-		out = bytes.Clone(tx.Bucket(bucketMeta).Get(keyAuditSeal))
-		return nil
-	})
-	return out, err
-}
-
 // sealOf reads the seal's place from meta (nil when there is none).
 func sealOf(tx *bolt.Tx) (*Head, error) {
 	v := tx.Bucket(bucketMeta).Get(keyAuditSeal)

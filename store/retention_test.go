@@ -142,7 +142,7 @@ func FuzzParseSeal(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ParseSeal(b)
+		h, err := parseSeal(b)
 		if err == nil && (h == nil || h.Seq == 0 || h.Digest == "") {
 			t.Fatalf("%q: accepted %+v", b, h)
 		}

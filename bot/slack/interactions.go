@@ -264,7 +264,6 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 		},
 		Decision:  c.Decision,
 		Assurance: Assurance,
-		At:        time.Now().UTC(),
 		FullView:  c.FullView,
 		Reason:    c.Reason,
 		Confirmed: c.Confirmed,

@@ -264,7 +264,7 @@ func TestEscapeNeutralizesMarkdown(t *testing.T) {
 func TestWritePackage(t *testing.T) {
 	const appID = "11111111-2222-3333-4444-555555555555"
 	var buf bytes.Buffer
-	if err := WritePackage(&buf, appID); err != nil {
+	if err := (Package{AppID: appID}).Write(&buf); err != nil {
 		t.Fatal(err)
 	}
 	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -322,8 +322,8 @@ func TestWritePackage(t *testing.T) {
 			}
 		}
 	}
-	if err := WritePackage(io.Discard, "not-a-guid"); err == nil {
-		t.Fatal("WritePackage accepted a bad app id")
+	if err := (Package{AppID: "not-a-guid"}).Write(io.Discard); err == nil {
+		t.Fatal("Package.Write accepted a bad app id")
 	}
 }
 

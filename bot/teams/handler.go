@@ -254,7 +254,6 @@ func (t *Teams) click(ctx context.Context, d bot.Decider, in *inbound) bot.Click
 		},
 		Decision:  c.Decision,
 		Assurance: assuranceJWT,
-		At:        t.cfg.Now().UTC(),
 		Reason:    c.Reason,
 		Confirmed: c.Confirm,
 	}

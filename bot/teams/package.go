@@ -34,12 +34,6 @@ type Package struct {
 	TermsURL   string // developer.termsOfUseUrl; DefaultTermsURL when empty
 }
 
-// WritePackage writes the Teams app package for appID with the default
-// privacy and terms links.
-func WritePackage(w io.Writer, appID string) error {
-	return Package{AppID: appID}.Write(w)
-}
-
 // Check says what is wrong with p, naming the flag-like field.
 func (p Package) Check() error {
 	if !guidPattern.MatchString(p.AppID) {

@@ -66,8 +66,9 @@ func (c *Cache[K, V]) Put(key K, v V) {
 	c.entries[key] = entry[V]{v: v, at: now}
 }
 
-// Len is how many entries are kept, stale ones included until a sweep.
-func (c *Cache[K, V]) Len() int {
+// size is how many entries are kept, stale ones included until a sweep:
+// the tests check with it that sweeps bound the memory.
+func (c *Cache[K, V]) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)

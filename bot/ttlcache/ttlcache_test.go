@@ -54,8 +54,8 @@ func TestNoTTLKeepsNothing(t *testing.T) {
 		clk := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
 		c := New[string, int](ttl, clk.now)
 		c.Put("a", 1)
-		if _, ok := c.Get("a"); ok || c.Len() != 0 {
-			t.Errorf("ttl %v: Get found a value (len %d), want nothing kept", ttl, c.Len())
+		if _, ok := c.Get("a"); ok || c.size() != 0 {
+			t.Errorf("ttl %v: Get found a value (len %d), want nothing kept", ttl, c.size())
 		}
 	}
 }
@@ -68,13 +68,13 @@ func TestSweepDropsStaleEntries(t *testing.T) {
 	}
 	clk.t = clk.t.Add(30 * time.Second)
 	c.Put("young", 1) // reaches sweepAt+1 entries; none stale yet
-	if c.Len() != sweepAt+1 {
-		t.Fatalf("len %d after a put with nothing stale, want %d", c.Len(), sweepAt+1)
+	if c.size() != sweepAt+1 {
+		t.Fatalf("len %d after a put with nothing stale, want %d", c.size(), sweepAt+1)
 	}
 	clk.t = clk.t.Add(30 * time.Second) // the old ones are a minute old, young half that
 	c.Put("new", 2)
-	if c.Len() != 2 {
-		t.Fatalf("len %d after the sweep, want 2 (young and new)", c.Len())
+	if c.size() != 2 {
+		t.Fatalf("len %d after the sweep, want 2 (young and new)", c.size())
 	}
 	for _, k := range []string{"young", "new"} {
 		if _, ok := c.Get(k); !ok {

@@ -65,6 +65,7 @@ func agtAccepts(c agtChainOut, chainID, version, approver string) bool {
 }
 
 func TestAGTShapedRequestHeldDecidedSigned(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	// AGT sends isoformat() of a naive datetime without an offset: the same
@@ -149,6 +150,7 @@ func TestAGTShapedRequestHeldDecidedSigned(t *testing.T) {
 // ("pd_1"): each gets a request of its own, sees only its own, and a
 // decision on one is not the other's.
 func TestAGTIdsAreEachCallersOwn(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	other := map[string]string{"Authorization": "Bearer other-agent-token-0123456789"}
@@ -183,6 +185,9 @@ func TestAGTIdsAreEachCallersOwn(t *testing.T) {
 	if mineID == theirsID || !reApprovebotID(mineID) || !reApprovebotID(theirsID) {
 		t.Fatalf("button values %q and %q", mineID, theirsID)
 	}
+	// A click counts only on a message the store has recorded as posted.
+	h.waitPosted(mineID, 1)
+	h.waitPosted(theirsID, 1)
 	h.click("U0JANE", "C0TREASURY", mineMsg.TS, "deny", mineID)
 	h.click("U0JANE", "C0TREASURY", theirsMsg.TS, "approve", theirsID)
 
@@ -235,6 +240,7 @@ func reApprovebotID(s string) bool {
 
 // Ids are put in URLs path-escaped, and every id of the safe set round-trips.
 func TestAGTIdsInURLs(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	for _, id := range []string{"urn:agt:ar~1.2-3_x", strings.Repeat("A", 128)} {
@@ -272,6 +278,7 @@ func TestAGTIdsInURLs(t *testing.T) {
 // A legacy answer carries an assertion too: same key, claims about the
 // body approvebot received.
 func TestLegacyAnswerSigned(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	body := legacyBody("approve-large-transfer", "treasury-ops")
@@ -316,6 +323,7 @@ func TestLegacyAnswerSigned(t *testing.T) {
 // Prefer: wait=0 is clamped to the least wait (1 s): the request times out,
 // as a timeout, not at once and not never.
 func TestPreferWaitZeroClamped(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	body, _ := v1(intaketest.V1{})
@@ -327,6 +335,7 @@ func TestPreferWaitZeroClamped(t *testing.T) {
 }
 
 func TestAGTChainCommand(t *testing.T) {
+	t.Parallel()
 	cfg := chainConfig + `  ops-review:
     version: "2026.1"
     stages:

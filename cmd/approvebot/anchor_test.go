@@ -150,6 +150,7 @@ func readFile(t *testing.T, path string) []byte {
 }
 
 func TestAuditCheckpointsFindTruncationAndRollback(t *testing.T) {
+	t.Parallel()
 	h := newAnchorHarness(t)
 	var receipts, logLines strings.Builder
 	keep := func(r response) {
@@ -472,6 +473,7 @@ func rewriteFrom(t *testing.T, path, typ, old, new string) uint64 {
 // log, every digest after it recomputed, passes audit verify; the
 // checkpoints taken since do not match it any more.
 func TestAuditCheckpointsFindACarefulRewrite(t *testing.T) {
+	t.Parallel()
 	h := newAnchorHarness(t)
 	h.start()
 	h.makeHistory()

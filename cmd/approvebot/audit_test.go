@@ -192,6 +192,7 @@ func checkStoryRecords(t *testing.T, id string, recs []store.Record) {
 }
 
 func TestAuditCommandsWhileRunningAndStopped(t *testing.T) {
+	t.Parallel()
 	h := newAuditHarness(t)
 	h.start()
 	hist := h.makeHistory()
@@ -354,6 +355,7 @@ func auditSeq(t *testing.T, path, typ, id string) uint64 {
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 func TestAuditVerifyNamesTheTamperedEntry(t *testing.T) {
+	t.Parallel()
 	h := newAuditHarness(t)
 	h.start()
 	hist := h.makeHistory()
@@ -412,6 +414,7 @@ func TestAuditVerifyNamesTheTamperedEntry(t *testing.T) {
 // audit record and every byte of what a stored request says was asked,
 // voted and decided: each change must be reported at that record or request.
 func TestAuditAnyChangedByteIsFound(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("changes every byte of a record")
 	}
@@ -509,6 +512,7 @@ func around(v []byte, i int) string {
 // TestAuditWhileRunningNeedsAFixedPort: with listen on port 0 the commands
 // cannot find the server that holds the file, and say what to change.
 func TestAuditWhileRunningNeedsAFixedPort(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	if _, err := h.cli("audit", "verify"); err == nil || !strings.Contains(err.Error(), `listen "127.0.0.1:0" names no fixed port`) {

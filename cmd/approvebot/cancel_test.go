@@ -12,6 +12,7 @@ import (
 // answered, every copy says so, late clicks are told, and the audit log
 // records it.
 func TestAgentWithdrawsARequest(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth())
@@ -56,6 +57,7 @@ func TestAgentWithdrawsARequest(t *testing.T) {
 
 // A decided request cannot be withdrawn: 409 with the decision.
 func TestWithdrawingADecidedRequest(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth())
@@ -72,6 +74,7 @@ func TestWithdrawingADecidedRequest(t *testing.T) {
 // A schema 1.0 request is withdrawn by the id the agent gave it, and the
 // answer is a signed denial with status cancelled.
 func TestWithdrawingAV1Request(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	body, fields := intaketest.V1Body(intaketest.V1{})

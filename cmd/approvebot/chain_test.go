@@ -65,7 +65,8 @@ func chainBody(subject string) ([]byte, map[string]any) {
 	return intaketest.V1Body(o)
 }
 
-// messageAt waits for the request's message in channel.
+// messageAt waits for the request's message in channel, and for the store
+// to record it, so that a click on it counts.
 func (h *harness) messageAt(id, channel string) slackfake.Message {
 	h.t.Helper()
 	var got slackfake.Message
@@ -78,6 +79,7 @@ func (h *harness) messageAt(id, channel string) slackfake.Message {
 		}
 		return false
 	})
+	h.waitPosted(id, 1, got.TS)
 	return got
 }
 
@@ -166,6 +168,7 @@ func (s story) refusals() []string {
 }
 
 func TestChainStagesOpenInOrder(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	body, fields := chainBody("user-456")
@@ -226,6 +229,7 @@ func TestChainStagesOpenInOrder(t *testing.T) {
 }
 
 func TestChainDenyEndsAtOnce(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 
@@ -270,6 +274,7 @@ func TestChainDenyEndsAtOnce(t *testing.T) {
 }
 
 func TestChainSeparationOfDuties(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 
@@ -330,6 +335,7 @@ func TestChainSeparationOfDuties(t *testing.T) {
 // TestChainFixedForTheRequestsLife: a request keeps the chain it opened with
 // across a restart with a changed config.
 func TestChainFixedForTheRequestsLife(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	body, fields := chainBody("")

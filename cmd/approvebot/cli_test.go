@@ -12,6 +12,7 @@ import (
 )
 
 func TestCheckPrintsSummary(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
@@ -28,6 +29,7 @@ func TestCheckPrintsSummary(t *testing.T) {
 }
 
 func TestCheckNamesTheBadKeyAndLine(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	bad := strings.Replace(baseConfig, "      channels: [C0TREASURY]", "      chanels: [C0TREASURY]", 1)
 	if err := os.WriteFile(h.config, []byte(bad), 0o600); err != nil {
@@ -47,6 +49,7 @@ func TestCheckNamesTheBadKeyAndLine(t *testing.T) {
 }
 
 func TestServeRefusesUnsetVariable(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	delete(h.env, "SLACK_SIGNING_SECRET")
 	var out, errOut bytes.Buffer
@@ -57,6 +60,7 @@ func TestServeRefusesUnsetVariable(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	var out, errOut bytes.Buffer
 	for _, args := range [][]string{nil, {"frobnicate"}, {"audit"}, {"audit", "frob", "--config", "x"}, {"teams", "package"}} {
 		err := run(context.Background(), args, func(string) (string, bool) { return "", false }, &out, &errOut)
@@ -69,6 +73,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	h.await(h.submit(legacyBody("unrouted", "payroll"), auth()))

@@ -14,6 +14,7 @@ import (
 )
 
 func TestApproveFromSlack(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 
@@ -42,6 +43,7 @@ func TestApproveFromSlack(t *testing.T) {
 }
 
 func TestUsergroupMemberDenies(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth())
@@ -59,6 +61,7 @@ func TestUsergroupMemberDenies(t *testing.T) {
 }
 
 func TestUnauthorisedClickerChangesNothing(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth())
@@ -94,6 +97,7 @@ func TestUnauthorisedClickerChangesNothing(t *testing.T) {
 }
 
 func TestBadSignaturesAreRefused(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	id := h.pendingID(legacyBody("approve-large-transfer"))
@@ -118,6 +122,7 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 }
 
 func TestTimeoutIsADenialThatSaysSo(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth("Prefer", "wait=1"))
@@ -138,6 +143,7 @@ func TestTimeoutIsADenialThatSaysSo(t *testing.T) {
 }
 
 func TestUnknownGroupIsNoRoute(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	got := h.await(h.submit(legacyBody("some-other-rule", "treasury-ops", "payroll"), auth()))
@@ -151,6 +157,7 @@ func TestUnknownGroupIsNoRoute(t *testing.T) {
 }
 
 func TestSlackUnreachableIsUndeliverable(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.env["SLACK_API_URL"] = "http://127.0.0.1:1/api/"
 	h.env["DELIVERY_TIMEOUT"] = "1s"
@@ -164,6 +171,7 @@ func TestSlackUnreachableIsUndeliverable(t *testing.T) {
 }
 
 func TestPermanentSlackErrorOnOneChannel(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	h.slack.FailNext("chat.postMessage", 1, slackfake.SlackError("channel_not_found"))
@@ -190,6 +198,7 @@ func TestPermanentSlackErrorOnOneChannel(t *testing.T) {
 }
 
 func TestRateLimitedThenPosted(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	h.slack.FailNext("chat.postMessage", 2, slackfake.RateLimited{RetryAfter: time.Second})
@@ -206,6 +215,7 @@ func TestRateLimitedThenPosted(t *testing.T) {
 }
 
 func TestConcurrentClicksDecideOnce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	for i := range 25 {
 		id := "U0APPROVER" + string(rune('A'+i))
@@ -290,6 +300,7 @@ func TestRestartKeepsPendingRequests(t *testing.T) {
 }
 
 func TestCallerAuthAndBadInput(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	body := legacyBody("approve-large-transfer")
@@ -319,6 +330,7 @@ func TestCallerAuthAndBadInput(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	if r := h.do(http.MethodGet, "/healthz", nil, nil); r.status != 200 {
@@ -385,6 +397,7 @@ func requestIDs(t *testing.T, msgs []slackfake.Message) []string {
 }
 
 func TestMemberOfAnotherOrganisationIsRefused(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	// Bob is listed by email; someone in a Slack Connect partner workspace
 	// uses the same address.

@@ -52,6 +52,7 @@ func (h *harness) serveRefused(bin string) string {
 // error that says which, and the offline `audit verify` says the same
 // instead of calling it intact.
 func TestDamagedStoreRefusedAtStart(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	cases := []struct {
 		name   string
@@ -109,6 +110,7 @@ func TestDamagedStoreRefusedAtStart(t *testing.T) {
 // a dropped connection, and the process stops with a non-zero exit and says
 // why.
 func TestStoreDamagedWhileServingFailsClosed(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	h := newHarness(t, baseConfig)
 	c := h.spawn(bin)

@@ -19,6 +19,7 @@ import (
 // buttons, and the demo agent prints the answer with its signature verified
 // and identity_assurance oidc.
 func TestDemoTwoStageChain(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	logs := &syncBuffer{}
@@ -91,6 +92,7 @@ func TestDemoTwoStageChain(t *testing.T) {
 // its web users are offered, with a visitor; a file that listens off
 // loopback, or names no web user, is refused.
 func TestDemoWithConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	listen := freePort(t)
 	write := func(name, body string) string {

@@ -22,6 +22,7 @@ routes:
 `
 
 func TestSlackDirectMessages(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, dmConfig)
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth())
@@ -59,6 +60,7 @@ func TestSlackDirectMessages(t *testing.T) {
 // groups and stage, and a DM reaches only its owner anyway): here a
 // non-approver clicks in a DM and is refused.
 func TestSlackDirectMessageClickByAnotherIsRefused(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, dmConfig)
 	h.start()
 	h.submit(legacyBody("approve-large-transfer"), auth())

@@ -35,6 +35,7 @@ func failures(out string) []string {
 }
 
 func TestDoctorPassesAGoodSetup(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start() // creates the store and the signing key
 	h.stop()
@@ -67,6 +68,7 @@ func TestDoctorPassesAGoodSetup(t *testing.T) {
 // TestDoctorNamesEachProblem breaks one thing at a time and checks that
 // doctor fails on exactly that, says so, and says what to do.
 func TestDoctorNamesEachProblem(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		setup func(h *harness)
@@ -149,6 +151,7 @@ func TestDoctorNamesEachProblem(t *testing.T) {
 }
 
 func TestDoctorPublicURL(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	// While the server runs, the store is checked by the server and doctor
@@ -165,6 +168,7 @@ func TestDoctorPublicURL(t *testing.T) {
 }
 
 func TestDoctorTeams(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 
 	// Nothing installed yet, and the token endpoint refuses the secret.
@@ -221,6 +225,7 @@ func (h *harness) rewriteConfig(old, new string) {
 // What Slack says (a channel's name here) reaches the operator's terminal
 // escaped, never as control sequences.
 func TestDoctorEscapesWhatPlatformsSay(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.slack.AddChannel("C0TREASURY", "treasury\x1b[2J\x07", false, true)
 	out, err := h.doctor()

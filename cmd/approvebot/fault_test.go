@@ -20,6 +20,7 @@ import (
 // Faults of the platforms and of the disk, against the real program.
 
 func TestSlackOutageThenRecovery(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.env["DELIVERY_TIMEOUT"] = "1m" // longer than the outage: keep retrying
 	h.start()
@@ -99,6 +100,7 @@ func TestSlackOutageThenRecovery(t *testing.T) {
 }
 
 func TestSlackHangingChannelDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.env["DELIVERY_TIMEOUT"] = "2s" // shorter than the adapter's 10 s client timeout
 	h.start()
@@ -149,6 +151,7 @@ func withMaxSize(size string) string {
 }
 
 func TestStoreFullRefusesRequests(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withMaxSize("1MiB"))
 	h.start()
 	var accepted []string
@@ -211,6 +214,7 @@ func TestStoreFullRefusesRequests(t *testing.T) {
 }
 
 func TestServeRefusesUnusableStore(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	file := filepath.Join(h.dir, "plain-file")
 	if err := os.WriteFile(file, []byte("not a directory"), 0o600); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -336,8 +337,10 @@ func (h *harness) waitMessages(requestID string, n int) []slackfake.Message {
 }
 
 // waitPosted waits until the store has recorded n posted messages for the
-// request (the fake holds a message a moment before approvebot records it).
-func (h *harness) waitPosted(requestID string, n int) {
+// request (the fake holds a message a moment before approvebot records it,
+// and a click on it counts only once it is recorded). With ts, only the
+// messages of those Slack timestamps count.
+func (h *harness) waitPosted(requestID string, n int, ts ...string) {
 	h.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -346,13 +349,16 @@ func (h *harness) waitPosted(requestID string, n int) {
 			Request struct {
 				Destinations []struct {
 					State string `json:"state"`
+					Ref   struct {
+						ID string `json:"id"`
+					} `json:"ref"`
 				} `json:"destinations"`
 			} `json:"request"`
 		}
 		_ = json.Unmarshal(r.body, &story)
 		posted := 0
 		for _, d := range story.Request.Destinations {
-			if d.State == "posted" {
+			if d.State == "posted" && (len(ts) == 0 || slices.Contains(ts, d.Ref.ID)) {
 				posted++
 			}
 		}

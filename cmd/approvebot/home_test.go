@@ -88,6 +88,7 @@ func homeLists(blocks, id string) bool {
 }
 
 func TestSlackAppHome(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, homeConfig)
 	h.start()
 	heldT := h.submit(legacyBody("treasury-transfer"), auth())
@@ -157,6 +158,7 @@ func TestSlackAppHome(t *testing.T) {
 // TestSlackAppHomeLargeAction: a request too large to show in full offers
 // no Approve on the Home tab, and a forged one is refused.
 func TestSlackAppHomeLargeAction(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	body, _ := largeBinding("payments", "7")
@@ -176,6 +178,7 @@ func TestSlackAppHomeLargeAction(t *testing.T) {
 }
 
 func TestSlackEventsVerified(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, homeConfig)
 	h.start()
 	r := h.event(slackfake.URLVerification("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"), signingSecret)
@@ -206,6 +209,7 @@ func TestSlackEventsVerified(t *testing.T) {
 }
 
 func TestSocketModeAppHome(t *testing.T) {
+	t.Parallel()
 	h := newSocketHarness(t)
 	h.start()
 	h.waitSocketReady(true)
@@ -227,6 +231,7 @@ func TestSocketModeAppHome(t *testing.T) {
 // first stage's approver, then of the second's; a click from a Home tab
 // left open on the first stage counts for nobody once the second opened.
 func TestSlackAppHomeStages(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	body, _ := chainBody("")

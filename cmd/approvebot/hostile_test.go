@@ -57,6 +57,7 @@ func closedByServer(t *testing.T, c net.Conn) string {
 // clicks keep being served while they are open, even with every open
 // connection slot taken by them and more agents held than slots.
 func TestHostileConnectionsLeaveRoomForAgents(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig+hostileServer)
 	h.start()
 
@@ -149,6 +150,7 @@ func TestHostileConnectionsLeaveRoomForAgents(t *testing.T) {
 // at once, not when their requests end; each request stays pending, and a
 // retry reattaches to it and gets its decision.
 func TestAbandonedHeldAgentsReleaseDescriptors(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	h := newHarness(t, baseConfig)
 	c := h.spawn(bin)
@@ -237,6 +239,7 @@ func TestAbandonedHeldAgentsReleaseDescriptors(t *testing.T) {
 // approvebot is ready; why not goes to the log and the admin API; and
 // probes do not reach the platform.
 func TestReadyzSaysOnlyReadyOrNot(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	eventually(t, "ready", func() bool {
@@ -284,6 +287,7 @@ func firstLine(s string) string {
 // their held slot and their socket back at once, and held agents leave the
 // open connections' count.
 func TestAbandonedHeldAgentsOverTLS(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	certFile, keyFile := filepath.Join(h.dir, "tls.crt"), filepath.Join(h.dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
@@ -333,6 +337,7 @@ func TestAbandonedHeldAgentsOverTLS(t *testing.T) {
 // that together exceed server.callback_memory do not both get it: one is
 // cut off (the one arriving longest) or refused; each is logged once.
 func TestCallbackLimits(t *testing.T) {
+	t.Parallel()
 	t.Run("read timeout", func(t *testing.T) {
 		h := newHarness(t, baseConfig+strings.Replace(hostileServer, "max_connections: 8", "max_connections: 64", 1))
 		h.start()

@@ -88,6 +88,7 @@ func newIdentityHarness(t *testing.T) *harness {
 // clicking with two team.id values, is one person: they cannot meet a
 // quorum of 2 alone.
 func TestSlackPersonIsNotTheClicksTeam(t *testing.T) {
+	t.Parallel()
 	h := newIdentityHarness(t)
 	h.start()
 	held := h.submit(legacyBody("pair-transfer"), auth())
@@ -120,6 +121,7 @@ func TestSlackPersonIsNotTheClicksTeam(t *testing.T) {
 // TestSlackSeparationOfDutiesAcrossTeams: Nora approves stage 1 from one
 // team and is refused at stage 2 from another.
 func TestSlackSeparationOfDutiesAcrossTeams(t *testing.T) {
+	t.Parallel()
 	h := newIdentityHarness(t)
 	h.start()
 	body, fields := intaketest.V1Body(intaketest.V1{ApprovalChainID: "split", ApprovalChainVersion: "1"})
@@ -150,6 +152,7 @@ func TestSlackSeparationOfDutiesAcrossTeams(t *testing.T) {
 // TestSlackUserWithoutTeamIsNotOurs: users.info names no team for the
 // clicker: not one of ours, whatever the click says.
 func TestSlackUserWithoutTeamIsNotOurs(t *testing.T) {
+	t.Parallel()
 	h := newIdentityHarness(t)
 	h.start()
 	stray := h.pendingID(legacyBody("stray-transfer"))
@@ -171,6 +174,7 @@ func TestSlackUserWithoutTeamIsNotOurs(t *testing.T) {
 // org-wide; a member of a sister workspace may approve, is named by the
 // organisation, and is still one person from any workspace.
 func TestSlackGridMemberKeyedOnTheOrganisation(t *testing.T) {
+	t.Parallel()
 	h := newIdentityHarness(t)
 	h.slack.SetEnterprise("E0ORG")
 	h.slack.AddGridUser("W0GRACE", "Grace", "", "T0SISTERWS", "E0ORG")
@@ -194,6 +198,7 @@ func TestSlackGridMemberKeyedOnTheOrganisation(t *testing.T) {
 // groups it was posted for. A stage 2 approver clicking the stage 1 message
 // changes nothing.
 func TestClickCountsOnlyForItsMessage(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 
@@ -225,6 +230,7 @@ func TestClickCountsOnlyForItsMessage(t *testing.T) {
 // TestClickCountsOnlyForItsGroups: one stage, two groups in two channels:
 // Carl (compliance) clicks the copy shown to treasury-ops.
 func TestClickCountsOnlyForItsGroups(t *testing.T) {
+	t.Parallel()
 	h := newChainHarness(t)
 	h.start()
 	legacy := h.pendingID(legacyBody("approve-large-transfer"))
@@ -278,6 +284,7 @@ const otherToken = "other-agent-token-0123456789"
 // caller, and a caller limited by may_request is refused with 403, before
 // anything is recorded, wherever else its request would go.
 func TestRoutesByCallerAndMayRequest(t *testing.T) {
+	t.Parallel()
 	if !strings.Contains(callerConfig, "may_request") {
 		t.Fatal("config edit did not apply")
 	}
@@ -345,6 +352,7 @@ func TestRoutesByCallerAndMayRequest(t *testing.T) {
 // that is neither a group nor a chain, a route whose caller matches nobody,
 // and a caller's route to where its may_request forbids.
 func TestCheckValidatesCallerLimits(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, callerConfig)
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
@@ -435,6 +443,7 @@ func newUPNHarness(t *testing.T, config string) *teamsHarness {
 // TestTeamsApproverByUPNEmailOrObjectID: an approver is matched by object
 // id, email or UPN (case aside), and the decision names the UPN.
 func TestTeamsApproverByUPNEmailOrObjectID(t *testing.T) {
+	t.Parallel()
 	th := newUPNHarness(t, upnConfig)
 	th.startInstalled()
 	rick := teamsfake.From{AadObjectID: rickOID, Name: "Rick Stevens"}
@@ -458,6 +467,7 @@ func TestTeamsApproverByUPNEmailOrObjectID(t *testing.T) {
 // TestTeamsGuestsRefused: a guest listed in a group may not approve for it
 // unless the group allows guests.
 func TestTeamsGuestsRefused(t *testing.T) {
+	t.Parallel()
 	th := newUPNHarness(t, guestConfig)
 	th.startInstalled()
 	id := th.pendingID(legacyBody("members-only"))
@@ -477,6 +487,7 @@ func TestTeamsGuestsRefused(t *testing.T) {
 // TestTeamsGuestsAllowedByGroup: approvers.<group>.teams.allow_guests lets a
 // listed guest decide; the decision names the guest's UPN.
 func TestTeamsGuestsAllowedByGroup(t *testing.T) {
+	t.Parallel()
 	th := newUPNHarness(t, guestsAllowedConfig)
 	th.startInstalled()
 	held := th.submit(legacyBody("guests-too"), auth())

@@ -185,6 +185,7 @@ func csrfOf(t *testing.T, p page) string {
 // reason, and the agent's answer carries that reason and an assertion that
 // says the approver was authenticated by OIDC.
 func TestInboxSignInAndDeny(t *testing.T) {
+	t.Parallel()
 	h, op := inboxHarness(t)
 	b, _ := signIn(t, h, op, oidcfake.User{Sub: "u-jane", Email: "jane@company.com", EmailVerified: true, Name: "Jane Doe"})
 
@@ -247,6 +248,7 @@ func TestInboxSignInAndDeny(t *testing.T) {
 // A subject listed as sub:<sub> signs in without a verified email, and a
 // groups claim value makes someone an approver of a group.
 func TestInboxSubjectAndGroupsClaim(t *testing.T) {
+	t.Parallel()
 	h, op := inboxHarness(t)
 	held := h.submit(legacyBody("security-review"), auth())
 	sec, _ := signIn(t, h, op, oidcfake.User{Sub: "u-sam", Email: "sam@company.com", EmailVerified: true, Groups: []string{"staff", "sec-approvers"}})
@@ -275,6 +277,7 @@ func TestInboxSubjectAndGroupsClaim(t *testing.T) {
 // and a form post without the session's token, or from another site, is
 // refused: the request stays pending.
 func TestInboxUnauthorisedAndForged(t *testing.T) {
+	t.Parallel()
 	h, op := inboxHarness(t)
 	id := h.pendingID(legacyBody("approve-large-transfer"))
 	h.waitPosted(id, 2)
@@ -322,6 +325,7 @@ func TestInboxUnauthorisedAndForged(t *testing.T) {
 // expired token, an unverified email, a nonce or state that is not the
 // login's, and a code used twice.
 func TestInboxSignInRefused(t *testing.T) {
+	t.Parallel()
 	h, op := inboxHarness(t)
 	user := oidcfake.User{Sub: "u-jane", Email: "jane@company.com", EmailVerified: true}
 	cases := []struct {
@@ -415,6 +419,7 @@ func TestInboxSignInRefused(t *testing.T) {
 // serve never offers the demo sign-in, whatever its file says; and the
 // inbox refuses to offer it anywhere but on loopback.
 func TestServeHasNoDemoSignIn(t *testing.T) {
+	t.Parallel()
 	h, _ := inboxHarness(t)
 	b := newBrowser(t)
 	if p := b.post(h.url+"/inbox/demo-login", url.Values{"person": {"0"}}); p.status != http.StatusNotFound {
@@ -440,6 +445,7 @@ func TestServeHasNoDemoSignIn(t *testing.T) {
 // channel cannot be posted to: the page says where it was not shown, and
 // the request is decided there.
 func TestInboxKeepsRequestWhenChatFails(t *testing.T) {
+	t.Parallel()
 	h, op := inboxHarness(t)
 	h.slack.RemoveChannel("C0TREASURY")
 	b, _ := signIn(t, h, op, oidcfake.User{Sub: "u-jane", Email: "jane@company.com", EmailVerified: true, Name: "Jane Doe"})
@@ -466,6 +472,7 @@ func TestInboxKeepsRequestWhenChatFails(t *testing.T) {
 
 // doctor checks the inbox's identity provider answers at its issuer.
 func TestDoctorChecksIdentityProvider(t *testing.T) {
+	t.Parallel()
 	h, op := inboxHarness(t)
 	var out strings.Builder
 	_ = run(context.Background(), []string{"doctor", "--config", h.config}, h.getenv, &out, io.Discard)

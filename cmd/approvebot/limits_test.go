@@ -76,6 +76,7 @@ func wantRefused(t *testing.T, r response, limit, retryAfter string) {
 // limit's name, before anything is recorded; once its bucket refills it is
 // served again. Another caller is not affected.
 func TestCallerRateLimit(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, limitedConfig("    rate: 1/m\n    burst: 2\n"))
 	h.clock = bot.NewManualClock(time.Now())
 	h.start()
@@ -103,6 +104,7 @@ func TestCallerRateLimit(t *testing.T) {
 // max_pending; a retry of one of its open requests still attaches, and a
 // decision frees a place.
 func TestCallerPendingCap(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, limitedConfig("    max_pending: 2\n"))
 	h.start()
 	firstBody := burstBody("treasury-ops", 0)
@@ -136,6 +138,7 @@ func TestCallerPendingCap(t *testing.T) {
 // while the first is open attaches to it: one request, one message. Once
 // it is decided, the same body is a new request.
 func TestIdenticalPendingRequestAttaches(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	body := burstBody("treasury-ops", 7)
@@ -171,6 +174,7 @@ func TestIdenticalPendingRequestAttaches(t *testing.T) {
 // What a caller has pending, and which of its open requests an identical
 // body attaches to, are rebuilt from the store at start.
 func TestCallerLimitsSurviveRestart(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, limitedConfig("    max_pending: 2\n"))
 	h.start()
 	body := burstBody("treasury-ops", 0)
@@ -188,6 +192,7 @@ func TestCallerLimitsSurviveRestart(t *testing.T) {
 // A reload changes a caller's limits at once; its pending requests still
 // count.
 func TestReloadChangesCallerLimits(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, limitedConfig("    max_pending: 1\n"))
 	h.start()
 	if r := h.submitAs(otherToken, burstBody("treasury-ops", 0)); r.status != http.StatusAccepted {
@@ -207,6 +212,7 @@ func TestReloadChangesCallerLimits(t *testing.T) {
 // An identical body attaches only while it is routed the same way: after a
 // reload sends it to other approvers, it is a request of its own.
 func TestIdenticalBodyRoutedElsewhereIsNew(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	body := burstBody("treasury-ops", 0)

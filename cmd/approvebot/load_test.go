@@ -39,6 +39,9 @@ func TestThousandHeldRequestsEachAnsweredOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("holds 1,000 connections")
 	}
+	// In parallel with the tests that mostly wait, it uses what they leave
+	// of the processors.
+	t.Parallel()
 	n := loadRequests
 	began := time.Now()
 	h := newHarness(t, baseConfig)

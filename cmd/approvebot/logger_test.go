@@ -19,6 +19,7 @@ import (
 // a request's lines name it once, an adapter's name their platform once,
 // and durations read as Go writes them.
 func TestServiceLogLines(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	log := newLogger(&buf, slog.LevelInfo)
 	ctx := bot.WithRequestID(context.Background(), "ar_1")

@@ -108,6 +108,7 @@ func (h *harness) destinationTS(id, channel string) string {
 }
 
 func TestPreviousReleaseFileIsMigrated(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, releaseConfig())
 	h.slack.AddUser("U0SAM", "Sam Security", "sam@company.com")
 	rel := installV1Release(t, h)
@@ -177,6 +178,7 @@ func TestPreviousReleaseFileIsMigrated(t *testing.T) {
 }
 
 func TestNewerStoreIsRefused(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, releaseConfig())
 	installV1Release(t, h)
 	setSchema(t, h.storeFile(), 3)

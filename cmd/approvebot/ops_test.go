@@ -52,6 +52,7 @@ func commandsInUsage(t *testing.T) [][]string {
 }
 
 func TestHelpOnEveryCommand(t *testing.T) {
+	t.Parallel()
 	nothing := func(string) (string, bool) { return "", false }
 	for _, flagWord := range []string{"-h", "--help"} {
 		for _, cmd := range append(commandsInUsage(t), nil) {
@@ -100,6 +101,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		var out bytes.Buffer
 		if err := run(context.Background(), args, nil, &out, &out); err != nil {
@@ -115,6 +117,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestCheckRefusesWeakSecrets(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, from, to, want string
 	}{
@@ -160,6 +163,7 @@ func TestCheckRefusesWeakSecrets(t *testing.T) {
 // serve starts with a weak secret (refusing would stop a running
 // deployment on upgrade) but says so in its log.
 func TestServeWarnsOfWeakSecrets(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, strings.Replace(baseConfig, "    token: other-agent-token-0123456789", "    token: aaaaaaaaaaaaaaaa", 1))
 	h.start()
 	if !strings.Contains(h.logs.String(), `"msg":"weak secret: approvebot check refuses this config"`) || !strings.Contains(h.logs.String(), "callers[1].token") {
@@ -171,6 +175,7 @@ func TestServeWarnsOfWeakSecrets(t *testing.T) {
 }
 
 func TestCheckWarnsOfAMissingStoreDirectory(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, strings.Replace(baseConfig, "path: ${DIR}/approvebot.db", "path: ${DIR}/data/approvebot.db", 1))
 	var out, errOut bytes.Buffer
 	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
@@ -198,6 +203,7 @@ func TestCheckWarnsOfAMissingStoreDirectory(t *testing.T) {
 // audit trail verifies, requests decided before the backup keep their
 // decisions, and a request pending at the backup can still be decided.
 func TestBackupAndRestore(t *testing.T) {
+	t.Parallel()
 	h := newAuditHarness(t)
 	h.start()
 	hist := h.makeHistory()
@@ -294,6 +300,7 @@ func (h *harness) run(args ...string) (string, error) {
 }
 
 func TestTeamsPackageLinks(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "app.zip")
 	var stdout, stderr bytes.Buffer

@@ -61,6 +61,7 @@ func (h *harness) finalStatus(token, id string) answer {
 // was lost when its call's context expired, and each retry reserved another:
 // the other agent's request was never posted.)
 func TestBurstToOneChannelLosesNoPost(t *testing.T) {
+	t.Parallel()
 	h := newPacedHarness(t)
 	var ids []string
 	for i := range 40 {
@@ -91,6 +92,7 @@ func TestBurstToOneChannelLosesNoPost(t *testing.T) {
 // A post to an idle channel goes at once, however many posts wait for
 // another channel's turn: waiting for a turn holds no outbox worker.
 func TestBurstDoesNotHoldUpAnIdleChannel(t *testing.T) {
+	t.Parallel()
 	h := newPacedHarness(t)
 	var burst []string
 	for i := range 120 {
@@ -119,6 +121,7 @@ func TestBurstDoesNotHoldUpAnIdleChannel(t *testing.T) {
 // say which one did not, and a request left with none ends undeliverable,
 // saying so, instead of timing out in silence.
 func TestPostThatCannotBeMadeInTimeIsRateLimited(t *testing.T) {
+	t.Parallel()
 	h := newPacedHarness(t)
 	// Ten requests that must be seen within 10 s take the treasury
 	// channel's turns at 0 s … 9 s.
@@ -162,6 +165,7 @@ func TestPostThatCannotBeMadeInTimeIsRateLimited(t *testing.T) {
 // new threads in a channel): a burst to one Teams channel holds up neither
 // another channel, on Teams or Slack, nor itself beyond its pace.
 func TestTeamsBurstIsPacedAndHoldsUpNobody(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.clock = bot.NewManualClock(time.Now())
 	th.startInstalled()

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,22 +28,52 @@ import (
 // tests that need calls which may fail without failing the test.
 
 // buildBinary builds approvebot with the go that runs the tests, with the
-// race detector when the tests have it, so the child is checked too.
+// race detector when the tests have it, so the child is checked too. The
+// tests share one build: they only run it, and each build costs seconds of
+// linking under -race. TestMain removes it.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "approvebot")
-	args := []string{"build", "-o", bin}
-	if raceBuild {
-		args = append(args, "-race")
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "approvebot-test-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.dir = dir
+		bin := filepath.Join(dir, "approvebot")
+		args := []string{"build", "-o", bin}
+		if raceBuild {
+			args = append(args, "-race")
+		}
+		// The toolchain that built this test, whatever go is on PATH.
+		//lint:ignore SA1019 runtime.GOROOT is deprecated for binaries copied elsewhere; a test binary runs where it was built.
+		goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+		if out, err := exec.Command(goTool, append(args, ".")...).CombinedOutput(); err != nil {
+			shared.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		shared.bin = bin
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
 	}
-	// The toolchain that built this test, whatever go is on PATH.
-	//lint:ignore SA1019 runtime.GOROOT is deprecated for binaries copied elsewhere; a test binary runs where it was built.
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(goTool, append(args, ".")...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	return shared.bin
+}
+
+// shared is the one build of approvebot the child-process tests run.
+var shared struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// TestMain removes the shared build once every test has run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.dir != "" {
+		_ = os.RemoveAll(shared.dir)
 	}
-	return bin
+	os.Exit(code)
 }
 
 // child is approvebot running as a separate process.

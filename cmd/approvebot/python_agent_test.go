@@ -231,6 +231,7 @@ func forgingProxy(t *testing.T, h *harness) string {
 // the tool runs; a denial is Jane's recorded deny; a forged answer is no
 // vote at all.
 func TestAGTTransportExample(t *testing.T) {
+	t.Parallel()
 	py := signingtest.Python(t, "yaml")
 	h := newHarness(t, agtConfig)
 	h.start()
@@ -289,6 +290,7 @@ func TestAGTTransportExample(t *testing.T) {
 // as govern's approval_handler. The approvers see the call's context; the
 // approval AGT gets is Jane's, verified against the body it sent.
 func TestAGTLegacyExample(t *testing.T) {
+	t.Parallel()
 	py := signingtest.Python(t, "yaml")
 	h := newHarness(t, agtConfig)
 	h.start()
@@ -331,6 +333,7 @@ func TestAGTLegacyExample(t *testing.T) {
 // The top-level README shows the agent-side examples too; they must be the
 // very ones the tests above run from integrations/agt/README.md.
 func TestREADMEAgentExamplesAreTheTestedOnes(t *testing.T) {
+	t.Parallel()
 	read := func(path string) map[string]string {
 		data, err := os.ReadFile(path)
 		if err != nil {

@@ -61,6 +61,7 @@ func plainTexts(t *testing.T, blocks []byte, want string) map[string]string {
 }
 
 func TestSlackDenyReasonRequired(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, reasonConfig)
 	h.start()
 	held := h.submit(legacyBody("careful-transfer"), auth())
@@ -161,6 +162,7 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func TestSlackApproveCommentAndOptionalDeny(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, reasonConfig)
 	h.start()
 	held := h.submit(legacyBody("careful-transfer"), auth())
@@ -196,6 +198,7 @@ func TestSlackApproveCommentAndOptionalDeny(t *testing.T) {
 }
 
 func TestSlackConfirmApprove(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, reasonConfig)
 	h.start()
 	held := h.submit(legacyBody("confirmed-transfer"), auth())
@@ -220,6 +223,7 @@ func TestSlackConfirmApprove(t *testing.T) {
 }
 
 func TestTeamsReasonAndConfirm(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-careful"), auth())
@@ -282,6 +286,7 @@ func TestTeamsReasonAndConfirm(t *testing.T) {
 // required reason is answered with the modal's error in the acknowledgement,
 // and the submission votes.
 func TestSocketModeDenyReason(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, strings.Replace(socketConfig, "    timeout: 5m\n", "    timeout: 5m\n    reason: {deny: required}\n", 1))
 	h.env["SLACK_APP_TOKEN"] = appToken
 	h.slack.EnableSocketMode(appToken)

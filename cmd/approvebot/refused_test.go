@@ -15,6 +15,7 @@ import (
 // Every refused request is logged once, with its reason, and counted by
 // reason in approvebot_http_refused_total.
 func TestRefusedRequestsAreLoggedOnceAndCounted(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, limitedConfig("    rate: 1/m\n    burst: 1\n"))
 	h.clock = bot.NewManualClock(time.Now())
 	h.start()

@@ -32,6 +32,7 @@ func (h *harness) reloadCLI() (string, error) {
 }
 
 func TestReloadAppliesANewConfigWhole(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 
@@ -69,6 +70,7 @@ func TestReloadAppliesANewConfigWhole(t *testing.T) {
 }
 
 func TestReloadKeepsTheRunningConfigOnAnyProblem(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	good, err := os.ReadFile(h.config)
@@ -101,6 +103,7 @@ func TestReloadKeepsTheRunningConfigOnAnyProblem(t *testing.T) {
 // SIGHUP to the real binary reloads; a bad file on SIGHUP is logged and
 // changes nothing.
 func TestSIGHUPReloads(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	h := newHarness(t, baseConfig)
 	c := h.spawn(bin)
@@ -132,6 +135,7 @@ func TestSIGHUPReloads(t *testing.T) {
 // Secrets rotated in their files take effect at the reload: the Slack
 // signing secret and bot token, a caller removed; the rest keeps working.
 func TestReloadRotatesSecrets(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	write := func(name, content string) {
 		t.Helper()
@@ -180,6 +184,7 @@ func TestReloadRotatesSecrets(t *testing.T) {
 // The Teams app password rotated in its file is the one the next bot token
 // is fetched with.
 func TestReloadRotatesTheTeamsAppPassword(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	if err := os.WriteFile(filepath.Join(th.dir, "teams.secret"), []byte(th.teams.AppPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -211,6 +216,7 @@ func TestReloadRotatesTheTeamsAppPassword(t *testing.T) {
 }
 
 func TestReloadRefusesAnAuditChange(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	h.rewriteConfig("admin:\n", "audit:\n  checkpoint_interval: 1m\nadmin:\n")

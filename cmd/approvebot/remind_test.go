@@ -48,6 +48,7 @@ func (h *harness) waitReplies(m slackfake.Message, n int) []slackfake.Reply {
 // they are); the vote and the outcome follow in the threads, and no
 // reminder comes once the request is decided.
 func TestRemindersAndHistory(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, remindConfig("    reminders: [10m, 1h, 2h]\n"))
 	h.clock = bot.NewManualClock(time.Now())
 	h.start()
@@ -106,6 +107,7 @@ func TestRemindersAndHistory(t *testing.T) {
 // A restart after reminders came due sends the latest owed one once (not
 // the whole backlog), and a second restart does not send it again.
 func TestReminderAfterRestartSentOnce(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, remindConfig("    reminders: [10m, 1h]\n    before_deadline: 5m\n"))
 	h.clock = bot.NewManualClock(time.Now())
 	h.start()
@@ -143,6 +145,7 @@ func TestReminderAfterRestartSentOnce(t *testing.T) {
 
 // before_deadline reminds that long before the deadline.
 func TestReminderBeforeDeadline(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, remindConfig("    before_deadline: 5m\n"))
 	h.clock = bot.NewManualClock(time.Now())
 	h.start()
@@ -186,6 +189,7 @@ routes:
 // it. Before the escalation the leads have no message to decide from, and
 // nobody outside the configured groups may decide after it.
 func TestEscalation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, escalateConfig)
 	h.slack.AddUser("U0LEAD", "Lee Lead", "lee@company.com")
 	h.clock = bot.NewManualClock(time.Now())
@@ -243,6 +247,7 @@ func TestEscalation(t *testing.T) {
 // On Teams a reminder is a reply in the card's thread with a mention entity
 // for each listed approver; the vote and the outcome follow in the thread.
 func TestTeamsReminderAndHistory(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	config := strings.Replace(teamsConfig, "approvers: [payments-teams]\n    timeout: 5m\n", "approvers: [payments-teams]\n    timeout: 1h\n    reminders: [10m]\n", 1)
 	if err := os.WriteFile(th.config, []byte(config), 0o600); err != nil {
@@ -285,6 +290,7 @@ func TestTeamsReminderAndHistory(t *testing.T) {
 // is told in the first stage's thread, and the next stage's message starts
 // a thread of its own that gets what follows.
 func TestThreadHistoryAcrossStages(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, configHead+configOperations+twoGroups+`chains:
   two:
     version: "1"

@@ -78,6 +78,7 @@ func fileSize(t *testing.T, path string) int64 {
 }
 
 func TestRetentionThroughTheServer(t *testing.T) {
+	t.Parallel()
 	t0 := time.Now().UTC()
 	clock := bot.NewManualClock(t0)
 	h := newRetentionHarness(t, clock)
@@ -330,6 +331,7 @@ func updateBucket(t *testing.T, path, bucket string, fn func(*bolt.Bucket) error
 }
 
 func TestRetentionExportFlags(t *testing.T) {
+	t.Parallel()
 	h := newRetentionHarness(t, bot.NewManualClock(time.Now()))
 	h.start()
 	h.stop()

@@ -12,6 +12,7 @@ import (
 // Caller tokens given as SHA-256 or in files work like plain ones, and the
 // Slack secrets can come from files too.
 func TestCallerTokensHashedAndFromFiles(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	sum := sha256.Sum256([]byte(callerToken))
 	h.rewriteConfig("    token: ${PAYMENTS_AGENT_TOKEN}", "    token_sha256: "+hex.EncodeToString(sum[:]))

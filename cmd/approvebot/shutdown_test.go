@@ -21,6 +21,7 @@ func withGrace(grace string) string {
 // at that moment is decided during the grace period, its messages are
 // updated before the process exits, and the store is closed.
 func TestSIGTERMLetsHeldRequestsBeDecided(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	h := newHarness(t, withGrace("60s"))
 	c := h.spawn(bin)
@@ -79,6 +80,7 @@ func TestSIGTERMLetsHeldRequestsBeDecided(t *testing.T) {
 // pending" when it ends; after the restart, the retry with the same
 // Idempotency-Key attaches to it and gets its decision.
 func TestGraceEndsThenRetryReattaches(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withGrace("1s"))
 	h.start()
 	body := requestNamed("transfer across a restart")

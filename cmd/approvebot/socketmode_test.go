@@ -64,6 +64,7 @@ func (h *harness) waitSocketReady(ready bool) {
 }
 
 func TestSocketModeClickDecides(t *testing.T) {
+	t.Parallel()
 	h := newSocketHarness(t)
 	h.start()
 	h.waitSocketReady(true)
@@ -90,6 +91,7 @@ func TestSocketModeClickDecides(t *testing.T) {
 // A redelivered envelope (Slack resends one whose ack came late) is
 // acknowledged again but handled once: the clicker is told once.
 func TestSocketModeRedeliveryHandledOnce(t *testing.T) {
+	t.Parallel()
 	h, id, treasury := socketRequest(t)
 
 	refusals := func() int {
@@ -117,6 +119,7 @@ func TestSocketModeRedeliveryHandledOnce(t *testing.T) {
 // Clicks keep arriving while the socket drops and Slack asks for a refresh:
 // every acknowledged click is decided and none is counted twice.
 func TestSocketModeDropMidBurstLosesNothing(t *testing.T) {
+	t.Parallel()
 	const n = 24
 	h := newSocketHarness(t)
 	h.start()
@@ -182,6 +185,7 @@ func TestSocketModeDropMidBurstLosesNothing(t *testing.T) {
 }
 
 func TestSocketModeReadinessFollowsTheSocket(t *testing.T) {
+	t.Parallel()
 	h := newSocketHarness(t)
 	h.start()
 	h.waitSocketReady(true)
@@ -195,6 +199,7 @@ func TestSocketModeReadinessFollowsTheSocket(t *testing.T) {
 }
 
 func TestSocketModeRefusedTokenStopsTheService(t *testing.T) {
+	t.Parallel()
 	h := newSocketHarness(t)
 	h.env["SLACK_APP_TOKEN"] = "xapp-1-revoked"
 	h.start()
@@ -215,6 +220,7 @@ func TestSocketModeRefusedTokenStopsTheService(t *testing.T) {
 // An envelope is acknowledged once its vote is committed: when Slack has
 // the acknowledgement, the vote is already in the request's story.
 func TestSocketModeAcknowledgesOnceCommitted(t *testing.T) {
+	t.Parallel()
 	h, id, treasury := socketRequest(t)
 
 	entriesAtAck := make(chan int, 1)
@@ -233,6 +239,7 @@ func TestSocketModeAcknowledgesOnceCommitted(t *testing.T) {
 // connection; their clicks were taken already, so they are acknowledged
 // and not handled a second time.
 func TestSocketModeUnacknowledgedClicksAreResentAndCountedOnce(t *testing.T) {
+	t.Parallel()
 	const n = 4
 	h := newSocketHarness(t)
 	h.start()

@@ -338,6 +338,7 @@ func (th *teamsHarness) story(id string) teamsStory {
 }
 
 func TestTeamsCardPostedAndApproved(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-transfer"), auth())
@@ -377,6 +378,7 @@ func TestTeamsCardPostedAndApproved(t *testing.T) {
 }
 
 func TestTeamsApproverWithoutEmail(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-transfer"), auth())
@@ -392,6 +394,7 @@ func TestTeamsApproverWithoutEmail(t *testing.T) {
 }
 
 func TestTeamsDeny(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-transfer"), auth())
@@ -411,6 +414,7 @@ func TestTeamsDeny(t *testing.T) {
 }
 
 func TestTeamsUnauthorisedAndLateClicks(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-transfer"), auth())
@@ -449,6 +453,7 @@ func TestTeamsUnauthorisedAndLateClicks(t *testing.T) {
 }
 
 func TestTeamsForgedClicksRefused(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	id := th.pendingID(legacyBody("teams-transfer"))
@@ -478,6 +483,7 @@ func TestTeamsForgedClicksRefused(t *testing.T) {
 }
 
 func TestTeamsTimeoutUpdatesCard(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-transfer"), auth("Prefer", "wait=1"))
@@ -497,6 +503,7 @@ func TestTeamsTimeoutUpdatesCard(t *testing.T) {
 }
 
 func TestTeamsClickResolvesSlackCopyToo(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("both-transfer"), auth())
@@ -524,6 +531,7 @@ func TestTeamsClickResolvesSlackCopyToo(t *testing.T) {
 }
 
 func TestTeamsAndSlackConcurrentClicksDecideOnce(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("crowd-transfer"), auth())
@@ -591,6 +599,7 @@ func TestTeamsAndSlackConcurrentClicksDecideOnce(t *testing.T) {
 }
 
 func TestTeamsChannelNeverAddedIsUndeliverable(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	got := th.await(th.submit(legacyBody("not-added-transfer"), auth()))
@@ -604,6 +613,7 @@ func TestTeamsChannelNeverAddedIsUndeliverable(t *testing.T) {
 }
 
 func TestTeamsOneChannelNeverAdded(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	held := th.submit(legacyBody("partly-added-transfer"), auth())
@@ -628,6 +638,7 @@ func TestTeamsOneChannelNeverAdded(t *testing.T) {
 }
 
 func TestTeamsRateLimitedThenPosted(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	th.teams.FailNext(1, http.StatusTooManyRequests, time.Second)
@@ -648,6 +659,7 @@ func TestTeamsRateLimitedThenPosted(t *testing.T) {
 }
 
 func TestTeamsBotNotInConversationIsPermanent(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 	th.teams.FailNext(1, http.StatusForbidden, 0)
@@ -661,6 +673,7 @@ func TestTeamsBotNotInConversationIsPermanent(t *testing.T) {
 }
 
 func TestTeamsChannelsCommand(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.startInstalled()
 
@@ -713,6 +726,7 @@ func TestTeamsChannelsCommand(t *testing.T) {
 }
 
 func TestTeamsChannelsCommandBeforeInstall(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	th.start()
 	th.stop()
@@ -726,6 +740,7 @@ func TestTeamsChannelsCommandBeforeInstall(t *testing.T) {
 }
 
 func TestTeamsPackageCommand(t *testing.T) {
+	t.Parallel()
 	const appID = "0d3f5c1e-8a2b-4c6d-9e0f-1a2b3c4d5e6f"
 	dir := t.TempDir()
 	zipPath := filepath.Join(dir, "approvebot-teams.zip")

@@ -34,6 +34,7 @@ func (th *teamsHarness) personalCard(user string) (teamsfake.Sent, bool) {
 }
 
 func TestTeamsPersonalConversations(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarnessWith(t, teamsDMConfig)
 	th.teams.InstallPersonal(teamsJane.AadObjectID)
 	th.startInstalled()

@@ -58,6 +58,7 @@ func writeCertFor(t *testing.T, certFile, keyFile string, n int64, ips []net.IP,
 }
 
 func TestServesTLSAndReloadsTheCertificate(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	certFile, keyFile := filepath.Join(h.dir, "tls.crt"), filepath.Join(h.dir, "tls.key")
 	writeCert(t, certFile, keyFile, 1)
@@ -107,6 +108,7 @@ func TestServesTLSAndReloadsTheCertificate(t *testing.T) {
 }
 
 func TestServeRefusesAnUnloadableCertificate(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.rewriteConfig("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\ntls:\n  cert_file: ${DIR}/missing.crt\n  key_file: ${DIR}/missing.key")
 	var out, errOut strings.Builder
@@ -117,6 +119,7 @@ func TestServeRefusesAnUnloadableCertificate(t *testing.T) {
 }
 
 func TestLogsDurationsAsText(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	h.stop()
@@ -130,6 +133,7 @@ func TestLogsDurationsAsText(t *testing.T) {
 // certificate names only its public DNS name: they trust the certificate
 // file the server serves, and nothing else.
 func TestOperatorCommandsUnderTLS(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	certFile, keyFile := filepath.Join(h.dir, "tls.crt"), filepath.Join(h.dir, "tls.key")
 	writeCertFor(t, certFile, keyFile, 1, nil, []string{"approvebot.example.com"})

@@ -230,6 +230,7 @@ func blockText(m slackfake.Message) string {
 }
 
 func TestV1ApprovalIsEchoedBoundAndSigned(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	expires := time.Now().Truncate(time.Second).Add(10*time.Minute + 123456*time.Microsecond)
@@ -300,6 +301,7 @@ func TestV1ApprovalIsEchoedBoundAndSigned(t *testing.T) {
 }
 
 func TestV1NullFieldsAndDenial(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	body, fields := v1(intaketest.V1{})
@@ -324,6 +326,7 @@ func TestV1NullFieldsAndDenial(t *testing.T) {
 // TestV1Refusals sends every malformed or mismatched body: each is refused
 // with a 400 naming the field, nothing is stored and nobody is asked.
 func TestV1Refusals(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	good, fields := v1(intaketest.V1{IncludeBinding: true})
@@ -379,6 +382,7 @@ func TestV1Refusals(t *testing.T) {
 // chat message: expired on arrival, a chain version that is not the
 // configured one, an unknown chain.
 func TestV1DeniedWithoutAsking(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	cases := []struct {
@@ -447,6 +451,7 @@ func TestV1WaitEndsAtExpiresAt(t *testing.T) {
 // to it (no second chat message) and gets its decision; the same id for a
 // different request, or from another caller, is refused.
 func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	opts := intaketest.V1{ApprovalRequestID: intaketest.RandomID("ar"), PolicyDecisionID: intaketest.RandomID("pd"),
@@ -544,6 +549,7 @@ func TestV1RetriesAttachAndReuseConflicts(t *testing.T) {
 // TestLegacyIdempotencyKey: for the legacy body, Idempotency-Key makes a
 // retry attach as approval_request_id does for schema 1.0.
 func TestLegacyIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	body := legacyBody("approve-large-transfer")
@@ -589,6 +595,7 @@ func TestLegacyIdempotencyKey(t *testing.T) {
 // real answers of the running server: it must accept a real approval and
 // reject it forged, expired, bound to another request, or a denial.
 func TestPythonVerifierAgainstTheServer(t *testing.T) {
+	t.Parallel()
 	py := signingtest.Python(t)
 	h := newHarness(t, chainConfig)
 	h.start()

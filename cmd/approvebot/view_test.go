@@ -73,6 +73,7 @@ func (h *harness) interact(payload any) response {
 // refused, and Approve from the full view (a paged modal) counts and
 // answers with the same action digest.
 func TestSlackLargeActionApprovedFromFullView(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	body, fields := largeBinding("payments", "7")
@@ -179,6 +180,7 @@ var teamsApproveToken = regexp.MustCompile(`"full_view":\s*"([^"]+)"`)
 // TestTeamsLargeActionApprovedFromFullView: the same on Teams, where the
 // full view is the card paged in place for the clicker.
 func TestTeamsLargeActionApprovedFromFullView(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	if err := os.WriteFile(th.config, []byte(teamsConfig+teamsChainConfig), 0o600); err != nil {
 		t.Fatal(err)
@@ -298,6 +300,7 @@ func boundBeforeContext(t *testing.T, text, sep string) {
 }
 
 func TestSlackAttackShowsTheBoundAction(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, chainConfig)
 	h.start()
 	body, fields := attackBody("payments", "7", 9)
@@ -313,6 +316,7 @@ func TestSlackAttackShowsTheBoundAction(t *testing.T) {
 }
 
 func TestTeamsAttackShowsTheBoundAction(t *testing.T) {
+	t.Parallel()
 	th := newTeamsHarness(t)
 	if err := os.WriteFile(th.config, []byte(teamsConfig+teamsChainConfig), 0o600); err != nil {
 		t.Fatal(err)
@@ -353,6 +357,7 @@ func TestTeamsAttackShowsTheBoundAction(t *testing.T) {
 // TestAuditShowIsTerminalSafe: an agent's escape sequences, bell and bidi
 // override reach the operator's terminal only as visible escapes.
 func TestAuditShowIsTerminalSafe(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, baseConfig)
 	h.start()
 	hostile := "transfer \x1b]0;pwned\x07\x1b[2J\r\u202Eevil\u200b"
@@ -388,6 +393,7 @@ func TestAuditShowIsTerminalSafe(t *testing.T) {
 // refuses a submission from another user (the refusal rides on the
 // acknowledgement) and approves from its last page.
 func TestSocketModeFullView(t *testing.T) {
+	t.Parallel()
 	h := newSocketHarness(t)
 	h.start()
 	h.waitSocketReady(true)

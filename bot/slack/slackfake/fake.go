@@ -1,11 +1,12 @@
-// Package slackfake is a loopback stand-in for Slack's Web API. It speaks
-// the wire format slack-go uses (form-encoded or JSON bodies in, {"ok":...}
-// JSON out), checks the bot token, enforces the Block Kit limits that make
-// real Slack refuse a message, and keeps the messages it was sent so tests
-// can assert what a person in the channel would see. It also signs
-// interaction payloads the way Slack does, so the adapter's click handler can
-// be driven end to end. It needs no *testing.T: benchmarks and a standalone
-// demo binary use it too.
+// Package slackfake is a loopback stand-in for Slack: its Web API, its
+// Socket Mode connection, and the signed interactions and events it sends
+// an app. It speaks the wire format slack-go uses (form-encoded or JSON
+// bodies in, {"ok":...} JSON out), checks the bot token, enforces the Block
+// Kit limits that make real Slack refuse a message, and keeps the messages
+// it was sent so tests can assert what a person in the channel would see.
+// It signs interaction payloads the way Slack does, so the adapter's click
+// handler can be driven end to end. It needs no *testing.T: benchmarks and
+// a standalone demo binary use it too.
 package slackfake
 
 import (

@@ -226,13 +226,6 @@ func (f *Fake) SetTokenFailure(status int) {
 	f.mu.Unlock()
 }
 
-// SetTokenLifetime sets expires_in of tokens issued from now on.
-func (f *Fake) SetTokenLifetime(d time.Duration) {
-	f.mu.Lock()
-	f.tokenLife = d
-	f.mu.Unlock()
-}
-
 // TokenRequests counts successful and failed token requests.
 func (f *Fake) TokenRequests() int {
 	f.mu.Lock()
