@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
@@ -43,7 +44,7 @@ func (h *harness) agtChain(chain string) (agtChainOut, string, error) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err := run(ctx, []string{"agt", "chain", "--config", h.config, "--chain", chain}, h.getenv, &out, &errOut)
+	err := run(ctx, bot.SystemClock{}, []string{"agt", "chain", "--config", h.config, "--chain", chain}, h.getenv, &out, &errOut)
 	var c agtChainOut
 	if err == nil {
 		dec := json.NewDecoder(&out)
@@ -380,7 +381,7 @@ func TestAGTChainCommand(t *testing.T) {
 		t.Errorf("unknown chain: %v", err)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"agt", "chain", "--config", h.config}, h.getenv, &out, &errOut); err == nil || exitCode(err) != 2 {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"agt", "chain", "--config", h.config}, h.getenv, &out, &errOut); err == nil || exitCode(err) != 2 {
 		t.Errorf("without --chain: %v", err)
 	}
 }

@@ -95,8 +95,8 @@ type harness struct {
 	env    map[string]string
 	config string
 
-	// clock, when set, is the engine's clock (serveWithClock) and that of
-	// operator commands (withClock): the test moves it.
+	// clock, when set, is the clock run is given, for serve and the
+	// operator commands alike: the test moves it.
 	clock *bot.ManualClock
 
 	// reasonText is what the harness types in a reason modal it submits;
@@ -166,18 +166,13 @@ func (h *harness) getenv(k string) (string, bool) {
 // start runs `approvebot serve` and waits for it to listen.
 func (h *harness) start() {
 	h.t.Helper()
-	ctx, cancel := context.WithCancel(h.context())
+	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	h.logs = &syncBuffer{}
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	go func() {
-		var err error
-		if h.clock != nil {
-			err = serveWithClock(ctx, h.clock, []string{"--config", h.config}, h.getenv, pw, h.logs)
-		} else {
-			err = run(ctx, []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
-		}
+		err := run(ctx, h.runClock(), []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
 		pw.CloseWithError(fmt.Errorf("approvebot exited: %v", err))
 		h.done <- err
 	}()
@@ -190,12 +185,13 @@ func (h *harness) start() {
 	h.t.Cleanup(h.stop)
 }
 
-// context is where run starts: the background, with the test's clock.
-func (h *harness) context() context.Context {
+// runClock is the clock run is given: the test's, or the wall clock for
+// tests that move no time.
+func (h *harness) runClock() bot.Clock {
 	if h.clock != nil {
-		return withClock(context.Background(), h.clock)
+		return h.clock
 	}
-	return context.Background()
+	return bot.SystemClock{}
 }
 
 // stop asks approvebot to stop, as SIGTERM does, and waits for it.

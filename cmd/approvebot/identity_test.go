@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 	"github.com/approvebot/approvebot/intake/intaketest"
@@ -333,7 +334,7 @@ func TestRoutesByCallerAndMayRequest(t *testing.T) {
 		t.Errorf("%d messages posted, want 3", n)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"audit", "export", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"audit", "export", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
 		t.Fatalf("audit export: %v\n%s", err, errOut.String())
 	}
 	if n := strings.Count(out.String(), `"approval_requested"`); n != 3 {
@@ -347,7 +348,7 @@ func TestRoutesByCallerAndMayRequest(t *testing.T) {
 func TestCheckValidatesCallerLimits(t *testing.T) {
 	h := newHarness(t, callerConfig)
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
 		t.Fatalf("check: %v", err)
 	}
 	if !strings.Contains(out.String(), "payments-agent (may request: treasury-ops, payments)") {
@@ -359,7 +360,7 @@ func TestCheckValidatesCallerLimits(t *testing.T) {
 	if err := os.WriteFile(h.config, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
 	for _, want := range []string{
 		`callers[0].may_request: "paymnets" is neither an approver group (known: compliance, treasury-ops) nor a chain (known: high-risk-tools, payments)`,
 		`routes[0].match.caller: "othr-agent" matches no caller (known: other-agent, payments-agent)`,

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 // reloadCLI runs `approvebot reload` against the running harness, through a
@@ -27,7 +29,7 @@ func (h *harness) reloadCLI() (string, error) {
 		h.t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err = run(context.Background(), []string{"reload", "--config", running}, h.getenv, &out, &errOut)
+	err = run(context.Background(), bot.SystemClock{}, []string{"reload", "--config", running}, h.getenv, &out, &errOut)
 	return out.String(), err
 }
 

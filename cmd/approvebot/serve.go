@@ -80,13 +80,9 @@ type service struct {
 	socketErr  chan error
 }
 
-func cmdServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
-	return serveWithClock(ctx, bot.SystemClock{}, args, getenv, stdout, stderr)
-}
-
-// serveWithClock is serve on the given clock: every deadline, retry and
-// pacing timer of the engine runs on it, so tests can move time.
-func serveWithClock(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+// cmdServe runs the service on clock: every deadline, reminder, retry and
+// pacing timer of the engine and the platforms runs on it.
+func cmdServe(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg, _, err := loadConfig(fs, args, getenv, stderr)
 	if err != nil {

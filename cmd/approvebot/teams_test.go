@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 )
 
@@ -697,7 +698,7 @@ func TestTeamsChannelsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"teams", "channels", "--config", running}, th.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "channels", "--config", running}, th.getenv, &out, &errOut); err != nil {
 		t.Fatalf("teams channels (server running): %v\n%s", err, errOut.String())
 	}
 	check("server running", out.String())
@@ -706,7 +707,7 @@ func TestTeamsChannelsCommand(t *testing.T) {
 	th.stop()
 	out.Reset()
 	errOut.Reset()
-	if err := run(context.Background(), []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
 		t.Fatalf("teams channels (server stopped): %v\n%s", err, errOut.String())
 	}
 	check("server stopped", out.String())
@@ -717,7 +718,7 @@ func TestTeamsChannelsCommandBeforeInstall(t *testing.T) {
 	th.start()
 	th.stop()
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
 		t.Fatalf("teams channels: %v\n%s", err, errOut.String())
 	}
 	if !strings.Contains(out.String(), "no Teams channels known yet") {
@@ -731,7 +732,7 @@ func TestTeamsPackageCommand(t *testing.T) {
 	zipPath := filepath.Join(dir, "approvebot-teams.zip")
 	var out, errOut bytes.Buffer
 	noEnv := func(string) (string, bool) { return "", false }
-	if err := run(context.Background(), []string{"teams", "package", "--app-id", appID, "--out", zipPath}, noEnv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "package", "--app-id", appID, "--out", zipPath}, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("teams package: %v\n%s", err, errOut.String())
 	}
 	zr, err := zip.OpenReader(zipPath)
@@ -773,7 +774,7 @@ func TestTeamsPackageCommand(t *testing.T) {
 	}
 
 	bad := filepath.Join(dir, "bad.zip")
-	err = run(context.Background(), []string{"teams", "package", "--app-id", "my-bot", "--out", bad}, noEnv, &out, &errOut)
+	err = run(context.Background(), bot.SystemClock{}, []string{"teams", "package", "--app-id", "my-bot", "--out", bad}, noEnv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "not a GUID") {
 		t.Fatalf("bad app id: %v", err)
 	}
