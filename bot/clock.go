@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -15,6 +16,17 @@ type Clock interface {
 // Timer is a scheduled call that can be cancelled.
 type Timer interface {
 	Stop() bool
+}
+
+// withTimeout is context.WithTimeout on clock c: the context ends when c
+// reaches now+d, so a test moving a ManualClock ends it without sleeping.
+func withTimeout(parent context.Context, c Clock, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	t := c.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
+	return ctx, func() {
+		t.Stop()
+		cancel(context.Canceled)
+	}
 }
 
 // SystemClock is the wall clock.
