@@ -143,7 +143,7 @@ func (t *Teams) remember(ctx context.Context, in *inbound) {
 			ServiceURL:  act.ServiceURL,
 			TenantID:    in.Tenant,
 			BotID:       act.Recipient.ID,
-			UpdatedAt:   t.cfg.Now().UTC(),
+			UpdatedAt:   t.cfg.Clock.Now().UTC(),
 		})
 	}
 	if err != nil {
@@ -254,7 +254,7 @@ func (t *Teams) click(ctx context.Context, d bot.Decider, in *inbound) bot.Click
 		},
 		Decision:  c.Decision,
 		Assurance: assuranceJWT,
-		At:        t.cfg.Now().UTC(),
+		At:        t.cfg.Clock.Now().UTC(),
 		Reason:    c.Reason,
 		Confirmed: c.Confirm,
 	}

@@ -101,9 +101,9 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 	ts := messageIn(t, msgs, "C0TREASURY").TS
 
 	cases := map[string]response{
-		"wrong secret":          h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, time.Now(), "not-the-secret-0000000000000000"),
-		"timestamp 6 min old":   h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, time.Now().Add(-6*time.Minute), signingSecret),
-		"timestamp 6 min ahead": h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, time.Now().Add(6*time.Minute), signingSecret),
+		"wrong secret":          h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, h.now(), "not-the-secret-0000000000000000"),
+		"timestamp 6 min old":   h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, h.now().Add(-6*time.Minute), signingSecret),
+		"timestamp 6 min ahead": h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, h.now().Add(6*time.Minute), signingSecret),
 	}
 	unsigned := h.do(http.MethodPost, "/slack/interactions", []byte("payload=%7B%7D"), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
 	cases["no signature"] = unsigned

@@ -185,6 +185,10 @@ func (h *harness) start() {
 	h.t.Cleanup(h.stop)
 }
 
+// now is the time on the clock run is given: what Slack's signatures
+// and the fakes' tokens are stamped with.
+func (h *harness) now() time.Time { return h.runClock().Now() }
+
 // runClock is the clock run is given: the test's, or the wall clock for
 // tests that move no time.
 func (h *harness) runClock() bot.Clock {
@@ -393,7 +397,7 @@ func waitOn(t *testing.T, fake interface {
 // click sends a signed block_actions interaction, as Slack does.
 func (h *harness) click(user, channel, ts, action, requestID string) response {
 	h.t.Helper()
-	return h.clickAt(user, channel, ts, action, requestID, time.Now(), signingSecret)
+	return h.clickAt(user, channel, ts, action, requestID, h.now(), signingSecret)
 }
 
 // storeID is approvebot's own id of requestID, which its buttons carry and

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
@@ -30,7 +29,7 @@ func (h *harness) clickFrom(user, team, channel, ts, action, requestID string) {
 		UserID: user, UserName: strings.ToLower(user), TeamID: team, Channel: channel, MessageTS: ts,
 		ActionID: action, Value: requestID,
 	})
-	r, err := h.slackClick(user, payload, signingSecret, time.Now())
+	r, err := h.slackClick(user, payload, signingSecret, h.now())
 	if err != nil {
 		h.t.Fatalf("click: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/approvebot/approvebot/bot"
 )
@@ -160,10 +159,10 @@ func TestReloadRotatesSecrets(t *testing.T) {
 		t.Fatalf("reload: %v %s", err, out)
 	}
 
-	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, time.Now(), signingSecret); r.status != http.StatusUnauthorized {
+	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, h.now(), signingSecret); r.status != http.StatusUnauthorized {
 		t.Fatalf("a click signed with the old secret answered %d", r.status)
 	}
-	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, time.Now(), newSecret); r.status != http.StatusOK {
+	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, h.now(), newSecret); r.status != http.StatusOK {
 		t.Fatalf("a click signed with the new secret answered %d", r.status)
 	}
 	if got := h.await(held); !got.answer.Approved {

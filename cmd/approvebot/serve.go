@@ -153,6 +153,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			APIURL:          cfg.Slack.APIURL,
 			ChannelInterval: interval,
 			Logger:          log,
+			Clock:           clock,
 		})
 		if err != nil {
 			return fail(fmt.Errorf("slack: %w", err))
@@ -168,6 +169,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			TokenURL:          cfg.Teams.TokenURL,
 			Conversations:     st,
 			Logger:            log,
+			Clock:             clock,
 		})
 		if err != nil {
 			return fail(fmt.Errorf("teams: %w", err))
@@ -181,9 +183,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			SecureCookies: web.SecureCookiesFor(cfg.PublicURL),
 			Subjects:      webSubjects(cfg),
 			Logger:        log,
-		}
-		if clock != nil {
-			wc.Now = clock.Now
+			Clock:         clock,
 		}
 		if len(demo) == 0 {
 			wc.OIDC = &web.OIDC{Issuer: cfg.Web.Issuer, ClientID: cfg.Web.ClientID, ClientSecret: cfg.Web.ClientSecret,
