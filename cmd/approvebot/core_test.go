@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 )
 
@@ -119,10 +120,16 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 
 func TestTimeoutIsADenialThatSaysSo(t *testing.T) {
 	h := newHarness(t, baseConfig)
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth("Prefer", "wait=1"))
 	msgs := h.waitMessagesIn(2)
 	id := requestIDOf(t, msgs[0])
+	h.clock.Advance(time.Second - time.Millisecond)
+	if got := h.do(http.MethodGet, "/v1/approvals/"+id, nil, auth()); got.answer.Status != "pending" {
+		t.Fatalf("before its deadline the request is %s, want pending", got.body)
+	}
+	h.clock.Advance(time.Millisecond)
 	got := h.await(held)
 	if got.answer.Approved || got.answer.Status != "timed_out" || got.answer.Approver != "system:timeout" ||
 		!strings.Contains(got.answer.Reason, "timed out after 1 s") {
@@ -260,6 +267,7 @@ func TestConcurrentClicksDecideOnce(t *testing.T) {
 
 func TestRestartKeepsPendingRequests(t *testing.T) {
 	h := newHarness(t, baseConfig)
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
 	id := h.pendingID(legacyBody("approve-large-transfer"))
 	short := h.pendingID(legacyBody("approve-large-transfer"), "Prefer", "wait=2")
@@ -267,8 +275,9 @@ func TestRestartKeepsPendingRequests(t *testing.T) {
 	h.waitMessages(short, 2)
 	h.stop()
 
-	// While approvebot is down, the short request's deadline passes.
-	time.Sleep(2500 * time.Millisecond)
+	// While approvebot is down, the short request's deadline passes: the
+	// next start's clock reads 2.5 s later.
+	h.clock = bot.NewManualClock(h.clock.Now().Add(2500 * time.Millisecond))
 	h.start()
 
 	// The expired one is answered as a timeout and its copies updated.
