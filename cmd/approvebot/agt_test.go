@@ -318,9 +318,18 @@ func TestLegacyAnswerSigned(t *testing.T) {
 // as a timeout, not at once and not never.
 func TestPreferWaitZeroClamped(t *testing.T) {
 	h := newChainHarness(t)
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
-	body, _ := v1(intaketest.V1{})
-	r := h.await(h.submit(body, auth("Prefer", "wait=0")))
+	body, fields := v1(intaketest.V1{})
+	id := fields["approval_request_id"].(string)
+	held := h.submit(body, auth("Prefer", "wait=0"))
+	h.waitMessages(id, 1)
+	h.clock.Advance(time.Second - time.Millisecond)
+	if got := h.do(http.MethodGet, "/v1/approvals/"+id, nil, auth()); got.answer.Status != "pending" {
+		t.Fatalf("before the least wait the request is %s, want pending", got.body)
+	}
+	h.clock.Advance(time.Millisecond)
+	r := h.await(held)
 	a := v1Of(t, r)
 	if a.Approved || a.Status != "timed_out" || a.Approver != "system:timeout" || !strings.Contains(a.Reason, "timed out after 1 s") {
 		t.Errorf("wait=0: %+v", a)

@@ -480,9 +480,11 @@ func TestTeamsForgedClicksRefused(t *testing.T) {
 
 func TestTeamsTimeoutUpdatesCard(t *testing.T) {
 	th := newTeamsHarness(t)
+	th.clock = bot.NewManualClock(time.Now())
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-transfer"), auth("Prefer", "wait=1"))
 	card, _ := th.teamsCardIn(teamsApprovals, held)
+	th.clock.Advance(time.Second)
 	got := th.await(held)
 	if got.answer.Approved || got.answer.Status != "timed_out" || got.answer.Approver != "system:timeout" {
 		t.Fatalf("agent got %s", got.body)
