@@ -632,21 +632,33 @@ func TestTeamsOneChannelNeverAdded(t *testing.T) {
 
 func TestTeamsRateLimitedThenPosted(t *testing.T) {
 	th := newTeamsHarness(t)
+	th.clock = bot.NewManualClock(time.Now())
 	th.startInstalled()
 	th.teams.FailNext(1, http.StatusTooManyRequests, time.Second)
-	start := time.Now()
-	held := th.submit(legacyBody("teams-transfer"), auth())
-	card, _ := th.teamsCardIn(teamsApprovals, held)
+	idle := th.clock.Timers()
+	id := th.pendingID(legacyBody("teams-transfer"))
+	// The request's deadline is armed, then the rate-limited post's retry.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := th.clock.WaitTimers(ctx, idle+2); err != nil {
+		t.Fatalf("retry not armed: %v\nlogs:\n%s", err, th.logs)
+	}
+	// Retry-After: 1 is honoured: nothing is tried again before a second.
+	th.clock.Advance(time.Second - time.Millisecond)
+	if n := th.clock.Timers(); n != idle+2 {
+		t.Fatalf("%d timers pending before Retry-After has passed, want %d: the retry ran early", n, idle+2)
+	}
+	if n := th.teams.Requests(teamsfake.KindCreate); n != 1 {
+		t.Fatalf("%d create requests before Retry-After has passed, want 1", n)
+	}
+	th.clock.Advance(time.Second) // past Retry-After and the retry's jitter
+	card, _ := th.teamsCardIn(teamsApprovals, nil)
 	if n := th.teams.Requests(teamsfake.KindCreate); n != 2 {
 		t.Fatalf("%d create requests, want 2 (one rate-limited, one posted)", n)
 	}
-	// Retry-After: 1 was honoured before trying again.
-	if waited := card.At.Sub(start); waited < time.Second {
-		t.Fatalf("card posted %v after the request, before Retry-After allowed", waited)
-	}
 	th.teamsClick(teamsJane, card, "allow")
-	if got := th.await(held); !got.answer.Approved {
-		t.Fatalf("agent got %s", got.body)
+	if got := th.finalStatus(callerToken, id); !got.Approved {
+		t.Fatalf("agent got %+v", got)
 	}
 }
 
