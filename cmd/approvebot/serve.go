@@ -263,7 +263,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		Engine:   svc.engine,
 		Signer:   signer,
 		Handlers: handlers,
-		Ready:    newPlatformReadiness(ctx, platforms, log).ready,
+		Ready:    newPlatformReadiness(ctx, clock, platforms, log).ready,
 		Logger:   log,
 	})
 	var tlsConfig *tls.Config
@@ -467,14 +467,17 @@ type platformReadiness struct {
 	err error
 }
 
-func newPlatformReadiness(ctx context.Context, platforms []bot.Platform, log *slog.Logger) *platformReadiness {
+func newPlatformReadiness(ctx context.Context, clock bot.Clock, platforms []bot.Platform, log *slog.Logger) *platformReadiness {
 	pr := &platformReadiness{platforms: platforms, log: log, err: errors.New("the platforms have not been checked yet")}
 	first := make(chan struct{})
 	go func() {
-		t := time.NewTicker(readinessInterval)
-		defer t.Stop()
+		// The next check is armed once this one is done (and before the
+		// start goes on): however far a test moves the clock, checks never
+		// pile up.
+		due := make(chan struct{}, 1)
 		for {
 			pr.check(ctx)
+			t := clock.AfterFunc(readinessInterval, func() { due <- struct{}{} })
 			select {
 			case <-first:
 			default:
@@ -482,13 +485,15 @@ func newPlatformReadiness(ctx context.Context, platforms []bot.Platform, log *sl
 			}
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-t.C:
+			case <-due:
 			}
 		}
 	}()
 	// Ready as soon as started, when the platforms answer at once; a slow
-	// one is waited for in the background, not by the start.
+	// one is waited for in the background, not by the start. This bounds a
+	// wait on the network, so it is on the wall clock.
 	select {
 	case <-first:
 	case <-time.After(3 * time.Second):
