@@ -161,12 +161,26 @@ func TestSlackUnreachableIsUndeliverable(t *testing.T) {
 	h := newHarness(t, baseConfig)
 	h.env["SLACK_API_URL"] = "http://127.0.0.1:1/api/"
 	h.env["DELIVERY_TIMEOUT"] = "1s"
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
-	got := h.await(h.submit(legacyBody("approve-large-transfer"), auth()))
-	if got.answer.Approved || got.answer.Status != "undeliverable" ||
-		!strings.Contains(got.answer.Reason, "could not be shown to any approver") ||
-		!strings.Contains(got.answer.Reason, "C0TREASURY") {
-		t.Fatalf("agent got %s", got.body)
+	idle := h.clock.Timers()
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	// Both posts failed: the deadline and a retry for each are armed.
+	h.waitTimers(idle + 3)
+	// Retried just inside delivery.timeout (Jump runs the retries late, at
+	// the new time): failed again, retried again.
+	h.clock.Jump(time.Second - time.Millisecond)
+	h.waitTimers(idle + 3)
+	if got := h.status(id); got.answer.Status != "pending" {
+		t.Fatalf("inside delivery.timeout the request is %s, want pending", got.body)
+	}
+	// Past it, the next failures give up.
+	h.clock.Jump(time.Second)
+	got := h.finalStatus(callerToken, id)
+	if got.Approved || got.Status != "undeliverable" ||
+		!strings.Contains(got.Reason, "could not be shown to any approver") ||
+		!strings.Contains(got.Reason, "C0TREASURY") {
+		t.Fatalf("agent got %+v", got)
 	}
 }
 

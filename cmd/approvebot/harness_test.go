@@ -189,6 +189,17 @@ func (h *harness) start() {
 // and the fakes' tokens are stamped with.
 func (h *harness) now() time.Time { return h.runClock().Now() }
 
+// waitTimers waits until n timers are pending on the test's clock: what
+// the program must arm before the test moves time.
+func (h *harness) waitTimers(n int) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h.clock.WaitTimers(ctx, n); err != nil {
+		h.t.Fatalf("waiting for timers: %v\nlogs:\n%s", err, h.logs)
+	}
+}
+
 // runClock is the clock run is given: the test's, or the wall clock for
 // tests that move no time.
 func (h *harness) runClock() bot.Clock {
