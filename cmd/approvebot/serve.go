@@ -375,6 +375,9 @@ func (svc *service) serve(ctx context.Context) error {
 	// Clicks and polls keep being served during the grace period, so held
 	// requests can still be decided; only new requests are refused.
 	svc.api.StopIntake()
+	// The grace and the shutdown bounds below are on the wall clock: they
+	// must end inside the real seconds the supervisor (systemd, Kubernetes)
+	// allows before it kills the process.
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), grace)
 	svc.api.WaitHeld(graceCtx)
 	cancelGrace()
