@@ -54,6 +54,8 @@ var errCallbackMemory = errors.New("server.callback_memory is in use by other ca
 // Wrap guards h, whose bodies may be at most limit bytes.
 func (g *CallbackGuard) Wrap(h http.Handler, limit int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Socket deadlines and the arrival order below are the network's
+		// business: they stay on the wall clock, like net/http's own.
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(g.timeout))
 		if r.ContentLength > limit {
 			g.refuse(w, r, http.StatusRequestEntityTooLarge, "body larger than the endpoint's limit", "content_length", r.ContentLength, "limit", limit)

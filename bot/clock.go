@@ -1,6 +1,8 @@
 package bot
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -15,6 +17,17 @@ type Clock interface {
 // Timer is a scheduled call that can be cancelled.
 type Timer interface {
 	Stop() bool
+}
+
+// withTimeout is context.WithTimeout on clock c: the context ends when c
+// reaches now+d, so a test moving a ManualClock ends it without sleeping.
+func withTimeout(parent context.Context, c Clock, d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	t := c.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
+	return ctx, func() {
+		t.Stop()
+		cancel(context.Canceled)
+	}
 }
 
 // SystemClock is the wall clock.
@@ -34,6 +47,7 @@ type ManualClock struct {
 	now    time.Time
 	timers []*manualTimer
 	seq    int
+	armed  chan struct{} // closed when a timer is armed (WaitTimers)
 }
 
 type manualTimer struct {
@@ -68,6 +82,10 @@ func (c *ManualClock) AfterFunc(d time.Duration, f func()) Timer {
 		return t
 	}
 	c.timers = append(c.timers, t)
+	if c.armed != nil {
+		close(c.armed)
+		c.armed = nil
+	}
 	return t
 }
 
@@ -131,6 +149,34 @@ func (c *ManualClock) Set(t time.Time) {
 func (c *ManualClock) Timers() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.pending()
+}
+
+// WaitTimers waits until at least n timers are pending, so that a test
+// moves the clock only once the code under test has armed what it must
+// (a retry armed after a failure, say), without sleeping.
+func (c *ManualClock) WaitTimers(ctx context.Context, n int) error {
+	for {
+		c.mu.Lock()
+		if c.pending() >= n {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.armed == nil {
+			c.armed = make(chan struct{})
+		}
+		armed := c.armed
+		c.mu.Unlock()
+		select {
+		case <-armed:
+		case <-ctx.Done():
+			return fmt.Errorf("%d timers pending, waiting for %d: %w", c.Timers(), n, ctx.Err())
+		}
+	}
+}
+
+// pending counts the timers not yet run or stopped; c.mu is held.
+func (c *ManualClock) pending() int {
 	n := 0
 	for _, x := range c.timers {
 		if !x.stopped {

@@ -141,7 +141,8 @@ func (l *Listener) setWaiting(c *limitedConn, waiting bool) {
 }
 
 // makeRoom takes an open slot once one is free, closing a connection that
-// has waited past patience when there is one.
+// has waited past patience when there is one. Patience is a share of
+// net/http's header timeout, so it is measured on the wall clock too.
 func (l *Listener) makeRoom() error {
 	t := time.NewTicker(max(l.patience/4, 10*time.Millisecond))
 	defer t.Stop()

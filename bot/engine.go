@@ -885,7 +885,9 @@ func seconds(d time.Duration) string {
 // bits. bbolt keeps requests in a B+tree ordered by id: new ids then land on
 // the last pages instead of one random page each, so a commit of many new
 // requests writes a few pages, not one per request. The random half keeps
-// ids unique and unguessable.
+// ids unique and unguessable. The wall clock, not the engine's: the prefix
+// only orders pages on disk, and must keep growing when a test's clock stands
+// still or is set back for a new run.
 func newID() string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))

@@ -76,7 +76,8 @@ func (s *Server) holdDetached(w http.ResponseWriter, r *http.Request, req *appro
 	// The engine's own timer expires the request at its deadline; this one
 	// only answers if that somehow did not happen (the store failing), so
 	// the agent is never held past its deadline.
-	t := time.AfterFunc(time.Until(req.Deadline.Add(holdSlack)), func() {
+	clock := s.engine.clock
+	t := clock.AfterFunc(req.Deadline.Add(holdSlack).Sub(clock.Now()), func() {
 		cur, err := s.engine.Get(req.ID)
 		if err != nil {
 			cur = req
@@ -156,6 +157,9 @@ func (h *heldConn) finish(cur *approvebot.Request) {
 		return
 	}
 	body = append(body, '\n')
+	// A socket deadline: the kernel keeps it on the wall clock. The Date
+	// header is the wall clock's too, as net/http writes it on every other
+	// answer.
 	_ = h.conn.SetWriteDeadline(time.Now().Add(answerWriteTimeout))
 	bw := bufio.NewWriterSize(h.conn, 512)
 	_, _ = bw.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n" +

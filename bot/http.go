@@ -269,7 +269,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		}
 		// Clamped before it becomes a Duration, which a huge n would wrap.
 		wait := time.Duration(min(n, int(maxPollWait/time.Second))) * time.Second
-		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		ctx, cancel := withTimeout(r.Context(), s.engine.clock, wait)
 		defer cancel()
 		if got, err := s.waitOrDrain(ctx, cancel, req.ID); got != nil {
 			req = got
@@ -313,7 +313,7 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, req *approvebot.Re
 	if !req.Status.Final() {
 		s.engine.metrics.heldConns.Inc()
 		defer s.engine.metrics.heldConns.Dec()
-		ctx, cancel := context.WithDeadline(WithRequestID(r.Context(), req.ID), req.Deadline.Add(holdSlack))
+		ctx, cancel := withTimeout(WithRequestID(r.Context(), req.ID), s.engine.clock, req.Deadline.Add(holdSlack).Sub(s.engine.clock.Now()))
 		defer cancel()
 		got, err := s.waitOrDrain(ctx, cancel, req.ID)
 		if r.Context().Err() != nil {

@@ -144,7 +144,7 @@ func (s *Slack) homeViewer(team, user, notice string) {
 	if s.home.viewers == nil {
 		s.home.viewers = map[string]homeViewer{}
 	}
-	s.home.viewers[user] = homeViewer{team: team, opened: time.Now(), notice: notice}
+	s.home.viewers[user] = homeViewer{team: team, opened: s.clock.Now(), notice: notice}
 	if len(s.home.viewers) > homeViewersMax {
 		oldest := ""
 		for u, v := range s.home.viewers {
@@ -188,8 +188,9 @@ func (s *Slack) refreshHomes(ctx context.Context) {
 	s.home.dirty = false
 	type viewer struct{ team, user string }
 	var viewers []viewer
+	now := s.clock.Now()
 	for u, v := range s.home.viewers {
-		if time.Since(v.opened) > homeViewerTTL {
+		if now.Sub(v.opened) > homeViewerTTL {
 			delete(s.home.viewers, u)
 			continue
 		}

@@ -158,7 +158,10 @@ func TestHandlerNoEphemeralWithoutMessage(t *testing.T) {
 
 func TestHandlerRejectsUnsigned(t *testing.T) {
 	valid := slackfake.BlockActionPayload(slackfake.Click{ActionID: "approve", Value: "req_1"})
-	now := time.Now()
+	// The adapter's clock, months from the wall clock: its time alone
+	// decides a signature's age.
+	clock := bot.NewManualClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
+	now := clock.Now()
 	tests := []struct {
 		name string
 		make func() ([]byte, http.Header)
@@ -173,6 +176,9 @@ func TestHandlerRejectsUnsigned(t *testing.T) {
 		}},
 		{"future timestamp", func() ([]byte, http.Header) {
 			return slackfake.SignInteraction(testSecret, valid, now.Add(6*time.Minute))
+		}},
+		{"timestamp of the wall clock, not the adapter's", func() ([]byte, http.Header) {
+			return slackfake.SignInteraction(testSecret, valid, time.Now())
 		}},
 		{"missing signature", func() ([]byte, http.Header) {
 			body, h := slackfake.SignInteraction(testSecret, valid, now)
@@ -200,7 +206,7 @@ func TestHandlerRejectsUnsigned(t *testing.T) {
 		}},
 	}
 	f := newFake(t)
-	s := newSlack(t, f, nil)
+	s := newSlack(t, f, func(c *Config) { c.Clock = clock })
 	d := newDecider("counted")
 	srv := httptest.NewServer(s.Handler(d))
 	defer srv.Close()
@@ -216,6 +222,41 @@ func TestHandlerRejectsUnsigned(t *testing.T) {
 	s.Close() // waits for anything queued
 	if b, _ := d.calls(); len(b) != 0 {
 		t.Errorf("the decider received %d unsigned clicks", len(b))
+	}
+}
+
+// A signature is good for five minutes either side of the adapter's clock,
+// and no longer.
+func TestSignatureAgeOnTheClock(t *testing.T) {
+	clock := bot.NewManualClock(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC))
+	f := newFake(t)
+	s := newSlack(t, f, func(c *Config) { c.Clock = clock })
+	d := newDecider("counted")
+	srv := httptest.NewServer(s.Handler(d))
+	defer srv.Close()
+	payload := slackfake.BlockActionPayload(slackfake.Click{ActionID: "approve", Value: "req_1"})
+	body, h := slackfake.SignInteraction(testSecret, payload, clock.Now())
+	for _, step := range []struct {
+		advance time.Duration
+		want    int
+	}{
+		{0, http.StatusOK},
+		{5 * time.Minute, http.StatusOK},
+		{time.Second, http.StatusUnauthorized},
+	} {
+		clock.Advance(step.advance)
+		if code, _ := send(t, srv, body, h); code != step.want {
+			t.Fatalf("%s after signing: %d, want %d", clock.Now().Sub(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)), code, step.want)
+		}
+	}
+	later := clock.Now().Add(5 * time.Minute)
+	body, h = slackfake.SignInteraction(testSecret, payload, later)
+	if code, _ := send(t, srv, body, h); code != http.StatusOK {
+		t.Fatalf("signed five minutes ahead of the clock: %d, want 200", code)
+	}
+	body, h = slackfake.SignInteraction(testSecret, payload, later.Add(time.Second))
+	if code, _ := send(t, srv, body, h); code != http.StatusUnauthorized {
+		t.Fatalf("signed past five minutes ahead of the clock: %d, want 401", code)
 	}
 }
 

@@ -59,6 +59,9 @@ type Config struct {
 	// HTTPClient calls Slack. Nil means a client with DefaultHTTPTimeout.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
+	// Clock is the adapter's time: signatures' age, Home viewers and Socket
+	// Mode's memory of envelopes. Nil means the wall clock.
+	Clock bot.Clock
 	// Workers and Queue size the pool that processes clicks after they are
 	// acknowledged. Zero means 16 workers and 1024 queued clicks.
 	Workers, Queue int
@@ -77,6 +80,7 @@ type Slack struct {
 	secret   atomic.Pointer[string]
 	interval time.Duration
 	log      *slog.Logger
+	clock    bot.Clock
 
 	teamMu       sync.Mutex
 	teamID       string
@@ -138,6 +142,10 @@ func New(cfg Config) (*Slack, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	clock := cfg.Clock
+	if clock == nil {
+		clock = bot.SystemClock{}
+	}
 	workers, queue := cfg.Workers, cfg.Queue
 	if workers <= 0 {
 		workers = 16
@@ -149,8 +157,9 @@ func New(cfg Config) (*Slack, error) {
 		socket:   socketConfig{appToken: cfg.AppToken, botToken: cfg.BotToken, apiURL: apiURL, hc: hc},
 		interval: interval,
 		log:      log.With("platform", Name),
-		users:    ttlcache.New[string, userInfo](ttl, time.Now),
-		groups:   ttlcache.New[string, []string](ttl, time.Now),
+		clock:    clock,
+		users:    ttlcache.New[string, userInfo](ttl, clock.Now),
+		groups:   ttlcache.New[string, []string](ttl, clock.Now),
 	}
 	s.SetSigningSecret(cfg.SigningSecret)
 	s.SetBotToken(cfg.BotToken)

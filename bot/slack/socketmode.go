@@ -212,7 +212,7 @@ func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, d bo
 // A redelivered envelope waits for the first delivery's outcome instead of
 // being handled again.
 func (s *Slack) acceptEnvelope(ctx context.Context, client *socketmode.Client, d bot.Decider, req socketmode.Request) {
-	res, first := s.socketState().remember(req.EnvelopeID)
+	res, first := s.socketState().remember(req.EnvelopeID, s.clock.Now())
 	if first {
 		res.status, res.answer = s.accept(ctx, d, req.Payload, func(detail string) {
 			s.log.WarnContext(ctx, "slack socket mode interaction refused: malformed", "envelope_id", req.EnvelopeID, "err", detail)
@@ -236,12 +236,11 @@ func (s *Slack) acceptEnvelope(ctx context.Context, client *socketmode.Client, d
 	}
 }
 
-// remember returns the result slot for envelope id, and whether this is its
-// first delivery.
-func (st *socketState) remember(id string) (*envelopeResult, bool) {
+// remember returns the result slot for envelope id, delivered at now, and
+// whether this is its first delivery.
+func (st *socketState) remember(id string, now time.Time) (*envelopeResult, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	now := time.Now()
 	for len(st.ids) > 0 && now.Sub(st.ids[0].at) > envelopeMemory {
 		// Only the entry this id was remembered with: one forgotten (its
 		// click could not be taken) and remembered again is younger.

@@ -40,7 +40,7 @@ const (
 
 // botToken hands out the bot's client-credentials token. oauth2's
 // ReuseTokenSource caches it, refreshes it before expiry and lets only one
-// caller fetch at a time; Config.Now additionally decides expiry so tests
+// caller fetch at a time; Config.Clock additionally decides expiry so tests
 // can move time forward.
 type botToken struct {
 	now    func() time.Time
@@ -49,7 +49,7 @@ type botToken struct {
 
 	mu      sync.Mutex
 	reuse   oauth2.TokenSource
-	expires time.Time // on Config.Now's clock
+	expires time.Time // on Config.Clock
 }
 
 func newBotToken(cfg Config, log *slog.Logger) *botToken {
@@ -61,7 +61,7 @@ func newBotToken(cfg Config, log *slog.Logger) *botToken {
 		AuthStyle:    oauth2.AuthStyleInParams,
 	}
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, cfg.HTTPClient)
-	b := &botToken{now: cfg.Now}
+	b := &botToken{now: cfg.Clock.Now}
 	b.source = &stampedSource{b: b, ctx: ctx, log: log}
 	b.source.cc.Store(cc)
 	b.fetch = b.source
@@ -102,6 +102,8 @@ func (s *stampedSource) Token() (*oauth2.Token, error) {
 	if tok.AccessToken == "" {
 		return nil, errors.New("token endpoint returned no access_token")
 	}
+	// oauth2 stamps and judges Expiry on the wall clock: the token's life
+	// is read off it, and carried over to ours below.
 	life := tokenDefaultExpiry
 	if !tok.Expiry.IsZero() {
 		life = time.Until(tok.Expiry)
@@ -193,7 +195,7 @@ func (t *Teams) call(ctx context.Context, method, serviceURL, path string, in, o
 		return &approvebot.DeliveryError{Reason: "network error", Err: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		derr := connectorError(resp, data, t.cfg.Now())
+		derr := connectorError(resp, data, t.cfg.Clock.Now())
 		t.log.Warn("bot connector call failed", "method", method, "path", path, "status", resp.StatusCode,
 			"reason", derr.Reason, "operation_id", resp.Header.Get("X-Correlating-OperationId"))
 		return derr

@@ -224,7 +224,7 @@ func TestTokenEndpointDown(t *testing.T) {
 		e := newEnv(t)
 		e.install(t)
 		e.teams.tokens = newBotToken(Config{AppID: e.fake.AppID, AppPassword: "wrong", TokenURL: e.fake.TokenURL(),
-			HTTPClient: e.fake.Client(), Now: e.clock.Now}, e.teams.log)
+			HTTPClient: e.fake.Client(), Clock: e.clock}, e.teams.log)
 		_, err := e.teams.Post(testCtx(t), testChannelID, testMessage("req-1"))
 		if !approvebot.IsPermanent(err) || !strings.Contains(err.Error(), "invalid_client") {
 			t.Fatalf("Post: %v, want a permanent invalid_client error", err)
@@ -236,7 +236,7 @@ func TestTokenEndpointDown(t *testing.T) {
 		dead := httptest.NewServer(http.NotFoundHandler())
 		dead.Close()
 		e.teams.tokens = newBotToken(Config{AppID: e.fake.AppID, AppPassword: e.fake.AppPassword, TokenURL: dead.URL + "/token",
-			HTTPClient: e.fake.Client(), Now: e.clock.Now}, e.teams.log)
+			HTTPClient: e.fake.Client(), Clock: e.clock}, e.teams.log)
 		_, err := e.teams.Post(testCtx(t), testChannelID, testMessage("req-1"))
 		if err == nil || approvebot.IsPermanent(err) {
 			t.Fatalf("Post: %v, want a retryable error", err)

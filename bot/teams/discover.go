@@ -75,7 +75,7 @@ func (t *Teams) discoverChannels(ctx context.Context, in *inbound) {
 			teamName = general.TeamName
 		}
 	}
-	now := t.cfg.Now().UTC()
+	now := t.cfg.Clock.Now().UTC()
 	stored := 0
 	for _, c := range chans {
 		name := c.Name

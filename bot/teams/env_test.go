@@ -34,24 +34,6 @@ func openStore(t *testing.T) *store.Store {
 	return st
 }
 
-// clock is a settable Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // recordingDecider is the engine's side of a click, recording ballots.
 type recordingDecider struct {
 	mu      sync.Mutex
@@ -78,7 +60,7 @@ type env struct {
 	fake    *teamsfake.Fake
 	teams   *Teams
 	store   *store.Store
-	clock   *clock
+	clock   *bot.ManualClock
 	decider *recordingDecider
 	srv     *httptest.Server
 }
@@ -94,14 +76,14 @@ var testAdmin = teamsfake.From{AadObjectID: "0f0f0f0f-0000-0000-0000-00000000000
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	f := teamsfake.New(t)
-	e := &env{fake: f, store: openStore(t), clock: &clock{t: time.Now()}, decider: &recordingDecider{}}
+	e := &env{fake: f, store: openStore(t), clock: bot.NewManualClock(time.Now()), decider: &recordingDecider{}}
 	tm, err := New(Config{
 		AppID: f.AppID, AppPassword: f.AppPassword, TenantID: f.TenantID,
 		OpenIDMetadataURL: f.MetadataURL(), TokenURL: f.TokenURL(),
 		HTTPClient:    f.Client(),
 		Conversations: e.store,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:           e.clock.Now,
+		Clock:         e.clock,
 		// Pacing has its own test; elsewhere it would only slow bursts down.
 		ChannelInterval: -1,
 	})

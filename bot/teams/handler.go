@@ -143,7 +143,7 @@ func (t *Teams) remember(ctx context.Context, in *inbound) {
 			ServiceURL:  act.ServiceURL,
 			TenantID:    in.Tenant,
 			BotID:       act.Recipient.ID,
-			UpdatedAt:   t.cfg.Now().UTC(),
+			UpdatedAt:   t.cfg.Clock.Now().UTC(),
 		})
 	}
 	if err != nil {

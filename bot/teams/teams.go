@@ -69,8 +69,10 @@ type Config struct {
 	ChannelInterval time.Duration
 	Conversations   ConversationStore
 	Logger          *slog.Logger
-	// Now is the clock; default time.Now.
-	Now func() time.Time
+	// Clock is the adapter's time: activity tokens' validity, signing
+	// keys' age, cached members and the bot token's expiry. Nil means the
+	// wall clock.
+	Clock bot.Clock
 }
 
 var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -112,8 +114,8 @@ func (c *Config) checkAndSetDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = bot.SystemClock{}
 	}
 	c.ChannelInterval = max(c.ChannelInterval, 0)
 	return nil
@@ -160,10 +162,10 @@ func New(cfg Config) (*Teams, error) {
 	t := &Teams{
 		cfg:     cfg,
 		log:     cfg.Logger.With("platform", Name),
-		members: ttlcache.New[string, teamsMember](memberCacheTTL, cfg.Now),
+		members: ttlcache.New[string, teamsMember](memberCacheTTL, cfg.Clock.Now),
 		trusted: make(map[string]bool),
 	}
-	t.validator = newTokenValidator(cfg.AppID, cfg.OpenIDMetadataURL, cfg.HTTPClient, cfg.Now, t.log)
+	t.validator = newTokenValidator(cfg.AppID, cfg.OpenIDMetadataURL, cfg.HTTPClient, cfg.Clock.Now, t.log)
 	t.tokens = newBotToken(cfg, t.log)
 	return t, nil
 }

@@ -73,14 +73,14 @@ func (w *Web) session(r *http.Request) *session {
 	if err := w.cookies.Decode(sessionCookie, c.Value, &s); err != nil {
 		return nil
 	}
-	if w.cfg.Now().Unix() >= s.Expires || s.Approver.Platform != Name || s.Approver.Workspace != w.issuer {
+	if w.cfg.Clock.Now().Unix() >= s.Expires || s.Approver.Platform != Name || s.Approver.Workspace != w.issuer {
 		return nil
 	}
 	return &s
 }
 
 func (w *Web) startSession(rw http.ResponseWriter, a approvebot.Approver) error {
-	return w.setCookie(rw, sessionCookie, session{Approver: a, CSRF: randomToken(), Expires: w.cfg.Now().Add(SessionLifetime).Unix()}, SessionLifetime)
+	return w.setCookie(rw, sessionCookie, session{Approver: a, CSRF: randomToken(), Expires: w.cfg.Clock.Now().Add(SessionLifetime).Unix()}, SessionLifetime)
 }
 
 // validCSRF checks a form's token against the session's.
@@ -114,7 +114,7 @@ func (w *Web) provider(ctx context.Context) (*oidcClient, error) {
 			ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURL: o.RedirectURL,
 			Endpoint: p.Endpoint(), Scopes: []string{oidc.ScopeOpenID, "email", "profile"},
 		},
-		verifier: p.Verifier(&oidc.Config{ClientID: o.ClientID, Now: w.cfg.Now}),
+		verifier: p.Verifier(&oidc.Config{ClientID: o.ClientID, Now: w.cfg.Clock.Now}),
 	}
 	return w.oidc, nil
 }
@@ -132,7 +132,7 @@ func (w *Web) handleLogin(rw http.ResponseWriter, r *http.Request) {
 		w.refuse(rw, r, http.StatusBadGateway, "The identity provider could not be reached. Try again in a moment.")
 		return
 	}
-	l := pendingLogin{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), Expires: w.cfg.Now().Add(loginLifetime).Unix()}
+	l := pendingLogin{State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(), Expires: w.cfg.Clock.Now().Add(loginLifetime).Unix()}
 	if err := w.setCookie(rw, loginCookie, l, loginLifetime); err != nil {
 		w.log.Error("sign-in: login cookie", "err", err)
 		w.refuse(rw, r, http.StatusInternalServerError, "Sign-in could not start.")
@@ -160,7 +160,7 @@ func (w *Web) handleCallback(rw http.ResponseWriter, r *http.Request) {
 	}
 	c, err := r.Cookie(loginCookie)
 	var l pendingLogin
-	if err != nil || w.cookies.Decode(loginCookie, c.Value, &l) != nil || w.cfg.Now().Unix() >= l.Expires {
+	if err != nil || w.cookies.Decode(loginCookie, c.Value, &l) != nil || w.cfg.Clock.Now().Unix() >= l.Expires {
 		refuse("no sign-in in progress (state missing, expired or replayed)", "this sign-in was not started here, has expired, or was already used. Start again.")
 		return
 	}

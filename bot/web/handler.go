@@ -380,6 +380,8 @@ func (w *Web) handleEvents(rw http.ResponseWriter, r *http.Request) {
 	rw.WriteHeader(http.StatusOK)
 	fmt.Fprint(rw, "retry: 2000\n\n")
 	fl.Flush()
+	// Keep-alives and write deadlines are for proxies and sockets, which
+	// count real time.
 	keep := time.NewTicker(25 * time.Second)
 	defer keep.Stop()
 	for {

@@ -66,7 +66,9 @@ type Config struct {
 	// is tried over plain HTTP on loopback.
 	SecureCookies bool
 	Logger        *slog.Logger
-	Now           func() time.Time
+	// Clock is the inbox's time: sessions', sign-ins' and ID tokens'
+	// expiry. Nil means the wall clock.
+	Clock bot.Clock
 }
 
 // Engine is what the inbox needs from the engine.
@@ -114,8 +116,8 @@ func New(cfg Config) (*Web, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = bot.SystemClock{}
 	}
 	hashKey := securecookie.GenerateRandomKey(64)
 	blockKey := securecookie.GenerateRandomKey(32)
@@ -123,6 +125,8 @@ func New(cfg Config) (*Web, error) {
 		return nil, errors.New("web: cannot make session keys")
 	}
 	sc := securecookie.New(hashKey, blockKey)
+	// securecookie stamps and checks this bound on the wall clock; the
+	// session's own Expires, on Config.Clock, is the one that decides.
 	sc.MaxAge(int(SessionLifetime / time.Second))
 	sc.SetSerializer(securecookie.JSONEncoder{})
 	w := &Web{cfg: cfg, log: cfg.Logger.With("platform", Name), cookies: sc, subs: map[chan string]struct{}{}, issuer: "demo"}

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot"
 )
 
 // Session cookies are Secure, HttpOnly and SameSite=Lax; only plain HTTP on
@@ -120,8 +121,8 @@ func TestCleanReason(t *testing.T) {
 
 // A session ends after SessionLifetime, whatever the browser keeps.
 func TestSessionExpires(t *testing.T) {
-	now := time.Now()
-	w, err := New(Config{OIDC: &OIDC{Issuer: "https://idp.example"}, Now: func() time.Time { return now }})
+	clock := bot.NewManualClock(time.Now())
+	w, err := New(Config{OIDC: &OIDC{Issuer: "https://idp.example"}, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestSessionExpires(t *testing.T) {
 	if w.session(req) == nil {
 		t.Fatal("a fresh session was refused")
 	}
-	now = now.Add(SessionLifetime + time.Second)
+	clock.Advance(SessionLifetime + time.Second)
 	if w.session(req) != nil {
 		t.Fatal("an expired session was taken")
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
@@ -43,7 +44,7 @@ func (h *harness) agtChain(chain string) (agtChainOut, string, error) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err := run(ctx, []string{"agt", "chain", "--config", h.config, "--chain", chain}, h.getenv, &out, &errOut)
+	err := run(ctx, bot.SystemClock{}, []string{"agt", "chain", "--config", h.config, "--chain", chain}, h.getenv, &out, &errOut)
 	var c agtChainOut
 	if err == nil {
 		dec := json.NewDecoder(&out)
@@ -325,9 +326,18 @@ func TestLegacyAnswerSigned(t *testing.T) {
 func TestPreferWaitZeroClamped(t *testing.T) {
 	t.Parallel()
 	h := newChainHarness(t)
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
-	body, _ := v1(intaketest.V1{})
-	r := h.await(h.submit(body, auth("Prefer", "wait=0")))
+	body, fields := v1(intaketest.V1{})
+	id := fields["approval_request_id"].(string)
+	held := h.submit(body, auth("Prefer", "wait=0"))
+	h.waitMessages(id, 1)
+	h.clock.Advance(time.Second - time.Millisecond)
+	if got := h.do(http.MethodGet, "/v1/approvals/"+id, nil, auth()); got.answer.Status != "pending" {
+		t.Fatalf("before the least wait the request is %s, want pending", got.body)
+	}
+	h.clock.Advance(time.Millisecond)
+	r := h.await(held)
 	a := v1Of(t, r)
 	if a.Approved || a.Status != "timed_out" || a.Approver != "system:timeout" || !strings.Contains(a.Reason, "timed out after 1 s") {
 		t.Errorf("wait=0: %+v", a)
@@ -389,7 +399,7 @@ func TestAGTChainCommand(t *testing.T) {
 		t.Errorf("unknown chain: %v", err)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"agt", "chain", "--config", h.config}, h.getenv, &out, &errOut); err == nil || exitCode(err) != 2 {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"agt", "chain", "--config", h.config}, h.getenv, &out, &errOut); err == nil || exitCode(err) != 2 {
 		t.Errorf("without --chain: %v", err)
 	}
 }

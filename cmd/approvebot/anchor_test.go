@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/signing"
 	"github.com/approvebot/approvebot/store"
@@ -344,7 +345,7 @@ func TestCheckpointSinkFailure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out, logs bytes.Buffer
-	err := run(ctx, []string{"serve", "--config", h.config}, h.getenv, &out, &logs)
+	err := run(ctx, bot.SystemClock{}, []string{"serve", "--config", h.config}, h.getenv, &out, &logs)
 	if err == nil || !strings.Contains(err.Error(), "audit checkpoints: audit checkpoint file "+h.checkpointFile()) {
 		t.Fatalf("start with an unwritable checkpoint file: %v\n%s", err, logs.String())
 	}

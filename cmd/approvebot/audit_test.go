@@ -53,9 +53,9 @@ func (h *harness) cliEnv(getenv func(string) (string, bool), args ...string) (st
 	full := []string{args[0], args[1], "--config", h.config}
 	full = append(full, args[2:]...)
 	var out, errOut bytes.Buffer
-	ctx, cancel := context.WithTimeout(h.context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err := run(ctx, full, getenv, &out, &errOut)
+	err := run(ctx, h.runClock(), full, getenv, &out, &errOut)
 	return out.String(), err
 }
 

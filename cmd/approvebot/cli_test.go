@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 func TestCheckPrintsSummary(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, baseConfig)
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
 		t.Fatalf("check: %v\n%s", err, errOut.String())
 	}
 	for _, want := range []string{"treasury-ops", "C0TREASURY", "approve-large-transfer", "payments-agent", "config OK"} {
@@ -36,13 +38,13 @@ func TestCheckNamesTheBadKeyAndLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
 	line := 1 + strings.Count(bad[:strings.Index(bad, "chanels")], "\n")
 	if err == nil || !strings.Contains(err.Error(), `unknown key "chanels"`) || !strings.Contains(err.Error(), fmt.Sprintf("line %d:", line)) {
 		t.Fatalf("check of a misspelt key: %v", err)
 	}
 	delete(h.env, "SLACK_SIGNING_SECRET")
-	err = run(context.Background(), []string{"check", "--config", filepath.Join(h.dir, "missing.yaml")}, h.getenv, &out, &errOut)
+	err = run(context.Background(), bot.SystemClock{}, []string{"check", "--config", filepath.Join(h.dir, "missing.yaml")}, h.getenv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "missing.yaml") {
 		t.Fatalf("check of a missing file: %v", err)
 	}
@@ -53,7 +55,7 @@ func TestServeRefusesUnsetVariable(t *testing.T) {
 	h := newHarness(t, baseConfig)
 	delete(h.env, "SLACK_SIGNING_SECRET")
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--config", h.config}, h.getenv, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, []string{"serve", "--config", h.config}, h.getenv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "SLACK_SIGNING_SECRET") {
 		t.Fatalf("serve with an unset secret: %v", err)
 	}
@@ -63,7 +65,7 @@ func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
 	for _, args := range [][]string{nil, {"frobnicate"}, {"audit"}, {"audit", "frob", "--config", "x"}, {"teams", "package"}} {
-		err := run(context.Background(), args, func(string) (string, bool) { return "", false }, &out, &errOut)
+		err := run(context.Background(), bot.SystemClock{}, args, func(string) (string, bool) { return "", false }, &out, &errOut)
 		// A usage mistake exits 2, as the usage text says; 1 is for
 		// everything that went wrong once the command ran.
 		if err == nil || exitCode(err) != 2 {

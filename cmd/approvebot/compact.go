@@ -19,7 +19,7 @@ import (
 // the file to its live data (bbolt never returns freed pages to the file
 // system). It takes the file's lock for writing, so it refuses while a
 // server holds the file.
-func cmdCompact(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+func cmdCompact(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	cfg, rest, err := loadConfig(flag.NewFlagSet("compact", flag.ContinueOnError), args, getenv, stderr)
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ func cmdCompact(ctx context.Context, args []string, getenv func(string) (string,
 		if cfg.Audit.CheckpointFile != "" {
 			r.Checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile}
 		}
-		rep, err := r.Run(clockFrom(ctx).Now())
+		rep, err := r.Run(clock.Now())
 		if err != nil {
 			st.Close()
 			return err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 )
 
@@ -105,9 +106,9 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 	ts := messageIn(t, msgs, "C0TREASURY").TS
 
 	cases := map[string]response{
-		"wrong secret":          h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, time.Now(), "not-the-secret-0000000000000000"),
-		"timestamp 6 min old":   h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, time.Now().Add(-6*time.Minute), signingSecret),
-		"timestamp 6 min ahead": h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, time.Now().Add(6*time.Minute), signingSecret),
+		"wrong secret":          h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, h.now(), "not-the-secret-0000000000000000"),
+		"timestamp 6 min old":   h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, h.now().Add(-6*time.Minute), signingSecret),
+		"timestamp 6 min ahead": h.clickAt("U0JANE", "C0TREASURY", ts, "approve", id, h.now().Add(6*time.Minute), signingSecret),
 	}
 	unsigned := h.do(http.MethodPost, "/slack/interactions", []byte("payload=%7B%7D"), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
 	cases["no signature"] = unsigned
@@ -124,10 +125,16 @@ func TestBadSignaturesAreRefused(t *testing.T) {
 func TestTimeoutIsADenialThatSaysSo(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, baseConfig)
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
 	held := h.submit(legacyBody("approve-large-transfer"), auth("Prefer", "wait=1"))
 	msgs := h.waitMessagesIn(2)
 	id := requestIDOf(t, msgs[0])
+	h.clock.Advance(time.Second - time.Millisecond)
+	if got := h.do(http.MethodGet, "/v1/approvals/"+id, nil, auth()); got.answer.Status != "pending" {
+		t.Fatalf("before its deadline the request is %s, want pending", got.body)
+	}
+	h.clock.Advance(time.Millisecond)
 	got := h.await(held)
 	if got.answer.Approved || got.answer.Status != "timed_out" || got.answer.Approver != "system:timeout" ||
 		!strings.Contains(got.answer.Reason, "timed out after 1 s") {
@@ -161,12 +168,26 @@ func TestSlackUnreachableIsUndeliverable(t *testing.T) {
 	h := newHarness(t, baseConfig)
 	h.env["SLACK_API_URL"] = "http://127.0.0.1:1/api/"
 	h.env["DELIVERY_TIMEOUT"] = "1s"
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
-	got := h.await(h.submit(legacyBody("approve-large-transfer"), auth()))
-	if got.answer.Approved || got.answer.Status != "undeliverable" ||
-		!strings.Contains(got.answer.Reason, "could not be shown to any approver") ||
-		!strings.Contains(got.answer.Reason, "C0TREASURY") {
-		t.Fatalf("agent got %s", got.body)
+	idle := h.clock.Timers()
+	id := h.pendingID(legacyBody("approve-large-transfer"))
+	// Both posts failed: the deadline and a retry for each are armed.
+	h.waitTimers(idle + 3)
+	// Retried just inside delivery.timeout (Jump runs the retries late, at
+	// the new time): failed again, retried again.
+	h.clock.Jump(time.Second - time.Millisecond)
+	h.waitTimers(idle + 3)
+	if got := h.status(id); got.answer.Status != "pending" {
+		t.Fatalf("inside delivery.timeout the request is %s, want pending", got.body)
+	}
+	// Past it, the next failures give up.
+	h.clock.Jump(time.Second)
+	got := h.finalStatus(callerToken, id)
+	if got.Approved || got.Status != "undeliverable" ||
+		!strings.Contains(got.Reason, "could not be shown to any approver") ||
+		!strings.Contains(got.Reason, "C0TREASURY") {
+		t.Fatalf("agent got %+v", got)
 	}
 }
 
@@ -270,6 +291,7 @@ func TestConcurrentClicksDecideOnce(t *testing.T) {
 
 func TestRestartKeepsPendingRequests(t *testing.T) {
 	h := newHarness(t, baseConfig)
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
 	id := h.pendingID(legacyBody("approve-large-transfer"))
 	short := h.pendingID(legacyBody("approve-large-transfer"), "Prefer", "wait=2")
@@ -277,8 +299,9 @@ func TestRestartKeepsPendingRequests(t *testing.T) {
 	h.waitMessages(short, 2)
 	h.stop()
 
-	// While approvebot is down, the short request's deadline passes.
-	time.Sleep(2500 * time.Millisecond)
+	// While approvebot is down, the short request's deadline passes: the
+	// next start's clock reads 2.5 s later.
+	h.clock = bot.NewManualClock(h.clock.Now().Add(2500 * time.Millisecond))
 	h.start()
 
 	// The expired one is answered as a timeout and its copies updated.

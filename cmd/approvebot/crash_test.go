@@ -220,7 +220,9 @@ func TestCrashMidBurstLosesNothing(t *testing.T) {
 		}
 	}
 
-	// Down until the short requests' deadline has passed.
+	// Down until the short requests' deadline has passed. The binary runs
+	// in processes of its own, on the wall clock: no test clock reaches
+	// them, so this one wait is real.
 	time.Sleep(time.Until(shortStart.Add(shortWait + 500*time.Millisecond)))
 	second := h.spawn(bin)
 	restartedAt := time.Now()

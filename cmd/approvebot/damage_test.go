@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 // serveRefused runs `approvebot serve` from bin, which must exit without
@@ -96,7 +98,7 @@ func TestDamagedStoreRefusedAtStart(t *testing.T) {
 				t.Fatalf("refusal does not say %q about %s:\n%s", tc.want, path, logs)
 			}
 			var out, errOut bytes.Buffer
-			err := run(t.Context(), []string{"audit", "verify", "--config", h.config}, h.getenv, &out, &errOut)
+			err := run(t.Context(), bot.SystemClock{}, []string{"audit", "verify", "--config", h.config}, h.getenv, &out, &errOut)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(out.String(), "intact") {
 				t.Fatalf("audit verify on the damaged store: err %v, want it to say %q\nstdout: %s", err, tc.want, &out)
 			}

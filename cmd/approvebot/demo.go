@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/policy"
@@ -74,7 +75,7 @@ chains:
 // sign-in, and a demo agent whose requests wait there for a decision.
 // With --config it runs the user's own file instead, the demo sign-in
 // standing in for the identity provider.
-func cmdDemo(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+func cmdDemo(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	path := fs.String("config", "", "try this configuration file, with the demo sign-in in place of its identity provider")
 	listen := fs.String("listen", "127.0.0.1:8080", "loopback address for the inbox (a free port is taken if it is busy)")
@@ -110,7 +111,7 @@ func cmdDemo(ctx context.Context, args []string, getenv func(string) (string, bo
 			return fmt.Errorf("demo configuration: %w", err)
 		}
 	}
-	svc, err := buildWith(ctx, cfg, log, nil, nil, people)
+	svc, err := buildWith(ctx, cfg, log, nil, clock, people)
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ Press Ctrl-C to stop.
 `)
 		go func() {
 			defer close(agentDone)
-			demoAgent(ctx, base, token, stdout)
+			demoAgent(ctx, clock, base, token, stdout)
 		}()
 	} else {
 		close(agentDone)
@@ -204,7 +205,7 @@ func randomHex(n int) string {
 
 // demoAgent sends the demo's two requests and prints each answer when it
 // comes, with its signed assertion verified against the server's JWKS.
-func demoAgent(ctx context.Context, base, token string, out io.Writer) {
+func demoAgent(ctx context.Context, clock bot.Clock, base, token string, out io.Writer) {
 	var mu sync.Mutex
 	say := func(format string, args ...any) {
 		mu.Lock()
@@ -223,7 +224,7 @@ func demoAgent(ctx context.Context, base, token string, out io.Writer) {
 	v1, _ := intaketest.V1Body(intaketest.V1{
 		AgentID: "payments-agent", Operation: "payment.release", TargetResource: intaketest.Str("vendor:acme-supplies"),
 		ApprovalChainID: "payments-release", ApprovalChainVersion: "1", PolicyVersion: "2026.12.01",
-		ToolName: "release_payment", IncludeBinding: true, ExpiresAt: time.Now().Add(30 * time.Minute),
+		ToolName: "release_payment", IncludeBinding: true, ExpiresAt: clock.Now().Add(30 * time.Minute),
 		Parameters: intaketest.Object{{Key: "amount", Value: 120000}, {Key: "currency", Value: "EUR"}, {Key: "batch", Value: "PAY-7731"}},
 	})
 	var wg sync.WaitGroup
@@ -235,7 +236,7 @@ func demoAgent(ctx context.Context, base, token string, out io.Writer) {
 		go func() {
 			defer wg.Done()
 			say("agent: sent %s; waiting for a decision\n", rq.name)
-			line, err := demoAsk(ctx, base, token, rq.body)
+			line, err := demoAsk(ctx, clock, base, token, rq.body)
 			if err != nil {
 				if ctx.Err() == nil {
 					say("agent: %s: %v\n", rq.name, err)
@@ -249,7 +250,7 @@ func demoAgent(ctx context.Context, base, token string, out io.Writer) {
 }
 
 // demoAsk posts one request, waits for its answer and describes it.
-func demoAsk(ctx context.Context, base, token string, body []byte) (string, error) {
+func demoAsk(ctx context.Context, clock bot.Clock, base, token string, body []byte) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/approvals", bytes.NewReader(body))
 	if err != nil {
 		return "", err
@@ -283,14 +284,14 @@ func demoAsk(ctx context.Context, base, token string, body []byte) (string, erro
 	if a.Assertion == "" {
 		return line + " [no signed assertion]", nil
 	}
-	claims, err := demoVerify(ctx, base, a.Assertion)
+	claims, err := demoVerify(ctx, clock, base, a.Assertion)
 	if err != nil {
 		return line + " [SIGNATURE NOT VERIFIED: " + err.Error() + "]", nil
 	}
 	return fmt.Sprintf("%s [signature verified: decision %v, identity_assurance %v, signed by %s]", line, claims["decision"], claims["identity_assurance"], demoIssuer), nil
 }
 
-func demoVerify(ctx context.Context, base, token string) (map[string]any, error) {
+func demoVerify(ctx context.Context, clock bot.Clock, base, token string) (map[string]any, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/.well-known/jwks.json", nil)
 	if err != nil {
 		return nil, err
@@ -307,5 +308,5 @@ func demoVerify(ctx context.Context, base, token string) (map[string]any, error)
 	if resp.StatusCode != http.StatusOK {
 		return nil, errors.New("JWKS: HTTP " + resp.Status)
 	}
-	return signing.Verify(jwks, token, demoIssuer, time.Now())
+	return signing.Verify(jwks, token, demoIssuer, clock.Now())
 }

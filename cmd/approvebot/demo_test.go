@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 // approvebot demo, in process and without a browser: the 1.0 payment
@@ -25,7 +27,7 @@ func TestDemoTwoStageChain(t *testing.T) {
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, []string{"demo", "--listen", "127.0.0.1:0"}, func(string) (string, bool) { return "", false }, pw, logs)
+		err := run(ctx, bot.SystemClock{}, []string{"demo", "--listen", "127.0.0.1:0"}, func(string) (string, bool) { return "", false }, pw, logs)
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()
@@ -105,10 +107,10 @@ func TestDemoWithConfig(t *testing.T) {
 	own := "listen: " + listen + "\nstore: {path: " + dir + "/a.db}\nsigning: {key_file: " + dir + "/k}\ncallers:\n  - {name: me, token: 0123456789abcdef0123}\n" +
 		"approvers:\n  ops:\n    web: {users: [ann@example.com]}\nroutes:\n  - match: {rule_name: r}\n    approvers: [ops]\n"
 	nothing := func(string) (string, bool) { return "", false }
-	if err := run(context.Background(), []string{"demo", "--config", write("public.yaml", strings.Replace(own, listen, "0.0.0.0:0", 1))}, nothing, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback only") {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"demo", "--config", write("public.yaml", strings.Replace(own, listen, "0.0.0.0:0", 1))}, nothing, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback only") {
 		t.Errorf("demo on 0.0.0.0: %v", err)
 	}
-	if err := run(context.Background(), []string{"demo", "--config", write("noweb.yaml", strings.Replace(own, "web: {users: [ann@example.com]}", "slack: {channels: [C0X], users: [U0X]}", 1)+"slack: {bot_token: xoxb-1, signing_secret: s}\n")}, nothing, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "no approver group has web users") {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"demo", "--config", write("noweb.yaml", strings.Replace(own, "web: {users: [ann@example.com]}", "slack: {channels: [C0X], users: [U0X]}", 1)+"slack: {bot_token: xoxb-1, signing_secret: s}\n")}, nothing, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "no approver group has web users") {
 		t.Errorf("demo without web users: %v", err)
 	}
 
@@ -117,7 +119,7 @@ func TestDemoWithConfig(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, []string{"demo", "--config", write("own.yaml", own)}, nothing, pw, io.Discard)
+		err := run(ctx, bot.SystemClock{}, []string{"demo", "--config", write("own.yaml", own)}, nothing, pw, io.Discard)
 		pw.CloseWithError(io.EOF)
 		done <- err
 	}()

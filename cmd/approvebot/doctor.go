@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/teams"
 	"github.com/approvebot/approvebot/bot/web"
@@ -87,7 +88,7 @@ func (c *checklist) print(w io.Writer) {
 // signing key, each platform's credentials, scopes, channels and listed
 // people, and the public URL. It changes nothing, and exits non-zero when any
 // check fails.
-func cmdDoctor(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+func cmdDoctor(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
 	publicURL := fs.String("public-url", "", "the address Slack, Teams and agents reach approvebot at (default: public_url from the config)")
 	cfg, _, err := loadConfig(fs, args, getenv, stderr)
@@ -105,7 +106,7 @@ func cmdDoctor(ctx context.Context, args []string, getenv func(string) (string, 
 	}
 	doctorSigningKey(c, cfg)
 	if cfg.TLS.CertFile != "" {
-		doctorTLS(c, cfg)
+		doctorTLS(c, cfg, clock.Now())
 	}
 	doctorCheckpoints(c, cfg)
 	if slack.ConfigOf(cfg) != nil {
@@ -213,14 +214,14 @@ func doctorSigningKey(c *checklist, cfg *policy.Config) {
 	c.pass("signing key %s is readable and private", path)
 }
 
-// doctorTLS checks that the certificate and key load and are in date.
-func doctorTLS(c *checklist, cfg *policy.Config) {
+// doctorTLS checks that the certificate and key load and are in date at now.
+func doctorTLS(c *checklist, cfg *policy.Config, now time.Time) {
 	cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	if err != nil {
 		c.fail("tls.cert_file must be a PEM certificate chain and tls.key_file its PEM private key", "tls: %v", err)
 		return
 	}
-	left := time.Until(cert.Leaf.NotAfter)
+	left := cert.Leaf.NotAfter.Sub(now)
 	switch {
 	case left <= 0:
 		c.fail("renew the certificate; approvebot picks up the new files without a restart", "tls: the certificate expired on %s", cert.Leaf.NotAfter.UTC().Format(time.RFC3339))

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 	"github.com/approvebot/approvebot/signing"
 )
@@ -19,7 +20,7 @@ import (
 func (h *harness) doctor(args ...string) (string, error) {
 	h.t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{"doctor", "--config", h.config}, args...), h.getenv, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, append([]string{"doctor", "--config", h.config}, args...), h.getenv, &out, &errOut)
 	return out.String(), err
 }
 

@@ -258,7 +258,7 @@ func TestServeRefusesUnusableStore(t *testing.T) {
 	for name, c := range cases {
 		h.env["DIR"] = c.dir
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := run(ctx, []string{"serve", "--config", h.config}, h.getenv, io.Discard, io.Discard)
+		err := run(ctx, bot.SystemClock{}, []string{"serve", "--config", h.config}, h.getenv, io.Discard, io.Discard)
 		cancel()
 		want := "store: open " + filepath.Join(c.dir, "approvebot.db") + ": " + c.want
 		if err == nil || !strings.HasPrefix(err.Error(), want) {

@@ -96,8 +96,8 @@ type harness struct {
 	env    map[string]string
 	config string
 
-	// clock, when set, is the engine's clock (serveWithClock) and that of
-	// operator commands (withClock): the test moves it.
+	// clock, when set, is the clock run is given, for serve and the
+	// operator commands alike: the test moves it.
 	clock *bot.ManualClock
 
 	// reasonText is what the harness types in a reason modal it submits;
@@ -167,18 +167,13 @@ func (h *harness) getenv(k string) (string, bool) {
 // start runs `approvebot serve` and waits for it to listen.
 func (h *harness) start() {
 	h.t.Helper()
-	ctx, cancel := context.WithCancel(h.context())
+	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	h.logs = &syncBuffer{}
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	go func() {
-		var err error
-		if h.clock != nil {
-			err = serveWithClock(ctx, h.clock, []string{"--config", h.config}, h.getenv, pw, h.logs)
-		} else {
-			err = run(ctx, []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
-		}
+		err := run(ctx, h.runClock(), []string{"serve", "--config", h.config}, h.getenv, pw, h.logs)
 		pw.CloseWithError(fmt.Errorf("approvebot exited: %v", err))
 		h.done <- err
 	}()
@@ -191,12 +186,28 @@ func (h *harness) start() {
 	h.t.Cleanup(h.stop)
 }
 
-// context is where run starts: the background, with the test's clock.
-func (h *harness) context() context.Context {
-	if h.clock != nil {
-		return withClock(context.Background(), h.clock)
+// now is the time on the clock run is given: what Slack's signatures
+// and the fakes' tokens are stamped with.
+func (h *harness) now() time.Time { return h.runClock().Now() }
+
+// waitTimers waits until n timers are pending on the test's clock: what
+// the program must arm before the test moves time.
+func (h *harness) waitTimers(n int) {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := h.clock.WaitTimers(ctx, n); err != nil {
+		h.t.Fatalf("waiting for timers: %v\nlogs:\n%s", err, h.logs)
 	}
-	return context.Background()
+}
+
+// runClock is the clock run is given: the test's, or the wall clock for
+// tests that move no time.
+func (h *harness) runClock() bot.Clock {
+	if h.clock != nil {
+		return h.clock
+	}
+	return bot.SystemClock{}
 }
 
 // stop asks approvebot to stop, as SIGTERM does, and waits for it.
@@ -403,7 +414,7 @@ func waitOn(t *testing.T, fake interface {
 // click sends a signed block_actions interaction, as Slack does.
 func (h *harness) click(user, channel, ts, action, requestID string) response {
 	h.t.Helper()
-	return h.clickAt(user, channel, ts, action, requestID, time.Now(), signingSecret)
+	return h.clickAt(user, channel, ts, action, requestID, h.now(), signingSecret)
 }
 
 // storeID is approvebot's own id of requestID, which its buttons carry and

@@ -34,7 +34,7 @@ routes:
 // event posts an Events API body to /slack/events, signed with secret.
 func (h *harness) event(ev any, secret string) response {
 	h.t.Helper()
-	body, header := slackfake.SignEvent(secret, ev, time.Now())
+	body, header := slackfake.SignEvent(secret, ev, h.now())
 	r, err := h.postSigned("/slack/events", body, header)
 	if err != nil {
 		h.t.Fatalf("event: %v", err)
@@ -194,7 +194,7 @@ func TestSlackEventsVerified(t *testing.T) {
 		}
 	}
 	// A signature too old is refused too.
-	body, header := slackfake.SignEvent(signingSecret, slackfake.AppHomeOpened("U0JANE", "home"), time.Now().Add(-time.Hour))
+	body, header := slackfake.SignEvent(signingSecret, slackfake.AppHomeOpened("U0JANE", "home"), h.now().Add(-time.Hour))
 	if r, err := h.postSigned("/slack/events", body, header); err != nil || r.status != http.StatusUnauthorized {
 		t.Fatalf("stale event answered %d (%v)", r.status, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 )
 
@@ -275,6 +276,33 @@ func TestReadyzSaysOnlyReadyOrNot(t *testing.T) {
 	}
 	if r := h2.do(http.MethodGet, "/admin/ready", nil, admin); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "slack not reachable") {
 		t.Fatalf("admin ready with Slack failing: %d %s", r.status, r.body)
+	}
+}
+
+// The platforms are checked again every 30 s, whatever the probes: a
+// platform that comes back makes approvebot ready at the next check, not
+// before, and a probe never calls it.
+func TestReadinessRecheckedOnItsInterval(t *testing.T) {
+	h := newHarness(t, baseConfig)
+	h.clock = bot.NewManualClock(time.Now())
+	h.slack.FailFor("auth.test", time.Hour, slackfake.Status(http.StatusInternalServerError))
+	h.start()
+	eventually(t, "the log to say why", func() bool { return strings.Contains(h.logs.String(), `"msg":"not ready"`) })
+	h.slack.Heal("auth.test")
+	calls := h.slack.CallCount("auth.test")
+	h.clock.Advance(readinessInterval - time.Second)
+	for range 5 {
+		if r := h.do(http.MethodGet, "/readyz", nil, nil); r.status != http.StatusServiceUnavailable {
+			t.Fatalf("readyz before the next check: %d %s", r.status, r.body)
+		}
+	}
+	if got := h.slack.CallCount("auth.test"); got != calls {
+		t.Fatalf("%d calls to auth.test before the next check", got-calls)
+	}
+	h.clock.Advance(time.Second)
+	eventually(t, "ready at the next check", func() bool { return h.do(http.MethodGet, "/readyz", nil, nil).status == http.StatusOK })
+	if got := h.slack.CallCount("auth.test"); got != calls+1 {
+		t.Fatalf("%d calls to auth.test at the next check, want 1", got-calls)
 	}
 }
 

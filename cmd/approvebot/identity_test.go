@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 	"github.com/approvebot/approvebot/intake/intaketest"
@@ -29,7 +29,7 @@ func (h *harness) clickFrom(user, team, channel, ts, action, requestID string) {
 		UserID: user, UserName: strings.ToLower(user), TeamID: team, Channel: channel, MessageTS: ts,
 		ActionID: action, Value: requestID,
 	})
-	r, err := h.slackClick(user, payload, signingSecret, time.Now())
+	r, err := h.slackClick(user, payload, signingSecret, h.now())
 	if err != nil {
 		h.t.Fatalf("click: %v", err)
 	}
@@ -340,7 +340,7 @@ func TestRoutesByCallerAndMayRequest(t *testing.T) {
 		t.Errorf("%d messages posted, want 3", n)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"audit", "export", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"audit", "export", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
 		t.Fatalf("audit export: %v\n%s", err, errOut.String())
 	}
 	if n := strings.Count(out.String(), `"approval_requested"`); n != 3 {
@@ -355,7 +355,7 @@ func TestCheckValidatesCallerLimits(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, callerConfig)
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
 		t.Fatalf("check: %v", err)
 	}
 	if !strings.Contains(out.String(), "payments-agent (may request: treasury-ops, payments)") {
@@ -367,7 +367,7 @@ func TestCheckValidatesCallerLimits(t *testing.T) {
 	if err := os.WriteFile(h.config, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
 	for _, want := range []string{
 		`callers[0].may_request: "paymnets" is neither an approver group (known: compliance, treasury-ops) nor a chain (known: high-risk-tools, payments)`,
 		`routes[0].match.caller: "othr-agent" matches no caller (known: other-agent, payments-agent)`,

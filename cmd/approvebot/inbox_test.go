@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/bot/web/oidcfake"
 	"github.com/approvebot/approvebot/signing"
@@ -436,7 +437,7 @@ func TestServeHasNoDemoSignIn(t *testing.T) {
 	if _, err := web.New(web.Config{Demo: demoPeople, Listen: "127.0.0.1:8080"}); err != nil {
 		t.Errorf("loopback demo refused: %v", err)
 	}
-	if err := run(context.Background(), []string{"demo", "--listen", "0.0.0.0:0"}, h.getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback only") {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"demo", "--listen", "0.0.0.0:0"}, h.getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "loopback only") {
 		t.Errorf("demo on a public address: %v", err)
 	}
 }
@@ -475,13 +476,13 @@ func TestDoctorChecksIdentityProvider(t *testing.T) {
 	t.Parallel()
 	h, op := inboxHarness(t)
 	var out strings.Builder
-	_ = run(context.Background(), []string{"doctor", "--config", h.config}, h.getenv, &out, io.Discard)
+	_ = run(context.Background(), bot.SystemClock{}, []string{"doctor", "--config", h.config}, h.getenv, &out, io.Discard)
 	if !strings.Contains(out.String(), "ok    web inbox: identity provider "+op.URL()+" answers; register the redirect URL "+h.url+"/inbox/callback") {
 		t.Fatalf("doctor:\n%s", out.String())
 	}
 	op.Close()
 	out.Reset()
-	if err := run(context.Background(), []string{"doctor", "--config", h.config}, h.getenv, &out, io.Discard); err == nil || !strings.Contains(out.String(), "FAIL  web inbox: identity provider "+op.URL()) {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"doctor", "--config", h.config}, h.getenv, &out, io.Discard); err == nil || !strings.Contains(out.String(), "FAIL  web inbox: identity provider "+op.URL()) {
 		t.Fatalf("doctor with the provider down: %v\n%s", err, out.String())
 	}
 }

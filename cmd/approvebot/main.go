@@ -1,6 +1,6 @@
 // Command approvebot runs the approval service and its operator commands.
 // main only calls run, so tests start the whole program in-process with
-// their own arguments, environment and streams.
+// their own arguments, environment, streams and clock.
 package main
 
 import (
@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, bot.SystemClock{}, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "approvebot:", err)
 		os.Exit(exitCode(err))
 	}
@@ -58,9 +60,12 @@ service is stopped, and ask the running service (admin API, admin.token) when
 it holds the file.
 `
 
-// run is the whole program.
-func run(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
-	err := command(ctx, args, getenv, stdout, stderr)
+// run is the whole program. clock is its only source of time: every
+// deadline, reminder, retry, pacing pause, expiry check and timestamp is read
+// from it or armed on it, so tests move time instead of sleeping. Only
+// network timeouts (sockets, HTTP clients) run on the wall clock.
+func run(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	err := command(ctx, clock, args, getenv, stdout, stderr)
 	if h, ok := err.(helpText); ok {
 		fmt.Fprint(stdout, string(h))
 		return nil
@@ -69,26 +74,26 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 }
 
 // command runs the command args names.
-func command(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+func command(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError("no command given")
 	}
 	switch args[0] {
 	case "serve":
-		return cmdServe(ctx, args[1:], getenv, stdout, stderr)
+		return cmdServe(ctx, clock, args[1:], getenv, stdout, stderr)
 	case "demo":
-		return cmdDemo(ctx, args[1:], getenv, stdout, stderr)
+		return cmdDemo(ctx, clock, args[1:], getenv, stdout, stderr)
 	case "check":
 		return cmdCheck(args[1:], getenv, stdout, stderr)
 	case "reload":
 		return cmdReload(ctx, args[1:], getenv, stdout, stderr)
 	case "doctor":
-		return cmdDoctor(ctx, args[1:], getenv, stdout, stderr)
+		return cmdDoctor(ctx, clock, args[1:], getenv, stdout, stderr)
 	case "audit":
 		return cmdAudit(ctx, args[1:], getenv, stdout, stderr)
 	case "compact":
-		return cmdCompact(ctx, args[1:], getenv, stdout, stderr)
+		return cmdCompact(ctx, clock, args[1:], getenv, stdout, stderr)
 	case "teams":
 		return cmdTeams(ctx, args[1:], getenv, stdout, stderr)
 	case "agt":

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"io"
@@ -189,7 +190,7 @@ func TestNewerStoreIsRefused(t *testing.T) {
 	want := "store schema version 3 is newer than this approvebot's (2): it was written by a newer approvebot; " +
 		"run that newer version (upgrade approvebot), or, to go back to this version, restore the backup taken before the upgrade"
 	var out, errOut bytes.Buffer
-	err = run(h.context(), []string{"serve", "--config", h.config}, h.getenv, &out, &errOut)
+	err = run(context.Background(), h.runClock(), []string{"serve", "--config", h.config}, h.getenv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("serve on a newer file: %v", err)
 	}

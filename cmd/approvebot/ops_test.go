@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/store"
 )
@@ -59,7 +60,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 			args := append(append([]string(nil), cmd...), flagWord)
 			var out, errOut bytes.Buffer
 			// No config file exists: help must not need one.
-			err := run(context.Background(), args, nothing, &out, &errOut)
+			err := run(context.Background(), bot.SystemClock{}, args, nothing, &out, &errOut)
 			if err != nil {
 				t.Errorf("%v: %v (stderr %q)", args, err, errOut.String())
 				continue
@@ -83,7 +84,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 		"teams package -h": {"-app-id", "-privacy-url", "-terms-url"},
 	} {
 		var out bytes.Buffer
-		if err := run(context.Background(), strings.Fields(args), nil, &out, &out); err != nil {
+		if err := run(context.Background(), bot.SystemClock{}, strings.Fields(args), nil, &out, &out); err != nil {
 			t.Fatalf("%s: %v", args, err)
 		}
 		for _, w := range want {
@@ -94,7 +95,7 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 	// A mistake is still a usage error, with the usage on stderr.
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"serve", "--frobnicate"}, nothing, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, []string{"serve", "--frobnicate"}, nothing, &out, &errOut)
 	if exitCode(err) != 2 || !strings.Contains(errOut.String(), "Usage: approvebot serve") || out.Len() != 0 {
 		t.Errorf("serve --frobnicate: %v, stdout %q, stderr %q", err, out.String(), errOut.String())
 	}
@@ -104,7 +105,7 @@ func TestVersion(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		var out bytes.Buffer
-		if err := run(context.Background(), args, nil, &out, &out); err != nil {
+		if err := run(context.Background(), bot.SystemClock{}, args, nil, &out, &out); err != nil {
 			t.Fatalf("%v: %v", args, err)
 		}
 		// A test binary has build information with the Go version; the
@@ -139,7 +140,7 @@ func TestCheckRefusesWeakSecrets(t *testing.T) {
 	h := newHarness(t, baseConfig)
 	h.env["SLACK_SIGNING_SECRET"] = "0123456789abcdef0123456789abcde" // 31: one short
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "slack.signing_secret: 31 characters, but Slack's signing secrets have 32") {
 		t.Fatalf("check with a short signing secret: %v", err)
 	}
@@ -155,7 +156,7 @@ func TestCheckRefusesWeakSecrets(t *testing.T) {
 	// The harness's own secrets pass.
 	h.env["SLACK_SIGNING_SECRET"] = signingSecret
 	out.Reset()
-	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil || !strings.Contains(out.String(), "config OK") {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil || !strings.Contains(out.String(), "config OK") {
 		t.Fatalf("check: %v\n%s", err, out.String())
 	}
 }
@@ -178,7 +179,7 @@ func TestCheckWarnsOfAMissingStoreDirectory(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, strings.Replace(baseConfig, "path: ${DIR}/approvebot.db", "path: ${DIR}/data/approvebot.db", 1))
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil {
 		t.Fatalf("check: %v", err)
 	}
 	want := "warning: store.path: the directory " + filepath.Join(h.dir, "data") + " does not exist"
@@ -186,14 +187,14 @@ func TestCheckWarnsOfAMissingStoreDirectory(t *testing.T) {
 		t.Fatalf("check without the store directory: stdout %q stderr %q", out.String(), errOut.String())
 	}
 	// serve indeed fails there; once the directory exists, check is quiet.
-	if err := run(context.Background(), []string{"serve", "--config", h.config}, h.getenv, &out, &errOut); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"serve", "--config", h.config}, h.getenv, &out, &errOut); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("serve without the store directory: %v", err)
 	}
 	if err := os.Mkdir(filepath.Join(h.dir, "data"), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	errOut.Reset()
-	if err := run(context.Background(), []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil || errOut.Len() != 0 {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"check", "--config", h.config}, h.getenv, &out, &errOut); err != nil || errOut.Len() != 0 {
 		t.Fatalf("check with the directory: %v %q", err, errOut.String())
 	}
 }
@@ -295,7 +296,7 @@ func TestBackupAndRestore(t *testing.T) {
 func (h *harness) run(args ...string) (string, error) {
 	h.t.Helper()
 	var out, errOut bytes.Buffer
-	err := run(context.Background(), append([]string{args[0], "--config", h.config}, args[1:]...), h.getenv, &out, &errOut)
+	err := run(context.Background(), bot.SystemClock{}, append([]string{args[0], "--config", h.config}, args[1:]...), h.getenv, &out, &errOut)
 	return out.String(), err
 }
 
@@ -306,7 +307,7 @@ func TestTeamsPackageLinks(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	args := []string{"teams", "package", "--app-id", "11111111-2222-3333-4444-555555555555", "--out", out,
 		"--privacy-url", "https://intranet.example.com/approvebot/privacy", "--terms-url", "https://intranet.example.com/approvebot/terms"}
-	if err := run(context.Background(), args, nil, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, args, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("teams package: %v\n%s", err, stderr.String())
 	}
 	zr, err := zip.OpenReader(out)
@@ -332,7 +333,7 @@ func TestTeamsPackageLinks(t *testing.T) {
 		t.Fatalf("developer links %+v", m.Developer)
 	}
 	bad := filepath.Join(dir, "bad.zip")
-	err = run(context.Background(), []string{"teams", "package", "--app-id", "11111111-2222-3333-4444-555555555555", "--out", bad, "--terms-url", "http://intranet.example.com/terms"}, nil, &stdout, &stderr)
+	err = run(context.Background(), bot.SystemClock{}, []string{"teams", "package", "--app-id", "11111111-2222-3333-4444-555555555555", "--out", bad, "--terms-url", "http://intranet.example.com/terms"}, nil, &stdout, &stderr)
 	if exitCode(err) != 2 || !strings.Contains(err.Error(), "terms-url") {
 		t.Fatalf("an http terms URL: %v", err)
 	}

@@ -220,7 +220,7 @@ func (h *harness) tryClick(user, channel, ts, action, requestID string) (int, er
 		UserID: user, UserName: strings.ToLower(user), Channel: channel, MessageTS: ts,
 		ActionID: action, Value: requestID,
 	})
-	r, err := h.slackClick(user, payload, signingSecret, time.Now())
+	r, err := h.slackClick(user, payload, signingSecret, h.now())
 	return r.status, err
 }
 

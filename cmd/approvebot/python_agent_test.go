@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 	"github.com/approvebot/approvebot/signing/signingtest"
 )
@@ -59,7 +60,7 @@ func agtChainOf(t *testing.T, h *harness) []byte {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	args := []string{"agt", "chain", "--config", h.config, "--chain", "payments"}
-	if err := run(context.Background(), args, h.getenv, &stdout, &stderr); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, args, h.getenv, &stdout, &stderr); err != nil {
 		t.Fatalf("approvebot agt chain: %v\n%s", err, stderr.String())
 	}
 	return stdout.Bytes()

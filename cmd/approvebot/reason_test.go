@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
@@ -92,14 +91,14 @@ func TestSlackDenyReasonRequired(t *testing.T) {
 	// Abandoned: opened, then closed; nothing counts.
 	payload := slackfake.BlockActionPayload(slackfake.Click{UserID: "U0JANE", UserName: "u0jane", Channel: "C0TREASURY", MessageTS: msg.TS,
 		ActionID: "deny_reason", Value: id, TriggerID: h.slack.Trigger("U0JANE")})
-	if r, err := h.postInteraction(payload, signingSecret, time.Now()); err != nil || r.status != http.StatusOK {
+	if r, err := h.postInteraction(payload, signingSecret, h.now()); err != nil || r.status != http.StatusOK {
 		t.Fatalf("Deny answered %v %v", r, err)
 	}
 	views = h.slack.Views()
 	if len(views) != 2 {
 		t.Fatalf("%d modals opened, want 2", len(views))
 	}
-	if r, err := h.postInteraction(slackfake.ViewClosedPayload(views[1], "U0JANE", "u0jane"), signingSecret, time.Now()); err != nil || r.status != http.StatusOK {
+	if r, err := h.postInteraction(slackfake.ViewClosedPayload(views[1], "U0JANE", "u0jane"), signingSecret, h.now()); err != nil || r.status != http.StatusOK {
 		t.Fatalf("view_closed answered %v %v", r, err)
 	}
 	if a := h.status(id).answer; a.Status != "pending" {

@@ -40,12 +40,12 @@ func TestRefusedRequestsAreLoggedOnceAndCounted(t *testing.T) {
 			return h.submitAs(otherToken, burstBody("treasury-ops", 1)).status
 		}, http.StatusTooManyRequests, "agents_rate"},
 		{"forged Slack click", func() int {
-			return h.clickAt("U0JANE", "C0TREASURY", "1.1", "approve", "ar_x", time.Now(), "not-the-secret-0123456789abcdef0").status
+			return h.clickAt("U0JANE", "C0TREASURY", "1.1", "approve", "ar_x", h.now(), "not-the-secret-0123456789abcdef0").status
 		}, http.StatusUnauthorized, "slack_bad_signature"},
 		{"malformed Slack click", func() int {
 			body := []byte("nopayload=1")
 			req, _ := http.NewRequest(http.MethodPost, h.url+"/slack/interactions", bytes.NewReader(body))
-			for k, v := range slackfake.SignBody(signingSecret, body, time.Now()) {
+			for k, v := range slackfake.SignBody(signingSecret, body, h.now()) {
 				req.Header[k] = v
 			}
 			resp, err := client.Do(req)

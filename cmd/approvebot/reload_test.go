@@ -9,7 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 // reloadCLI runs `approvebot reload` against the running harness, through a
@@ -27,7 +28,7 @@ func (h *harness) reloadCLI() (string, error) {
 		h.t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err = run(context.Background(), []string{"reload", "--config", running}, h.getenv, &out, &errOut)
+	err = run(context.Background(), bot.SystemClock{}, []string{"reload", "--config", running}, h.getenv, &out, &errOut)
 	return out.String(), err
 }
 
@@ -162,10 +163,10 @@ func TestReloadRotatesSecrets(t *testing.T) {
 		t.Fatalf("reload: %v %s", err, out)
 	}
 
-	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, time.Now(), signingSecret); r.status != http.StatusUnauthorized {
+	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, h.now(), signingSecret); r.status != http.StatusUnauthorized {
 		t.Fatalf("a click signed with the old secret answered %d", r.status)
 	}
-	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, time.Now(), newSecret); r.status != http.StatusOK {
+	if r := h.clickAt("U0JANE", "C0TREASURY", treasury.TS, "approve", id, h.now(), newSecret); r.status != http.StatusOK {
 		t.Fatalf("a click signed with the new secret answered %d", r.status)
 	}
 	if got := h.await(held); !got.answer.Approved {

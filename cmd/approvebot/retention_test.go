@@ -300,9 +300,9 @@ func TestRetentionThroughTheServer(t *testing.T) {
 func (h *harness) command(name string) (string, error) {
 	h.t.Helper()
 	var out, errOut bytes.Buffer
-	ctx, cancel := context.WithTimeout(h.context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err := run(ctx, []string{name, "--config", h.config}, h.getenv, &out, &errOut)
+	err := run(ctx, h.runClock(), []string{name, "--config", h.config}, h.getenv, &out, &errOut)
 	return out.String(), err
 }
 

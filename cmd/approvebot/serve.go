@@ -80,13 +80,9 @@ type service struct {
 	socketErr  chan error
 }
 
-func cmdServe(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
-	return serveWithClock(ctx, bot.SystemClock{}, args, getenv, stdout, stderr)
-}
-
-// serveWithClock is serve on the given clock: every deadline, retry and
-// pacing timer of the engine runs on it, so tests can move time.
-func serveWithClock(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+// cmdServe runs the service on clock: every deadline, reminder, retry and
+// pacing timer of the engine and the platforms runs on it.
+func cmdServe(ctx context.Context, clock bot.Clock, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg, _, err := loadConfig(fs, args, getenv, stderr)
 	if err != nil {
@@ -146,7 +142,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 	}
 	var platforms []bot.Platform
 	if sc := slack.ConfigOf(cfg); sc != nil {
-		sc.Logger = log
+		sc.Logger, sc.Clock = log, clock
 		svc.slack, err = slack.New(*sc)
 		if err != nil {
 			return fail(fmt.Errorf("slack: %w", err))
@@ -154,7 +150,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		platforms = append(platforms, svc.slack)
 	}
 	if tc := teams.ConfigOf(cfg); tc != nil {
-		tc.Conversations, tc.Logger = st, log
+		tc.Conversations, tc.Logger, tc.Clock = st, log, clock
 		svc.teams, err = teams.New(*tc)
 		if err != nil {
 			return fail(fmt.Errorf("teams: %w", err))
@@ -168,9 +164,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 			SecureCookies: web.SecureCookiesFor(cfg.PublicURL),
 			Subjects:      webSubjects(cfg),
 			Logger:        log,
-		}
-		if clock != nil {
-			wc.Now = clock.Now
+			Clock:         clock,
 		}
 		if len(demo) == 0 {
 			wc.OIDC = oidc
@@ -249,7 +243,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		Engine:   svc.engine,
 		Signer:   signer,
 		Handlers: handlers,
-		Ready:    newPlatformReadiness(ctx, platforms, log).ready,
+		Ready:    newPlatformReadiness(ctx, clock, platforms, log).ready,
 		Logger:   log,
 	})
 	var tlsConfig *tls.Config
@@ -362,6 +356,9 @@ func (svc *service) serve(ctx context.Context) error {
 	// Clicks and polls keep being served during the grace period, so held
 	// requests can still be decided; only new requests are refused.
 	svc.api.StopIntake()
+	// The grace and the shutdown bounds below are on the wall clock: they
+	// must end inside the real seconds the supervisor (systemd, Kubernetes)
+	// allows before it kills the process.
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), grace)
 	svc.api.WaitHeld(graceCtx)
 	cancelGrace()
@@ -454,14 +451,17 @@ type platformReadiness struct {
 	err error
 }
 
-func newPlatformReadiness(ctx context.Context, platforms []bot.Platform, log *slog.Logger) *platformReadiness {
+func newPlatformReadiness(ctx context.Context, clock bot.Clock, platforms []bot.Platform, log *slog.Logger) *platformReadiness {
 	pr := &platformReadiness{platforms: platforms, log: log, err: errors.New("the platforms have not been checked yet")}
 	first := make(chan struct{})
 	go func() {
-		t := time.NewTicker(readinessInterval)
-		defer t.Stop()
+		// The next check is armed once this one is done (and before the
+		// start goes on): however far a test moves the clock, checks never
+		// pile up.
+		due := make(chan struct{}, 1)
 		for {
 			pr.check(ctx)
+			t := clock.AfterFunc(readinessInterval, func() { due <- struct{}{} })
 			select {
 			case <-first:
 			default:
@@ -469,13 +469,15 @@ func newPlatformReadiness(ctx context.Context, platforms []bot.Platform, log *sl
 			}
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return
-			case <-t.C:
+			case <-due:
 			}
 		}
 	}()
 	// Ready as soon as started, when the platforms answer at once; a slow
-	// one is waited for in the background, not by the start.
+	// one is waited for in the background, not by the start. This bounds a
+	// wait on the network, so it is on the wall clock.
 	select {
 	case <-first:
 	case <-time.After(3 * time.Second):

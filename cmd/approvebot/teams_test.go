@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/teams/teamsfake"
 )
 
@@ -485,9 +486,11 @@ func TestTeamsForgedClicksRefused(t *testing.T) {
 func TestTeamsTimeoutUpdatesCard(t *testing.T) {
 	t.Parallel()
 	th := newTeamsHarness(t)
+	th.clock = bot.NewManualClock(time.Now())
 	th.startInstalled()
 	held := th.submit(legacyBody("teams-transfer"), auth("Prefer", "wait=1"))
 	card, _ := th.teamsCardIn(teamsApprovals, held)
+	th.clock.Advance(time.Second)
 	got := th.await(held)
 	if got.answer.Approved || got.answer.Status != "timed_out" || got.answer.Approver != "system:timeout" {
 		t.Fatalf("agent got %s", got.body)
@@ -640,21 +643,29 @@ func TestTeamsOneChannelNeverAdded(t *testing.T) {
 func TestTeamsRateLimitedThenPosted(t *testing.T) {
 	t.Parallel()
 	th := newTeamsHarness(t)
+	th.clock = bot.NewManualClock(time.Now())
 	th.startInstalled()
 	th.teams.FailNext(1, http.StatusTooManyRequests, time.Second)
-	start := time.Now()
-	held := th.submit(legacyBody("teams-transfer"), auth())
-	card, _ := th.teamsCardIn(teamsApprovals, held)
+	idle := th.clock.Timers()
+	id := th.pendingID(legacyBody("teams-transfer"))
+	// The request's deadline is armed, then the rate-limited post's retry.
+	th.waitTimers(idle + 2)
+	// Retry-After: 1 is honoured: nothing is tried again before a second.
+	th.clock.Advance(time.Second - time.Millisecond)
+	if n := th.clock.Timers(); n != idle+2 {
+		t.Fatalf("%d timers pending before Retry-After has passed, want %d: the retry ran early", n, idle+2)
+	}
+	if n := th.teams.Requests(teamsfake.KindCreate); n != 1 {
+		t.Fatalf("%d create requests before Retry-After has passed, want 1", n)
+	}
+	th.clock.Advance(time.Second) // past Retry-After and the retry's jitter
+	card, _ := th.teamsCardIn(teamsApprovals, nil)
 	if n := th.teams.Requests(teamsfake.KindCreate); n != 2 {
 		t.Fatalf("%d create requests, want 2 (one rate-limited, one posted)", n)
 	}
-	// Retry-After: 1 was honoured before trying again.
-	if waited := card.At.Sub(start); waited < time.Second {
-		t.Fatalf("card posted %v after the request, before Retry-After allowed", waited)
-	}
 	th.teamsClick(teamsJane, card, "allow")
-	if got := th.await(held); !got.answer.Approved {
-		t.Fatalf("agent got %s", got.body)
+	if got := th.finalStatus(callerToken, id); !got.Approved {
+		t.Fatalf("agent got %+v", got)
 	}
 }
 
@@ -710,7 +721,7 @@ func TestTeamsChannelsCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"teams", "channels", "--config", running}, th.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "channels", "--config", running}, th.getenv, &out, &errOut); err != nil {
 		t.Fatalf("teams channels (server running): %v\n%s", err, errOut.String())
 	}
 	check("server running", out.String())
@@ -719,7 +730,7 @@ func TestTeamsChannelsCommand(t *testing.T) {
 	th.stop()
 	out.Reset()
 	errOut.Reset()
-	if err := run(context.Background(), []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
 		t.Fatalf("teams channels (server stopped): %v\n%s", err, errOut.String())
 	}
 	check("server stopped", out.String())
@@ -731,7 +742,7 @@ func TestTeamsChannelsCommandBeforeInstall(t *testing.T) {
 	th.start()
 	th.stop()
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "channels", "--config", th.config}, th.getenv, &out, &errOut); err != nil {
 		t.Fatalf("teams channels: %v\n%s", err, errOut.String())
 	}
 	if !strings.Contains(out.String(), "no Teams channels known yet") {
@@ -746,7 +757,7 @@ func TestTeamsPackageCommand(t *testing.T) {
 	zipPath := filepath.Join(dir, "approvebot-teams.zip")
 	var out, errOut bytes.Buffer
 	noEnv := func(string) (string, bool) { return "", false }
-	if err := run(context.Background(), []string{"teams", "package", "--app-id", appID, "--out", zipPath}, noEnv, &out, &errOut); err != nil {
+	if err := run(context.Background(), bot.SystemClock{}, []string{"teams", "package", "--app-id", appID, "--out", zipPath}, noEnv, &out, &errOut); err != nil {
 		t.Fatalf("teams package: %v\n%s", err, errOut.String())
 	}
 	zr, err := zip.OpenReader(zipPath)
@@ -788,7 +799,7 @@ func TestTeamsPackageCommand(t *testing.T) {
 	}
 
 	bad := filepath.Join(dir, "bad.zip")
-	err = run(context.Background(), []string{"teams", "package", "--app-id", "my-bot", "--out", bad}, noEnv, &out, &errOut)
+	err = run(context.Background(), bot.SystemClock{}, []string{"teams", "package", "--app-id", "my-bot", "--out", bad}, noEnv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "not a GUID") {
 		t.Fatalf("bad app id: %v", err)
 	}

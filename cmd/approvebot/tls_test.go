@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/bot"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with serial n,
@@ -112,7 +114,7 @@ func TestServeRefusesAnUnloadableCertificate(t *testing.T) {
 	h := newHarness(t, baseConfig)
 	h.rewriteConfig("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\ntls:\n  cert_file: ${DIR}/missing.crt\n  key_file: ${DIR}/missing.key")
 	var out, errOut strings.Builder
-	err := run(t.Context(), []string{"serve", "--config", h.config}, h.getenv, &out, &errOut)
+	err := run(t.Context(), bot.SystemClock{}, []string{"serve", "--config", h.config}, h.getenv, &out, &errOut)
 	if err == nil || !strings.Contains(err.Error(), "missing.crt") {
 		t.Fatalf("serve with a missing certificate: %v", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot"
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/policy"
@@ -428,23 +429,31 @@ func TestV1DeniedWithoutAsking(t *testing.T) {
 // sooner than the route's timeout, and at Prefer: wait when that is sooner.
 func TestV1WaitEndsAtExpiresAt(t *testing.T) {
 	h := newHarness(t, chainConfig)
+	h.clock = bot.NewManualClock(time.Now())
 	h.start()
-	soon, soonFields := v1(intaketest.V1{ExpiresAt: time.Now().Add(2 * time.Second)})
+	soon, soonFields := v1(intaketest.V1{ExpiresAt: h.now().Add(2 * time.Second)})
 	waited, waitedFields := v1(intaketest.V1{})
 	heldSoon := h.submit(soon, auth())
 	heldWait := h.submit(waited, auth("Prefer", "wait=1"))
+	h.waitMessages(soonFields["approval_request_id"].(string), 1)
+	h.waitMessages(waitedFields["approval_request_id"].(string), 1)
 
+	h.clock.Advance(time.Second)
+	b := v1Of(t, h.await(heldWait))
+	if b.Approved || b.Status != "timed_out" || !strings.Contains(b.Reason, "timed out after 1 s") {
+		t.Fatalf("answer at Prefer: wait: %+v", b)
+	}
+	checkAssertion(t, h, b, want{sub: "system:timeout", decision: "deny", status: "timed_out", assurance: "system", fields: waitedFields})
+	if got := h.do(http.MethodGet, "/v1/approvals/"+soonFields["approval_request_id"].(string), nil, auth()); got.answer.Status != "pending" {
+		t.Fatalf("a second before expires_at the request is %s, want pending", got.body)
+	}
+	h.clock.Advance(time.Second)
 	a := v1Of(t, h.await(heldSoon))
 	if a.Approved || a.Status != "timed_out" || a.Approver != "system:timeout" ||
 		!strings.Contains(a.Reason, "expires_at "+soonFields["expires_at"].(string)) {
 		t.Fatalf("answer at expires_at: %+v", a)
 	}
 	checkAssertion(t, h, a, want{sub: "system:timeout", decision: "deny", status: "timed_out", assurance: "system", fields: soonFields})
-	b := v1Of(t, h.await(heldWait))
-	if b.Approved || b.Status != "timed_out" || !strings.Contains(b.Reason, "timed out after 1 s") {
-		t.Fatalf("answer at Prefer: wait: %+v", b)
-	}
-	checkAssertion(t, h, b, want{sub: "system:timeout", decision: "deny", status: "timed_out", assurance: "system", fields: waitedFields})
 }
 
 // TestV1RetriesAttachAndReuseConflicts: a retry of the same request attaches

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 	"github.com/approvebot/approvebot/bot/teams/teamsfake"
@@ -60,7 +59,7 @@ func buttonValue(t *testing.T, blocks []byte, actionID string) string {
 
 func (h *harness) interact(payload any) response {
 	h.t.Helper()
-	body, header := slackfake.SignInteraction(signingSecret, payload, time.Now())
+	body, header := slackfake.SignInteraction(signingSecret, payload, h.now())
 	r, err := h.postSigned("/slack/interactions", body, header)
 	if err != nil {
 		h.t.Fatalf("interaction: %v", err)
