@@ -23,6 +23,7 @@ type recorder struct {
 	people  map[string]approvebot.Approver
 	groups  map[string][]string // user group -> members' user ids
 	posts   int
+	pace    time.Duration // PostInterval
 	changed chan struct{} // closed and replaced after every call
 }
 
@@ -40,6 +41,7 @@ var (
 	_ Platform     = (*recorder)(nil)
 	_ Replier      = (*recorder)(nil)
 	_ PostRecorder = (*recorder)(nil)
+	_ Paced        = (*recorder)(nil)
 )
 
 func newRecorder(name string) *recorder {
@@ -96,6 +98,19 @@ func (p *recorder) record(c platformCall) (platformCall, error) {
 
 func (p *recorder) Name() string { return p.name }
 
+// setInterval paces posts to each channel, as Slack asks.
+func (p *recorder) setInterval(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pace = d
+}
+
+func (p *recorder) PostInterval(channel string) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pace
+}
+
 func (p *recorder) Post(ctx context.Context, channel string, msg approvebot.Message) (approvebot.MessageRef, error) {
 	c, err := p.record(platformCall{Method: "post", Channel: channel, Msg: msg})
 	return c.Ref, err
@@ -150,10 +165,10 @@ func (p *recorder) callsOf(method string) []platformCall {
 }
 
 // waitFor blocks until cond holds, testing it after every call. A test
-// whose condition never comes fails, rather than hangs, after a minute.
+// whose condition never comes fails, rather than hangs, after 20 seconds.
 func (p *recorder) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
 		p.mu.Lock()

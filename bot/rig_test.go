@@ -1,8 +1,8 @@
 package bot
 
 import (
+	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -96,6 +96,26 @@ type rig struct {
 	store  *store.Store
 	slack  *recorder
 	engine *Engine
+	logs   syncBuffer // the engine's log, shown when the test fails
+
+	submitted int
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func newRig(t *testing.T) *rig {
@@ -116,7 +136,7 @@ func newRig(t *testing.T) *rig {
 		Store:     st,
 		Platforms: []Platform{rg.slack},
 		Clock:     rg.clock,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:    slog.New(slog.NewTextHandler(&rg.logs, nil)),
 		Workers:   4,
 	})
 	if err != nil {
@@ -132,14 +152,20 @@ func newRig(t *testing.T) *rig {
 		if err := st.Close(); err != nil {
 			t.Error(err)
 		}
+		if t.Failed() {
+			t.Logf("engine log:\n%s", rg.logs.String())
+		}
 	})
 	return rg
 }
 
-// submit opens a legacy request for rule as caller agent.
+// submit opens a legacy request for rule as caller agent, each one a
+// request of its own (an identical one would attach to the first).
 func (rg *rig) submit(rule string) *approvebot.Request {
 	rg.t.Helper()
-	body, _ := intaketest.LegacyBody(intaketest.Legacy{RuleName: rule, Approvers: []string{}, RequestedAt: rg.clock.Now()})
+	rg.submitted++
+	body, _ := intaketest.LegacyBody(intaketest.Legacy{RuleName: rule, Approvers: []string{}, RequestedAt: rg.clock.Now(),
+		Context: intaketest.Object{{Key: "n", Value: rg.submitted}}})
 	return rg.submitBody(body, SubmitOptions{Caller: "agent"})
 }
 
@@ -211,13 +237,39 @@ func (rg *rig) click(id, channel, user, decision string) ClickResult {
 // final waits until the request is final and returns it as stored.
 func (rg *rig) final(id string) *approvebot.Request {
 	rg.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r, err := rg.engine.Wait(ctx, id)
 	if err != nil {
 		rg.t.Fatalf("wait for %s: %v", id, err)
 	}
 	return r
+}
+
+// waitOutbox waits until the outbox owes nothing: every job run to its
+// end, none waiting to retry. Jobs are owed from the commit that makes
+// them, so after a Submit, Click or Cancel has returned this waits for
+// what it changed to reach chat.
+func (rg *rig) waitOutbox() {
+	rg.t.Helper()
+	o := rg.engine.outbox
+	timedOut := false
+	failsafe := time.AfterFunc(20*time.Second, func() {
+		o.mu.Lock()
+		timedOut = true
+		o.idle.Broadcast()
+		o.mu.Unlock()
+	})
+	defer failsafe.Stop()
+	o.mu.Lock()
+	for len(o.jobs) > 0 && !timedOut {
+		o.idle.Wait()
+	}
+	n := len(o.jobs)
+	o.mu.Unlock()
+	if timedOut {
+		rg.t.Fatalf("the outbox still owes %d jobs", n)
+	}
 }
 
 // watchedClock is a ManualClock a test can wait on: it tells when a timer
@@ -245,7 +297,7 @@ func (c *watchedClock) AfterFunc(d time.Duration, f func()) Timer {
 // waitTimers waits until n timers are armed.
 func (c *watchedClock) waitTimers(t testing.TB, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for {
 		c.mu.Lock()
