@@ -464,3 +464,16 @@ func TestAPICancel(t *testing.T) {
 		t.Fatalf("DELETE after the decision: %d %v", r.status, r.body)
 	}
 }
+
+// TestAPIFinalAtOnce: a request final on arrival (no route) is answered at
+// once, held or not, with its denial and no poll address.
+func TestAPIFinalAtOnce(t *testing.T) {
+	a := newAPI(t)
+	for _, prefer := range []string{"", "respond-async"} {
+		got := a.do("POST", "/v1/approvals", agentToken, a.legacy("nobody"), "Prefer", prefer)
+		if got.status != 200 || got.body["status"] != "no_route" || got.body["approved"] != false || got.header.Get("Location") != "" {
+			t.Fatalf("Prefer %q: %d %v Location %q", prefer, got.status, got.body, got.header.Get("Location"))
+		}
+	}
+	a.waitHeld(0)
+}

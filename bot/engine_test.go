@@ -408,15 +408,18 @@ func TestDecisionAnswersWaiter(t *testing.T) {
 	}
 }
 
-// TestRestartKeepsDeadlines: an engine started on a store holding a pending
-// request expires it on time; one started past the deadline expires it at once.
+// TestRestartKeepsDeadlines: an engine started on a store holding pending
+// requests expires at once those whose deadline passed while it was down,
+// and the others at their deadline.
 func TestRestartKeepsDeadlines(t *testing.T) {
 	rg := newRig(t)
-	r := rg.posted("one", 1)
+	due := rg.posted("one", 1)
+	rg.clock.Advance(4 * time.Minute)
+	later := rg.posted("one", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	rg.engine.Drain(ctx)
-	rg.clock.Advance(10 * time.Minute) // while no engine runs
+	rg.clock.Advance(2 * time.Minute) // while no engine runs
 	e, err := New(Config{Policy: testPolicy(t), Store: rg.store, Platforms: []Platform{rg.slack}, Clock: rg.clock,
 		Logger: rg.engine.log, Workers: 1})
 	if err != nil {
@@ -426,7 +429,14 @@ func TestRestartKeepsDeadlines(t *testing.T) {
 	if err := e.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := rg.final(r.ID); got.Status != approvebot.StatusTimedOut {
+	if got := rg.final(due.ID); got.Status != approvebot.StatusTimedOut {
 		t.Fatalf("status %s, want timed_out", got.Status)
+	}
+	if got, _ := rg.store.Get(later.ID); got.Status != approvebot.StatusPending {
+		t.Fatalf("the later request %s at restart, want pending", got.Status)
+	}
+	rg.clock.Advance(3 * time.Minute)
+	if got := rg.final(later.ID); got.Status != approvebot.StatusTimedOut {
+		t.Fatalf("status %s, want timed_out at its deadline", got.Status)
 	}
 }
