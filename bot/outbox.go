@@ -480,8 +480,8 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 		case doPost:
 			held = nil // spent: the post starts now, whatever comes of it
 			ctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel() // held to the run's end, as the platform may still use it
 			ref, err = p.Post(ctx, d.Channel, msg)
-			cancel()
 			e.metrics.delivery.WithLabelValues(d.Platform, "post", callResult(err)).Inc()
 			v.last = callAnswer{call: callPost, err: err}
 			if err == nil {
@@ -524,8 +524,8 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			continue
 		case doUpdate:
 			ctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel()
 			err := p.Update(ctx, d.Ref, msg)
-			cancel()
 			e.metrics.delivery.WithLabelValues(d.Platform, "update", callResult(err)).Inc()
 			v.last = callAnswer{call: callUpdate, err: err}
 			if err != nil {
