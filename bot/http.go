@@ -62,7 +62,7 @@ type Server struct {
 
 	heldMu      sync.Mutex
 	held        int           // callers waiting in hold or a long poll
-	heldChanged chan struct{} // closed and replaced whenever held drops
+	heldChanged chan struct{} // closed and replaced whenever held changes
 }
 
 // NewServer builds the API on a private mux.
@@ -148,10 +148,8 @@ func (s *Server) WaitHeld(ctx context.Context) {
 func (s *Server) holding(delta int) {
 	s.heldMu.Lock()
 	s.held += delta
-	if delta < 0 {
-		close(s.heldChanged)
-		s.heldChanged = make(chan struct{})
-	}
+	close(s.heldChanged)
+	s.heldChanged = make(chan struct{})
 	s.heldMu.Unlock()
 }
 

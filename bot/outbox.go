@@ -240,6 +240,156 @@ func (o *outbox) finish(k store.JobKey, j *job, retry time.Duration) {
 	}
 }
 
+// A job's run is a small state machine. At each point it knows the
+// destination and its request as stored, and what its last call (to the
+// platform, the pacer or the store) answered; next, a pure function of
+// that, names the one step to take; run takes it and feeds the answer
+// back, until a step ends the run.
+
+// action is one step of a job's run.
+type action int
+
+const (
+	doForget       action = iota // the request is gone: nothing is owed
+	doDone                       // the job's outcome is recorded: it is done
+	doRetry                      // run the job again after a backoff
+	doPark                       // wait in the pacer for the destination's turn
+	doSettle                     // nothing to show: drop the job from the store's outbox
+	doSkip                       // the request ended before it was posted: nobody can act on it, so showing it is noise
+	doFail                       // give the destination up as failed
+	doAwaitTurn                  // ask the pacer for the destination's turn
+	doPost                       // post the request
+	doRecordPost                 // record the message the platform accepted
+	doReply                      // post the thread notes owed under the message
+	doUpdate                     // bring the message up to date
+	doRecordShown                // record the version the message now shows
+	doGiveUpUpdate               // record that the message could not be updated
+)
+
+// call is what the last step asked of someone, whose answer next reads.
+type call int
+
+const (
+	callNone   call = iota // nothing yet in this run
+	callStore              // a store read or write
+	callPace               // the pacer, for the destination's turn
+	callPost               // the platform's Post
+	callReply              // the platform's Reply, for every note owed
+	callUpdate             // the platform's Update
+)
+
+// callAnswer is what a call answered.
+type callAnswer struct {
+	call call
+	err  error
+	pace verdict // callPace
+	// failingFor is how long the destination's posts or updates have been
+	// failing, this call included; pastDeadline, whether the request's
+	// deadline had come when the post failed.
+	failingFor   time.Duration
+	pastDeadline bool
+}
+
+// jobView is what a job's run knows when it chooses its next step.
+type jobView struct {
+	gone       bool   // the request is not in the store
+	hasDest    bool   // the request has the job's destination
+	platform   string // the destination's platform
+	configured bool   // that platform is configured
+	dest       string // the destination's state (approvebot.Delivery*)
+	final      bool   // the request is final
+	unrecorded bool   // a post the platform accepted waits to be recorded
+	turn       bool   // the job holds its destination's turn
+	notesOwed  bool   // thread notes are owed under the posted message
+	stale      bool   // the posted message shows an older version
+	postGiveUp time.Duration
+	last       callAnswer
+}
+
+// step is what next chose.
+type step struct {
+	do         action
+	reason     string        // doFail, doGiveUpUpdate: why
+	config     bool          // doFail: the configuration is at fault
+	retryAfter time.Duration // doRetry: the wait the platform asked for
+	holdLane   bool          // doRetry: every post to the destination waits retryAfter
+}
+
+// next chooses a job's next step: first from what the last call answered,
+// then, when nothing was called or the call leaves the choice to the
+// destination, from the destination's state.
+func (v jobView) next() step {
+	err := v.last.err
+	switch v.last.call {
+	case callStore:
+		if err != nil {
+			// The store's outbox still holds the job: this run must not
+			// forget it.
+			return step{do: doRetry}
+		}
+		return step{do: doDone}
+	case callPace:
+		switch v.last.pace {
+		case waitFor:
+			return step{do: doPark}
+		case tooLate:
+			return step{do: doFail, reason: reasonRateLimited}
+		}
+		return step{do: doPost}
+	case callPost:
+		if err == nil {
+			return step{do: doRecordPost}
+		}
+		if approvebot.IsPermanent(err) || v.last.failingFor >= v.postGiveUp || v.last.pastDeadline {
+			return step{do: doFail, reason: reasonOf(err)}
+		}
+		ra := approvebot.RetryAfter(err)
+		return step{do: doRetry, retryAfter: ra, holdLane: ra > 0}
+	case callReply:
+		if err != nil {
+			return step{do: doRetry, retryAfter: approvebot.RetryAfter(err)}
+		}
+		// The notes are dealt with: the message itself is next.
+	case callUpdate:
+		if err == nil {
+			return step{do: doRecordShown}
+		}
+		if approvebot.IsPermanent(err) || v.last.failingFor >= updateGiveUp {
+			return step{do: doGiveUpUpdate, reason: reasonOf(err)}
+		}
+		return step{do: doRetry, retryAfter: approvebot.RetryAfter(err)}
+	}
+	switch {
+	case v.gone:
+		return step{do: doForget}
+	case !v.hasDest:
+		return step{do: doSettle}
+	case !v.configured:
+		return step{do: doFail, reason: "platform " + v.platform + " is not configured", config: true}
+	}
+	switch v.dest {
+	case approvebot.DeliveryQueued:
+		switch {
+		case v.final:
+			return step{do: doSkip}
+		case v.unrecorded:
+			// Posted already; only the record of it is owed.
+			return step{do: doRecordPost}
+		case !v.turn:
+			return step{do: doAwaitTurn}
+		}
+		return step{do: doPost}
+	case approvebot.DeliveryPosted:
+		switch {
+		case v.notesOwed && v.last.call != callReply:
+			return step{do: doReply}
+		case v.stale:
+			return step{do: doUpdate}
+		}
+	}
+	return step{do: doSettle}
+}
+
 // run does one job once and returns how long to wait before retrying it (0:
 // done, requeued by a notification, or parked until its destination's turn).
 func (o *outbox) run(k store.JobKey, j *job) time.Duration {
@@ -251,46 +401,63 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	j.turn = nil
 	o.mu.Unlock()
 	defer func() { o.pace.giveBack(held) }()
+
+	v := jobView{postGiveUp: o.postGiveUp, turn: held != nil}
 	r, err := e.store.Get(k.ID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
+	var (
+		d       approvebot.Destination
+		p       Platform
+		version uint64
+		msg     approvebot.Message
+		now     time.Time
+		ref     approvebot.MessageRef // a post the platform accepted
+	)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		v.gone = true
+	case err != nil:
+		e.log.ErrorContext(ctx, "outbox: load", "err", err)
+		v.last = callAnswer{call: callStore, err: err}
+	case k.Dest < len(r.Destinations):
+		d = r.Destinations[k.Dest]
+		p = e.platforms[d.Platform]
+		v.hasDest, v.platform, v.configured, v.dest = true, d.Platform, p != nil, d.State
+		v.final, v.unrecorded = r.Status.Final(), j.posted != nil
+		v.notesOwed, v.stale = d.Replied < len(r.Thread), d.Shown < r.Version
+		version = r.Version
+		msg = View(r, k.Dest)
+		if e.inboxURL != "" {
+			msg.Link = e.inboxURL + r.ID
+		}
+		now = e.clock.Now()
+	}
+	lane := d.Platform + "\x00" + d.Channel
+	for {
+		s := v.next()
+		switch s.do {
+		case doForget:
+			return 0
+		case doDone:
+			j.attempts, j.firstFailure = 0, time.Time{}
+			return 0
+		case doRetry:
+			return o.backoff(j, s.retryAfter)
+		case doPark:
 			return 0
 		}
-		e.log.ErrorContext(ctx, "outbox: load", "err", err)
-		return o.backoff(j, 0)
-	}
-	if k.Dest >= len(r.Destinations) {
-		return o.retryIf(j, o.settle(k, nil))
-	}
-	d := r.Destinations[k.Dest]
-	p := e.platforms[d.Platform]
-	if p == nil {
-		return o.retryIf(j, o.fail(k, "platform "+d.Platform+" is not configured", true))
-	}
-	version := r.Version
-	msg := View(r, k.Dest)
-	if e.inboxURL != "" {
-		msg.Link = e.inboxURL + r.ID
-	}
-	now := e.clock.Now()
-
-	switch d.State {
-	case approvebot.DeliveryQueued:
-		if r.Status.Final() {
-			// Nobody can act on it any more: showing it now is noise.
-			return o.retryIf(j, o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
-				if d.State == approvebot.DeliveryQueued && r.Status.Final() {
-					d.State = approvebot.DeliverySkipped
-				}
-				return store.Change{}
-			}))
-		}
-		if j.posted != nil {
-			// Posted already; only the record of it is owed.
-			return o.recordPost(k, j, *j.posted, version, now)
-		}
-		lane := d.Platform + "\x00" + d.Channel
-		if held == nil {
+		var err error
+		switch s.do {
+		case doSettle:
+			err = o.settle(k, nil)
+		case doSkip:
+			err = o.settle(k, skipped)
+		case doFail:
+			if v.last.call == callPace {
+				e.log.WarnContext(ctx, "post cannot be made before the deadline at the platform's pace",
+					"platform", d.Platform, "channel", d.Channel, "deadline", r.Deadline)
+			}
+			err = o.fail(k, s.reason, s.config)
+		case doAwaitTurn:
 			var interval time.Duration
 			if pp, ok := p.(Paced); ok {
 				interval = pp.PostInterval(d.Channel)
@@ -299,123 +466,135 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			o.mu.Lock()
 			j.parked = true
 			o.mu.Unlock()
-			t, v := o.pace.take(lane, interval, k, r.Deadline)
-			if v != waitFor {
+			t, verdict := o.pace.take(lane, interval, k, r.Deadline)
+			if verdict != waitFor {
 				o.mu.Lock()
 				j.parked = false
 				o.mu.Unlock()
 			}
-			switch v {
-			case waitFor:
-				return 0
-			case tooLate:
-				e.log.WarnContext(ctx, "post cannot be made before the deadline at the platform's pace",
-					"platform", d.Platform, "channel", d.Channel, "deadline", r.Deadline)
-				return o.retryIf(j, o.fail(k, reasonRateLimited, false))
+			if verdict == goNow {
+				held = t
 			}
-			held = t
-		}
-		held = nil // spent: the post starts now, whatever comes of it
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		ref, err := p.Post(ctx, d.Channel, msg)
-		e.metrics.delivery.WithLabelValues(d.Platform, "post", callResult(err)).Inc()
-		if err != nil {
+			v.last = callAnswer{call: callPace, pace: verdict}
+			continue
+		case doPost:
+			held = nil // spent: the post starts now, whatever comes of it
+			ctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel() // held to the run's end, as the platform may still use it
+			ref, err = p.Post(ctx, d.Channel, msg)
+			e.metrics.delivery.WithLabelValues(d.Platform, "post", callResult(err)).Inc()
+			v.last = callAnswer{call: callPost, err: err}
+			if err == nil {
+				e.log.InfoContext(ctx, "posted", "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
+				continue
+			}
 			if j.firstFailure.IsZero() {
 				j.firstFailure = now
 			}
 			// Measured after the call: a call that hung until its timeout
 			// counts, or a hanging platform would cost a second timeout.
 			failedAt := e.clock.Now()
-			giveUp := approvebot.IsPermanent(err) || failedAt.Sub(j.firstFailure) >= o.postGiveUp || !failedAt.Before(r.Deadline)
-			e.log.WarnContext(ctx, "post failed", "platform", d.Platform, "channel", d.Channel, "err", err, "giving_up", giveUp)
-			if giveUp {
-				return o.retryIf(j, o.fail(k, reasonOf(err), false))
-			}
-			if ra := approvebot.RetryAfter(err); ra > 0 {
+			v.last.failingFor, v.last.pastDeadline = failedAt.Sub(j.firstFailure), !failedAt.Before(r.Deadline)
+			s := v.next()
+			e.log.WarnContext(ctx, "post failed", "platform", d.Platform, "channel", d.Channel, "err", err, "giving_up", s.do == doFail)
+			if s.holdLane {
 				// The platform says when this destination takes posts
 				// again: every job queued for it waits as long.
-				o.pace.holdUntil(lane, failedAt.Add(min(ra, retryAfterLimit)))
+				o.pace.holdUntil(lane, failedAt.Add(min(s.retryAfter, retryAfterLimit)))
 			}
-			return o.backoff(j, approvebot.RetryAfter(err))
-		}
-		e.log.InfoContext(ctx, "posted", "platform", d.Platform, "channel", d.Channel, "message", ref.ID)
-		wait := o.recordPost(k, j, ref, version, now)
-		if pr, ok := p.(PostRecorder); ok && wait == 0 {
-			pr.Recorded(ref)
-		}
-		return wait
-	case approvebot.DeliveryPosted:
-		if d.Replied < len(r.Thread) {
-			if wait, ok := o.replies(k, j, r, d, p); !ok {
-				return wait
+			continue
+		case doRecordPost:
+			fresh := v.last.call == callPost
+			if !fresh {
+				ref = *j.posted
 			}
-		}
-		if d.Shown >= version {
-			return o.retryIf(j, o.settle(k, nil))
-		}
-		ctx, cancel := context.WithTimeout(ctx, callTimeout)
-		defer cancel()
-		err := p.Update(ctx, d.Ref, msg)
-		e.metrics.delivery.WithLabelValues(d.Platform, "update", callResult(err)).Inc()
-		if err != nil {
-			if j.firstFailure.IsZero() {
-				j.firstFailure = now
+			err = o.recordPost(k, ref, version, now)
+			if err != nil {
+				// Posting again would show approvers a second copy.
+				j.posted = &ref
+			} else {
+				j.posted = nil
+				if pr, ok := p.(PostRecorder); ok && fresh {
+					pr.Recorded(ref)
+				}
 			}
-			if approvebot.IsPermanent(err) || now.Sub(j.firstFailure) >= updateGiveUp {
-				e.log.ErrorContext(ctx, "update failed; giving up", "platform", d.Platform, "channel", d.Channel, "err", err)
-				return o.retryIf(j, o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
-					d.Shown, d.Error = r.Version, "update failed: "+reasonOf(err)
-					return store.Change{Events: []approvebot.Event{event(approvebot.EventFailed, r.ID, now, "", map[string]any{
-						"platform": d.Platform, "channel": d.Channel, "ref": d.Ref, "update": true, "reason": reasonOf(err),
-					})}}
-				}))
+		case doReply:
+			err = o.replies(k, r, d, p)
+			v.last = callAnswer{call: callReply, err: err}
+			continue
+		case doUpdate:
+			ctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel()
+			err := p.Update(ctx, d.Ref, msg)
+			e.metrics.delivery.WithLabelValues(d.Platform, "update", callResult(err)).Inc()
+			v.last = callAnswer{call: callUpdate, err: err}
+			if err != nil {
+				if j.firstFailure.IsZero() {
+					j.firstFailure = now
+				}
+				v.last.failingFor = now.Sub(j.firstFailure)
+				if s := v.next(); s.do == doRetry {
+					e.log.WarnContext(ctx, "update failed; will retry", "channel", d.Channel, "err", err)
+				}
 			}
-			e.log.WarnContext(ctx, "update failed; will retry", "channel", d.Channel, "err", err)
-			return o.backoff(j, approvebot.RetryAfter(err))
+			continue
+		case doRecordShown:
+			err = o.settle(k, shown(version))
+		case doGiveUpUpdate:
+			e.log.ErrorContext(ctx, "update failed; giving up", "platform", d.Platform, "channel", d.Channel, "err", v.last.err)
+			err = o.settle(k, updateFailed(s.reason, now))
 		}
-		if err := o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
-			if d.Shown < version {
-				d.Shown = version
-			}
-			return store.Change{}
-		}); err != nil {
-			return o.backoff(j, 0)
-		}
-	default:
-		return o.retryIf(j, o.settle(k, nil))
+		v.last = callAnswer{call: callStore, err: err}
 	}
-	j.attempts, j.firstFailure = 0, time.Time{}
-	return 0
 }
 
-// recordPost records a message the platform accepted. If the store cannot
-// record it now, the job keeps the reference and retries the record alone:
-// posting again would show approvers a second copy.
-func (o *outbox) recordPost(k store.JobKey, j *job, ref approvebot.MessageRef, version uint64, now time.Time) time.Duration {
-	err := o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+// The store transitions a job records: each a pure function of the
+// request, its destination and the time.
+
+// skipped marks a destination its request ended before it was posted.
+func skipped(r *approvebot.Request, d *approvebot.Destination) store.Change {
+	if d.State == approvebot.DeliveryQueued && r.Status.Final() {
+		d.State = approvebot.DeliverySkipped
+	}
+	return store.Change{}
+}
+
+// posted records the message ref showing version.
+func posted(ref approvebot.MessageRef, version uint64, now time.Time) func(*approvebot.Request, *approvebot.Destination) store.Change {
+	return func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 		d.State, d.Ref, d.Shown, d.Error = approvebot.DeliveryPosted, ref, version, ""
 		d.Replied = len(r.Thread) // a new message starts its own thread
 		return store.Change{Events: []approvebot.Event{event(approvebot.EventPosted, r.ID, now, "", map[string]any{
 			"platform": d.Platform, "channel": d.Channel, "ref": ref, "version": version,
 		})}}
-	})
-	if err != nil {
-		j.posted = &ref
-		return o.backoff(j, 0)
 	}
-	j.posted, j.attempts, j.firstFailure = nil, 0, time.Time{}
-	return 0
 }
 
-// retryIf schedules the job again when recording its outcome failed: the
-// store's outbox still holds it, and this run must not forget it.
-func (o *outbox) retryIf(j *job, err error) time.Duration {
-	if err != nil {
-		return o.backoff(j, 0)
+// shown records that the message shows version (or a later one already).
+func shown(version uint64) func(*approvebot.Request, *approvebot.Destination) store.Change {
+	return func(_ *approvebot.Request, d *approvebot.Destination) store.Change {
+		if d.Shown < version {
+			d.Shown = version
+		}
+		return store.Change{}
 	}
-	j.attempts, j.firstFailure = 0, time.Time{}
-	return 0
+}
+
+// updateFailed stops updating a message that cannot be updated: the
+// destination counts as showing the request, with the error beside it.
+func updateFailed(reason string, now time.Time) func(*approvebot.Request, *approvebot.Destination) store.Change {
+	return func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+		d.Shown, d.Error = r.Version, "update failed: "+reason
+		return store.Change{Events: []approvebot.Event{event(approvebot.EventFailed, r.ID, now, "", map[string]any{
+			"platform": d.Platform, "channel": d.Channel, "ref": d.Ref, "update": true, "reason": reason,
+		})}}
+	}
+}
+
+// recordPost records a message the platform accepted. If the store cannot
+// record it now, the job keeps the reference and retries the record alone.
+func (o *outbox) recordPost(k store.JobKey, ref approvebot.MessageRef, version uint64, now time.Time) error {
+	return o.settle(k, posted(ref, version, now))
 }
 
 // settle records a job's result and drops it from the store's outbox (unless
@@ -448,8 +627,13 @@ func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approv
 // undeliverable at once: an agent is never left to wait out its timeout in
 // silence.
 func (o *outbox) fail(k store.JobKey, reason string, config bool) error {
-	now := o.e.clock.Now()
-	return o.settle(k, func(r *approvebot.Request, d *approvebot.Destination) store.Change {
+	return o.settle(k, failed(reason, config, o.e.clock.Now()))
+}
+
+// failed marks a queued destination failed, and ends its request as
+// undeliverable when no destination of the current stage is left.
+func failed(reason string, config bool, now time.Time) func(*approvebot.Request, *approvebot.Destination) store.Change {
+	return func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 		if d.State != approvebot.DeliveryQueued {
 			return store.Change{}
 		}
@@ -463,7 +647,7 @@ func (o *outbox) fail(k store.JobKey, reason string, config bool) error {
 			evs = append(evs, resolvedEvent(r, now))
 		}
 		return store.Change{Visible: true, Events: evs}
-	})
+	}
 }
 
 func (o *outbox) backoff(j *job, asked time.Duration) time.Duration {

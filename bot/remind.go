@@ -276,9 +276,10 @@ func personName(who approvebot.Approver) string {
 }
 
 // replies posts the notes of the request's history its message at
-// destination k has not had yet, each recorded once posted. It reports
-// false, with the wait before a retry, when one could not be posted.
-func (o *outbox) replies(k store.JobKey, j *job, r *approvebot.Request, d approvebot.Destination, p Platform) (time.Duration, bool) {
+// destination k has not had yet, each recorded once posted. Its error is
+// the platform's, or the store's, when one could not be posted or recorded:
+// the job then retries.
+func (o *outbox) replies(k store.JobKey, r *approvebot.Request, d approvebot.Destination, p Platform) error {
 	e := o.e
 	rp, can := p.(Replier)
 	done := d.Replied
@@ -309,20 +310,18 @@ func (o *outbox) replies(k store.JobKey, j *job, r *approvebot.Request, d approv
 		e.metrics.delivery.WithLabelValues(d.Platform, "reply", callResult(err)).Inc()
 		if err != nil && !approvebot.IsPermanent(err) {
 			e.log.WarnContext(ctx, "thread reply failed; will retry", "platform", d.Platform, "channel", d.Channel, "err", err)
-			return o.backoff(j, approvebot.RetryAfter(err)), false
+			return err
 		}
 		if err != nil {
 			e.log.WarnContext(ctx, "thread reply failed; not retried", "platform", d.Platform, "channel", d.Channel, "err", err)
 		}
 		done = i + 1
 		if err := record(done); err != nil {
-			return o.backoff(j, 0), false
+			return err
 		}
 	}
 	if done < len(r.Thread) {
-		if err := record(len(r.Thread)); err != nil {
-			return o.backoff(j, 0), false
-		}
+		return record(len(r.Thread))
 	}
-	return 0, true
+	return nil
 }
