@@ -216,7 +216,7 @@ func TestDelivery(t *testing.T) {
 		if got.Status != approvebot.StatusUndeliverable {
 			t.Fatalf("status %s, want undeliverable", got.Status)
 		}
-		if want := "could not be shown to any approver: slack C0OPS: channel_not_found"; got.Resolution.Reason != want {
+		if want := "could not be shown to any approver: chat C0OPS: channel_not_found"; got.Resolution.Reason != want {
 			t.Fatalf("reason %q, want %q", got.Resolution.Reason, want)
 		}
 		if d := got.Destinations[0]; d.State != approvebot.DeliveryFailed || d.Error != "channel_not_found" {
@@ -282,7 +282,7 @@ func TestDelivery(t *testing.T) {
 		rg.clock.waitTimers(t, 2)
 		rg.clock.Jump(30 * time.Second) // the configured delivery timeout
 		got := rg.final(r.ID)
-		if got.Status != approvebot.StatusUndeliverable || !strings.HasSuffix(got.Resolution.Reason, "slack C0OPS: HTTP 503") {
+		if got.Status != approvebot.StatusUndeliverable || !strings.HasSuffix(got.Resolution.Reason, "chat C0OPS: HTTP 503") {
 			t.Fatalf("status %s reason %q", got.Status, got.Resolution.Reason)
 		}
 		if n := len(rg.slack.callsOf("post")); n != 2 {
@@ -303,7 +303,7 @@ func TestDelivery(t *testing.T) {
 		if got.Status != approvebot.StatusUndeliverable {
 			t.Fatalf("status %s, want undeliverable", got.Status)
 		}
-		if want := "could not be shown to any approver: slack C0OPS: rate limited"; got.Resolution.Reason != want {
+		if want := "could not be shown to any approver: chat C0OPS: rate limited"; got.Resolution.Reason != want {
 			t.Fatalf("reason %q, want %q", got.Resolution.Reason, want)
 		}
 		if n := len(rg.slack.callsOf("post")); n != 1 {

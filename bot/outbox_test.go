@@ -19,7 +19,7 @@ func TestJobNext(t *testing.T) {
 	storeDown := errors.New("disk I/O error")
 
 	// queued is a destination waiting for its post, on a configured platform.
-	queued := jobView{hasDest: true, platform: "slack", configured: true, dest: approvebot.DeliveryQueued, postGiveUp: giveUp}
+	queued := jobView{hasDest: true, platform: chat, configured: true, dest: approvebot.DeliveryQueued, postGiveUp: giveUp}
 	with := func(v jobView, f func(*jobView)) jobView { f(&v); return v }
 	posted := with(queued, func(v *jobView) { v.dest = approvebot.DeliveryPosted })
 	after := func(v jobView, a callAnswer) jobView { v.last = a; return v }
@@ -34,7 +34,7 @@ func TestJobNext(t *testing.T) {
 		{"request unreadable", jobView{last: callAnswer{call: callStore, err: storeDown}}, step{do: doRetry}},
 		{"destination gone", jobView{}, step{do: doSettle}},
 		{"platform not configured", with(queued, func(v *jobView) { v.configured = false }),
-			step{do: doFail, reason: "platform slack is not configured", config: true}},
+			step{do: doFail, reason: "platform chat is not configured", config: true}},
 		{"queued: ask for a turn", queued, step{do: doAwaitTurn}},
 		{"queued with a turn: post", with(queued, func(v *jobView) { v.turn = true }), step{do: doPost}},
 		{"queued, request final before the post: skip", with(queued, func(v *jobView) { v.final = true }), step{do: doSkip}},
@@ -109,7 +109,7 @@ func TestJobTransitions(t *testing.T) {
 		r := &approvebot.Request{ID: "ar_1", Status: approvebot.StatusPending, Version: 3, Deadline: now.Add(time.Hour),
 			Thread: []approvebot.Note{{Kind: approvebot.NoteStage, Text: "opened", Stage: -1}}}
 		for i, s := range states {
-			r.Destinations = append(r.Destinations, approvebot.Destination{Platform: "slack", Channel: "C" + string(rune('A'+i)), State: s})
+			r.Destinations = append(r.Destinations, approvebot.Destination{Platform: chat, Channel: "C" + string(rune('A'+i)), State: s})
 		}
 		return r
 	}
@@ -169,7 +169,7 @@ func TestJobTransitions(t *testing.T) {
 		if r.Status != approvebot.StatusUndeliverable {
 			t.Fatalf("status %s, want undeliverable", r.Status)
 		}
-		const want = "could not be shown to any approver: slack CA: is_archived; slack CB: rate limited"
+		const want = "could not be shown to any approver: chat CA: is_archived; chat CB: rate limited"
 		if r.Resolution == nil || r.Resolution.Reason != want {
 			t.Fatalf("resolution %+v, want reason %q", r.Resolution, want)
 		}

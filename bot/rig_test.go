@@ -5,6 +5,8 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +15,9 @@ import (
 	"github.com/approvebot/approvebot/intake"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/policy/confnode"
 	"github.com/approvebot/approvebot/store"
+	"go.yaml.in/yaml/v3"
 )
 
 // Callers' tokens in testPolicy.
@@ -45,16 +49,14 @@ callers:
     token: ` + limitedToken + `
     rate: 1/h
     burst: 1
-slack:
-  bot_token: xoxb-test-token
-  signing_secret: test-signing-secret
+chat: {}
 delivery:
   timeout: 30s
 approvers:
   ops:
-    slack: {channels: [C0OPS], users: [U0ANN, U0BEN], usergroups: [S0OPS]}
+    chat: {channels: [C0OPS], users: [U0ANN, U0BEN], usergroups: [S0OPS]}
   sec:
-    slack: {channels: [C0SEC], users: [U0SAM]}
+    chat: {channels: [C0SEC], users: [U0SAM]}
 routes:
   - match: {rule_name: one}
     approvers: [ops]
@@ -81,12 +83,49 @@ chains:
     stages:
       - approvers: [ops]
 `
-	cfg, err := policy.Parse([]byte(yaml), nil)
+	cfg, err := policy.Parse([]byte(yaml), nil, policy.Platforms{chatRules{}})
 	if err != nil {
 		t.Fatalf("test configuration: %v", err)
 	}
 	return cfg
 }
+
+// chat is the recording platform's name.
+const chat = "chat"
+
+// chatRules is the recording platform's part in the rules, as a chat
+// platform's: a section without keys, and sides listing channels, users
+// (by id) and user groups.
+type chatRules struct{}
+
+func (chatRules) Name() string { return chat }
+
+func (chatRules) ParseSection(r *confnode.Reader, n *yaml.Node, _ policy.File) any {
+	if r.Object(n, chat) == nil {
+		return nil
+	}
+	return struct{}{}
+}
+
+func (chatRules) ParseSide(r *confnode.Reader, n *yaml.Node, at string, _ any, _ policy.File) (approvebot.Side, bool) {
+	o := r.Object(n, at, "channels", "users", "usergroups")
+	if o == nil {
+		return approvebot.Side{}, false
+	}
+	return approvebot.Side{Channels: r.List(o, "channels"), Users: r.List(o, "users"), Groups: r.List(o, "usergroups")}, true
+}
+
+func (chatRules) Member(side approvebot.Side, a approvebot.Approver) bool {
+	return slices.Contains(side.Users, a.UserID) || slices.ContainsFunc(side.Groups, func(g string) bool { return slices.Contains(a.Usergroups, g) })
+}
+
+func (chatRules) Deciders(side approvebot.Side) ([]string, bool) {
+	return side.Users, len(side.Groups) > 0
+}
+
+func (chatRules) DescribeSection(any) string { return chat }
+
+func (chatRules) DescribeSide(side approvebot.Side) string { return strings.Join(side.Channels, ", ") }
 
 // rig is an engine as approvebot runs it, on a bbolt file in the test's
 // directory, a recording Slack and a clock the test moves.
@@ -124,7 +163,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rg := &rig{t: t, clock: newWatchedClock(time.Now().UTC().Truncate(time.Second)), store: st, slack: newRecorder("slack")}
+	rg := &rig{t: t, clock: newWatchedClock(time.Now().UTC().Truncate(time.Second)), store: st, slack: newRecorder(chat)}
 	rg.slack.addUser("U0ANN", "Ann", "ann@example.com")
 	rg.slack.addUser("U0BEN", "Ben", "ben@example.com")
 	rg.slack.addUser("U0CAT", "Cat", "cat@example.com")
@@ -229,8 +268,8 @@ func (rg *rig) click(id, channel, user, decision string) ClickResult {
 		rg.t.Fatalf("no message of %s posted in %s: %+v", id, channel, r.Destinations)
 	}
 	return rg.engine.Click(context.Background(), approvebot.Ballot{
-		Platform: "slack", Ref: ref, Decision: decision, Assurance: "test",
-		Approver: approvebot.Approver{Platform: "slack", UserID: user},
+		Platform: chat, Ref: ref, Decision: decision, Assurance: "test",
+		Approver: approvebot.Approver{Platform: chat, UserID: user},
 	}, id)
 }
 
