@@ -46,7 +46,7 @@ var ErrPruneRaced = errors.New("retention: requests to remove changed while the 
 
 // SealLine returns the retention seal kept in the file (nil when records
 // were never removed).
-func (s *Store) SealLine() ([]byte, error) {
+func (s *Bolt) SealLine() ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		out = bytes.Clone(tx.Bucket(bucketMeta).Get(keyAuditSeal))
@@ -99,7 +99,7 @@ const PruneBatch = 10000
 // than before, and the records up to the last one that only they (or no
 // stored request) hold, sealing them with seal first: at most PruneBatch
 // records at a time. Pending requests are never removed.
-func (s *Store) Prune(before time.Time, seal SealFunc) (PruneReport, error) {
+func (s *Bolt) Prune(before time.Time, seal SealFunc) (PruneReport, error) {
 	var plan *prunePlan
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error

@@ -46,7 +46,7 @@ type (
 
 // Verify recomputes every audit record's digest and link, then every
 // request's chain entries and resolution, and reports the first break.
-func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDigester) (VerifyReport, error) {
+func (s *Bolt) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDigester) (VerifyReport, error) {
 	var rep VerifyReport
 	err := s.view(func(tx *bolt.Tx) error {
 		prev := ""
