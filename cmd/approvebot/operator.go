@@ -31,7 +31,7 @@ import (
 // server holds it, otherwise the running server's admin API.
 type backend struct {
 	store  *store.Bolt // set when the file could be opened
-	server string       // base URL of the running server
+	server string      // base URL of the running server
 	token  string
 	client *http.Client
 }

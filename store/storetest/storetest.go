@@ -549,7 +549,10 @@ func testDeliverWhileChanged(t *testing.T, s store.Store) {
 	k := store.JobKey{ID: "r1", Dest: 0}
 	// The destination shows version 1 while the request is already at 2:
 	// the job stays owed.
-	if _, err := s.Update("r1", func(r *approvebot.Request) (store.Change, error) { r.Stage = 0; return store.Change{Visible: true}, nil }); err != nil {
+	if _, err := s.Update("r1", func(r *approvebot.Request) (store.Change, error) {
+		r.Stage = 0
+		return store.Change{Visible: true}, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	_, owed, err := s.Deliver(k, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
