@@ -183,10 +183,9 @@ func planPrune(tx *bolt.Tx, before time.Time) (*prunePlan, error) {
 	// Which requests may go: decided, with every record before the cutoff.
 	// Every other request stays whole, and so does the log from its first
 	// record on.
-	requests := tx.Bucket(bucketRequests)
 	candidates := map[string]bool{}
 	for id, sp := range spans {
-		v := requests.Get([]byte(id))
+		v := stateRecord(tx, []byte(id))
 		if v == nil {
 			continue // records of no stored request go with the prefix
 		}
@@ -302,6 +301,9 @@ func removeRequest(tx *bolt.Tx, r *approvebot.Request) error {
 		if err := outbox.Delete(k); err != nil {
 			return err
 		}
+	}
+	if err := tx.Bucket(bucketStates).Delete([]byte(r.ID)); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketRequests).Delete([]byte(r.ID))
 }

@@ -30,7 +30,8 @@ import (
 
 var (
 	bucketMeta          = []byte("meta")
-	bucketRequests      = []byte("requests")
+	bucketRequests      = []byte("requests")            // id → what the request was created with (record.go)
+	bucketStates        = []byte("request_state")       // id → its state, rewritten by transitions (schema 3)
 	bucketPending       = []byte("pending_by_deadline") // 8-byte BE unix nanos ‖ id → empty
 	bucketIdempotency   = []byte("idempotency")         // caller \x00 key → id
 	bucketAgentIDs      = []byte("agent_request_ids")   // caller \x00 approval_request_id → id (schema 1.0)
@@ -132,7 +133,7 @@ func Open(path string, o Options) (*Bolt, error) {
 		return s, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations, bucketNudges} {
+		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations, bucketNudges, bucketStates} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -462,23 +463,12 @@ func lookupAgentID(tx *bolt.Tx, caller, requestID string) (*approvebot.Request, 
 }
 
 func getRequest(tx *bolt.Tx, id string) (*approvebot.Request, error) {
-	v := tx.Bucket(bucketRequests).Get([]byte(id))
+	k := []byte(id)
+	v := tx.Bucket(bucketRequests).Get(k)
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	var r approvebot.Request
-	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("request %s: corrupt record: %w", id, err)
-	}
-	return &r, nil
-}
-
-func putRequest(tx *bolt.Tx, r *approvebot.Request) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("request %s: %w", r.ID, err)
-	}
-	return tx.Bucket(bucketRequests).Put([]byte(r.ID), v)
+	return decodeRecord(tx, k, v)
 }
 
 // Get returns the stored request.
@@ -540,7 +530,7 @@ func (s *Bolt) Status(id string) (approvebot.Status, error) {
 		Status approvebot.Status `json:"status"`
 	}
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketRequests).Get([]byte(id))
+		v := stateRecord(tx, []byte(id))
 		if v == nil {
 			return ErrNotFound
 		}
@@ -570,6 +560,16 @@ func (s *Bolt) CreateAdmitted(r *approvebot.Request, admit func() error, events 
 	// Canonicalizing the audit details here keeps that work out of the
 	// single writer every commit waits for.
 	prepared, err := prepareEvents(events)
+	if err != nil {
+		return nil, false, err
+	}
+	// So is encoding the request: it is written as given, unless its
+	// transition seals a decision (save encodes the state again then).
+	head, err := encodeHead(r)
+	if err != nil {
+		return nil, false, err
+	}
+	state, err := encodeState(r)
 	if err != nil {
 		return nil, false, err
 	}
@@ -617,8 +617,11 @@ func (s *Bolt) CreateAdmitted(r *approvebot.Request, admit func() error, events 
 				return err
 			}
 		}
+		if err := putHead(tx, r.ID, head); err != nil {
+			return err
+		}
 		var err error
-		jobs, err = s.save(tx, nil, r, prepared)
+		jobs, err = s.save(tx, nil, r, state, prepared)
 		stored, created = r, true
 		return err
 	})
@@ -680,7 +683,7 @@ func (s *Bolt) Update(id string, fn func(r *approvebot.Request) (Change, error),
 		if err != nil {
 			return err
 		}
-		jobs, err = s.save(tx, &was, r, prepared)
+		jobs, err = s.save(tx, &was, r, nil, prepared)
 		out = r
 		return err
 	})
@@ -708,23 +711,31 @@ func priorOf(r *approvebot.Request) prior {
 	return prior{final: r.Status.Final(), deadline: r.Deadline, nudge: r.Nudge}
 }
 
-// save writes r (whose state before the transition was old, or nil when
-// new), keeps the deadline index in step, appends events and queues outbox
-// jobs for every destination that does not show r's current version.
-func (s *Bolt) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []preparedEvent) ([]JobKey, error) {
-	pending := tx.Bucket(bucketPending)
-	if old != nil && !old.final {
-		if err := pending.Delete(pendingKey(old.deadline, r.ID)); err != nil {
-			return nil, err
+// save writes r's state (whose state before the transition was old, or nil
+// when new; state, when given, is r's state already encoded), keeps the
+// deadline and reminder indexes in step, appends events and queues outbox
+// jobs for every destination that does not show r's current version. What
+// r was created with is written once, by Create: a transition rewrites only
+// the state, and the indexes only when what they hold moved.
+func (s *Bolt) save(tx *bolt.Tx, old *prior, r *approvebot.Request, state []byte, events []preparedEvent) ([]JobKey, error) {
+	final := r.Status.Final()
+	if old == nil || old.final != final || !old.deadline.Equal(r.Deadline) {
+		pending := tx.Bucket(bucketPending)
+		if old != nil && !old.final {
+			if err := pending.Delete(pendingKey(old.deadline, r.ID)); err != nil {
+				return nil, err
+			}
+		}
+		if !final {
+			if err := pending.Put(pendingKey(r.Deadline, r.ID), nil); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if !r.Status.Final() {
-		if err := pending.Put(pendingKey(r.Deadline, r.ID), nil); err != nil {
+	if old == nil || old.final != final || !old.nudge.Equal(r.Nudge) {
+		if err := saveNudge(tx, old, r); err != nil {
 			return nil, err
 		}
-	}
-	if err := saveNudge(tx, old, r); err != nil {
-		return nil, err
 	}
 	resolved, err := appendPrepared(tx, events)
 	if err != nil {
@@ -738,8 +749,15 @@ func (s *Bolt) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []pre
 		if seal != nil {
 			seal(r)
 		}
+		state = nil
 	}
-	if err := putRequest(tx, r); err != nil {
+	if state == nil {
+		var err error
+		if state, err = encodeState(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := putState(tx, r.ID, state); err != nil {
 		return nil, err
 	}
 	var jobs []JobKey
@@ -791,7 +809,7 @@ func (s *Bolt) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.De
 		if err != nil {
 			return err
 		}
-		jobs, err = s.save(tx, &was, r, prepared)
+		jobs, err = s.save(tx, &was, r, nil, prepared)
 		for _, j := range jobs {
 			if j == k {
 				owed = true
@@ -966,11 +984,11 @@ func (s *Bolt) Recent(n int, fn func(r *approvebot.Request) bool) error {
 		c := tx.Bucket(bucketRequests).Cursor()
 		for k, v := c.Last(); k != nil && n > 0; k, v = c.Prev() {
 			n--
-			var r approvebot.Request
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("request %s: corrupt record: %w", k, err)
+			r, err := decodeRecord(tx, k, v)
+			if err != nil {
+				return err
 			}
-			if !fn(&r) {
+			if !fn(r) {
 				return nil
 			}
 		}
@@ -982,11 +1000,11 @@ func (s *Bolt) Recent(n int, fn func(r *approvebot.Request) bool) error {
 func (s *Bolt) Each(fn func(r *approvebot.Request) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
-			var r approvebot.Request
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("request %s: corrupt record: %w", k, err)
+			r, err := decodeRecord(tx, k, v)
+			if err != nil {
+				return err
 			}
-			return fn(&r)
+			return fn(r)
 		})
 	})
 }
