@@ -1,9 +1,11 @@
-// Package store keeps approvebot's state in one bbolt file: requests and
-// their transitions, the index of pending requests by deadline, the outbox of
-// chat side effects still owed, Teams conversation references, and the
-// hash-chained audit log. Every state transition is one transaction, and the
-// outbox jobs and audit events it causes are written in that same
-// transaction, so a crash can lose none of them.
+// Package store owns approvebot's state: the Store interface the engine
+// keeps it through (interface.go, its contract in store/storetest), and
+// Bolt, which keeps it in one bbolt file: requests and their transitions,
+// the index of pending requests by deadline, the outbox of chat side
+// effects still owed, Teams conversation references, and the hash-chained
+// audit log. Every state transition is one transaction, and the outbox jobs
+// and audit events it causes are written in that same transaction, so a
+// crash can lose none of them.
 package store
 
 import (
