@@ -115,6 +115,7 @@ type storeSummary struct {
 	Seal          string
 	Schema        string
 	Idem, Agents  int
+	States        int
 	Conversations int
 	AuditSequence uint64 // the next record's number follows it
 }
@@ -136,6 +137,9 @@ func (s *Bolt) summary() (storeSummary, error) {
 		out.Schema = string(bytes.Clone(meta.Get(keySchema)))
 		out.Idem = tx.Bucket(bucketIdempotency).Stats().KeyN
 		out.Agents = tx.Bucket(bucketAgentIDs).Stats().KeyN
+		if b := tx.Bucket(bucketStates); b != nil {
+			out.States = b.Stats().KeyN
+		}
 		out.Conversations = tx.Bucket(bucketConversations).Stats().KeyN
 		out.AuditSequence = tx.Bucket(bucketAudit).Sequence()
 		return nil

@@ -46,10 +46,15 @@ type Store interface {
 	// run more than once for one call.
 	CreateAdmitted(r *approvebot.Request, admit func() error, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error)
 	// Update applies fn to the stored request as one transition and
-	// returns the request as committed. With Change.Abort the request is
-	// left as stored (fn's edits are dropped) and only the events are
-	// appended. The committed functions run after the commit, before
-	// watchers hear of it.
+	// returns the request as committed. fn changes the request's state
+	// only (status, stage, entries, resolution, destinations, version,
+	// thread, reminders, escalations, receipt, assertion, deadline): what
+	// it was created with (id, caller, digests, fields, context, binding,
+	// chain, creation time) is written once, by Create, and a change fn
+	// makes to it is not stored. With Change.Abort the request is left as
+	// stored (fn's edits are dropped) and only the events are appended.
+	// The committed functions run after the commit, before watchers hear
+	// of it.
 	Update(id string, fn func(r *approvebot.Request) (Change, error), committed ...func(*approvebot.Request)) (*approvebot.Request, error)
 	// Deliver is the outbox's transition: fn records what destination
 	// k.Dest now shows, and the job is removed unless the request changed

@@ -647,6 +647,8 @@ type Change struct {
 
 // Update applies a transition to a request in one transaction: fn changes r
 // in place (it must be a pure function of r, as it may run more than once).
+// Only r's state is written back (record.go): what r was created with stays
+// as Create wrote it.
 // If the change is visible, the request's version is bumped and every
 // destination that shows it gets an outbox job.
 //

@@ -270,10 +270,14 @@ func testUpdate(t *testing.T, s store.Store) {
 	}
 	out, err = s.Update("r1", func(r *approvebot.Request) (store.Change, error) {
 		r.Reminded = 1
+		r.Fields.Action, r.Caller = "rewritten", "someone else" // what it was created with: not stored
 		return store.Change{}, nil
 	})
 	if err != nil || out.Version != 2 || mustGet(t, s, "r1").Reminded != 1 {
 		t.Fatalf("invisible update: %+v, %v; want the change stored, version still 2", out, err)
+	}
+	if got := mustGet(t, s, "r1"); got.Fields.Action != "transfer r1" || got.Caller != "agent" {
+		t.Fatalf("a transition rewrote what the request was created with: action %q caller %q", got.Fields.Action, got.Caller)
 	}
 	if n := len(records(t, s)); n != 2 {
 		t.Fatalf("audit holds %d records, want 2", n)
