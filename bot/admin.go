@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,13 +43,27 @@ func (f AuditFilter) Match(rec store.Record) bool {
 	return (f.Since.IsZero() || !at.Before(f.Since)) && (f.Until.IsZero() || at.Before(f.Until))
 }
 
+// Verifier is a store whose audit log can be checked whole, as bbolt's
+// store.Bolt can.
+type Verifier interface {
+	store.Store
+	Verify(entry store.EntryDigester, resolution store.ResolutionDigester) (store.VerifyReport, error)
+}
+
+// AdminStore is what the admin API reads: a verifiable store that can also
+// copy itself while it serves (an online backup).
+type AdminStore interface {
+	Verifier
+	Backup(w io.Writer, size func(int64)) (int64, error)
+}
+
 // VerifyAudit checks the whole audit trail of st: every record's digest and
 // link, every request's chain entries and resolution, and then that what
 // each stored request says was asked, voted and decided is what the log
 // recorded. The entry and resolution digests cover ADR-0030's fields only,
 // while the request record also carries who clicked, its status and its
 // chain: without the comparison, those could change unnoticed.
-func VerifyAudit(st *store.Store) (store.VerifyReport, error) {
+func VerifyAudit(st Verifier) (store.VerifyReport, error) {
 	rep, err := st.Verify(policy.EntryDigest, policy.ResolutionDigest)
 	if err != nil || rep.Break != nil {
 		return rep, err
@@ -72,7 +87,7 @@ type loggedResolution struct {
 
 // compareWithLog holds every stored request against its audit records and
 // returns the first that differs.
-func compareWithLog(st *store.Store) (*store.Break, error) {
+func compareWithLog(st store.Store) (*store.Break, error) {
 	logs := map[string]*logged{}
 	var brk *store.Break
 	err := st.Audit(0, func(rec store.Record, _ []byte) error {
@@ -201,7 +216,7 @@ type Story struct {
 // RequestStory loads a request's story. id is approvebot's id of it, or
 // the approval_request_id its agent gave it when only one caller used that
 // id.
-func RequestStory(st *store.Store, id string) (*Story, error) {
+func RequestStory(st store.Store, id string) (*Story, error) {
 	key, err := ResolveRequestID(st, id)
 	if err != nil {
 		return nil, err
@@ -224,7 +239,7 @@ func RequestStory(st *store.Store, id string) (*Story, error) {
 // the request: id itself when a request has it, else the one schema 1.0
 // request whose agent gave it that id. An id that several callers used is
 // an error naming approvebot's ids of each; an unknown one is ErrNotFound.
-func ResolveRequestID(st *store.Store, id string) (string, error) {
+func ResolveRequestID(st store.Store, id string) (string, error) {
 	_, err := st.Get(id)
 	if !errors.Is(err, store.ErrNotFound) {
 		return id, err
@@ -249,7 +264,7 @@ func ResolveRequestID(st *store.Store, id string) (string, error) {
 // AdminHandlers returns the admin routes, guarded by token.
 //
 // token gives the token in force on each request, so a reload rotates it.
-func AdminHandlers(st *store.Store, token func() string, extra map[string]http.HandlerFunc) map[string]http.Handler {
+func AdminHandlers(st AdminStore, token func() string, extra map[string]http.HandlerFunc) map[string]http.Handler {
 	guard := func(h http.HandlerFunc) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			want := sha256.Sum256([]byte(token()))

@@ -30,7 +30,7 @@ import (
 // Config holds the engine's parts.
 type Config struct {
 	Policy    *policy.Config
-	Store     *store.Store
+	Store     store.Store
 	Platforms []Platform
 	Clock     Clock
 	Logger    *slog.Logger
@@ -57,7 +57,7 @@ type Engine struct {
 	// policy routes new requests; Reload swaps it whole. Requests already
 	// open keep the chain they were given.
 	policy    atomic.Pointer[policy.Config]
-	store     *store.Store
+	store     store.Store
 	platforms map[string]Platform
 	order     []Platform // as configured: destinations are listed in this order
 	clock     Clock
@@ -110,7 +110,11 @@ func New(cfg Config) (*Engine, error) {
 	e.callers = newCallers(cfg.Clock, cfg.Policy.Callers)
 	e.outbox = newOutbox(e, cfg.Workers, cfg.Policy.Delivery.Timeout)
 	e.metrics = newMetrics(e)
-	cfg.Store.OnOutbox(e.outbox.add)
+	cfg.Store.Watch(func(c store.Commit) {
+		if len(c.Jobs) > 0 {
+			e.outbox.add(c.Jobs)
+		}
+	})
 	cfg.Store.OnResolved(e.seal)
 	if cfg.Checkpoints != nil {
 		if cfg.Signer == nil {
@@ -122,7 +126,11 @@ func New(cfg Config) (*Engine, error) {
 		if cfg.Signer == nil {
 			return nil, errors.New("engine: retention needs a signer")
 		}
-		e.retain = &retainer{e: e, r: &Retention{Store: cfg.Store, Signer: cfg.Signer, Keep: cfg.Retention, Checkpoints: cfg.Checkpoints, Logger: cfg.Logger}}
+		pruner, ok := cfg.Store.(Pruner)
+		if !ok {
+			return nil, errors.New("engine: retention needs a store that can prune its audit log")
+		}
+		e.retain = &retainer{e: e, r: &Retention{Store: pruner, Signer: cfg.Signer, Keep: cfg.Retention, Checkpoints: cfg.Checkpoints, Logger: cfg.Logger}}
 	}
 	return e, nil
 }
@@ -199,7 +207,7 @@ func (e *Engine) Drain(ctx context.Context) {
 }
 
 // Store is the engine's store.
-func (e *Engine) Store() *store.Store { return e.store }
+func (e *Engine) Store() store.Store { return e.store }
 
 // SubmitOptions are what the HTTP layer knows about a submission.
 type SubmitOptions struct {

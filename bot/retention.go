@@ -33,9 +33,15 @@ type SealLine struct {
 	RemovedBefore string `json:"removed_before"` // the cutoff, RFC 3339
 }
 
+// Pruner is a store that can remove decided requests and the audit records
+// before them under a signed seal (bbolt's store.Bolt.Prune).
+type Pruner interface {
+	Prune(before time.Time, seal store.SealFunc) (store.PruneReport, error)
+}
+
 // Retention is one store's retention.
 type Retention struct {
-	Store  *store.Store
+	Store  Pruner
 	Signer *signing.Signer
 	// Keep is how long decided requests are kept after their last record.
 	Keep time.Duration

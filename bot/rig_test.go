@@ -132,7 +132,7 @@ func (chatRules) DescribeSide(side approvebot.Side) string { return strings.Join
 type rig struct {
 	t      *testing.T
 	clock  *watchedClock
-	store  *store.Store
+	store  *store.Bolt
 	slack  *recorder
 	engine *Engine
 	logs   syncBuffer // the engine's log, shown when the test fails

@@ -110,7 +110,7 @@ func stamp(t time.Time) string {
 }
 
 // CheckAnchors holds anchors against the store's audit log.
-func (s *Store) CheckAnchors(anchors []Anchor) (AnchorReport, error) {
+func (s *Bolt) CheckAnchors(anchors []Anchor) (AnchorReport, error) {
 	var rep AnchorReport
 	err := s.db.View(func(tx *bolt.Tx) error {
 		seal, err := sealOf(tx)

@@ -12,7 +12,7 @@ import (
 )
 
 // resolve decides r in the transition Update runs, as the engine does.
-func resolve(t *testing.T, s *Store, id string) *approvebot.Request {
+func resolve(t *testing.T, s *Bolt, id string) *approvebot.Request {
 	t.Helper()
 	r, err := s.Update(id, func(r *approvebot.Request) (Change, error) {
 		r.Status = approvebot.StatusDenied

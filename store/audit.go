@@ -179,7 +179,7 @@ type Head struct {
 }
 
 // Head returns the log's last record's place (zero when the log is empty).
-func (s *Store) Head() (Head, error) {
+func (s *Bolt) Head() (Head, error) {
 	var h Head
 	err := s.db.View(func(tx *bolt.Tx) error {
 		k, _ := tx.Bucket(bucketAudit).Cursor().Last()
@@ -190,7 +190,7 @@ func (s *Store) Head() (Head, error) {
 }
 
 // Audit calls fn with each audit record in order, starting after seq from.
-func (s *Store) Audit(from uint64, fn func(rec Record, raw []byte) error) error {
+func (s *Bolt) Audit(from uint64, fn func(rec Record, raw []byte) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
 		for k, v := c.Seek(binary.BigEndian.AppendUint64(nil, from+1)); k != nil; k, v = c.Next() {
@@ -208,7 +208,7 @@ func (s *Store) Audit(from uint64, fn func(rec Record, raw []byte) error) error 
 
 // Record returns the place of the audit record at seq, and false when the
 // log has no such record.
-func (s *Store) Record(seq uint64) (Head, bool, error) {
+func (s *Bolt) Record(seq uint64) (Head, bool, error) {
 	var h Head
 	var found bool
 	err := s.db.View(func(tx *bolt.Tx) error {

@@ -13,7 +13,7 @@ import (
 // learns the copy's exact length before the first byte is written (an HTTP
 // answer's Content-Length, so that a cut stream is noticed). The copy is a
 // bbolt file that Open reads like the original.
-func (s *Store) Backup(w io.Writer, size func(int64)) (int64, error) {
+func (s *Bolt) Backup(w io.Writer, size func(int64)) (int64, error) {
 	var n int64
 	err := s.db.View(func(tx *bolt.Tx) error {
 		if size != nil {

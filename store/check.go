@@ -10,7 +10,7 @@ import (
 // reachable exactly once, free list consistent) and reports the first
 // problems found. It reads the file in one read transaction, so it may run
 // while the store serves.
-func (s *Store) Check() error {
+func (s *Bolt) Check() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {

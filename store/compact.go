@@ -27,7 +27,7 @@ type CompactReport struct {
 // writing (so this process holds the file's lock and no server can use
 // it), and idle. On any error the original file is left as it was, and the
 // store is closed all the same.
-func (s *Store) CompactAndClose() (CompactReport, error) {
+func (s *Bolt) CompactAndClose() (CompactReport, error) {
 	var rep CompactReport
 	if s.db.IsReadOnly() {
 		s.Close()
@@ -62,7 +62,7 @@ func (s *Store) CompactAndClose() (CompactReport, error) {
 	return rep, nil
 }
 
-func (s *Store) compactTo(tmp string, rep *CompactReport) error {
+func (s *Bolt) compactTo(tmp string, rep *CompactReport) error {
 	fi, err := os.Stat(s.path)
 	if err != nil {
 		return err
@@ -115,11 +115,12 @@ type storeSummary struct {
 	Seal          string
 	Schema        string
 	Idem, Agents  int
+	States        int
 	Conversations int
 	AuditSequence uint64 // the next record's number follows it
 }
 
-func (s *Store) summary() (storeSummary, error) {
+func (s *Bolt) summary() (storeSummary, error) {
 	var out storeSummary
 	st, err := s.Stats()
 	if err != nil {
@@ -136,6 +137,9 @@ func (s *Store) summary() (storeSummary, error) {
 		out.Schema = string(bytes.Clone(meta.Get(keySchema)))
 		out.Idem = tx.Bucket(bucketIdempotency).Stats().KeyN
 		out.Agents = tx.Bucket(bucketAgentIDs).Stats().KeyN
+		if b := tx.Bucket(bucketStates); b != nil {
+			out.States = b.Stats().KeyN
+		}
 		out.Conversations = tx.Bucket(bucketConversations).Stats().KeyN
 		out.AuditSequence = tx.Bucket(bucketAudit).Sequence()
 		return nil

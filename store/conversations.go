@@ -10,14 +10,14 @@ import (
 // as opaque bytes: it knows nothing of Teams.
 
 // PutConversation stores data under key, replacing what was there.
-func (s *Store) PutConversation(key string, data []byte) error {
+func (s *Bolt) PutConversation(key string, data []byte) error {
 	return s.write(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketConversations).Put([]byte(key), data)
 	})
 }
 
 // GetConversation returns the data under key, or nil when there is none.
-func (s *Store) GetConversation(key string) ([]byte, error) {
+func (s *Bolt) GetConversation(key string) ([]byte, error) {
 	var out []byte
 	err := s.view(func(tx *bolt.Tx) error {
 		out = bytes.Clone(tx.Bucket(bucketConversations).Get([]byte(key)))
@@ -27,7 +27,7 @@ func (s *Store) GetConversation(key string) ([]byte, error) {
 }
 
 // ListConversations returns every stored reference by key.
-func (s *Store) ListConversations() (map[string][]byte, error) {
+func (s *Bolt) ListConversations() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketConversations).ForEach(func(k, v []byte) error {
@@ -39,7 +39,7 @@ func (s *Store) ListConversations() (map[string][]byte, error) {
 }
 
 // DeleteConversation removes key.
-func (s *Store) DeleteConversation(key string) error {
+func (s *Bolt) DeleteConversation(key string) error {
 	return s.write(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketConversations).Delete([]byte(key))
 	})

@@ -169,17 +169,17 @@ func checkConsistency(db *bolt.DB) (err error) {
 
 // Failed is closed when the store stopped serving because bbolt panicked or
 // faulted; Err then says why.
-func (s *Store) Failed() <-chan struct{} { return s.failed }
+func (s *Bolt) Failed() <-chan struct{} { return s.failed }
 
 // Err is why the store failed, or nil.
-func (s *Store) Err() error {
+func (s *Bolt) Err() error {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
 	return s.failErr
 }
 
 // fail stops the store for good.
-func (s *Store) fail(why any, stack []byte) error {
+func (s *Bolt) fail(why any, stack []byte) error {
 	err := fmt.Errorf("%w: bbolt failed on %s: %v", ErrDamaged, s.path, why)
 	s.failMu.Lock()
 	if s.failErr == nil {
@@ -194,7 +194,7 @@ func (s *Store) fail(why any, stack []byte) error {
 }
 
 // Stack is the stack of the panic that failed the store, for the log.
-func (s *Store) Stack() []byte {
+func (s *Bolt) Stack() []byte {
 	s.failMu.Lock()
 	defer s.failMu.Unlock()
 	return s.failStack
@@ -203,7 +203,7 @@ func (s *Store) Stack() []byte {
 // view is db.View that turns a panic or memory fault inside bbolt into
 // ErrDamaged, and stops the store, instead of killing the caller's
 // goroutine (and with it the connection of whoever is waiting).
-func (s *Store) view(fn func(tx *bolt.Tx) error) (err error) {
+func (s *Bolt) view(fn func(tx *bolt.Tx) error) (err error) {
 	if err := s.Err(); err != nil {
 		return err
 	}

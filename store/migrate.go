@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -23,7 +24,10 @@ import (
 //	   (caller ‖ approval_request_id → store id) for every caller; the
 //	   audit log may begin after a retention seal (meta/audit_seal), and
 //	   its first record then links to the sealed digest instead of "".
-const schemaVersion = 2
+//	3  a request is two records under its id: what it was created with
+//	   in requests, its state in request_state (record.go), so that a
+//	   transition rewrites only the state.
+const schemaVersion = 3
 
 // oldestReadable is the oldest layout a read-only open accepts without
 // migrating it: what operator commands read of a version 1 file reads the
@@ -33,6 +37,7 @@ const oldestReadable = 1
 // migrations[i] moves a file from version i+1 to i+2.
 var migrations = []func(tx *bolt.Tx) error{
 	indexAgentIDs, // 1 → 2
+	splitRecords,  // 2 → 3
 }
 
 // migrate brings the file's layout to schemaVersion inside tx. A file
@@ -104,4 +109,50 @@ func indexAgentIDs(tx *bolt.Tx) error {
 		}
 		return idx.Put(key, []byte(r.ID))
 	})
+}
+
+// splitRecords (2 → 3) splits every request record into what it was
+// created with and its state. It goes a batch of keys at a time, since
+// bbolt's cursors may not run over a bucket while it is written.
+func splitRecords(tx *bolt.Tx) error {
+	requests, states := tx.Bucket(bucketRequests), tx.Bucket(bucketStates)
+	type split struct{ key, head []byte }
+	var from []byte
+	for {
+		var batch []split
+		c := requests.Cursor()
+		k, v := c.First()
+		if from != nil {
+			if k, v = c.Seek(from); k != nil && bytes.Equal(k, from) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(batch) < 1024; k, v = c.Next() {
+			var r approvebot.Request
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("request %s: corrupt record: %w", k, err)
+			}
+			head, err := encodeHead(&r)
+			if err != nil {
+				return err
+			}
+			state, err := encodeState(&r)
+			if err != nil {
+				return err
+			}
+			if err := states.Put(bytes.Clone(k), state); err != nil {
+				return err
+			}
+			batch = append(batch, split{key: bytes.Clone(k), head: head})
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+		for _, b := range batch {
+			if err := requests.Put(b.key, b.head); err != nil {
+				return err
+			}
+		}
+		from = batch[len(batch)-1].key
+	}
 }

@@ -30,7 +30,7 @@ func saveNudge(tx *bolt.Tx, old *prior, r *approvebot.Request) error {
 
 // Nudges calls fn with the id of every pending request that has a reminder
 // due, and when, soonest first.
-func (s *Store) Nudges(fn func(id string, at time.Time) error) error {
+func (s *Bolt) Nudges(fn func(id string, at time.Time) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNudges)
 		if b == nil {

@@ -17,7 +17,7 @@ func TestOpenAfterTheFileWasReplacedUnderItsLock(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	opened := make(chan *Store, 1)
+	opened := make(chan *Bolt, 1)
 	go func() {
 		s, err := Open(path, Options{LockTimeout: time.Minute})
 		if err != nil {

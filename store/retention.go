@@ -88,7 +88,7 @@ const PruneBatch = 10000
 // than before, and the records up to the last one that only they (or no
 // stored request) hold, sealing them with seal first: at most PruneBatch
 // records at a time. Pending requests are never removed.
-func (s *Store) Prune(before time.Time, seal SealFunc) (PruneReport, error) {
+func (s *Bolt) Prune(before time.Time, seal SealFunc) (PruneReport, error) {
 	var plan *prunePlan
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
@@ -172,10 +172,9 @@ func planPrune(tx *bolt.Tx, before time.Time) (*prunePlan, error) {
 	// Which requests may go: decided, with every record before the cutoff.
 	// Every other request stays whole, and so does the log from its first
 	// record on.
-	requests := tx.Bucket(bucketRequests)
 	candidates := map[string]bool{}
 	for id, sp := range spans {
-		v := requests.Get([]byte(id))
+		v := stateRecord(tx, []byte(id))
 		if v == nil {
 			continue // records of no stored request go with the prefix
 		}
@@ -291,6 +290,9 @@ func removeRequest(tx *bolt.Tx, r *approvebot.Request) error {
 		if err := outbox.Delete(k); err != nil {
 			return err
 		}
+	}
+	if err := tx.Bucket(bucketStates).Delete([]byte(r.ID)); err != nil {
+		return err
 	}
 	return tx.Bucket(bucketRequests).Delete([]byte(r.ID))
 }

@@ -19,7 +19,7 @@ func testSeal(calls *int) SealFunc {
 }
 
 // decideAt makes a stored request final with a resolution event at at.
-func decideAt(t *testing.T, s *Store, id string, at time.Time) {
+func decideAt(t *testing.T, s *Bolt, id string, at time.Time) {
 	t.Helper()
 	_, err := s.Update(id, func(r *approvebot.Request) (Change, error) {
 		r.Status = approvebot.StatusDenied

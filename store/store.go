@@ -1,9 +1,11 @@
-// Package store keeps approvebot's state in one bbolt file: requests and
-// their transitions, the index of pending requests by deadline, the outbox of
-// chat side effects still owed, Teams conversation references, and the
-// hash-chained audit log. Every state transition is one transaction, and the
-// outbox jobs and audit events it causes are written in that same
-// transaction, so a crash can lose none of them.
+// Package store owns approvebot's state: the Store interface the engine
+// keeps it through (interface.go, its contract in store/storetest), and
+// Bolt, which keeps it in one bbolt file: requests and their transitions,
+// the index of pending requests by deadline, the outbox of chat side
+// effects still owed, Teams conversation references, and the hash-chained
+// audit log. Every state transition is one transaction, and the outbox jobs
+// and audit events it causes are written in that same transaction, so a
+// crash can lose none of them.
 package store
 
 import (
@@ -16,8 +18,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -28,7 +32,8 @@ import (
 
 var (
 	bucketMeta          = []byte("meta")
-	bucketRequests      = []byte("requests")
+	bucketRequests      = []byte("requests")            // id → what the request was created with (record.go)
+	bucketStates        = []byte("request_state")       // id → its state, rewritten by transitions (schema 3)
 	bucketPending       = []byte("pending_by_deadline") // 8-byte BE unix nanos ‖ id → empty
 	bucketIdempotency   = []byte("idempotency")         // caller \x00 key → id
 	bucketAgentIDs      = []byte("agent_request_ids")   // caller \x00 approval_request_id → id (schema 1.0)
@@ -72,8 +77,8 @@ type Options struct {
 	SkipCheck bool
 }
 
-// Store is the bbolt file.
-type Store struct {
+// Bolt is the Store kept in one bbolt file: the default, and for now the only one.
+type Bolt struct {
 	db   *bolt.DB
 	path string
 
@@ -84,7 +89,8 @@ type Store struct {
 	max    int
 
 	notifyMu sync.Mutex
-	notify   func([]JobKey)
+	watchers []*watcher // copied on change, so announce reads it unlocked
+	watching atomic.Pointer[[]*watcher]
 	resolved func(*approvebot.Request)
 
 	failMu    sync.Mutex
@@ -94,7 +100,7 @@ type Store struct {
 }
 
 // Open opens or creates the file at path with mode 0600.
-func Open(path string, o Options) (*Store, error) {
+func Open(path string, o Options) (*Bolt, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = time.Second
 	}
@@ -118,7 +124,7 @@ func Open(path string, o Options) (*Store, error) {
 			return nil, fmt.Errorf("open %s: it is %w: %v; restore the file from a backup", path, ErrNotStore, err)
 		}
 	}
-	s := &Store{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch, failed: make(chan struct{})}
+	s := &Bolt{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch, failed: make(chan struct{})}
 	if o.ReadOnly {
 		close(s.done)
 		s.closed = true
@@ -129,7 +135,7 @@ func Open(path string, o Options) (*Store, error) {
 		return s, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations, bucketNudges} {
+		for _, b := range [][]byte{bucketMeta, bucketRequests, bucketPending, bucketIdempotency, bucketAgentIDs, bucketOutbox, bucketAudit, bucketConversations, bucketNudges, bucketStates} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -194,7 +200,7 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open %s: %s: %w", path, why, err)
 }
 
-func (s *Store) checkSchema() error {
+func (s *Bolt) checkSchema() error {
 	return s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
@@ -216,7 +222,7 @@ func (s *Store) checkSchema() error {
 }
 
 // Close waits for queued transitions to commit and closes the file.
-func (s *Store) Close() error {
+func (s *Bolt) Close() error {
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true
@@ -234,14 +240,32 @@ func (s *Store) Close() error {
 }
 
 // Path is the file's path.
-func (s *Store) Path() string { return s.path }
+func (s *Bolt) Path() string { return s.path }
 
-// OnOutbox registers fn to learn of outbox jobs after the transaction that
-// wrote them commits.
-func (s *Store) OnOutbox(fn func([]JobKey)) {
+// watcher is one Watch subscription.
+type watcher struct{ fn func(Commit) }
+
+// Watch calls fn after every committed transition that wrote a request, in
+// the goroutine of the call that made it, after its committed functions:
+// within this process that is as soon as anyone can learn of it.
+func (s *Bolt) Watch(fn func(Commit)) (stop func()) {
+	w := &watcher{fn: fn}
 	s.notifyMu.Lock()
-	s.notify = fn
+	s.watchers = append(slices.Clip(s.watchers), w)
+	ws := s.watchers
+	s.watching.Store(&ws)
 	s.notifyMu.Unlock()
+	return func() {
+		s.notifyMu.Lock()
+		defer s.notifyMu.Unlock()
+		i := slices.Index(s.watchers, w)
+		if i < 0 {
+			return
+		}
+		s.watchers = slices.Delete(slices.Clone(s.watchers), i, i+1)
+		ws := s.watchers
+		s.watching.Store(&ws)
+	}
 }
 
 // OnResolved registers fn to run inside the transaction that makes a request
@@ -250,21 +274,20 @@ func (s *Store) OnOutbox(fn func([]JobKey)) {
 // assertion exists exactly when the decision does. fn must not use the store
 // and may run more than once for one transition (see commit). Register it
 // before the first write.
-func (s *Store) OnResolved(fn func(*approvebot.Request)) {
+func (s *Bolt) OnResolved(fn func(*approvebot.Request)) {
 	s.notifyMu.Lock()
 	s.resolved = fn
 	s.notifyMu.Unlock()
 }
 
-func (s *Store) announce(keys []JobKey) {
-	if len(keys) == 0 {
+func (s *Bolt) announce(r *approvebot.Request, jobs []JobKey) {
+	ws := s.watching.Load()
+	if ws == nil || r == nil {
 		return
 	}
-	s.notifyMu.Lock()
-	fn := s.notify
-	s.notifyMu.Unlock()
-	if fn != nil {
-		fn(keys)
+	c := Commit{ID: r.ID, Version: r.Version, Status: r.Status, Jobs: jobs}
+	for _, w := range *ws {
+		w.fn(c)
 	}
 }
 
@@ -278,7 +301,7 @@ type op struct {
 // with whatever other transitions are queued at that moment: group commit.
 // A lone writer commits at once; under load, one fsync serves many. fn may
 // run more than once (see commit), so it must derive everything from tx.
-func (s *Store) write(fn func(tx *bolt.Tx) error) error {
+func (s *Bolt) write(fn func(tx *bolt.Tx) error) error {
 	o := &op{fn: fn, done: make(chan error, 1)}
 	s.mu.RLock()
 	if s.closed {
@@ -290,7 +313,7 @@ func (s *Store) write(fn func(tx *bolt.Tx) error) error {
 	return <-o.done
 }
 
-func (s *Store) writer() {
+func (s *Bolt) writer() {
 	defer close(s.done)
 	// A fault on the memory map (a page the file no longer holds) becomes a
 	// panic that commit recovers, not the end of the process.
@@ -324,7 +347,7 @@ func (f *failedOp) Error() string { return f.err.Error() }
 // commit runs a batch in one transaction. If one op fails, the transaction is
 // rolled back and that op gets its error; the others are committed without
 // it, so one bad transition never takes others down or half-writes.
-func (s *Store) commit(batch []*op) {
+func (s *Bolt) commit(batch []*op) {
 	if err := s.Err(); err != nil {
 		for _, o := range batch {
 			o.done <- err
@@ -442,27 +465,16 @@ func lookupAgentID(tx *bolt.Tx, caller, requestID string) (*approvebot.Request, 
 }
 
 func getRequest(tx *bolt.Tx, id string) (*approvebot.Request, error) {
-	v := tx.Bucket(bucketRequests).Get([]byte(id))
+	k := []byte(id)
+	v := tx.Bucket(bucketRequests).Get(k)
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	var r approvebot.Request
-	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("request %s: corrupt record: %w", id, err)
-	}
-	return &r, nil
-}
-
-func putRequest(tx *bolt.Tx, r *approvebot.Request) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("request %s: %w", r.ID, err)
-	}
-	return tx.Bucket(bucketRequests).Put([]byte(r.ID), v)
+	return decodeRecord(tx, k, v)
 }
 
 // Get returns the stored request.
-func (s *Store) Get(id string) (*approvebot.Request, error) {
+func (s *Bolt) Get(id string) (*approvebot.Request, error) {
 	var r *approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
@@ -473,7 +485,7 @@ func (s *Store) Get(id string) (*approvebot.Request, error) {
 }
 
 // Lookup finds a caller's schema 1.0 request by its approval_request_id.
-func (s *Store) Lookup(caller, requestID string) (*approvebot.Request, error) {
+func (s *Bolt) Lookup(caller, requestID string) (*approvebot.Request, error) {
 	var r *approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
@@ -486,7 +498,7 @@ func (s *Store) Lookup(caller, requestID string) (*approvebot.Request, error) {
 // Find lists the schema 1.0 requests, of any caller, that agents gave the
 // id requestID, for operators who know only that id. It reads the whole
 // index: operators' commands only.
-func (s *Store) Find(requestID string) ([]*approvebot.Request, error) {
+func (s *Bolt) Find(requestID string) ([]*approvebot.Request, error) {
 	var out []*approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
 		if r, err := getRequest(tx, requestID); err == nil && r.Schema == approvebot.SchemaV1 && r.ID == r.Fields.ApprovalRequestID {
@@ -515,12 +527,12 @@ func (s *Store) Find(requestID string) ([]*approvebot.Request, error) {
 // Status returns a request's status alone. It decodes one field of the
 // record, so it costs little CPU and, unlike Get, little stack: it is what a
 // goroutine about to park for minutes should call.
-func (s *Store) Status(id string) (approvebot.Status, error) {
+func (s *Bolt) Status(id string) (approvebot.Status, error) {
 	var st struct {
 		Status approvebot.Status `json:"status"`
 	}
 	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketRequests).Get([]byte(id))
+		v := stateRecord(tx, []byte(id))
 		if v == nil {
 			return ErrNotFound
 		}
@@ -537,7 +549,7 @@ func (s *Store) Status(id string) (approvebot.Status, error) {
 // approval_request_id from the same caller, or the same idempotency key
 // from the same caller, exists already, nothing is written and the existing
 // request is returned with created false.
-func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
+func (s *Bolt) Create(r *approvebot.Request, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
 	return s.CreateAdmitted(r, nil, events...)
 }
 
@@ -546,10 +558,20 @@ func (s *Store) Create(r *approvebot.Request, events ...approvebot.Event) (store
 // of one is never refused) and before anything is written. Its error
 // refuses the request, writes nothing and is returned as is. Like every
 // transition, admit may run more than once for one call.
-func (s *Store) CreateAdmitted(r *approvebot.Request, admit func() error, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
+func (s *Bolt) CreateAdmitted(r *approvebot.Request, admit func() error, events ...approvebot.Event) (stored *approvebot.Request, created bool, err error) {
 	// Canonicalizing the audit details here keeps that work out of the
 	// single writer every commit waits for.
 	prepared, err := prepareEvents(events)
+	if err != nil {
+		return nil, false, err
+	}
+	// So is encoding the request: it is written as given, unless its
+	// transition seals a decision (save encodes the state again then).
+	head, err := encodeHead(r)
+	if err != nil {
+		return nil, false, err
+	}
+	state, err := encodeState(r)
 	if err != nil {
 		return nil, false, err
 	}
@@ -597,15 +619,20 @@ func (s *Store) CreateAdmitted(r *approvebot.Request, admit func() error, events
 				return err
 			}
 		}
+		if err := putHead(tx, r.ID, head); err != nil {
+			return err
+		}
 		var err error
-		jobs, err = s.save(tx, nil, r, prepared)
+		jobs, err = s.save(tx, nil, r, state, prepared)
 		stored, created = r, true
 		return err
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	s.announce(jobs)
+	if created {
+		s.announce(stored, jobs)
+	}
 	return stored, created, nil
 }
 
@@ -620,17 +647,20 @@ type Change struct {
 
 // Update applies a transition to a request in one transaction: fn changes r
 // in place (it must be a pure function of r, as it may run more than once).
+// Only r's state is written back (record.go): what r was created with stays
+// as Create wrote it.
 // If the change is visible, the request's version is bumped and every
 // destination that shows it gets an outbox job.
 //
-// committed, when given, runs after the commit and before the outbox jobs
-// are announced: the engine answers waiting agents there, so a decision
-// reaches the agent before chat updates compete with it for the CPU.
-func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error), committed ...func(*approvebot.Request)) (*approvebot.Request, error) {
+// committed, when given, runs after the commit and before watchers hear of
+// it (the outbox among them): the engine answers waiting agents there, so a
+// decision reaches the agent before chat updates compete with it for the CPU.
+func (s *Bolt) Update(id string, fn func(r *approvebot.Request) (Change, error), committed ...func(*approvebot.Request)) (*approvebot.Request, error) {
 	var out *approvebot.Request
 	var jobs []JobKey
+	var aborted bool
 	err := s.write(func(tx *bolt.Tx) error {
-		out, jobs = nil, nil
+		out, jobs, aborted = nil, nil, false
 		r, err := getRequest(tx, id)
 		if err != nil {
 			return err
@@ -641,6 +671,7 @@ func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)
 			return err
 		}
 		if ch.Abort {
+			aborted = true
 			// fn may have changed r before it chose to abort: answer with
 			// the request as stored. Aborts are rare (refused clicks), so
 			// the second decode is paid only then.
@@ -656,7 +687,7 @@ func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)
 		if err != nil {
 			return err
 		}
-		jobs, err = s.save(tx, &was, r, prepared)
+		jobs, err = s.save(tx, &was, r, nil, prepared)
 		out = r
 		return err
 	})
@@ -666,7 +697,9 @@ func (s *Store) Update(id string, fn func(r *approvebot.Request) (Change, error)
 	for _, f := range committed {
 		f(out)
 	}
-	s.announce(jobs)
+	if !aborted {
+		s.announce(out, jobs)
+	}
 	return out, nil
 }
 
@@ -682,23 +715,31 @@ func priorOf(r *approvebot.Request) prior {
 	return prior{final: r.Status.Final(), deadline: r.Deadline, nudge: r.Nudge}
 }
 
-// save writes r (whose state before the transition was old, or nil when
-// new), keeps the deadline index in step, appends events and queues outbox
-// jobs for every destination that does not show r's current version.
-func (s *Store) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []preparedEvent) ([]JobKey, error) {
-	pending := tx.Bucket(bucketPending)
-	if old != nil && !old.final {
-		if err := pending.Delete(pendingKey(old.deadline, r.ID)); err != nil {
-			return nil, err
+// save writes r's state (whose state before the transition was old, or nil
+// when new; state, when given, is r's state already encoded), keeps the
+// deadline and reminder indexes in step, appends events and queues outbox
+// jobs for every destination that does not show r's current version. What
+// r was created with is written once, by Create: a transition rewrites only
+// the state, and the indexes only when what they hold moved.
+func (s *Bolt) save(tx *bolt.Tx, old *prior, r *approvebot.Request, state []byte, events []preparedEvent) ([]JobKey, error) {
+	final := r.Status.Final()
+	if old == nil || old.final != final || !old.deadline.Equal(r.Deadline) {
+		pending := tx.Bucket(bucketPending)
+		if old != nil && !old.final {
+			if err := pending.Delete(pendingKey(old.deadline, r.ID)); err != nil {
+				return nil, err
+			}
+		}
+		if !final {
+			if err := pending.Put(pendingKey(r.Deadline, r.ID), nil); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if !r.Status.Final() {
-		if err := pending.Put(pendingKey(r.Deadline, r.ID), nil); err != nil {
+	if old == nil || old.final != final || !old.nudge.Equal(r.Nudge) {
+		if err := saveNudge(tx, old, r); err != nil {
 			return nil, err
 		}
-	}
-	if err := saveNudge(tx, old, r); err != nil {
-		return nil, err
 	}
 	resolved, err := appendPrepared(tx, events)
 	if err != nil {
@@ -712,8 +753,15 @@ func (s *Store) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []pr
 		if seal != nil {
 			seal(r)
 		}
+		state = nil
 	}
-	if err := putRequest(tx, r); err != nil {
+	if state == nil {
+		var err error
+		if state, err = encodeState(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := putState(tx, r.ID, state); err != nil {
 		return nil, err
 	}
 	var jobs []JobKey
@@ -737,7 +785,7 @@ func (s *Store) save(tx *bolt.Tx, old *prior, r *approvebot.Request, events []pr
 // removes its outbox job once the destination is up to date. It returns the
 // request as stored and whether the job is still owed (the request changed
 // while it was being shown).
-func (s *Store) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error)) (*approvebot.Request, bool, error) {
+func (s *Bolt) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error)) (*approvebot.Request, bool, error) {
 	var out *approvebot.Request
 	var owed bool
 	var jobs []JobKey
@@ -765,7 +813,7 @@ func (s *Store) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.D
 		if err != nil {
 			return err
 		}
-		jobs, err = s.save(tx, &was, r, prepared)
+		jobs, err = s.save(tx, &was, r, nil, prepared)
 		for _, j := range jobs {
 			if j == k {
 				owed = true
@@ -777,12 +825,12 @@ func (s *Store) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.D
 	if err != nil {
 		return nil, false, err
 	}
-	s.announce(jobs)
+	s.announce(out, jobs)
 	return out, owed, nil
 }
 
 // Jobs lists every outbox job still owed, for the worker at start.
-func (s *Store) Jobs() ([]JobKey, error) {
+func (s *Bolt) Jobs() ([]JobKey, error) {
 	var out []JobKey
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketOutbox).ForEach(func(k, _ []byte) error {
@@ -799,7 +847,7 @@ func (s *Store) Jobs() ([]JobKey, error) {
 
 // Pending calls fn with the id and deadline of every pending request, soonest
 // deadline first, without loading the requests.
-func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
+func (s *Bolt) Pending(fn func(id string, deadline time.Time) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
 			if len(k) < 9 {
@@ -814,7 +862,7 @@ func (s *Store) Pending(fn func(id string, deadline time.Time) error) error {
 // as far as says whose it is: its id, schema, caller, idempotency key and
 // digest (the first fields of the record; the rest is not read, so this
 // costs little more than Pending), and the deadline from the index.
-func (s *Store) EachPending(fn func(r *approvebot.Request) error) error {
+func (s *Bolt) EachPending(fn func(r *approvebot.Request) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		requests := tx.Bucket(bucketRequests)
 		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
@@ -935,16 +983,16 @@ func ownerSlow(v []byte) (*approvebot.Request, error) {
 
 // Recent calls fn with the newest stored requests, newest first (ids sort
 // by creation time), at most n of them, until fn returns false.
-func (s *Store) Recent(n int, fn func(r *approvebot.Request) bool) error {
+func (s *Bolt) Recent(n int, fn func(r *approvebot.Request) bool) error {
 	return s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRequests).Cursor()
 		for k, v := c.Last(); k != nil && n > 0; k, v = c.Prev() {
 			n--
-			var r approvebot.Request
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("request %s: corrupt record: %w", k, err)
+			r, err := decodeRecord(tx, k, v)
+			if err != nil {
+				return err
 			}
-			if !fn(&r) {
+			if !fn(r) {
 				return nil
 			}
 		}
@@ -953,14 +1001,14 @@ func (s *Store) Recent(n int, fn func(r *approvebot.Request) bool) error {
 }
 
 // Each calls fn for every stored request (oldest id order is not promised).
-func (s *Store) Each(fn func(r *approvebot.Request) error) error {
+func (s *Bolt) Each(fn func(r *approvebot.Request) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
-			var r approvebot.Request
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("request %s: corrupt record: %w", k, err)
+			r, err := decodeRecord(tx, k, v)
+			if err != nil {
+				return err
 			}
-			return fn(&r)
+			return fn(r)
 		})
 	})
 }
@@ -972,7 +1020,7 @@ type Stats struct {
 }
 
 // Stats counts the buckets.
-func (s *Store) Stats() (Stats, error) {
+func (s *Bolt) Stats() (Stats, error) {
 	var st Stats
 	err := s.view(func(tx *bolt.Tx) error {
 		st.Requests = tx.Bucket(bucketRequests).Stats().KeyN
@@ -986,7 +1034,7 @@ func (s *Store) Stats() (Stats, error) {
 }
 
 // Ping checks that the file can still be read.
-func (s *Store) Ping() error {
+func (s *Bolt) Ping() error {
 	s.mu.RLock()
 	closed := s.closed
 	s.mu.RUnlock()

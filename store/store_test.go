@@ -19,7 +19,7 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func openTemp(t *testing.T, o Options) (*Store, string) {
+func openTemp(t *testing.T, o Options) (*Bolt, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "approvebot.db")
 	s, err := Open(path, o)
@@ -57,7 +57,7 @@ func requested(id string) approvebot.Event {
 // outbox holds a job exactly for the destinations that do not show the
 // request's current version; every index entry names a stored request; and
 // the audit trail verifies.
-func checkConsistent(t *testing.T, s *Store) {
+func checkConsistent(t *testing.T, s *Bolt) {
 	t.Helper()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		wantPending := map[string]bool{}
@@ -115,7 +115,7 @@ func checkConsistent(t *testing.T, s *Store) {
 
 // blockWriter occupies the writer until the returned func is called, so
 // that writes queued meanwhile share the next commit.
-func blockWriter(t *testing.T, s *Store) (release func()) {
+func blockWriter(t *testing.T, s *Bolt) (release func()) {
 	t.Helper()
 	started, gate := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
@@ -140,7 +140,7 @@ func blockWriter(t *testing.T, s *Store) (release func()) {
 }
 
 // waitQueued waits until n writes wait for the writer.
-func waitQueued(t *testing.T, s *Store, n int) {
+func waitQueued(t *testing.T, s *Bolt, n int) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for len(s.ops) < n {
@@ -281,9 +281,9 @@ func TestIndexesFollowTransitions(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	var announced []JobKey
 	var mu sync.Mutex
-	s.OnOutbox(func(k []JobKey) {
+	s.Watch(func(c Commit) {
 		mu.Lock()
-		announced = append(announced, k...)
+		announced = append(announced, c.Jobs...)
 		mu.Unlock()
 	})
 	r := newRequest("ar_a", t0.Add(time.Hour))

@@ -46,7 +46,7 @@ type (
 
 // Verify recomputes every audit record's digest and link, then every
 // request's chain entries and resolution, and reports the first break.
-func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDigester) (VerifyReport, error) {
+func (s *Bolt) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDigester) (VerifyReport, error) {
 	var rep VerifyReport
 	err := s.view(func(tx *bolt.Tx) error {
 		prev := ""
@@ -111,11 +111,22 @@ func (s *Store) Verify(entryDigest EntryDigester, resolutionDigest ResolutionDig
 		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
 			rep.Requests++
 			var r approvebot.Request
-			if err := json.Unmarshal(v, &r); err != nil {
+			if json.Unmarshal(v, &r) != nil {
 				rep.Break = &Break{RequestID: string(k), Problem: "record is not valid JSON"}
 				return errStop
 			}
-			if string(k) != r.ID || !rewritesTo(&r, v) {
+			var written bool
+			if states := tx.Bucket(bucketStates); states == nil {
+				written = rewritesTo(&r, v) // a file of schema 2, read as it is
+			} else {
+				state := states.Get(k)
+				if state == nil || json.Unmarshal(state, &r) != nil {
+					rep.Break = &Break{RequestID: string(k), Problem: "state record is missing or not valid JSON"}
+					return errStop
+				}
+				written = rewritesTo(headOf(&r), v) && rewritesTo(stateOf(&r), state)
+			}
+			if string(k) != r.ID || !written {
 				rep.Break = &Break{RequestID: string(k), Problem: "stored bytes differ from the record approvebot wrote"}
 				return errStop
 			}

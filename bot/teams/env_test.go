@@ -20,7 +20,7 @@ import (
 
 // openStore opens a real bbolt store in the test's temporary directory: the
 // adapter keeps its conversation references there in production too.
-func openStore(t *testing.T) *store.Store {
+func openStore(t *testing.T) *store.Bolt {
 	t.Helper()
 	st, err := store.Open(filepath.Join(t.TempDir(), "approvebot.db"), store.Options{})
 	if err != nil {
@@ -59,7 +59,7 @@ func (d *recordingDecider) calls() ([]approvebot.Ballot, []string) {
 type env struct {
 	fake    *teamsfake.Fake
 	teams   *Teams
-	store   *store.Store
+	store   *store.Bolt
 	clock   *bot.ManualClock
 	decider *recordingDecider
 	srv     *httptest.Server

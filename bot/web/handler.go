@@ -254,7 +254,7 @@ func (w *Web) handleRequest(rw http.ResponseWriter, r *http.Request, engine Engi
 }
 
 // story is the request's audit trail, one line per record.
-func story(st *store.Store, id string) []storyLine {
+func story(st store.Store, id string) []storyLine {
 	s, err := bot.RequestStory(st, id)
 	if err != nil {
 		return []storyLine{{Type: "the audit trail could not be read"}}

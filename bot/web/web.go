@@ -75,7 +75,7 @@ type Config struct {
 type Engine interface {
 	bot.Decider
 	Get(id string) (*approvebot.Request, error)
-	Store() *store.Store
+	Store() store.Store
 }
 
 // Web is the inbox platform.

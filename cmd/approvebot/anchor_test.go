@@ -126,6 +126,9 @@ func cutLastRequest(t *testing.T, path, id string) {
 		if err := tx.Bucket([]byte("meta")).Put([]byte("audit_head"), []byte(keep.Digest)); err != nil {
 			return err
 		}
+		if err := tx.Bucket([]byte("request_state")).Delete([]byte(id)); err != nil {
+			return err
+		}
 		return tx.Bucket([]byte("requests")).Delete([]byte(id))
 	})
 	if err != nil {
@@ -437,28 +440,27 @@ func rewriteFrom(t *testing.T, path, typ, old, new string) uint64 {
 		if err := tx.Bucket([]byte("meta")).Put([]byte("audit_head"), []byte(prev)); err != nil {
 			return err
 		}
-		reqs := tx.Bucket([]byte("requests"))
-		var changed []*approvebot.Request
-		err := reqs.ForEach(func(_, v []byte) error {
+		// Receipts are in the requests' state records: the digest is
+		// swapped in place, so each record keeps the form approvebot
+		// writes.
+		states := tx.Bucket([]byte("request_state"))
+		changed := map[string][]byte{}
+		err := states.ForEach(func(k, v []byte) error {
 			var r approvebot.Request
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
 			if r.Receipt != nil && digests[r.Receipt.AuditSeq] != "" {
-				r.Receipt.AuditHead = digests[r.Receipt.AuditSeq]
-				changed = append(changed, &r)
+				old := []byte(`"audit_head":"` + r.Receipt.AuditHead + `"`)
+				changed[string(k)] = bytes.Replace(v, old, []byte(`"audit_head":"`+digests[r.Receipt.AuditSeq]+`"`), 1)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, r := range changed {
-			v, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
-			if err := reqs.Put([]byte(r.ID), v); err != nil {
+		for id, v := range changed {
+			if err := states.Put([]byte(id), v); err != nil {
 				return err
 			}
 		}

@@ -387,8 +387,9 @@ func TestAuditVerifyNamesTheTamperedEntry(t *testing.T) {
 		t.Fatalf("after restoring the byte: %v\n%s", err, out)
 	}
 
-	// One byte of the same identity in the request's stored chain entry.
-	restore = tamper(t, path, "requests", []byte(hist.chain), func(v []byte) []byte {
+	// One byte of the same identity in the request's stored chain entry
+	// (in its state record).
+	restore = tamper(t, path, "request_state", []byte(hist.chain), func(v []byte) []byte {
 		return changeByte(v, bytes.Index(v, []byte(`"approver_identity":"jane@company.com"`))+len(`"approver_identity":"`))
 	})
 	out, err = verify()
@@ -464,21 +465,27 @@ func TestAuditAnyChangedByteIsFound(t *testing.T) {
 		t.Errorf("%d changed bytes of audit record %d went unnoticed", len(missed), seq)
 	}
 
-	req := getValue(t, path, "requests", []byte(id))
-	var parts map[string]json.RawMessage
-	if err := json.Unmarshal(req, &parts); err != nil {
-		t.Fatal(err)
-	}
-	for _, key := range []string{"id", "caller", "digest", "body_digest", "fields", "chain", "deadline", "status", "entries", "resolution", "receipt"} {
-		at := bytes.Index(req, []byte(`"`+key+`":`))
-		end := at + len(`"`+key+`":`) + len(parts[key])
-		if at < 0 || len(parts[key]) == 0 {
-			t.Fatalf("stored request has no %s", key)
+	// A request is two records: what it was created with, and its state.
+	for bucket, keys := range map[string][]string{
+		"requests":      {"id", "caller", "digest", "body_digest", "fields", "chain"},
+		"request_state": {"deadline", "status", "entries", "resolution", "receipt"},
+	} {
+		req := getValue(t, path, bucket, []byte(id))
+		var parts map[string]json.RawMessage
+		if err := json.Unmarshal(req, &parts); err != nil {
+			t.Fatal(err)
 		}
-		if missed := sweep("requests", []byte(id), req, at, end, func(b *store.Break) bool {
-			return b != nil && b.RequestID == id
-		}); len(missed) > 0 {
-			t.Errorf("%d changed bytes of the request's %s went unnoticed", len(missed), key)
+		for _, key := range keys {
+			at := bytes.Index(req, []byte(`"`+key+`":`))
+			end := at + len(`"`+key+`":`) + len(parts[key])
+			if at < 0 || len(parts[key]) == 0 {
+				t.Fatalf("stored request has no %s in %s", key, bucket)
+			}
+			if missed := sweep(bucket, []byte(id), req, at, end, func(b *store.Break) bool {
+				return b != nil && b.RequestID == id
+			}); len(missed) > 0 {
+				t.Errorf("%d changed bytes of the request's %s went unnoticed", len(missed), key)
+			}
 		}
 	}
 	if out, err := h.cli("audit", "verify"); err != nil {

@@ -132,7 +132,7 @@ func cmdDoctor(ctx context.Context, clock bot.Clock, args []string, getenv func(
 
 // doctorStore checks the store file and returns it opened read-only when no
 // server holds it, for the checks that read it.
-func doctorStore(c *checklist, cfg *policy.Config) *store.Store {
+func doctorStore(c *checklist, cfg *policy.Config) *store.Bolt {
 	path := cfg.Store.Path
 	dir := filepath.Dir(path)
 	if err := dirWritable(dir); err != nil {
@@ -410,7 +410,7 @@ func usesSlackDMs(cfg *policy.Config) bool {
 
 // doctorTeams checks that the bot can authenticate and that approvebot has
 // learned every configured channel (the app is installed in its team).
-func doctorTeams(ctx context.Context, c *checklist, cfg *policy.Config, st *store.Store) {
+func doctorTeams(ctx context.Context, c *checklist, cfg *policy.Config, st *store.Bolt) {
 	tc := teams.ConfigOf(cfg)
 	var conv teams.ConversationStore = emptyConversations{}
 	if st != nil {

@@ -163,8 +163,8 @@ func TestPreviousReleaseFileIsMigrated(t *testing.T) {
 	}
 	h.stop()
 
-	if v := schemaOf(t, h.storeFile()); v != 2 {
-		t.Errorf("after the upgrade the file is at schema version %d, want 2", v)
+	if v := schemaOf(t, h.storeFile()); v != 3 {
+		t.Errorf("after the upgrade the file is at schema version %d, want 3", v)
 	}
 	// Migration 1 → 2 indexed the previous release's schema 1.0 requests
 	// under their caller.
@@ -182,12 +182,12 @@ func TestNewerStoreIsRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, releaseConfig())
 	installV1Release(t, h)
-	setSchema(t, h.storeFile(), 3)
+	setSchema(t, h.storeFile(), 4)
 	before, err := os.ReadFile(h.storeFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "store schema version 3 is newer than this approvebot's (2): it was written by a newer approvebot; " +
+	want := "store schema version 4 is newer than this approvebot's (3): it was written by a newer approvebot; " +
 		"run that newer version (upgrade approvebot), or, to go back to this version, restore the backup taken before the upgrade"
 	var out, errOut bytes.Buffer
 	err = run(context.Background(), h.runClock(), []string{"serve", "--config", h.config}, h.getenv, &out, &errOut)

@@ -30,8 +30,8 @@ import (
 // backend is where operator commands read from: the store file when no
 // server holds it, otherwise the running server's admin API.
 type backend struct {
-	store  *store.Store // set when the file could be opened
-	server string       // base URL of the running server
+	store  *store.Bolt // set when the file could be opened
+	server string      // base URL of the running server
 	token  string
 	client *http.Client
 }
@@ -545,7 +545,7 @@ func cmdTeams(ctx context.Context, args []string, getenv func(string) (string, b
 
 // offlineChannels reads the channels from the store file when the server is
 // stopped.
-func offlineChannels(cfg *policy.Config, st *store.Store) ([]teams.Channel, error) {
+func offlineChannels(cfg *policy.Config, st *store.Bolt) ([]teams.Channel, error) {
 	tc := teams.ConfigOf(cfg)
 	if tc == nil {
 		return nil, errors.New("the config has no teams section")

@@ -256,7 +256,7 @@ func (h *harness) requestOf(id string) *approvebot.Request {
 }
 
 // openStopped opens the store of a stopped approvebot for reading.
-func (h *harness) openStopped() *store.Store {
+func (h *harness) openStopped() *store.Bolt {
 	h.t.Helper()
 	st, err := store.Open(filepath.Join(h.dir, "approvebot.db"), store.Options{ReadOnly: true})
 	if err != nil {

@@ -60,7 +60,7 @@ func cmdCheck(args []string, getenv func(string) (string, bool), stdout, stderr 
 // service is a running approvebot, as serve builds it.
 type service struct {
 	cfg      *policy.Config
-	store    *store.Store
+	store    *store.Bolt
 	engine   *bot.Engine
 	api      *bot.Server
 	slack    *slack.Slack
