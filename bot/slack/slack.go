@@ -1,8 +1,10 @@
-// Package slack is approvebot's Slack adapter: it renders a request as a
-// Block Kit message, posts and updates it through Slack's Web API, says who
-// a clicker is (email, user groups), and receives signed button clicks from
-// Slack's interactivity URL, handing them to the engine as ballots. Slack SDK
-// types stay inside this package; the engine sees only approvebot types.
+// Package slack owns everything of approvebot that speaks Slack: its config
+// section and approver groups' slack sides (config.go), who of them may
+// decide, rendering a request as a Block Kit message, posting and updating
+// it through Slack's Web API, saying who a clicker is (email, user groups),
+// and receiving signed clicks and events (over HTTP or Socket Mode), handed
+// to the engine as ballots. Slack SDK types stay inside this package; the
+// engine sees only approvebot types.
 package slack
 
 import (

@@ -1,9 +1,10 @@
-// Package teams is approvebot's Microsoft Teams adapter. It owns everything
-// that speaks the Bot Framework: checking that an inbound activity really
-// comes from Teams, remembering where the bot is installed, rendering a
-// request as an Adaptive Card, posting and updating that card through the Bot
-// Connector, turning a click into a ballot for the engine, and building the
-// Teams app package. Bot Framework types stop here.
+// Package teams owns everything of approvebot that speaks Microsoft Teams:
+// its config section and approver groups' teams sides (config.go), who of
+// them may decide, checking that an inbound activity really comes from
+// Teams, remembering where the bot is installed, rendering a request as an
+// Adaptive Card, posting and updating that card through the Bot Connector,
+// turning a click into a ballot for the engine, and building the Teams app
+// package. Bot Framework types stop here.
 package teams
 
 import (

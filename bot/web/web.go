@@ -1,8 +1,10 @@
-// Package web is approvebot's own web inbox, a platform like Slack and
-// Teams: approvers sign in with the organisation's OpenID Connect provider
-// (or, in approvebot demo only, pick a demo person on loopback), see the
-// requests pending for them, read each request's full view, and approve or
-// deny it. Pages update live over Server-Sent Events.
+// Package web owns approvebot's own web inbox, a platform like Slack and
+// Teams: its config section and approver groups' web sides (config.go), who
+// of them may decide, and the pages: approvers sign in with the
+// organisation's OpenID Connect provider (or, in approvebot demo only, pick
+// a demo person on loopback), see the requests pending for them, read each
+// request's full view, and approve or deny it. Pages update live over
+// Server-Sent Events.
 package web
 
 import (
