@@ -52,6 +52,18 @@ type Config struct {
 // the file has none.
 func (c *Config) Section(platform string) any { return c.Sections[platform] }
 
+// SectionCopy returns a copy of cfg's section of platform, which the
+// platform's ParseSection returned as a *T, or nil when the file has none:
+// what the platform's package hands the wiring, free to fill in.
+func SectionCopy[T any](cfg *Config, platform string) *T {
+	c, ok := cfg.Section(platform).(*T)
+	if !ok {
+		return nil
+	}
+	cp := *c
+	return &cp
+}
+
 // TLSConfig is the certificate approvebot serves HTTPS with; empty means
 // plain HTTP (behind a TLS-terminating proxy).
 type TLSConfig struct {

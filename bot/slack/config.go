@@ -25,14 +25,7 @@ var _ policy.Platform = Platform{}
 func (Platform) Name() string { return Name }
 
 // ConfigOf returns a copy of cfg's slack section, or nil when it has none.
-func ConfigOf(cfg *policy.Config) *Config {
-	c, ok := cfg.Section(Name).(*Config)
-	if !ok {
-		return nil
-	}
-	cp := *c
-	return &cp
-}
+func ConfigOf(cfg *policy.Config) *Config { return policy.SectionCopy[Config](cfg, Name) }
 
 var (
 	userID  = regexp.MustCompile(`^[UW][A-Z0-9]+$`)

@@ -31,14 +31,7 @@ func (Platform) Name() string { return Name }
 func (Platform) InboxName() string { return "the web inbox" }
 
 // ConfigOf returns a copy of cfg's web section, or nil when it has none.
-func ConfigOf(cfg *policy.Config) *OIDC {
-	c, ok := cfg.Section(Name).(*OIDC)
-	if !ok {
-		return nil
-	}
-	cp := *c
-	return &cp
-}
+func ConfigOf(cfg *policy.Config) *OIDC { return policy.SectionCopy[OIDC](cfg, Name) }
 
 // ParseSection reads the web inbox's sign-in: the identity provider's
 // issuer and the client registered with it. Its redirect URL is
