@@ -206,6 +206,18 @@ func TestPreferWaitShortensTheDeadline(t *testing.T) {
 	}
 }
 
+// wantUndeliverable fails the test unless got ended undeliverable with
+// reason.
+func wantUndeliverable(t *testing.T, got *approvebot.Request, reason string) {
+	t.Helper()
+	if got.Status != approvebot.StatusUndeliverable {
+		t.Fatalf("status %s, want undeliverable", got.Status)
+	}
+	if got.Resolution.Reason != reason {
+		t.Fatalf("reason %q, want %q", got.Resolution.Reason, reason)
+	}
+}
+
 // TestDelivery: how a request fares when the platform fails its posts.
 func TestDelivery(t *testing.T) {
 	t.Run("a permanent failure on the only channel: undeliverable at once", func(t *testing.T) {
@@ -213,12 +225,7 @@ func TestDelivery(t *testing.T) {
 		rg.slack.failNext("post", permanent("channel_not_found"))
 		r := rg.submit("one")
 		got := rg.final(r.ID)
-		if got.Status != approvebot.StatusUndeliverable {
-			t.Fatalf("status %s, want undeliverable", got.Status)
-		}
-		if want := "could not be shown to any approver: chat C0OPS: channel_not_found"; got.Resolution.Reason != want {
-			t.Fatalf("reason %q, want %q", got.Resolution.Reason, want)
-		}
+		wantUndeliverable(t, got, "could not be shown to any approver: chat C0OPS: channel_not_found")
 		if d := got.Destinations[0]; d.State != approvebot.DeliveryFailed || d.Error != "channel_not_found" {
 			t.Fatalf("destination %+v", d)
 		}
@@ -300,12 +307,7 @@ func TestDelivery(t *testing.T) {
 		// be decided in five is told now, not left to time out.
 		second := rg.submit("one")
 		got := rg.final(second.ID)
-		if got.Status != approvebot.StatusUndeliverable {
-			t.Fatalf("status %s, want undeliverable", got.Status)
-		}
-		if want := "could not be shown to any approver: chat C0OPS: rate limited"; got.Resolution.Reason != want {
-			t.Fatalf("reason %q, want %q", got.Resolution.Reason, want)
-		}
+		wantUndeliverable(t, got, "could not be shown to any approver: chat C0OPS: rate limited")
 		if n := len(rg.slack.callsOf("post")); n != 1 {
 			t.Fatalf("%d posts, want only the first request's", n)
 		}
