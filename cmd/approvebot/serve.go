@@ -140,6 +140,13 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		st.Close()
 		return nil, err
 	}
+	// The adapters are built by name: each needs its own wiring (Teams the
+	// store's conversation references, the web inbox the public URL and the
+	// demo's people, Slack Socket Mode's run below) and offers its own
+	// routes and reloadable secrets. What a platform reads from the file,
+	// whom it lets decide and where it posts are its package's alone
+	// (platforms.go); this function and reload.go are the one other place a
+	// new platform is wired.
 	var platforms []bot.Platform
 	if sc := slack.ConfigOf(cfg); sc != nil {
 		sc.Logger, sc.Clock = log, clock
