@@ -88,6 +88,8 @@ func (e *Engine) seal(r *approvebot.Request) {
 	}
 	tok, err := e.signer.Sign(claimsFor(r))
 	if err != nil {
+		// The store calls seal inside its transaction, with no context:
+		// the line names the request.
 		e.log.Error("sign decision", "request_id", r.ID, "err", err)
 		return
 	}

@@ -349,7 +349,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	}
 	if !created {
 		if stored.Caller != o.Caller || stored.Digest != r.Digest {
-			return nil, e.conflict(stored, r, now)
+			return nil, e.conflict(ctx, stored, r, now)
 		}
 		return stored, nil
 	}
@@ -374,14 +374,14 @@ const eventConflict = "approval_conflict_refused"
 // conflict audits a submission that reused stored's id or idempotency key
 // for a different request, and returns the 409 its caller gets. Another
 // caller is not told whose the id is.
-func (e *Engine) conflict(stored, r *approvebot.Request, now time.Time) error {
+func (e *Engine) conflict(ctx context.Context, stored, r *approvebot.Request, now time.Time) error {
 	_, err := e.store.Update(stored.ID, func(*approvebot.Request) (store.Change, error) {
 		return store.Change{Abort: true, Events: []approvebot.Event{event(eventConflict, stored.ID, now, r.Caller, map[string]any{
 			"schema": r.Schema, "digest": r.Digest, "idempotency_key": r.IdempotencyKey, "same_caller": stored.Caller == r.Caller,
 		})}}, nil
 	})
 	if err != nil {
-		e.log.Error("audit conflicting submission", "request_id", stored.ID, "err", err)
+		e.log.ErrorContext(WithRequestID(ctx, stored.ID), "audit conflicting submission", "err", err)
 	}
 	sameID := r.Schema == approvebot.SchemaV1 && stored.Schema == approvebot.SchemaV1 &&
 		stored.Caller == r.Caller && stored.Fields.ApprovalRequestID == r.Fields.ApprovalRequestID
@@ -505,6 +505,8 @@ func (e *Engine) finished(r *approvebot.Request) {
 	e.anchor.resolved()
 	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
 	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())
+	// A timeout or a cancel ends a request with no context at hand: the
+	// line names the request itself.
 	e.log.Info("request resolved", "request_id", r.ID, "status", r.Status, "approver", r.Resolution.Approver)
 }
 
@@ -548,6 +550,7 @@ func (e *Engine) expire(id string) {
 	if err != nil {
 		// The deadline index keeps the request pending; retry soon so a
 		// timeout is never lost to a transient store error.
+		// A deadline's timer has no context: the line names the request.
 		e.log.Error("expire failed; retrying", "request_id", id, "err", err)
 		if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, store.ErrClosed) {
 			e.mu.Lock()
@@ -630,7 +633,7 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 		return ClickResult{Message: "Nothing changed: approvebot could not read the request. Try again in a moment."}
 	}
 	if r.Status.Final() {
-		e.refused(r.ID, b, policy.RefuseDecided)
+		e.refused(ctx, r.ID, b, policy.RefuseDecided)
 		return ClickResult{Message: "Nothing changed: " + policy.Describe(r) + ".", View: View(r, -1)}
 	}
 	p := e.platforms[b.Platform]
@@ -641,10 +644,10 @@ func (e *Engine) Click(ctx context.Context, b approvebot.Ballot, id string) Clic
 	if err != nil {
 		e.log.WarnContext(ctx, "click: cannot identify clicker", "user", b.Approver.UserID, "err", err)
 		if errors.Is(err, approvebot.ErrIneligible) {
-			e.refused(r.ID, b, "account_ineligible")
+			e.refused(ctx, r.ID, b, "account_ineligible")
 			return ClickResult{Message: "Nothing changed: your account may not approve requests (it is deactivated, a bot, anonymous, or of another organisation)."}
 		}
-		e.refused(r.ID, b, "identity_unverified")
+		e.refused(ctx, r.ID, b, "identity_unverified")
 		return ClickResult{Message: "Nothing changed: approvebot could not verify who you are. Try again in a moment."}
 	}
 	b.Approver = who
@@ -733,13 +736,13 @@ func unseenApproval(r *approvebot.Request, b approvebot.Ballot) string {
 // FullView returns the whole view of a request for a surface opened from the
 // message at ref, which must be one approvebot posted for the request on
 // platform: a click elsewhere learns nothing about it.
-func (e *Engine) FullView(platform string, ref approvebot.MessageRef, id string) (approvebot.Message, error) {
+func (e *Engine) FullView(ctx context.Context, platform string, ref approvebot.MessageRef, id string) (approvebot.Message, error) {
 	r, err := e.store.Get(id)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return approvebot.Message{}, errors.New("approvebot does not know this request")
 		}
-		e.log.Error("full view: load request", "request_id", id, "err", err)
+		e.log.ErrorContext(WithRequestID(ctx, id), "full view: load request", "err", err)
 		return approvebot.Message{}, errors.New("approvebot could not read the request; try again in a moment")
 	}
 	for _, d := range r.Destinations {
@@ -752,13 +755,13 @@ func (e *Engine) FullView(platform string, ref approvebot.MessageRef, id string)
 }
 
 // refused audits a click that was turned away before it reached the vote.
-func (e *Engine) refused(id string, b approvebot.Ballot, code string) {
+func (e *Engine) refused(ctx context.Context, id string, b approvebot.Ballot, code string) {
 	now := e.clock.Now()
 	_, err := e.store.Update(id, func(r *approvebot.Request) (store.Change, error) {
 		return store.Change{Abort: true, Events: []approvebot.Event{refusedEvent(id, b, code, now)}}, nil
 	})
 	if err != nil {
-		e.log.Error("audit refused click", "request_id", id, "err", err)
+		e.log.ErrorContext(ctx, "audit refused click", "err", err)
 	}
 }
 

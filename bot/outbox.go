@@ -613,7 +613,7 @@ func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approv
 		return nil
 	}
 	if err != nil {
-		o.e.log.Error("outbox: record delivery; will retry", "request_id", k.ID, "err", err)
+		o.e.log.ErrorContext(WithRequestID(o.ctx, k.ID), "outbox: record delivery; will retry", "err", err)
 		return err
 	}
 	if !wasFinal && r.Status.Final() {

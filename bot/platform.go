@@ -65,5 +65,5 @@ type Decider interface {
 type Viewer interface {
 	// FullView returns the request's view if ref is a message approvebot
 	// posted for it on platform, and an error to show the clicker otherwise.
-	FullView(platform string, ref approvebot.MessageRef, requestID string) (approvebot.Message, error)
+	FullView(ctx context.Context, platform string, ref approvebot.MessageRef, requestID string) (approvebot.Message, error)
 }

@@ -173,6 +173,7 @@ func (e *Engine) nudge(id string) {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrClosed) {
 			return
 		}
+		// A reminder's timer has no context: the line names the request.
 		e.log.Error("reminder failed; retrying", "request_id", id, "err", err)
 		e.nudges.set(id, e.clock.AfterFunc(time.Second, func() { e.nudge(id) }))
 		return

@@ -89,22 +89,23 @@ func (s *Slack) serveFullView(ctx context.Context, d bot.Decider, in interaction
 		}
 		m.Page++
 	}
+	ctx = bot.WithRequestID(ctx, m.Request)
 	tell := func(text string) {
 		if m.Channel == "" {
 			return
 		}
 		if _, err := s.api().PostEphemeralContext(ctx, m.Channel, c.UserID,
 			goslack.MsgOptionText(escapeFit(text, 3000), false), goslack.MsgOptionDisableMarkdown()); err != nil {
-			s.log.WarnContext(ctx, "slack ephemeral reply failed", "request_id", m.Request, "user", c.UserID, "reason", deliveryError(err).Reason)
+			s.log.WarnContext(ctx, "slack ephemeral reply failed", "user", c.UserID, "reason", deliveryError(err).Reason)
 		}
 	}
 	if !ok {
 		tell("The full view is not available.")
 		return
 	}
-	msg, err := v.FullView(Name, approvebot.MessageRef{Channel: m.Channel, ID: m.TS}, m.Request)
+	msg, err := v.FullView(ctx, Name, approvebot.MessageRef{Channel: m.Channel, ID: m.TS}, m.Request)
 	if err != nil {
-		s.log.InfoContext(ctx, "slack full view refused", "request_id", m.Request, "user", c.UserID, "why", err)
+		s.log.InfoContext(ctx, "slack full view refused", "user", c.UserID, "why", err)
 		tell("Cannot show this request: " + err.Error() + ".")
 		return
 	}
@@ -121,11 +122,11 @@ func (s *Slack) serveFullView(ctx context.Context, d bot.Decider, in interaction
 	}
 	if err != nil {
 		de := deliveryError(err)
-		s.log.WarnContext(ctx, "slack full view failed", "request_id", m.Request, "user", c.UserID, "page", m.Page+1, "reason", de.Reason)
+		s.log.WarnContext(ctx, "slack full view failed", "user", c.UserID, "page", m.Page+1, "reason", de.Reason)
 		tell("Could not open the full view (" + de.Reason + "). Press View all again.")
 		return
 	}
-	s.log.InfoContext(ctx, "slack full view shown", "request_id", m.Request, "user", c.UserID, "page", m.Page+1, "pages", m.Pages)
+	s.log.InfoContext(ctx, "slack full view shown", "user", c.UserID, "page", m.Page+1, "pages", m.Pages)
 }
 
 // viewRefusal is the answer to a refused view_submission: it replaces the
@@ -148,16 +149,17 @@ func viewRefusal(text string) goslack.ViewSubmissionResponse {
 // submitted. If it cannot be opened, the clicker is told privately.
 func (s *Slack) openReason(ctx context.Context, in interaction) {
 	c := in.click
+	ctx = bot.WithRequestID(ctx, c.RequestID)
 	m := viewMeta{Request: c.RequestID, Channel: c.Channel, TS: c.MessageTS, User: c.UserID, Pages: 1, Decision: c.Decision, Rule: in.rule}
 	if _, err := s.api().OpenViewContext(ctx, in.triggerID, reasonModal(c.Decision, in.rule, s.sealMeta(m))); err != nil {
 		de := deliveryError(err)
-		s.log.WarnContext(ctx, "slack reason modal failed", "request_id", c.RequestID, "user", c.UserID, "reason", de.Reason)
+		s.log.WarnContext(ctx, "slack reason modal failed", "user", c.UserID, "reason", de.Reason)
 		if _, err := s.api().PostEphemeralContext(ctx, c.Channel, c.UserID,
 			goslack.MsgOptionText(escapeFit("Nothing changed: the form could not be opened ("+de.Reason+"). Press the button again.", 3000), false),
 			goslack.MsgOptionDisableMarkdown()); err != nil {
-			s.log.WarnContext(ctx, "slack ephemeral reply failed", "request_id", c.RequestID, "user", c.UserID, "reason", deliveryError(err).Reason)
+			s.log.WarnContext(ctx, "slack ephemeral reply failed", "user", c.UserID, "reason", deliveryError(err).Reason)
 		}
 		return
 	}
-	s.log.InfoContext(ctx, "slack reason modal shown", "request_id", c.RequestID, "user", c.UserID, "decision", c.Decision)
+	s.log.InfoContext(ctx, "slack reason modal shown", "user", c.UserID, "decision", c.Decision)
 }

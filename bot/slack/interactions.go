@@ -225,10 +225,10 @@ func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte, malfo
 		in.click.Confirmed = true
 	}
 	c := in.click
+	ctx = bot.WithRequestID(ctx, c.RequestID)
 	committed := make(chan struct{})
 	if !s.pool.submit(func(ctx context.Context) { s.decide(ctx, d, c, committed) }) {
-		s.log.ErrorContext(ctx, "slack click dropped: worker queue full or shutting down",
-			"request_id", c.RequestID, "user", c.UserID)
+		s.log.ErrorContext(ctx, "slack click dropped: worker queue full or shutting down", "user", c.UserID)
 		return http.StatusServiceUnavailable, nil
 	}
 	// Slack gives up on an unacknowledged request after three seconds of
@@ -238,7 +238,7 @@ func (s *Slack) accept(ctx context.Context, d bot.Decider, payload []byte, malfo
 	select {
 	case <-committed:
 	case <-wait.C:
-		s.log.WarnContext(ctx, "slack click acknowledged before it was decided", "request_id", c.RequestID, "user", c.UserID)
+		s.log.WarnContext(ctx, "slack click acknowledged before it was decided", "user", c.UserID)
 	case <-ctx.Done():
 	}
 	return http.StatusOK, nil
@@ -285,6 +285,7 @@ func (s *Slack) verify(h http.Header, body []byte) error {
 
 // decide hands one click to the engine and tells the clicker what came of it.
 func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed chan<- struct{}) {
+	ctx = bot.WithRequestID(ctx, c.RequestID) // a worker's context knows no request
 	b := approvebot.Ballot{
 		Platform: Name,
 		Ref:      approvebot.MessageRef{Channel: c.Channel, ID: c.MessageTS},
@@ -302,7 +303,7 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 	}
 	res := d.Click(ctx, b, c.RequestID)
 	close(committed)
-	s.log.InfoContext(ctx, "slack click", "request_id", c.RequestID, "user", c.UserID, "channel", c.Channel, "home", c.Home,
+	s.log.InfoContext(ctx, "slack click", "user", c.UserID, "channel", c.Channel, "home", c.Home,
 		"decision", c.Decision, "counted", res.Counted, "decided", res.Decided)
 	if c.Home {
 		// No channel to answer in: the clicker's Home tab says what came of it.
@@ -319,7 +320,7 @@ func (s *Slack) decide(ctx context.Context, d bot.Decider, c click, committed ch
 	}
 	if _, err := s.api().PostEphemeralContext(ctx, c.Channel, c.UserID,
 		goslack.MsgOptionText(escapeFit(res.Message, 3000), false), goslack.MsgOptionDisableMarkdown()); err != nil {
-		s.log.WarnContext(ctx, "slack ephemeral reply failed", "request_id", c.RequestID, "user", c.UserID,
+		s.log.WarnContext(ctx, "slack ephemeral reply failed", "user", c.UserID,
 			"channel", c.Channel, "reason", deliveryError(err).Reason)
 	}
 }

@@ -158,7 +158,7 @@ func New(cfg Config) (*Slack, error) {
 	s := &Slack{
 		socket:   socketConfig{appToken: cfg.AppToken, botToken: cfg.BotToken, apiURL: apiURL, hc: hc},
 		interval: interval,
-		log:      log.With("platform", Name),
+		log:      slog.New(bot.LogRequests(log.Handler())).With("platform", Name),
 		clock:    clock,
 		users:    ttlcache.New[string, userInfo](ttl, clock.Now),
 		groups:   ttlcache.New[string, []string](ttl, clock.Now),
@@ -216,7 +216,7 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 	if person, ok := strings.CutPrefix(channel, approvebot.DirectMessage); ok {
 		im, err := s.openDM(ctx, person)
 		if err != nil {
-			s.log.WarnContext(ctx, "slack direct message not opened", "request_id", msg.RequestID, "user", person, "reason", deliveryError(err).Reason)
+			s.log.WarnContext(ctx, "slack direct message not opened", "user", person, "reason", deliveryError(err).Reason)
 			return approvebot.MessageRef{}, err
 		}
 		channel = im
@@ -226,7 +226,7 @@ func (s *Slack) Post(ctx context.Context, channel string, msg approvebot.Message
 		goslack.MsgOptionText(out.Text, false), goslack.MsgOptionDisableMarkdown(), goslack.MsgOptionBlocks(out.Blocks...))
 	if err != nil {
 		de := deliveryError(err)
-		s.log.WarnContext(ctx, "slack post failed", "request_id", msg.RequestID, "channel", channel, "reason", de.Reason)
+		s.log.WarnContext(ctx, "slack post failed", "channel", channel, "reason", de.Reason)
 		return approvebot.MessageRef{}, de
 	}
 	return approvebot.MessageRef{Channel: ch, ID: ts, Partial: out.Partial}, nil
@@ -272,7 +272,7 @@ func (s *Slack) Update(ctx context.Context, ref approvebot.MessageRef, msg appro
 		goslack.MsgOptionText(out.Text, false), goslack.MsgOptionDisableMarkdown(), goslack.MsgOptionBlocks(out.Blocks...))
 	if err != nil {
 		de := deliveryError(err)
-		s.log.WarnContext(ctx, "slack update failed", "request_id", msg.RequestID, "channel", ref.Channel, "ts", ref.ID, "reason", de.Reason)
+		s.log.WarnContext(ctx, "slack update failed", "channel", ref.Channel, "ts", ref.ID, "reason", de.Reason)
 		return de
 	}
 	return nil

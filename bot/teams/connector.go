@@ -315,7 +315,7 @@ func (t *Teams) Post(ctx context.Context, channel string, msg approvebot.Message
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true,
 			Reason: "Bot Connector created the thread but returned no conversation or activity id"}
 	}
-	t.log.Info("posted card", "request_id", msg.RequestID, "channel", channel, "conversation", res.ID, "activity", res.ActivityID)
+	t.log.InfoContext(ctx, "posted card", "channel", channel, "conversation", res.ID, "activity", res.ActivityID)
 	return approvebot.MessageRef{Channel: channel, Conversation: res.ID, ID: res.ActivityID, ServiceURL: ch.ServiceURL, Partial: partial}, nil
 }
 
@@ -333,7 +333,7 @@ func (t *Teams) Update(ctx context.Context, ref approvebot.MessageRef, msg appro
 	if err := t.call(ctx, http.MethodPut, ref.ServiceURL, path, act, nil); err != nil {
 		return err
 	}
-	t.log.Info("updated card", "request_id", msg.RequestID, "channel", ref.Channel, "activity", ref.ID)
+	t.log.InfoContext(ctx, "updated card", "channel", ref.Channel, "activity", ref.ID)
 	return nil
 }
 
@@ -465,6 +465,6 @@ func (t *Teams) postPersonal(ctx context.Context, channel, user string, msg appr
 	if sent.ID == "" {
 		return approvebot.MessageRef{}, &approvebot.DeliveryError{Permanent: true, Reason: "Bot Connector sent the card but returned no activity id"}
 	}
-	t.log.Info("posted card in a personal conversation", "request_id", msg.RequestID, "user", user, "conversation", conv.ID, "activity", sent.ID)
+	t.log.InfoContext(ctx, "posted card in a personal conversation", "user", user, "conversation", conv.ID, "activity", sent.ID)
 	return approvebot.MessageRef{Channel: channel, Conversation: conv.ID, ID: sent.ID, ServiceURL: serviceURL, Partial: partial}, nil
 }

@@ -1,6 +1,7 @@
 package teams
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -44,7 +45,7 @@ func (t *Teams) checkToken(tok, kind, requestID, user string, page int) bool {
 
 // serveFullView answers a View all or Next page press with that page of
 // the request's full view.
-func (t *Teams) serveFullView(w http.ResponseWriter, d bot.Decider, in *inbound) {
+func (t *Teams) serveFullView(ctx context.Context, w http.ResponseWriter, d bot.Decider, in *inbound) {
 	c, act := in.Click, &in.Activity
 	user := act.From.AadObjectID
 	fail := func(text string) {
@@ -59,14 +60,14 @@ func (t *Teams) serveFullView(w http.ResponseWriter, d bot.Decider, in *inbound)
 		fail("Teams did not say who you are (no Entra ID object id), so the full view cannot be shown.")
 		return
 	case c.Page > 1 && !t.checkToken(c.Token, "page", c.RequestID, user, c.Page):
-		t.log.Warn("full view page refused: token does not verify", "request_id", c.RequestID, "user", user, "page", c.Page)
+		t.log.WarnContext(ctx, "full view page refused: token does not verify", "user", user, "page", c.Page)
 		fail("Press View all again: pages are shown one after the other.")
 		return
 	}
 	ref := approvebot.MessageRef{Channel: in.ChannelID, Conversation: act.Conversation.ID, ID: c.MessageID, ServiceURL: act.ServiceURL}
-	msg, err := v.FullView(t.Name(), ref, c.RequestID)
+	msg, err := v.FullView(ctx, t.Name(), ref, c.RequestID)
 	if err != nil {
-		t.log.Info("full view refused", "request_id", c.RequestID, "user", user, "why", err)
+		t.log.InfoContext(ctx, "full view refused", "user", user, "why", err)
 		fail("Cannot show this request: " + err.Error() + ".")
 		return
 	}
@@ -74,10 +75,10 @@ func (t *Teams) serveFullView(w http.ResponseWriter, d bot.Decider, in *inbound)
 	p := min(c.Page, len(pages))
 	data, err := renderFullPage(msg, pages, p, t.token("page", c.RequestID, user, p+1), t.token("approve", c.RequestID, user, 0))
 	if err != nil {
-		t.log.Error("cannot render the full view", "request_id", c.RequestID, "page", p, "err", err)
+		t.log.ErrorContext(ctx, "cannot render the full view", "page", p, "err", err)
 		fail("approvebot could not show this page.")
 		return
 	}
-	t.log.Info("full view shown", "request_id", c.RequestID, "user", user, "page", p, "pages", len(pages))
+	t.log.InfoContext(ctx, "full view shown", "user", user, "page", p, "pages", len(pages))
 	jsonhttp.Write(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data)})
 }

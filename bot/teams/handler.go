@@ -88,10 +88,13 @@ func (t *Teams) serveActivity(w http.ResponseWriter, r *http.Request, d bot.Deci
 	}
 	t.trust(act.ServiceURL)
 	t.remember(ctx, in)
+	if in.Click != nil {
+		ctx = bot.WithRequestID(ctx, in.Click.RequestID)
+	}
 
 	switch act.Type {
 	case schema.Invoke:
-		t.serveInvoke(w, r, d, in)
+		t.serveInvoke(ctx, w, d, in)
 	case schema.Message:
 		if in.Click != nil {
 			t.serveSubmit(ctx, d, in)
@@ -186,7 +189,7 @@ type invokeResponse struct {
 // the same view. When the click is refused, the answer is a message: Teams
 // shows it only to the clicker, so a refusal never changes the shared card
 // and tells nobody else who tried.
-func (t *Teams) serveInvoke(w http.ResponseWriter, r *http.Request, d bot.Decider, in *inbound) {
+func (t *Teams) serveInvoke(ctx context.Context, w http.ResponseWriter, d bot.Decider, in *inbound) {
 	if in.Activity.Name != invokeAction {
 		// Not ours (e.g. a message extension): say so instead of timing out.
 		jsonhttp.Write(w, http.StatusNotImplemented, struct{}{})
@@ -198,17 +201,17 @@ func (t *Teams) serveInvoke(w http.ResponseWriter, r *http.Request, d bot.Decide
 		return
 	}
 	if in.Click.ViewAll {
-		t.serveFullView(w, d, in)
+		t.serveFullView(ctx, w, d, in)
 		return
 	}
-	res := t.click(r.Context(), d, in)
+	res := t.click(ctx, d, in)
 	if res.Counted {
 		data, err := RenderCard(res.View)
 		if err == nil {
 			jsonhttp.Write(w, http.StatusOK, invokeResponse{StatusCode: http.StatusOK, Type: cardContentType, Value: json.RawMessage(data.JSON)})
 			return
 		}
-		t.log.Error("cannot render the refreshed card", "request_id", in.Click.RequestID, "err", err)
+		t.log.ErrorContext(ctx, "cannot render the refreshed card", "err", err)
 	}
 	text := res.Message
 	if text == "" {
@@ -227,7 +230,7 @@ func (t *Teams) serveInvoke(w http.ResponseWriter, r *http.Request, d bot.Decide
 func (t *Teams) serveSubmit(ctx context.Context, d bot.Decider, in *inbound) {
 	res := t.click(ctx, d, in)
 	if !res.Counted {
-		t.log.Info("Action.Submit click refused", "request_id", in.Click.RequestID, "user", in.Activity.From.AadObjectID, "why", res.Message)
+		t.log.InfoContext(ctx, "Action.Submit click refused", "user", in.Activity.From.AadObjectID, "why", res.Message)
 	}
 }
 
@@ -235,7 +238,7 @@ func (t *Teams) click(ctx context.Context, d bot.Decider, in *inbound) bot.Click
 	act := &in.Activity
 	c := in.Click
 	if act.From.AadObjectID == "" {
-		t.log.Warn("click without an AAD object id refused", "request_id", c.RequestID, "from", act.From.ID)
+		t.log.WarnContext(ctx, "click without an AAD object id refused", "from", act.From.ID)
 		return bot.ClickResult{Message: "Teams did not say who you are (no Entra ID object id), so your click cannot count."}
 	}
 	ballot := approvebot.Ballot{
@@ -266,13 +269,13 @@ func (t *Teams) click(ctx context.Context, d bot.Decider, in *inbound) bot.Click
 		// second step of its own: it confirms the approval.
 		ballot.Confirmed = ballot.Confirmed || ballot.FullView
 		if !ballot.FullView {
-			t.log.Warn("full view approval token does not verify", "request_id", c.RequestID, "user", act.From.AadObjectID)
+			t.log.WarnContext(ctx, "full view approval token does not verify", "user", act.From.AadObjectID)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, clickTimeout)
 	defer cancel()
 	res := d.Click(ctx, ballot, c.RequestID)
-	t.log.Info("click", "request_id", c.RequestID, "user", ballot.Approver.UserID, "decision", c.Decision,
+	t.log.InfoContext(ctx, "click", "user", ballot.Approver.UserID, "decision", c.Decision,
 		"counted", res.Counted, "decided", res.Decided)
 	return res
 }

@@ -61,6 +61,6 @@ func (t *Teams) Reply(ctx context.Context, ref approvebot.MessageRef, note appro
 	if err := t.call(ctx, http.MethodPost, ref.ServiceURL, path, act, nil); err != nil {
 		return err
 	}
-	t.log.Info("replied in thread", "channel", ref.Channel, "activity", ref.ID, "kind", note.Kind)
+	t.log.InfoContext(ctx, "replied in thread", "channel", ref.Channel, "activity", ref.ID, "kind", note.Kind)
 	return nil
 }

@@ -162,7 +162,7 @@ func New(cfg Config) (*Teams, error) {
 	}
 	t := &Teams{
 		cfg:     cfg,
-		log:     cfg.Logger.With("platform", Name),
+		log:     slog.New(bot.LogRequests(cfg.Logger.Handler())).With("platform", Name),
 		members: ttlcache.New[string, teamsMember](memberCacheTTL, cfg.Clock.Now),
 		trusted: make(map[string]bool),
 	}

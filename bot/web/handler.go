@@ -225,7 +225,7 @@ func (w *Web) handleRequest(rw http.ResponseWriter, r *http.Request, engine Engi
 	req, err := inboxRequest(r, engine)
 	if err != nil || webDest(req) < 0 {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			w.log.Error("inbox: read request", "request_id", r.PathValue("id"), "err", err)
+			w.log.ErrorContext(bot.WithRequestID(r.Context(), r.PathValue("id")), "inbox: read request", "err", err)
 		}
 		w.refuse(rw, r, http.StatusNotFound, "approvebot shows no such request in the inbox.")
 		return

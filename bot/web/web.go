@@ -131,7 +131,7 @@ func New(cfg Config) (*Web, error) {
 	// session's own Expires, on Config.Clock, is the one that decides.
 	sc.MaxAge(int(SessionLifetime / time.Second))
 	sc.SetSerializer(securecookie.JSONEncoder{})
-	w := &Web{cfg: cfg, log: cfg.Logger.With("platform", Name), cookies: sc, subs: map[chan string]struct{}{}, issuer: "demo"}
+	w := &Web{cfg: cfg, log: slog.New(bot.LogRequests(cfg.Logger.Handler())).With("platform", Name), cookies: sc, subs: map[chan string]struct{}{}, issuer: "demo"}
 	if cfg.OIDC != nil {
 		w.issuer = cfg.OIDC.Issuer
 	}

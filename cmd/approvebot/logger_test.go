@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,4 +61,64 @@ func TestServiceLogLines(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClickLogLines checks a click's line as each adapter logs it in the
+// running service: it names the request the click names once, and its
+// platform once.
+func TestClickLogLines(t *testing.T) {
+	t.Parallel()
+	th := newTeamsHarness(t)
+	th.startInstalled()
+	held := th.submit(legacyBody("both-transfer"), auth())
+	card, id := th.teamsCardIn(teamsTreasury, held)
+	slackMsg := th.waitMessages(id, 1)[0]
+	th.waitPosted(id, 2)
+
+	if ans := th.teamsClick(teamsJane, card, "allow"); ans.Type != teamsCardType {
+		t.Fatalf("Jane was answered %v", ans)
+	}
+	if got := th.await(held); !got.answer.Approved {
+		t.Fatalf("agent got %s", got.body)
+	}
+	// A late click on the Slack copy is refused; the clicker is told after
+	// the click is logged.
+	if r := th.click("U0JANE", "C0TREASURY", slackMsg.TS, "approve", id); r.status != http.StatusOK {
+		t.Fatalf("Slack click answered %d", r.status)
+	}
+	th.waitFor("the late Slack clicker told", func() bool { return len(th.slack.Ephemerals()) == 1 })
+
+	for _, want := range []map[string]string{
+		{"msg": "click", "platform": "teams", "request_id": id, "decision": "allow"},
+		{"msg": "slack click", "platform": "slack", "request_id": id, "user": "U0JANE"},
+	} {
+		line := logLine(t, th.logs.String(), want["msg"])
+		var got map[string]any
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("line is not JSON: %v: %s", err, line)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s: %s = %v, want %q: %s", want["msg"], k, got[k], v, line)
+			}
+			if n := strings.Count(line, `"`+k+`":`); n != 1 {
+				t.Errorf("%s names %s %d times, want once: %s", want["msg"], k, n, line)
+			}
+		}
+	}
+}
+
+// logLine is the one line of logs whose message is msg.
+func logLine(t *testing.T, logs, msg string) string {
+	t.Helper()
+	var found []string
+	for line := range strings.SplitSeq(strings.TrimSpace(logs), "\n") {
+		if strings.Contains(line, `"msg":`+strconv.Quote(msg)+`,`) {
+			found = append(found, line)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d lines logged %q, want 1:\n%s", len(found), msg, logs)
+	}
+	return found[0]
 }
