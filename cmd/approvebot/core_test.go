@@ -373,8 +373,14 @@ func (h *harness) waitMessagesIn(n int) []slackfake.Message {
 		got = h.slack.Messages()
 		return len(got) >= n
 	})
+	// A click counts only on a message the store has recorded: wait for
+	// every message of each request, not its first.
+	per := map[string]int{}
+	for _, m := range got {
+		per[requestIDOf(h.t, m)]++
+	}
 	for _, id := range requestIDs(h.t, got) {
-		h.waitPosted(id, 1)
+		h.waitPosted(id, per[id])
 	}
 	return got
 }
