@@ -114,6 +114,9 @@ func New(cfg Config) (*Engine, error) {
 		if len(c.Jobs) > 0 {
 			e.outbox.add(c.Jobs)
 		}
+		if c.Status.Final() {
+			e.finishedElsewhere(c.ID)
+		}
 	})
 	cfg.Store.OnResolved(e.seal)
 	if cfg.Checkpoints != nil {
@@ -488,6 +491,20 @@ func (e *Engine) Watch(id string, fn func(*approvebot.Request)) (cancel func()) 
 // back from the store on the path to the agent's answer; r must not be
 // changed after this call (it is shared, read-only).
 func (e *Engine) finished(r *approvebot.Request) {
+	e.release(r)
+	e.anchor.resolved()
+	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
+	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())
+	// A timeout or a cancel ends a request with no context at hand: the
+	// line names the request itself.
+	e.log.Info("request resolved", "request_id", r.ID, "status", r.Status, "approver", r.Resolution.Approver)
+}
+
+// release lets go of what this process holds open for a request that is
+// final: its waiters are answered, its timer and reminder dropped, its
+// caller's count of open requests lowered. It may run more than once for
+// one request.
+func (e *Engine) release(r *approvebot.Request) {
 	e.mu.Lock()
 	watchers := e.watchers[r.ID]
 	delete(e.watchers, r.ID)
@@ -502,12 +519,31 @@ func (e *Engine) finished(r *approvebot.Request) {
 	for _, w := range watchers {
 		go w.fn(r) // a watcher may write to an agent's connection: never inside a commit
 	}
-	e.anchor.resolved()
-	e.metrics.resolved.WithLabelValues(string(r.Status)).Inc()
-	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())
-	// A timeout or a cancel ends a request with no context at hand: the
-	// line names the request itself.
-	e.log.Info("request resolved", "request_id", r.ID, "status", r.Status, "approver", r.Resolution.Approver)
+}
+
+// finishedElsewhere releases a request that a commit made final without
+// this engine's transition: one by another writer of the store (another
+// replica on a shared store, an operator's command). Transitions made here
+// release their request before watchers hear of the commit, so for them
+// this finds nothing held and reads nothing.
+func (e *Engine) finishedElsewhere(id string) {
+	e.mu.Lock()
+	_, timed := e.timers[id]
+	waited := len(e.watchers[id]) > 0
+	e.mu.Unlock()
+	if !timed && !waited {
+		return
+	}
+	r, err := e.store.Get(id)
+	if err != nil {
+		// The waiters stay held and the deadline's timer armed: the
+		// timer's transition reads the request again and finds it final.
+		e.log.Warn("a request finished elsewhere could not be read", "request_id", id, "err", err)
+		return
+	}
+	if r.Status.Final() {
+		e.release(r)
+	}
 }
 
 func (e *Engine) arm(id string, deadline time.Time) {
@@ -546,6 +582,10 @@ func (e *Engine) expire(id string) {
 			event(approvebot.EventExpired, r.ID, now, "system:timeout", map[string]any{"reason": reason}),
 			resolvedEvent(r, now),
 		}}, nil
+	}, func(r *approvebot.Request) {
+		if changed {
+			e.finished(r)
+		}
 	})
 	if err != nil {
 		// The deadline index keeps the request pending; retry soon so a
@@ -559,9 +599,13 @@ func (e *Engine) expire(id string) {
 		}
 		return
 	}
-	if changed {
-		e.finished(r)
-	} else if !r.Status.Final() {
+	switch {
+	case changed:
+	case r.Status.Final():
+		// Decided elsewhere, and not released when that commit was heard
+		// of: the deadline is the backstop.
+		e.release(r)
+	default:
 		e.arm(id, r.Deadline)
 	}
 }
@@ -591,12 +635,15 @@ func (e *Engine) Cancel(caller, id string) (*approvebot.Request, error) {
 			event(approvebot.EventCancelled, r.ID, now, "caller:"+caller, map[string]any{"reason": reason}),
 			resolvedEvent(r, now),
 		}}, nil
+	}, func(r *approvebot.Request) {
+		if changed {
+			e.finished(r)
+		}
 	})
 	if err != nil {
 		return nil, e.storeError(err)
 	}
 	if changed {
-		e.finished(r)
 		return r, nil
 	}
 	if r.Status != approvebot.StatusCancelled {

@@ -442,3 +442,39 @@ func TestRestartKeepsDeadlines(t *testing.T) {
 		t.Fatalf("status %s, want timed_out at its deadline", got.Status)
 	}
 }
+
+// TestDecidedElsewhere: a decision committed to the store by another writer
+// (another replica sharing the store, an operator's command) reaches the
+// agents held here, and the request's deadline timer is dropped.
+func TestDecidedElsewhere(t *testing.T) {
+	rg := newRig(t)
+	r := rg.posted("one", 1)
+	got := make(chan *approvebot.Request, 1)
+	rg.engine.Watch(r.ID, func(w *approvebot.Request) { got <- w })
+	if n := rg.engine.pendingTimers(); n != 1 {
+		t.Fatalf("%d deadline timers, want the request's", n)
+	}
+	now := rg.clock.Now()
+	if _, err := rg.store.Update(r.ID, func(r *approvebot.Request) (store.Change, error) {
+		r.Status = approvebot.StatusDenied
+		r.Resolution = &approvebot.Resolution{Outcome: approvebot.Deny, Status: approvebot.StatusDenied, Approver: "ben@example.com", ResolvedAt: now}
+		return store.Change{Visible: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var w *approvebot.Request
+	select {
+	case w = <-got:
+	case <-time.After(time.Minute): // a hang guard, not a measure
+		t.Fatal("the held agent was never answered")
+	}
+	if w.Status != approvebot.StatusDenied || w.Resolution.Approver != "ben@example.com" {
+		t.Fatalf("the held agent got %s by %+v", w.Status, w.Resolution)
+	}
+	if n := rg.engine.pendingTimers(); n != 0 {
+		t.Fatalf("%d deadline timers left for a request decided elsewhere", n)
+	}
+	if w, err := rg.engine.Wait(context.Background(), r.ID); err != nil || w.Status != approvebot.StatusDenied {
+		t.Fatalf("wait after: %v %+v", err, w)
+	}
+}
