@@ -23,6 +23,9 @@ type baselineResult struct {
 	CommitP99   time.Duration
 	Group       float64 // bbolt Batch, 256 writers sharing commits: writes/s
 	StoreCreate float64 // store.Create (our group commit, JSON, audit chain), 256 writers: requests/s
+	// StoreCPU is the CPU time one store.Create costs this process
+	// (the writers, the store's writer and the collector).
+	StoreCPU time.Duration
 }
 
 // groupWriters is how many writers share commits in the group baselines:
@@ -105,6 +108,7 @@ func (b *bench) baselines() error {
 	if err != nil {
 		return err
 	}
+	cpu0 := selfCPU()
 	elapsed, err = parallel(total, groupWriters, func(i int) error {
 		r, evs, err := bl.request(i, true)
 		if err != nil {
@@ -120,6 +124,7 @@ func (b *bench) baselines() error {
 		return err
 	}
 	res.StoreCreate = float64(total) / elapsed.Seconds()
+	res.StoreCPU = (selfCPU() - cpu0) / time.Duration(total)
 	b.rep.Baseline = res
 	return nil
 }
