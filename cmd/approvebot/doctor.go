@@ -412,9 +412,9 @@ func usesSlackDMs(cfg *policy.Config) bool {
 // learned every configured channel (the app is installed in its team).
 func doctorTeams(ctx context.Context, c *checklist, cfg *policy.Config, st *store.Bolt) {
 	tc := teams.ConfigOf(cfg)
-	var conv teams.ConversationStore = emptyConversations{}
+	var conv bot.KV = emptyConversations{}
 	if st != nil {
-		conv = st
+		conv = st.PlatformData(teams.Name)
 	}
 	t, err := teams.New(teams.Config{
 		AppID: tc.AppID, AppPassword: tc.AppPassword, TenantID: tc.TenantID,
@@ -486,12 +486,10 @@ func cmpOr(a, b string) string {
 // adapter needs one to be built, and doctor's checks read channels elsewhere.
 type emptyConversations struct{}
 
-func (emptyConversations) PutConversation(string, []byte) error   { return errors.New("read only") }
-func (emptyConversations) GetConversation(string) ([]byte, error) { return nil, nil }
-func (emptyConversations) ListConversations() (map[string][]byte, error) {
-	return map[string][]byte{}, nil
-}
-func (emptyConversations) DeleteConversation(string) error { return errors.New("read only") }
+func (emptyConversations) Put(string, []byte) error         { return errors.New("read only") }
+func (emptyConversations) Get(string) ([]byte, error)       { return nil, nil }
+func (emptyConversations) List() (map[string][]byte, error) { return map[string][]byte{}, nil }
+func (emptyConversations) Delete(string) error              { return errors.New("read only") }
 
 // doctorPublicURL checks that approvebot answers at its public address, as
 // Slack, Teams and agents will reach it.
