@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"time"
 
 	"github.com/approvebot/approvebot/policy"
 )
@@ -126,6 +127,36 @@ type StartLogger interface {
 // named by the platform's name.
 type RestartChecker interface {
 	RestartOnly(cur, next *policy.Config) (keys, notes []string)
+}
+
+// Doctor is an optional Plugin method: approvebot doctor's checks of the
+// platform's setup in cfg (credentials, scopes, channels, people), made
+// in order onto c. They change nothing, and check nothing when cfg has no
+// section for the platform.
+type Doctor interface {
+	Doctor(ctx context.Context, cfg *policy.Config, env DoctorEnv, c Checklist)
+}
+
+// DoctorEnv is what doctor hands a platform's checks.
+type DoctorEnv struct {
+	// Timeout bounds each outside call, so one unreachable platform
+	// cannot hang the whole checklist.
+	Timeout time.Duration
+	// Data is the platform's data in the store, read only, when doctor
+	// could open the file; nil when it could not.
+	Data KV
+	// AskRunning, set when Data is nil but the store file exists (a
+	// running approvebot holds it), reads path from that approvebot's
+	// admin API into out. Neither is set when approvebot never started.
+	AskRunning func(ctx context.Context, path string, out any) error
+}
+
+// Checklist is doctor's list of findings, in the order they are made. fix
+// says what to do about a warning or a failure.
+type Checklist interface {
+	Pass(format string, args ...any)
+	Warn(fix, format string, args ...any)
+	Fail(fix, format string, args ...any)
 }
 
 // Plugins are the platforms a service is built with, in order: sections
