@@ -16,24 +16,24 @@ import (
 // have them.
 var platformBuckets = map[string][]byte{"teams": bucketConversations}
 
-// PlatformData is one platform's values in the store.
-type PlatformData struct {
+// platformData is one platform's values in the file.
+type platformData struct {
 	s      *Bolt
 	bucket []byte
 }
 
 // PlatformData returns platform's values, in the bucket "platform:<name>"
 // (made on the first Put), or the bucket its data has always had.
-func (s *Bolt) PlatformData(platform string) *PlatformData {
+func (s *Bolt) PlatformData(platform string) KV {
 	b, ok := platformBuckets[platform]
 	if !ok {
 		b = []byte("platform:" + platform)
 	}
-	return &PlatformData{s: s, bucket: b}
+	return &platformData{s: s, bucket: b}
 }
 
 // Put stores data under key, replacing what was there.
-func (d *PlatformData) Put(key string, data []byte) error {
+func (d *platformData) Put(key string, data []byte) error {
 	return d.s.write(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(d.bucket)
 		if err != nil {
@@ -44,7 +44,7 @@ func (d *PlatformData) Put(key string, data []byte) error {
 }
 
 // Get returns the data under key, or nil when there is none.
-func (d *PlatformData) Get(key string) ([]byte, error) {
+func (d *platformData) Get(key string) ([]byte, error) {
 	var out []byte
 	err := d.s.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(d.bucket); b != nil {
@@ -56,7 +56,7 @@ func (d *PlatformData) Get(key string) ([]byte, error) {
 }
 
 // List returns every value by key.
-func (d *PlatformData) List() (map[string][]byte, error) {
+func (d *platformData) List() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := d.s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(d.bucket)
@@ -72,7 +72,7 @@ func (d *PlatformData) List() (map[string][]byte, error) {
 }
 
 // Delete removes key.
-func (d *PlatformData) Delete(key string) error {
+func (d *platformData) Delete(key string) error {
 	return d.s.write(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(d.bucket); b != nil {
 			return b.Delete([]byte(key))

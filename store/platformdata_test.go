@@ -22,7 +22,7 @@ func TestPlatformData(t *testing.T) {
 		t.Fatalf("delete from a platform that never wrote: %v", err)
 	}
 	for _, put := range []struct {
-		d    *PlatformData
+		d    KV
 		k, v string
 	}{{teams, "19:a@thread.tacv2", "ref-a"}, {teams, "19:b@thread.tacv2", "ref-b"}, {pager, "19:a@thread.tacv2", "page"}} {
 		if err := put.d.Put(put.k, []byte(put.v)); err != nil {
