@@ -64,7 +64,8 @@ type Running interface {
 	// to restart for: the secrets rotated in place and the like. It cannot
 	// fail, so a reload is taken whole or not at all.
 	Reload(next *policy.Config)
-	// Close stops what Start started, once no more clicks can arrive.
+	// Close stops what Start started (Slack's click workers): once no
+	// more clicks can arrive, or when the service fails to start.
 	Close()
 }
 

@@ -8,11 +8,13 @@ import (
 )
 
 // platforms are the platforms approvebot is built with, in the order their
-// sections are read, they are started and requests posted. Each is the
-// whole of its platform: its section and approver sides (policy.Platform)
-// and its running side (bot.Plugin's Start: routes, reloadable secrets,
-// any connection it keeps). A new platform is its package and one line
-// here; serve, reload and demo name none.
+// sections are read, they are started and checked, and requests posted.
+// Each is the whole of its platform: its section and approver sides
+// (policy.Platform) and its running side (bot.Plugin's Start: routes,
+// reloadable secrets, any connection it keeps), and doctor's checks of it.
+// A new platform is its package and one line here; serve, reload, demo and
+// doctor name none. (The operator's approvebot teams commands are Teams'
+// own, and name it.)
 func platforms() bot.Plugins {
 	return bot.Plugins{
 		slack.Platform{},
