@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -123,25 +124,18 @@ func (p *pager) secret() string {
 	return p.secrets[len(p.secrets)-1]
 }
 
-func (p *pager) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitOn(t, &p.changes, what, nil, cond)
-}
-
-// postFor waits for the request's post.
-func (p *pager) postFor(t *testing.T, requestID string) pagerPost {
+// firstPost waits for the pager's first post.
+func (p *pager) firstPost(t *testing.T, logs fmt.Stringer) pagerPost {
 	t.Helper()
 	var got pagerPost
-	p.waitFor(t, "the pager's post", func() bool {
+	waitOn(t, &p.changes, "the pager's post", logs, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		for _, m := range p.posts {
-			if m.msg.RequestID == requestID || requestID == "" {
-				got = m
-				return true
-			}
+		if len(p.posts) == 0 {
+			return false
 		}
-		return false
+		got = p.posts[0]
+		return true
 	})
 	return got
 }
@@ -311,7 +305,7 @@ func TestPlatformPlugin(t *testing.T) {
 	}
 
 	held := h.submit(legacyBody("approve-large-transfer", "desk"), auth())
-	post := p.postFor(t, "")
+	post := p.firstPost(t, h.logs)
 	if post.channel != "P0DESK" {
 		t.Fatalf("posted in %q, want P0DESK", post.channel)
 	}
