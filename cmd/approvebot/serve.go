@@ -241,7 +241,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 			}
 			for p, h := range ar.AdminRoutes() {
 				if _, taken := extra[p]; taken {
-					return fail(fmt.Errorf("two parts serve %s", p))
+					return fail(fmt.Errorf("two routes claim %s", p))
 				}
 				extra[p] = h
 			}
