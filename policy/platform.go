@@ -47,6 +47,14 @@ type Inbox interface {
 	InboxName() string
 }
 
+// SecretChecker is an optional Platform method: what approvebot check
+// refuses in the platform's section (as ParseSection returned it) beyond
+// what reading it demands, each problem naming its key (a Slack signing
+// secret shorter than those Slack issues).
+type SecretChecker interface {
+	WeakSecrets(section any) []string
+}
+
 // File is what a platform's section may depend on elsewhere in the file.
 type File struct {
 	// PublicURL is public_url ("" when unset), and PublicURLLine its line.

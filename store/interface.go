@@ -111,10 +111,27 @@ type Store interface {
 	// Audit calls fn with every record after seq from, in order.
 	Audit(from uint64, fn func(rec Record, raw []byte) error) error
 
+	// PlatformData is platform's own opaque values by key, which no other
+	// platform's reads or writes can reach (Teams keeps where its bot is
+	// installed there). Each Put and Delete is committed on its own.
+	PlatformData(platform string) KV
+
 	// Ping says whether the store can still be read.
 	Ping() error
 	// Close waits for transitions in flight and releases the store.
 	Close() error
+}
+
+// KV is one platform's values in the store.
+type KV interface {
+	// Put stores data under key, replacing what was there.
+	Put(key string, data []byte) error
+	// Get returns the data under key, nil when there is none.
+	Get(key string) ([]byte, error)
+	// List returns every value by key.
+	List() (map[string][]byte, error)
+	// Delete removes key, if it is there.
+	Delete(key string) error
 }
 
 // Commit is what one committed transition wrote, as watchers hear of it.

@@ -19,7 +19,10 @@ import (
 // side (channel ids, user ids or emails, user group ids).
 type Platform struct{}
 
-var _ policy.Platform = Platform{}
+var (
+	_ policy.Platform      = Platform{}
+	_ policy.SecretChecker = Platform{}
+)
 
 // Name is "slack".
 func (Platform) Name() string { return Name }
@@ -110,6 +113,20 @@ func (Platform) ParseSide(r *confnode.Reader, n *yaml.Node, at string, section a
 		policy.CheckChatSide(r, so.Line(), at, "Slack", len(sg.Channels), len(sg.Users)+len(sg.Groups), "users or usergroups")
 	}
 	return sg, true
+}
+
+// signingSecretLength is the length of the signing secrets Slack issues
+// (32 hexadecimal characters).
+const signingSecretLength = 32
+
+// WeakSecrets refuses a signing secret shorter than Slack's. In Socket
+// Mode there may be none: clicks come over the app-token websocket.
+func (Platform) WeakSecrets(section any) []string {
+	sc, _ := section.(*Config)
+	if sc == nil || sc.SigningSecret == "" || len(sc.SigningSecret) >= signingSecretLength {
+		return nil
+	}
+	return []string{fmt.Sprintf("slack.signing_secret: %d characters, but Slack's signing secrets have %d: copy the whole Signing Secret from the app's Basic Information page", len(sc.SigningSecret), signingSecretLength)}
 }
 
 // Member reports whether a may decide for side: a listed user id, a listed

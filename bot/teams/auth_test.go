@@ -147,7 +147,7 @@ func TestOversizedActivityRefused(t *testing.T) {
 }
 
 func TestNewRefusesIncompleteConfig(t *testing.T) {
-	ok := Config{AppID: teamsfake.DefaultAppID, AppPassword: "p", TenantID: teamsfake.DefaultTenantID, Conversations: openStore(t)}
+	ok := Config{AppID: teamsfake.DefaultAppID, AppPassword: "p", TenantID: teamsfake.DefaultTenantID, Conversations: openStore(t).PlatformData(Name)}
 	tests := []struct {
 		name   string
 		change func(*Config)

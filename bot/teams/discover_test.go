@@ -117,7 +117,7 @@ func TestStoredChannelsOutliveTheAdapter(t *testing.T) {
 	again, err := New(Config{
 		AppID: e.fake.AppID, AppPassword: e.fake.AppPassword, TenantID: e.fake.TenantID,
 		OpenIDMetadataURL: e.fake.MetadataURL(), TokenURL: e.fake.TokenURL(),
-		HTTPClient: e.fake.Client(), Conversations: e.store, ChannelInterval: -1,
+		HTTPClient: e.fake.Client(), Conversations: e.store.PlatformData(Name), ChannelInterval: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

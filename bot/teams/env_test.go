@@ -81,7 +81,7 @@ func newEnv(t *testing.T) *env {
 		AppID: f.AppID, AppPassword: f.AppPassword, TenantID: f.TenantID,
 		OpenIDMetadataURL: f.MetadataURL(), TokenURL: f.TokenURL(),
 		HTTPClient:    f.Client(),
-		Conversations: e.store,
+		Conversations: e.store.PlatformData(Name),
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Clock:         e.clock,
 		// Pacing has its own test; elsewhere it would only slow bursts down.

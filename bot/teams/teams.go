@@ -41,15 +41,6 @@ const (
 	DefaultChannelInterval = 200 * time.Millisecond
 )
 
-// ConversationStore persists where the bot is installed, keyed by Teams
-// channel id. The bbolt store implements it.
-type ConversationStore interface {
-	PutConversation(key string, data []byte) error
-	GetConversation(key string) ([]byte, error) // nil, nil when absent
-	ListConversations() (map[string][]byte, error)
-	DeleteConversation(key string) error
-}
-
 // Config is the Azure Bot registration and what the adapter needs around it.
 type Config struct {
 	// AppID, AppPassword and TenantID identify the single-tenant Azure Bot.
@@ -68,8 +59,10 @@ type Config struct {
 	// channel. Zero (or less) means no pause; the configuration's teams
 	// section sets DefaultChannelInterval.
 	ChannelInterval time.Duration
-	Conversations   ConversationStore
-	Logger          *slog.Logger
+	// Conversations persists where the bot is installed, keyed by Teams
+	// channel id: the store's PlatformData of teams.
+	Conversations bot.KV
+	Logger        *slog.Logger
 	// Clock is the adapter's time: activity tokens' validity, signing
 	// keys' age, cached members and the bot token's expiry. Nil means the
 	// wall clock.
@@ -205,7 +198,7 @@ type Channel struct {
 
 // Channels lists every stored channel, sorted by team then channel name.
 func (t *Teams) Channels() ([]Channel, error) {
-	all, err := t.cfg.Conversations.ListConversations()
+	all, err := t.cfg.Conversations.List()
 	if err != nil {
 		return nil, fmt.Errorf("list teams conversations: %w", err)
 	}
@@ -235,7 +228,7 @@ func (t *Teams) Channels() ([]Channel, error) {
 }
 
 func (t *Teams) channel(id string) (*Channel, error) {
-	data, err := t.cfg.Conversations.GetConversation(id)
+	data, err := t.cfg.Conversations.Get(id)
 	if err != nil {
 		return nil, fmt.Errorf("read conversation reference %s: %w", id, err)
 	}
@@ -278,14 +271,14 @@ func (t *Teams) upsertChannel(ch Channel) error {
 	if err != nil {
 		return err
 	}
-	return t.cfg.Conversations.PutConversation(ch.ChannelID, data)
+	return t.cfg.Conversations.Put(ch.ChannelID, data)
 }
 
 // forgetTeam deletes every stored channel of a team the bot left.
 func (t *Teams) forgetTeam(teamID string) error {
 	t.refMu.Lock()
 	defer t.refMu.Unlock()
-	all, err := t.cfg.Conversations.ListConversations()
+	all, err := t.cfg.Conversations.List()
 	if err != nil {
 		return err
 	}
@@ -296,7 +289,7 @@ func (t *Teams) forgetTeam(teamID string) error {
 			continue
 		}
 		if ch.TeamID == teamID || key == teamID {
-			errs = append(errs, t.cfg.Conversations.DeleteConversation(key))
+			errs = append(errs, t.cfg.Conversations.Delete(key))
 		}
 	}
 	return errors.Join(errs...)
@@ -305,7 +298,7 @@ func (t *Teams) forgetTeam(teamID string) error {
 func (t *Teams) forgetChannel(channelID string) error {
 	t.refMu.Lock()
 	defer t.refMu.Unlock()
-	return t.cfg.Conversations.DeleteConversation(channelID)
+	return t.cfg.Conversations.Delete(channelID)
 }
 
 func normalizeServiceURL(s string) string { return strings.TrimRight(s, "/") }
@@ -329,7 +322,7 @@ func (t *Teams) isTrusted(serviceURL string) bool {
 	if ok {
 		return true
 	}
-	all, err := t.cfg.Conversations.ListConversations()
+	all, err := t.cfg.Conversations.List()
 	if err != nil {
 		t.log.Warn("cannot read conversation references to check a service URL", "err", err)
 		return false

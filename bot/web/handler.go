@@ -40,7 +40,7 @@ type page struct {
 	Title   string
 	Who     *approvebot.Approver
 	CSRF    string
-	Demo    []Person
+	Demo    []bot.DemoPerson
 	Error   string
 	Flash   string
 	Items   []item

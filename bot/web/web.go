@@ -45,13 +45,6 @@ type OIDC struct {
 	GroupsClaim  string
 }
 
-// Person is one of the demo sign-in's people.
-type Person struct {
-	Name  string
-	Email string
-	Note  string // what they may do, shown on the sign-in page
-}
-
 // Config is the inbox's setup.
 type Config struct {
 	// OIDC signs people in. Exactly one of OIDC and Demo is set.
@@ -59,7 +52,7 @@ type Config struct {
 	// Demo, only in approvebot demo, offers these people instead of an
 	// identity provider. New refuses it unless Listen is a loopback address,
 	// and the handler serves it to loopback clients only.
-	Demo []Person
+	Demo []bot.DemoPerson
 	// Subjects are the sub: entries of approvers' web users: people whose
 	// email the provider has not verified may sign in only under one.
 	Subjects map[string]bool

@@ -71,7 +71,7 @@ func readable(cookie, plain string) bool {
 
 // The demo sign-in answers loopback clients only, and is absent with OIDC.
 func TestDemoSignInLoopbackOnly(t *testing.T) {
-	w, err := New(Config{Demo: []Person{{Name: "A", Email: "a@example.com"}}, Listen: "127.0.0.1:0"})
+	w, err := New(Config{Demo: []bot.DemoPerson{{Name: "A", Email: "a@example.com"}}, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestDemoSignInLoopbackOnly(t *testing.T) {
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("demo sign-in with OIDC configured: %d", rec.Code)
 	}
-	if _, err := New(Config{OIDC: &OIDC{Issuer: "x"}, Demo: []Person{{}}, Listen: "127.0.0.1:1"}); err == nil {
+	if _, err := New(Config{OIDC: &OIDC{Issuer: "x"}, Demo: []bot.DemoPerson{{}}, Listen: "127.0.0.1:1"}); err == nil {
 		t.Errorf("both sign-ins at once were accepted")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/approvebot/approvebot/bot/slack"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -21,9 +20,6 @@ const (
 	// fails it, while random tokens pass (`openssl rand -hex 32` gives 64
 	// characters out of 16).
 	minDistinct = 8
-	// slackSecretLength is the length of the signing secrets Slack issues
-	// (32 hexadecimal characters).
-	slackSecretLength = 32
 )
 
 // weakSecrets names every secret of cfg that check refuses, and why.
@@ -42,10 +38,11 @@ func weakSecrets(cfg *policy.Config) []string {
 	if cfg.Admin.Token != "" {
 		weak("admin.token", cfg.Admin.Token)
 	}
-	// In Socket Mode there may be no signing secret: clicks come over
-	// the app-token websocket.
-	if sc := slack.ConfigOf(cfg); sc != nil && sc.SigningSecret != "" && len(sc.SigningSecret) < slackSecretLength {
-		out = append(out, fmt.Sprintf("slack.signing_secret: %d characters, but Slack's signing secrets have %d: copy the whole Signing Secret from the app's Basic Information page", len(sc.SigningSecret), slackSecretLength))
+	// What a platform's secrets must be is its own rule.
+	for _, p := range cfg.Platforms {
+		if sc, ok := p.(policy.SecretChecker); ok {
+			out = append(out, sc.WeakSecrets(cfg.Section(p.Name()))...)
+		}
 	}
 	return out
 }

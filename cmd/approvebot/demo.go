@@ -14,13 +14,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/approvebot/approvebot/bot"
-	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/intake/intaketest"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
@@ -28,7 +25,7 @@ import (
 
 // The demo's people: an approver of each of its two groups, and someone
 // who may sign in but not approve.
-var demoPeople = []web.Person{
+var demoPeople = []bot.DemoPerson{
 	{Name: "Alice (treasury)", Email: "alice@example.com", Note: "approves for treasury (stage 1)"},
 	{Name: "Bob (security)", Email: "bob@example.com", Note: "approves for security (stage 2)"},
 	{Name: "Carol (visitor)", Email: "carol@example.com", Note: "may look, not approve"},
@@ -84,14 +81,15 @@ func cmdDemo(ctx context.Context, clock bot.Clock, args []string, getenv func(st
 	}
 	log := newLogger(stderr, slog.LevelWarn)
 	var cfg *policy.Config
+	plugins := platforms()
 	people := demoPeople
 	var token string
 	if *path != "" {
 		var err error
-		if cfg, err = policy.LoadDemo(*path, getenv, platforms()); err != nil {
+		if cfg, err = policy.LoadDemo(*path, getenv, plugins.Platforms()); err != nil {
 			return err
 		}
-		if people = peopleOf(cfg); len(people) == 1 {
+		if people = peopleOf(plugins, cfg); len(people) == 1 {
 			return fmt.Errorf("%s: no approver group has web users (approvers.<group>.web.users) to sign in as", *path)
 		}
 	} else {
@@ -106,12 +104,12 @@ func cmdDemo(ctx context.Context, clock bot.Clock, args []string, getenv func(st
 		}
 		token = randomHex(24)
 		env := map[string]string{"LISTEN": addr, "DIR": dir, "TOKEN": token}
-		cfg, err = policy.ParseDemo([]byte(demoConfig), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, platforms())
+		cfg, err = policy.ParseDemo([]byte(demoConfig), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, plugins.Platforms())
 		if err != nil {
 			return fmt.Errorf("demo configuration: %w", err)
 		}
 	}
-	svc, err := buildWith(ctx, cfg, log, nil, clock, people)
+	svc, err := buildWith(ctx, cfg, plugins, log, nil, clock, people)
 	if err != nil {
 		return err
 	}
@@ -148,30 +146,16 @@ Press Ctrl-C to stop.
 	return err
 }
 
-// peopleOf offers the web users a configuration names, and a visitor.
-func peopleOf(cfg *policy.Config) []web.Person {
-	var out []web.Person
-	seen := map[string]bool{}
-	names := make([]string, 0, len(cfg.Approvers))
-	for n := range cfg.Approvers {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		g := cfg.Approvers[n]
-		s, ok := g.Side(web.Name)
-		if !ok {
-			continue
-		}
-		for _, u := range s.Users {
-			if strings.HasPrefix(u, "sub:") || seen[strings.ToLower(u)] {
-				continue
-			}
-			seen[strings.ToLower(u)] = true
-			out = append(out, web.Person{Name: u, Email: u, Note: "listed in " + n})
+// peopleOf offers the people cfg names on the platforms with a sign-in
+// the demo stands in for, and a visitor.
+func peopleOf(plugins bot.Plugins, cfg *policy.Config) []bot.DemoPerson {
+	var out []bot.DemoPerson
+	for _, p := range plugins {
+		if ds, ok := p.(bot.DemoSignIn); ok {
+			out = append(out, ds.DemoPeople(cfg)...)
 		}
 	}
-	return append(out, web.Person{Name: "Visitor", Email: "visitor@example.invalid", Note: "in no group: may look, not approve"})
+	return append(out, bot.DemoPerson{Name: "Visitor", Email: "visitor@example.invalid", Note: "in no group: may look, not approve"})
 }
 
 // loopbackPort returns addr when it is free, else a free port on its host.

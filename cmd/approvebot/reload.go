@@ -10,10 +10,8 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
-	"github.com/approvebot/approvebot/bot/slack"
-	"github.com/approvebot/approvebot/bot/teams"
-	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/policy"
 )
 
@@ -28,9 +26,10 @@ type reloader struct {
 // reload reads the file again and, if it is valid and changes nothing that
 // only a restart can change, makes it the running configuration: who may
 // call, the approver groups, routes and chains new requests get, the
-// shutdown grace, and the secrets that can be rotated in place (the Slack
-// signing secret, the Teams app password), read again from their
-// environment variables or *_file files. Requests already open keep the
+// shutdown grace, and what each platform takes on in place (Running's
+// Reload: the Slack signing secret and bot token, the Teams app password,
+// the web inbox's subjects), its secrets read again from their environment
+// variables or *_file files. Requests already open keep the
 // chain, groups and deadline they started with. Any problem leaves the
 // running configuration as it was, and the error says what is wrong.
 func (rl *reloader) reload() (*policy.Config, error) {
@@ -42,34 +41,22 @@ func (rl *reloader) reload() (*policy.Config, error) {
 func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 	rl.svc.reloadMu.Lock()
 	defer rl.svc.reloadMu.Unlock()
-	next, err := policy.Load(rl.path, rl.getenv, platforms())
+	next, err := policy.Load(rl.path, rl.getenv, rl.svc.plugins.Platforms())
 	if err != nil {
 		return nil, nil, err
 	}
 	cur := rl.svc.cfg
-	if keys := restartOnly(cur, next); len(keys) > 0 {
+	keys, notes := restartOnly(rl.svc.plugins, cur, next)
+	if len(keys) > 0 {
 		return nil, nil, fmt.Errorf("%s changed: restart approvebot to apply that (the running configuration is unchanged)", strings.Join(keys, ", "))
-	}
-	var notes []string
-	curSlack, nextSlack := slack.ConfigOf(cur), slack.ConfigOf(next)
-	if curSlack != nil && curSlack.AppToken != nextSlack.AppToken {
-		// The Socket Mode connection is open; the new token is used when
-		// approvebot next starts. If the old one is revoked first, the
-		// reconnect is refused and approvebot stops, to be restarted.
-		notes = append(notes, "slack.app_token changed: the open Socket Mode connection keeps the old token; restart approvebot to use the new one")
 	}
 	// Callers are read from the policy, so who may call and where their
 	// requests go change in this one step.
 	rl.svc.engine.SetPolicy(next)
-	if rl.svc.slack != nil {
-		rl.svc.slack.SetSigningSecret(nextSlack.SigningSecret)
-		rl.svc.slack.SetBotToken(nextSlack.BotToken)
-	}
-	if rl.svc.teams != nil {
-		rl.svc.teams.SetAppPassword(teams.ConfigOf(next).AppPassword)
-	}
-	if rl.svc.web != nil {
-		rl.svc.web.SetSubjects(webSubjects(next))
+	for _, r := range rl.svc.running {
+		if r != nil {
+			r.Reload(next)
+		}
 	}
 	rl.svc.cfg = next
 	rl.svc.log.Info("configuration reloaded", "file", rl.path, "callers", len(next.Callers),
@@ -82,10 +69,10 @@ func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 
 // restartOnly names the settings that differ between a and b and that a
 // running service cannot take on: its address, store, signing key, TLS
-// files, which platforms it talks to and how, and the admin token guarding
-// this very endpoint.
-func restartOnly(a, b *policy.Config) []string {
-	var keys []string
+// files, which platforms it talks to and how (each platform says, in
+// order), and the admin token guarding this very endpoint; and notes on
+// what the platforms take on only later.
+func restartOnly(plugins bot.Plugins, a, b *policy.Config) (keys, notes []string) {
 	diff := func(key string, x, y any) {
 		if !reflect.DeepEqual(x, y) {
 			keys = append(keys, key)
@@ -100,28 +87,8 @@ func restartOnly(a, b *policy.Config) []string {
 	diff("public_url", a.PublicURL, b.PublicURL)
 	diff("audit", a.Audit, b.Audit)
 	diff("server", a.Server, b.Server)
-	diff("web", web.ConfigOf(a), web.ConfigOf(b))
-	as, bs := slack.ConfigOf(a), slack.ConfigOf(b)
-	switch {
-	case (as == nil) != (bs == nil):
-		keys = append(keys, "slack")
-	case as != nil:
-		x, y := *as, *bs
-		x.SigningSecret, y.SigningSecret = "", ""
-		x.BotToken, y.BotToken = "", ""
-		x.AppToken, y.AppToken = "", ""
-		diff("slack (other than its secrets)", x, y)
-	}
-	at, bt := teams.ConfigOf(a), teams.ConfigOf(b)
-	switch {
-	case (at == nil) != (bt == nil):
-		keys = append(keys, "teams")
-	case at != nil:
-		x, y := *at, *bt
-		x.AppPassword, y.AppPassword = "", ""
-		diff("teams (other than app_password)", x, y)
-	}
-	return keys
+	pk, notes := plugins.RestartOnly(a, b)
+	return append(keys, pk...), notes
 }
 
 // reloadHandler is POST /admin/reload.

@@ -20,9 +20,6 @@ import (
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
-	"github.com/approvebot/approvebot/bot/slack"
-	"github.com/approvebot/approvebot/bot/teams"
-	"github.com/approvebot/approvebot/bot/web"
 	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
@@ -34,7 +31,7 @@ func loadConfig(fs *flag.FlagSet, args []string, getenv func(string) (string, bo
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return nil, nil, err
 	}
-	cfg, err := policy.Load(*path, getenv, platforms())
+	cfg, err := policy.Load(*path, getenv, platforms().Platforms())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -63,9 +60,6 @@ type service struct {
 	store    *store.Bolt
 	engine   *bot.Engine
 	api      *bot.Server
-	slack    *slack.Slack
-	teams    *teams.Teams
-	web      *web.Web
 	http     *http.Server
 	listener net.Listener
 	scheme   string // http, or https when approvebot serves TLS itself
@@ -74,10 +68,22 @@ type service struct {
 	// reloadMu serialises reloads; cfg is replaced by each one.
 	reloadMu sync.Mutex
 
-	// Socket Mode, when on: stopSocket ends the connection, socketErr
-	// reports why it stopped by itself.
-	stopSocket context.CancelFunc
-	socketErr  chan error
+	// plugins are the platforms the service is built with, running[i]
+	// plugins[i]'s running side (nil when the configuration leaves it out).
+	plugins bot.Plugins
+	running []bot.Running
+
+	// The connections platforms keep themselves (bot.Runner): stopRunners
+	// ends them, ran reports each one's end, and runners counts them.
+	stopRunners context.CancelFunc
+	ran         chan runnerEnd
+	runners     int
+}
+
+// runnerEnd is how a platform's connection ended.
+type runnerEnd struct {
+	runner bot.Runner
+	err    error
 }
 
 // cmdServe runs the service on clock: every deadline, reminder, retry and
@@ -121,66 +127,55 @@ func cmdServe(ctx context.Context, clock bot.Clock, args []string, getenv func(s
 }
 
 func build(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reloader, clock bot.Clock) (*service, error) {
-	return buildWith(ctx, cfg, log, rl, clock, nil)
+	return buildWith(ctx, cfg, platforms(), log, rl, clock, nil)
 }
 
-// buildWith builds the service; demo, set by approvebot demo alone, offers
-// those people as the web inbox's sign-in in place of an identity provider.
-// serve never passes it, whatever the configuration says.
-func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *reloader, clock bot.Clock, demo []web.Person) (*service, error) {
+// buildWith builds the service with plugins, the platforms cfg was read
+// with; demo, set by approvebot demo alone, offers those people as the
+// sign-in of a platform that has one (the web inbox) in place of an
+// identity provider. serve never passes it, whatever the configuration
+// says.
+func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log *slog.Logger, rl *reloader, clock bot.Clock, demo []bot.DemoPerson) (*service, error) {
 	st, err := store.Open(cfg.Store.Path, store.Options{MaxSize: cfg.Store.MaxSize})
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	svc := &service{cfg: cfg, store: st, log: log, scheme: "http"}
+	svc := &service{cfg: cfg, store: st, log: log, scheme: "http", plugins: plugins}
 	if rl != nil {
 		rl.svc = svc
 	}
+	closeRunning := func() {}
 	fail := func(err error) (*service, error) {
+		closeRunning()
 		st.Close()
 		return nil, err
 	}
-	// The adapters are built by name: each needs its own wiring (Teams the
-	// store's conversation references, the web inbox the public URL and the
-	// demo's people, Slack Socket Mode's run below) and offers its own
-	// routes and reloadable secrets. What a platform reads from the file,
-	// whom it lets decide and where it posts are its package's alone
-	// (platforms.go); this function and reload.go are the one other place a
-	// new platform is wired.
+	// Every platform starts from its own section (platforms.go): what
+	// it reads from the file, whom it lets decide, where it posts, its
+	// routes, its reloadable secrets and any connection it keeps are its
+	// package's alone. Each keeps its data in a bucket of its own.
+	data := func(platform string) bot.KV { return st.PlatformData(platform) }
+	svc.running, err = plugins.Start(cfg, bot.Env{Logger: log, Clock: clock, Demo: demo}, data)
+	if err != nil {
+		return fail(err)
+	}
+	closeRunning = func() {
+		for _, r := range svc.running {
+			if r != nil {
+				r.Close()
+			}
+		}
+	}
 	var platforms []bot.Platform
-	if sc := slack.ConfigOf(cfg); sc != nil {
-		sc.Logger, sc.Clock = log, clock
-		svc.slack, err = slack.New(*sc)
-		if err != nil {
-			return fail(fmt.Errorf("slack: %w", err))
+	var inboxURL string
+	for _, r := range svc.running {
+		if r == nil {
+			continue
 		}
-		platforms = append(platforms, svc.slack)
-	}
-	if tc := teams.ConfigOf(cfg); tc != nil {
-		tc.Conversations, tc.Logger, tc.Clock = st, log, clock
-		svc.teams, err = teams.New(*tc)
-		if err != nil {
-			return fail(fmt.Errorf("teams: %w", err))
+		platforms = append(platforms, r.Platform())
+		if rp, ok := r.(bot.RequestPages); ok && inboxURL == "" && cfg.PublicURL != "" {
+			inboxURL = strings.TrimSuffix(cfg.PublicURL, "/") + rp.RequestPath()
 		}
-		platforms = append(platforms, svc.teams)
-	}
-	if oidc := web.ConfigOf(cfg); oidc != nil || len(demo) > 0 {
-		wc := web.Config{
-			Demo:          demo,
-			Listen:        cfg.Listen,
-			SecureCookies: web.SecureCookiesFor(cfg.PublicURL),
-			Subjects:      webSubjects(cfg),
-			Logger:        log,
-			Clock:         clock,
-		}
-		if len(demo) == 0 {
-			wc.OIDC = oidc
-		}
-		svc.web, err = web.New(wc)
-		if err != nil {
-			return fail(err)
-		}
-		platforms = append(platforms, svc.web)
 	}
 	key, err := signing.LoadOrCreateKey(cfg.Signing.KeyFile)
 	if err != nil {
@@ -193,10 +188,6 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		checkpoints = &bot.CheckpointConfig{File: cfg.Audit.CheckpointFile, Log: cfg.Audit.CheckpointLog, Interval: cfg.Audit.CheckpointInterval}
 		warnSameVolume(log, cfg)
 	}
-	var inboxURL string
-	if svc.web != nil && cfg.PublicURL != "" {
-		inboxURL = strings.TrimSuffix(cfg.PublicURL, "/") + "/inbox/r/"
-	}
 	svc.engine, err = bot.New(bot.Config{Policy: cfg, Store: st, Platforms: platforms, Logger: log, Signer: signer, Checkpoints: checkpoints,
 		Retention: cfg.Store.Retention, InboxURL: inboxURL, Clock: clock})
 	if err != nil {
@@ -205,16 +196,28 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 	handlers := map[string]http.Handler{}
 	// Platform callbacks are unauthenticated until their body is read.
 	guard := bot.NewCallbackGuard(cfg.Server.CallbackReadTimeout, cfg.Server.CallbackMemory, log)
-	if svc.slack != nil && !svc.slack.SocketMode() {
-		sh := guard.Wrap(svc.slack.Handler(svc.engine), maxCallbackBody)
-		handlers["POST /slack/interactions"] = sh
-		handlers["POST /slack/events"] = sh
+	mount := func(pattern string, h http.Handler) error {
+		if _, taken := handlers[pattern]; taken {
+			return fmt.Errorf("two platforms serve %s", pattern)
+		}
+		handlers[pattern] = h
+		return nil
 	}
-	if svc.teams != nil {
-		handlers["POST /teams/messages"] = guard.Wrap(svc.teams.Handler(svc.engine), maxCallbackBody)
-	}
-	if svc.web != nil {
-		handlers["/inbox/"] = svc.web.Handler(svc.engine)
+	for _, r := range svc.running {
+		if r == nil {
+			continue
+		}
+		routes := r.Routes(svc.engine)
+		for p, h := range routes.Callbacks {
+			if err := mount(p, guard.Wrap(h, maxCallbackBody)); err != nil {
+				return fail(err)
+			}
+		}
+		for p, h := range routes.Pages {
+			if err := mount(p, h); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	if cfg.Admin.Token != "" {
 		extra := map[string]http.HandlerFunc{
@@ -231,14 +234,16 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		if rl != nil {
 			extra["POST /admin/reload"] = rl.reloadHandler
 		}
-		if svc.teams != nil {
-			extra["GET /admin/teams/channels"] = func(w http.ResponseWriter, r *http.Request) {
-				chans, err := svc.teams.Channels()
-				if err != nil {
-					jsonhttp.Write(w, http.StatusServiceUnavailable, map[string]string{"error": "could not read the store"})
-					return
+		for _, r := range svc.running {
+			ar, ok := r.(bot.AdminRouter)
+			if !ok {
+				continue
+			}
+			for p, h := range ar.AdminRoutes() {
+				if _, taken := extra[p]; taken {
+					return fail(fmt.Errorf("two routes claim %s", p))
 				}
-				jsonhttp.Write(w, http.StatusOK, chans)
+				extra[p] = h
 			}
 		}
 		adminToken := func() string { return svc.config().Admin.Token }
@@ -298,35 +303,29 @@ func buildWith(ctx context.Context, cfg *policy.Config, log *slog.Logger, rl *re
 		svc.listener.Close()
 		return fail(err)
 	}
-	if svc.slack != nil && svc.slack.SocketMode() {
-		// Clicks keep arriving over the socket through the shutdown grace,
-		// as they do over HTTP; serve ends it with the listener.
-		var socketCtx context.Context
-		socketCtx, svc.stopSocket = context.WithCancel(context.WithoutCancel(ctx))
-		svc.socketErr = make(chan error, 1)
-		go func() { svc.socketErr <- svc.slack.RunSocketMode(socketCtx, svc.engine) }()
+	var runners []bot.Runner
+	for _, r := range svc.running {
+		if rr, ok := r.(bot.Runner); ok {
+			runners = append(runners, rr)
+		}
+	}
+	if len(runners) > 0 {
+		// Clicks keep arriving over a platform's own connection through
+		// the shutdown grace, as they do over HTTP; serve ends it with the
+		// listener.
+		var runCtx context.Context
+		runCtx, svc.stopRunners = context.WithCancel(context.WithoutCancel(ctx))
+		svc.ran = make(chan runnerEnd, len(runners))
+		svc.runners = len(runners)
+		for _, rr := range runners {
+			go func() { svc.ran <- runnerEnd{rr, rr.Run(runCtx, svc.engine)} }()
+		}
 	}
 	abs, _ := filepath.Abs(cfg.Store.Path)
-	log.Info("approvebot started", "listen", svc.listener.Addr().String(), "store", abs,
-		"slack", svc.slack != nil, "slack_socket_mode", svc.stopSocket != nil, "teams", svc.teams != nil, "web", svc.web != nil, "groups", len(cfg.Approvers))
+	started := []any{"listen", svc.listener.Addr().String(), "store", abs}
+	started = append(started, plugins.StartLog(svc.running)...)
+	log.Info("approvebot started", append(started, "groups", len(cfg.Approvers))...)
 	return svc, nil
-}
-
-// webSubjects lists the subjects (sub:<sub>) approvers' web sides name.
-func webSubjects(cfg *policy.Config) map[string]bool {
-	subs := map[string]bool{}
-	for _, g := range cfg.Approvers {
-		s, ok := g.Side(web.Name)
-		if !ok {
-			continue
-		}
-		for _, u := range s.Users {
-			if s, ok := strings.CutPrefix(u, "sub:"); ok {
-				subs[s] = true
-			}
-		}
-	}
-	return subs
 }
 
 // serve runs until ctx ends, then stops in order: new approval requests are
@@ -338,15 +337,22 @@ func webSubjects(cfg *policy.Config) map[string]bool {
 func (svc *service) serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- svc.http.Serve(svc.listener) }()
-	var socketFailed, damaged error
+	var lost, damaged error
+	waiting := svc.runners // connections still to end
 	select {
 	case err := <-errc:
 		svc.close(context.Background())
 		return fmt.Errorf("http server: %w", err)
-	case socketFailed = <-svc.socketErr: // nil channel without Socket Mode
-		// No click can arrive any more: stop as on SIGTERM, without
-		// waiting out a grace period nobody can use, and exit non-zero.
-		svc.log.Error("stopping: the Slack socket is gone", "err", socketFailed)
+	case end := <-svc.ran: // nil channel without such connections
+		// No click can arrive over it any more: stop as on SIGTERM,
+		// without waiting out a grace period nobody can use, and exit
+		// non-zero.
+		waiting--
+		lost = end.err
+		if lost == nil {
+			lost = fmt.Errorf("%s is gone", end.runner.Connection())
+		}
+		svc.log.Error("stopping: "+end.runner.Connection()+" is gone", "err", lost)
 	case <-ctx.Done():
 	case <-svc.store.Failed():
 		// Nothing more can be read or recorded: held agents are answered
@@ -356,7 +362,7 @@ func (svc *service) serve(ctx context.Context) error {
 		svc.log.Error("stopping: the store failed; nothing more is served from it", "err", damaged, "stack", string(svc.store.Stack()))
 	}
 	grace := svc.config().ShutdownGrace // as last reloaded
-	if socketFailed != nil || damaged != nil {
+	if lost != nil || damaged != nil {
 		grace = 0
 	}
 	svc.log.Info("stopping: no new requests; held requests wait up to the grace period", "grace", grace)
@@ -370,10 +376,10 @@ func (svc *service) serve(ctx context.Context) error {
 	svc.api.WaitHeld(graceCtx)
 	cancelGrace()
 	svc.api.Drain() // whoever is still held is answered "still pending" now
-	if svc.stopSocket != nil {
-		svc.stopSocket()
-		if socketFailed == nil {
-			<-svc.socketErr
+	if svc.stopRunners != nil {
+		svc.stopRunners()
+		for ; waiting > 0; waiting-- {
+			<-svc.ran
 		}
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -388,8 +394,8 @@ func (svc *service) serve(ctx context.Context) error {
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	if socketFailed != nil {
-		return socketFailed
+	if lost != nil {
+		return lost
 	}
 	if damaged != nil {
 		return fmt.Errorf("store: %w; restore the file from a backup", damaged)
@@ -400,11 +406,13 @@ func (svc *service) serve(ctx context.Context) error {
 
 func (svc *service) close(ctx context.Context) {
 	svc.api.Close()
-	if svc.stopSocket != nil {
-		svc.stopSocket()
+	if svc.stopRunners != nil {
+		svc.stopRunners()
 	}
-	if svc.slack != nil {
-		svc.slack.Close()
+	for _, r := range svc.running {
+		if r != nil {
+			r.Close()
+		}
 	}
 	drainCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

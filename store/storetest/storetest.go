@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -42,6 +43,7 @@ func Run(t *testing.T, open Open) {
 		{"Resolved", testResolved},
 		{"Watch", testWatch},
 		{"Reads", testReads},
+		{"PlatformData", testPlatformData},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
@@ -756,6 +758,52 @@ func testReads(t *testing.T, s store.Store) {
 	}
 	if err := s.Ping(); err != nil {
 		t.Fatalf("ping: %v", err)
+	}
+}
+
+func testPlatformData(t *testing.T, s store.Store) {
+	a, b := s.PlatformData("alpha"), s.PlatformData("beta")
+	if got, err := a.Get("k"); err != nil || got != nil {
+		t.Fatalf("get before any put: %q, %v; want nil, nil", got, err)
+	}
+	if err := a.Delete("k"); err != nil {
+		t.Fatalf("delete of an absent key: %v", err)
+	}
+	if all, err := a.List(); err != nil || len(all) != 0 {
+		t.Fatalf("list before any put: %v, %v", all, err)
+	}
+	for _, put := range []struct {
+		kv   store.KV
+		k, v string
+	}{{a, "k", "a1"}, {a, "k", "a2"}, {a, "other", "a3"}, {b, "k", "b1"}} {
+		if err := put.kv.Put(put.k, []byte(put.v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Delete("other"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		kv   store.KV
+		name string
+		all  map[string]string
+	}{{a, "alpha", map[string]string{"k": "a2"}}, {b, "beta", map[string]string{"k": "b1"}}, {s.PlatformData("gamma"), "gamma", map[string]string{}}} {
+		all, err := want.kv.List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for k, v := range all {
+			got[k] = string(v)
+		}
+		if !maps.Equal(got, want.all) {
+			t.Errorf("%s lists %v, want %v", want.name, got, want.all)
+		}
+		for k, v := range want.all {
+			if got, err := want.kv.Get(k); err != nil || string(got) != v {
+				t.Errorf("%s's %s: %q, %v; want %q", want.name, k, got, err, v)
+			}
+		}
 	}
 }
 
