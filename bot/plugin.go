@@ -130,6 +130,21 @@ type RestartChecker interface {
 	RestartOnly(cur, next *policy.Config) (keys, notes []string)
 }
 
+// DataNamer is an optional Plugin method, of a platform whose data in the
+// store (Env.Data) predates a place per platform and is kept under another
+// name than its own (Teams' "conversations").
+type DataNamer interface {
+	DataName() string
+}
+
+// DataName is the name p's data is kept under in the store.
+func DataName(p Plugin) string {
+	if n, ok := p.(DataNamer); ok {
+		return n.DataName()
+	}
+	return p.Name()
+}
+
 // Doctor is an optional Plugin method: approvebot doctor's checks of the
 // platform's setup in cfg (credentials, scopes, channels, people), made
 // in order onto c. They change nothing, and check nothing when cfg has no
@@ -174,13 +189,13 @@ func (ps Plugins) Platforms() policy.Platforms {
 }
 
 // Start starts every platform cfg configures (or env.Demo asks for), in
-// order, each with its own data(name) as env.Data. running[i] is ps[i]'s
+// order, each with data(DataName(p)) as env.Data. running[i] is ps[i]'s
 // running side, nil for one not started. On an error, those already
 // started are closed again.
 func (ps Plugins) Start(cfg *policy.Config, env Env, data func(platform string) KV) ([]Running, error) {
 	running := make([]Running, len(ps))
 	for i, p := range ps {
-		env.Data = data(p.Name())
+		env.Data = data(DataName(p))
 		r, err := p.Start(cfg, env)
 		if err != nil {
 			for _, r := range running[:i] {

@@ -111,10 +111,11 @@ type Store interface {
 	// Audit calls fn with every record after seq from, in order.
 	Audit(from uint64, fn func(rec Record, raw []byte) error) error
 
-	// PlatformData is platform's own opaque values by key, which no other
-	// platform's reads or writes can reach (Teams keeps where its bot is
-	// installed there). Each Put and Delete is committed on its own.
-	PlatformData(platform string) KV
+	// PlatformData is one platform's own opaque values by key, kept under
+	// name (the platform's name, or the name its data had before), which
+	// no other platform's reads or writes can reach. Each Put and Delete
+	// is committed on its own.
+	PlatformData(name string) KV
 
 	// Ping says whether the store can still be read.
 	Ping() error

@@ -11,10 +11,10 @@ import (
 // nothing of what they mean; each platform has a bucket of its own, so no
 // platform's keys can meet another's.
 
-// platformBuckets are the buckets of platforms whose data predates a bucket
-// per platform: Teams' conversation references stay where earlier files
-// have them.
-var platformBuckets = map[string][]byte{"teams": bucketConversations}
+// legacyBuckets are data kept before there was a bucket per platform, by
+// the name their platform still asks for them under (bot.DataNamer): files
+// of earlier releases have them there.
+var legacyBuckets = map[string][]byte{"conversations": bucketConversations}
 
 // platformData is one platform's values in the file.
 type platformData struct {
@@ -22,12 +22,13 @@ type platformData struct {
 	bucket []byte
 }
 
-// PlatformData returns platform's values, in the bucket "platform:<name>"
-// (made on the first Put), or the bucket its data has always had.
-func (s *Bolt) PlatformData(platform string) KV {
-	b, ok := platformBuckets[platform]
+// PlatformData returns the values kept under name, in the bucket
+// "platform:<name>" (made on the first Put), or the bucket they have always
+// had.
+func (s *Bolt) PlatformData(name string) KV {
+	b, ok := legacyBuckets[name]
 	if !ok {
-		b = []byte("platform:" + platform)
+		b = []byte("platform:" + name)
 	}
 	return &platformData{s: s, bucket: b}
 }

@@ -7,11 +7,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Each platform sees its own keys only, they outlive a restart, and Teams'
-// stay in the conversations bucket earlier files keep them in.
+// Each platform sees its own keys only, they outlive a restart, and data
+// asked for as "conversations" stays in the bucket earlier files keep
+// Teams' conversation references in.
 func TestPlatformData(t *testing.T) {
 	s, path := openTemp(t, Options{})
-	teams, pager := s.PlatformData("teams"), s.PlatformData("pager")
+	legacy, pager := s.PlatformData("conversations"), s.PlatformData("pager")
 	if got, err := pager.List(); err != nil || len(got) != 0 {
 		t.Fatalf("a platform that never wrote lists %v, %v", got, err)
 	}
@@ -24,12 +25,12 @@ func TestPlatformData(t *testing.T) {
 	for _, put := range []struct {
 		d    KV
 		k, v string
-	}{{teams, "19:a@thread.tacv2", "ref-a"}, {teams, "19:b@thread.tacv2", "ref-b"}, {pager, "19:a@thread.tacv2", "page"}} {
+	}{{legacy, "19:a@thread.tacv2", "ref-a"}, {legacy, "19:b@thread.tacv2", "ref-b"}, {pager, "19:a@thread.tacv2", "page"}} {
 		if err := put.d.Put(put.k, []byte(put.v)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := teams.Delete("19:b@thread.tacv2"); err != nil {
+	if err := legacy.Delete("19:b@thread.tacv2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -53,8 +54,8 @@ func TestPlatformData(t *testing.T) {
 		}
 		return out
 	}
-	if got, want := list("teams"), map[string]string{"19:a@thread.tacv2": "ref-a"}; !maps.Equal(got, want) {
-		t.Errorf("teams has %v, want %v", got, want)
+	if got, want := list("conversations"), map[string]string{"19:a@thread.tacv2": "ref-a"}; !maps.Equal(got, want) {
+		t.Errorf("conversations has %v, want %v", got, want)
 	}
 	if got, want := list("pager"), map[string]string{"19:a@thread.tacv2": "page"}; !maps.Equal(got, want) {
 		t.Errorf("pager has %v, want %v", got, want)
@@ -64,7 +65,7 @@ func TestPlatformData(t *testing.T) {
 	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if n := tx.Bucket(bucketConversations).Stats().KeyN; n != 1 {
-			t.Errorf("the conversations bucket holds %d keys, want Teams' one", n)
+			t.Errorf("the conversations bucket holds %d keys, want the one left", n)
 		}
 		return nil
 	})

@@ -39,7 +39,7 @@ var (
 	bucketAgentIDs      = []byte("agent_request_ids")   // caller \x00 approval_request_id → id (schema 1.0)
 	bucketOutbox        = []byte("outbox")              // id \x00 4-byte BE destination → job
 	bucketAudit         = []byte("audit")               // 8-byte BE sequence → event
-	bucketConversations = []byte("conversations")       // Teams' PlatformData (platformdata.go)
+	bucketConversations = []byte("conversations")       // PlatformData("conversations") (platformdata.go)
 	bucketNudges        = []byte("pending_by_nudge")    // 8-byte BE unix nanos ‖ id → empty: next reminder due
 
 	keySchema    = []byte("schema_version")

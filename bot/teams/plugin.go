@@ -13,6 +13,7 @@ import (
 var (
 	_ bot.Plugin         = Platform{}
 	_ bot.RestartChecker = Platform{}
+	_ bot.DataNamer      = Platform{}
 	_ bot.Running        = (*Teams)(nil)
 	_ bot.AdminRouter    = (*Teams)(nil)
 )
@@ -31,6 +32,10 @@ func (Platform) Start(cfg *policy.Config, env bot.Env) (bot.Running, error) {
 	}
 	return t, nil
 }
+
+// DataName keeps where the bot is installed in the store's
+// "conversations", where releases before a place per platform kept it.
+func (Platform) DataName() string { return "conversations" }
 
 // RestartOnly: the app password rotates in place; all else of the section
 // needs a restart.

@@ -60,7 +60,7 @@ type Config struct {
 	// section sets DefaultChannelInterval.
 	ChannelInterval time.Duration
 	// Conversations persists where the bot is installed, keyed by Teams
-	// channel id: the store's PlatformData of teams.
+	// channel id: the store's data of the platform (Platform.DataName).
 	Conversations bot.KV
 	Logger        *slog.Logger
 	// Clock is the adapter's time: activity tokens' validity, signing

@@ -136,7 +136,7 @@ func doctorPlatforms(ctx context.Context, c *checklist, cfg *policy.Config, st *
 		}
 		e := env
 		if st != nil {
-			e.Data = st.PlatformData(p.Name())
+			e.Data = st.PlatformData(bot.DataName(p))
 		}
 		d.Doctor(ctx, cfg, e, c)
 	}

@@ -550,7 +550,7 @@ func offlineChannels(cfg *policy.Config, st *store.Bolt) ([]teams.Channel, error
 	if tc == nil {
 		return nil, errors.New("the config has no teams section")
 	}
-	tc.Conversations = st.PlatformData(teams.Name)
+	tc.Conversations = st.PlatformData(bot.DataName(teams.Platform{}))
 	t, err := teams.New(*tc)
 	if err != nil {
 		return nil, err
