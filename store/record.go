@@ -84,29 +84,23 @@ func encodeState(r *approvebot.Request) ([]byte, error) {
 }
 
 // decodeRecord reads a request from its head record v (the whole record in
-// a file of schema 2, which has no state bucket); keep is the head cache's.
-func (c *headCache) decodeRecord(tx *bolt.Tx, id, v []byte, keep bool) (*approvebot.Request, error) {
+// a file of schema 2, which has no state bucket).
+func decodeRecord(tx *bolt.Tx, id, v []byte) (*approvebot.Request, error) {
+	var r approvebot.Request
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("request %s: corrupt record: %w", id, err)
+	}
 	states := tx.Bucket(bucketStates)
 	if states == nil {
-		var r approvebot.Request
-		if err := json.Unmarshal(v, &r); err != nil {
-			return nil, fmt.Errorf("request %s: corrupt record: %w", id, err)
-		}
 		return &r, nil
-	}
-	h, err := c.decode(string(id), v, keep)
-	if err != nil {
-		return nil, fmt.Errorf("request %s: corrupt record: %w", id, err)
 	}
 	st := states.Get(id)
 	if st == nil {
 		return nil, fmt.Errorf("request %s: corrupt record: its state is missing", id)
 	}
-	var r approvebot.Request
 	if err := json.Unmarshal(st, &r); err != nil {
 		return nil, fmt.Errorf("request %s: corrupt state record: %w", id, err)
 	}
-	setHead(&r, h)
 	return &r, nil
 }
 

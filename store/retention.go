@@ -108,13 +108,10 @@ func (s *Bolt) Prune(before time.Time, seal SealFunc) (PruneReport, error) {
 	rep := PruneReport{Seal: Head{Seq: plan.cut, Digest: plan.digest}}
 	err = s.write(func(tx *bolt.Tx) error {
 		rep.Requests, rep.Records = 0, 0
-		return s.heads.applyPrune(tx, plan, line, &rep)
+		return applyPrune(tx, plan, line, &rep)
 	})
 	if err != nil {
 		return PruneReport{}, err
-	}
-	for id := range plan.requests {
-		s.heads.forget(id)
 	}
 	return rep, nil
 }
@@ -217,7 +214,7 @@ func planPrune(tx *bolt.Tx, before time.Time) (*prunePlan, error) {
 	return &prunePlan{cut: cut, digest: rec.Digest, requests: remove, scanned: scanned, sealWas: bytes.Clone(meta.Get(keyAuditSeal))}, nil
 }
 
-func (hc *headCache) applyPrune(tx *bolt.Tx, plan *prunePlan, seal []byte, rep *PruneReport) error {
+func applyPrune(tx *bolt.Tx, plan *prunePlan, seal []byte, rep *PruneReport) error {
 	meta := tx.Bucket(bucketMeta)
 	if !bytes.Equal(meta.Get(keyAuditSeal), plan.sealWas) {
 		return ErrPruneRaced
@@ -245,7 +242,7 @@ func (hc *headCache) applyPrune(tx *bolt.Tx, plan *prunePlan, seal []byte, rep *
 	}
 	rep.Records = len(keys)
 	for id := range plan.requests {
-		r, err := hc.getRequest(tx, id)
+		r, err := getRequest(tx, id)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}

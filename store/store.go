@@ -97,8 +97,6 @@ type Bolt struct {
 	failErr   error // set once bbolt panicked or faulted
 	failStack []byte
 	failed    chan struct{}
-
-	heads *headCache
 }
 
 // Open opens or creates the file at path with mode 0600.
@@ -126,7 +124,7 @@ func Open(path string, o Options) (*Bolt, error) {
 			return nil, fmt.Errorf("open %s: it is %w: %v; restore the file from a backup", path, ErrNotStore, err)
 		}
 	}
-	s := &Bolt{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch, failed: make(chan struct{}), heads: newHeadCache(headCacheBytes)}
+	s := &Bolt{db: db, path: path, ops: make(chan *op, 4096), done: make(chan struct{}), max: o.MaxBatch, failed: make(chan struct{})}
 	if o.ReadOnly {
 		close(s.done)
 		s.closed = true
@@ -450,13 +448,13 @@ func agentKey(caller, requestID string) []byte {
 // gave it. Files written before the index existed stored such a request
 // under the agent's id itself; that record is the caller's only if it says
 // so.
-func (c *headCache) lookupAgentID(tx *bolt.Tx, caller, requestID string) (*approvebot.Request, error) {
+func lookupAgentID(tx *bolt.Tx, caller, requestID string) (*approvebot.Request, error) {
 	if b := tx.Bucket(bucketAgentIDs); b != nil {
 		if id := b.Get(agentKey(caller, requestID)); id != nil {
-			return c.getRequest(tx, string(id))
+			return getRequest(tx, string(id))
 		}
 	}
-	r, err := c.getRequest(tx, requestID)
+	r, err := getRequest(tx, requestID)
 	if err != nil {
 		return nil, err
 	}
@@ -466,13 +464,13 @@ func (c *headCache) lookupAgentID(tx *bolt.Tx, caller, requestID string) (*appro
 	return r, nil
 }
 
-func (c *headCache) getRequest(tx *bolt.Tx, id string) (*approvebot.Request, error) {
+func getRequest(tx *bolt.Tx, id string) (*approvebot.Request, error) {
 	k := []byte(id)
 	v := tx.Bucket(bucketRequests).Get(k)
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	return c.decodeRecord(tx, k, v, true)
+	return decodeRecord(tx, k, v)
 }
 
 // Get returns the stored request.
@@ -480,7 +478,7 @@ func (s *Bolt) Get(id string) (*approvebot.Request, error) {
 	var r *approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		r, err = s.heads.getRequest(tx, id)
+		r, err = getRequest(tx, id)
 		return err
 	})
 	return r, err
@@ -491,7 +489,7 @@ func (s *Bolt) Lookup(caller, requestID string) (*approvebot.Request, error) {
 	var r *approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		r, err = s.heads.lookupAgentID(tx, caller, requestID)
+		r, err = lookupAgentID(tx, caller, requestID)
 		return err
 	})
 	return r, err
@@ -503,7 +501,7 @@ func (s *Bolt) Lookup(caller, requestID string) (*approvebot.Request, error) {
 func (s *Bolt) Find(requestID string) ([]*approvebot.Request, error) {
 	var out []*approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
-		if r, err := s.heads.getRequest(tx, requestID); err == nil && r.Schema == approvebot.SchemaV1 && r.ID == r.Fields.ApprovalRequestID {
+		if r, err := getRequest(tx, requestID); err == nil && r.Schema == approvebot.SchemaV1 && r.ID == r.Fields.ApprovalRequestID {
 			out = append(out, r) // stored before the index existed
 		}
 		b := tx.Bucket(bucketAgentIDs)
@@ -515,7 +513,7 @@ func (s *Bolt) Find(requestID string) ([]*approvebot.Request, error) {
 			if i < 0 || string(k[i+1:]) != requestID {
 				return nil
 			}
-			r, err := s.heads.getRequest(tx, string(v))
+			r, err := getRequest(tx, string(v))
 			if err != nil {
 				return err
 			}
@@ -580,14 +578,14 @@ func (s *Bolt) CreateAdmitted(r *approvebot.Request, admit func() error, events 
 	var jobs []JobKey
 	err = s.write(func(tx *bolt.Tx) error {
 		stored, created, jobs = nil, false, nil
-		if old, err := s.heads.getRequest(tx, r.ID); err == nil {
+		if old, err := getRequest(tx, r.ID); err == nil {
 			stored = old
 			return nil
 		} else if !errors.Is(err, ErrNotFound) {
 			return err
 		}
 		if r.Schema == approvebot.SchemaV1 {
-			old, err := s.heads.lookupAgentID(tx, r.Caller, r.Fields.ApprovalRequestID)
+			old, err := lookupAgentID(tx, r.Caller, r.Fields.ApprovalRequestID)
 			if err == nil {
 				stored = old
 				return nil
@@ -598,7 +596,7 @@ func (s *Bolt) CreateAdmitted(r *approvebot.Request, admit func() error, events 
 		idem := tx.Bucket(bucketIdempotency)
 		if r.IdempotencyKey != "" {
 			if id := idem.Get(idemKey(r.Caller, r.IdempotencyKey)); id != nil {
-				old, err := s.heads.getRequest(tx, string(id))
+				old, err := getRequest(tx, string(id))
 				if err != nil {
 					return err
 				}
@@ -663,7 +661,7 @@ func (s *Bolt) Update(id string, fn func(r *approvebot.Request) (Change, error),
 	var aborted bool
 	err := s.write(func(tx *bolt.Tx) error {
 		out, jobs, aborted = nil, nil, false
-		r, err := s.heads.getRequest(tx, id)
+		r, err := getRequest(tx, id)
 		if err != nil {
 			return err
 		}
@@ -677,7 +675,7 @@ func (s *Bolt) Update(id string, fn func(r *approvebot.Request) (Change, error),
 			// fn may have changed r before it chose to abort: answer with
 			// the request as stored. Aborts are rare (refused clicks), so
 			// the second decode is paid only then.
-			if out, err = s.heads.getRequest(tx, id); err != nil {
+			if out, err = getRequest(tx, id); err != nil {
 				return err
 			}
 			return appendEvents(tx, ch.Events)
@@ -793,7 +791,7 @@ func (s *Bolt) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.De
 	var jobs []JobKey
 	err := s.write(func(tx *bolt.Tx) error {
 		out, owed, jobs = nil, false, nil
-		r, err := s.heads.getRequest(tx, k.ID)
+		r, err := getRequest(tx, k.ID)
 		if err != nil {
 			return err
 		}
@@ -990,7 +988,7 @@ func (s *Bolt) Recent(n int, fn func(r *approvebot.Request) bool) error {
 		c := tx.Bucket(bucketRequests).Cursor()
 		for k, v := c.Last(); k != nil && n > 0; k, v = c.Prev() {
 			n--
-			r, err := s.heads.decodeRecord(tx, k, v, false)
+			r, err := decodeRecord(tx, k, v)
 			if err != nil {
 				return err
 			}
@@ -1006,7 +1004,7 @@ func (s *Bolt) Recent(n int, fn func(r *approvebot.Request) bool) error {
 func (s *Bolt) Each(fn func(r *approvebot.Request) error) error {
 	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
-			r, err := s.heads.decodeRecord(tx, k, v, false)
+			r, err := decodeRecord(tx, k, v)
 			if err != nil {
 				return err
 			}

@@ -64,7 +64,7 @@ func checkConsistent(t *testing.T, s *Bolt) {
 		wantJobs := map[string]bool{}
 		wantNudges := map[string]bool{}
 		err := tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
-			r, err := s.heads.getRequest(tx, string(k))
+			r, err := getRequest(tx, string(k))
 			if err != nil {
 				return err
 			}
