@@ -275,3 +275,24 @@ func (h *harness) addUsers(prefix string, n int) []string {
 	}
 	return ids
 }
+
+// The binary sets the collector's target (gcPercent) unless the environment
+// names one, which it keeps; the Go runtime's own metric says which ran.
+func TestCollectorTarget(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	for _, tt := range []struct {
+		gogc string // "" leaves GOGC unset
+		want string
+	}{{"", "go_gc_gogc_percent 200\n"}, {"100", "go_gc_gogc_percent 100\n"}} {
+		h := newHarness(t, baseConfig)
+		if tt.gogc != "" {
+			h.env["GOGC"] = tt.gogc
+		}
+		c := h.spawn(bin)
+		if m := h.do(http.MethodGet, "/metrics", nil, nil); !strings.Contains(string(m.body), tt.want) {
+			t.Errorf("GOGC=%q: /metrics lacks %q", tt.gogc, strings.TrimSpace(tt.want))
+		}
+		c.terminate()
+	}
+}
