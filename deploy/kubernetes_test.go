@@ -344,6 +344,19 @@ func TestKubernetesManifests(t *testing.T) {
 	if limit.Value() < held*5/4 {
 		t.Errorf("memory limit %s leaves less than 25%% above the %d bytes measured with 10,000 agents held", limit.String(), held)
 	}
+	// GOMEMLIMIT keeps the collector ahead of the limit, and leaves room
+	// for the agents held in the benchmark.
+	var memLimit string
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			memLimit = e.Value
+		}
+	}
+	if soft, ok := goMemLimit(memLimit); !ok {
+		t.Errorf("GOMEMLIMIT %q: want a size such as 300MiB, below the container's memory limit", memLimit)
+	} else if soft > limit.Value()*9/10 || soft < held {
+		t.Errorf("GOMEMLIMIT %s: want it between the %d bytes measured with 10,000 agents held and 90%% of the %s limit", memLimit, held, limit.String())
+	}
 	if cpu := c.Resources.Requests[corev1.ResourceCPU]; cpu.Cmp(resource.MustParse("50m")) < 0 {
 		t.Errorf("cpu request %s", cpu.String())
 	}
@@ -375,6 +388,21 @@ func probeTheConfig(t *testing.T, text, botToken string, paths map[string]string
 			t.Errorf("%s probe %s: %d %s\n%s", name, p, code, body, s.logs)
 		}
 	}
+}
+
+// goMemLimit reads a GOMEMLIMIT value as the Go runtime does: a number of
+// bytes with an optional B, KiB, MiB, GiB or TiB.
+func goMemLimit(v string) (int64, bool) {
+	m := regexp.MustCompile(`^([0-9]+)(B|KiB|MiB|GiB|TiB)?$`).FindStringSubmatch(v)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	shift := map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]]
+	return n << shift, true
 }
 
 // benchmarkMemory reads BENCHMARKS.md's resident memory idle and with
