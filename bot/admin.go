@@ -264,7 +264,7 @@ func ResolveRequestID(st store.Store, id string) (string, error) {
 // AdminHandlers returns the admin routes, guarded by token.
 //
 // token gives the token in force on each request, so a reload rotates it.
-func AdminHandlers(st AdminStore, token func() string, extra map[string]http.HandlerFunc) map[string]http.Handler {
+func AdminHandlers(st AdminStore, token func() string, extra map[string]http.HandlerFunc) (map[string]http.Handler, error) {
 	guard := func(h http.HandlerFunc) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			want := sha256.Sum256([]byte(token()))
@@ -345,9 +345,12 @@ func AdminHandlers(st AdminStore, token func() string, extra map[string]http.Han
 		}),
 	}
 	for pattern, h := range extra {
+		if _, taken := routes[pattern]; taken {
+			return nil, fmt.Errorf("route %s is one of the admin API's own", pattern)
+		}
 		routes[pattern] = guard(h)
 	}
-	return routes
+	return routes, nil
 }
 
 func parseAuditFilter(r *http.Request) (AuditFilter, error) {

@@ -31,7 +31,10 @@ type api struct {
 func newAPI(t *testing.T) *api {
 	t.Helper()
 	rg := newRig(t)
-	s := NewServer(ServerConfig{Engine: rg.engine, Logger: rg.engine.log})
+	s, err := NewServer(ServerConfig{Engine: rg.engine, Logger: rg.engine.log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ts := httptest.NewServer(s)
 	t.Cleanup(func() {
 		s.Drain()

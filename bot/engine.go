@@ -603,8 +603,14 @@ func (e *Engine) expire(id string) {
 	case changed:
 	case r.Status.Final():
 		// Decided elsewhere, and not released when that commit was heard
-		// of: the deadline is the backstop.
-		e.release(r)
+		// of: the deadline is the backstop. A request released already
+		// (a click decided it as the deadline came) is left be.
+		e.mu.Lock()
+		_, held := e.timers[id]
+		e.mu.Unlock()
+		if held {
+			e.release(r)
+		}
 	default:
 		e.arm(id, r.Deadline)
 	}

@@ -65,8 +65,9 @@ type Server struct {
 	heldChanged chan struct{} // closed and replaced whenever held changes
 }
 
-// NewServer builds the API on a private mux.
-func NewServer(cfg ServerConfig) *Server {
+// NewServer builds the API on a private mux. A handler whose pattern is
+// one of the API's own, or conflicts with another's, is an error.
+func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -83,9 +84,11 @@ func NewServer(cfg ServerConfig) *Server {
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	s.mux.Handle("GET /metrics", cfg.Engine.MetricsHandler())
 	for pattern, h := range cfg.Handlers {
-		s.mux.Handle(pattern, h)
+		if err := handle(s.mux, pattern, h); err != nil {
+			return nil, err
+		}
 	}
-	return s
+	return s, nil
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -483,4 +486,16 @@ func writeError(w http.ResponseWriter, err error) {
 		body["field"] = e.Field
 	}
 	writeJSON(w, status, body)
+}
+
+// handle is mux.Handle with its refusal (a pattern registered twice, or two
+// that overlap with neither more specific) returned, not panicked.
+func handle(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("route %s: %v", pattern, p)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
 }

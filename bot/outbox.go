@@ -602,12 +602,18 @@ func (o *outbox) recordPost(k store.JobKey, ref approvebot.MessageRef, version u
 // announces it again).
 func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) store.Change) error {
 	wasFinal := false
-	r, _, err := o.e.store.Deliver(k, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
+	_, _, err := o.e.store.Deliver(k, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
 		wasFinal = r.Status.Final()
 		if fn == nil {
 			return store.Change{}, nil
 		}
 		return fn(r, d), nil
+	}, func(r *approvebot.Request) {
+		// A request this delivery ended (undeliverable) is released in
+		// the commit's callback, as every transition of the engine's is.
+		if !wasFinal && r.Status.Final() {
+			o.e.finished(r)
+		}
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
@@ -615,9 +621,6 @@ func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approv
 	if err != nil {
 		o.e.log.ErrorContext(WithRequestID(o.ctx, k.ID), "outbox: record delivery; will retry", "err", err)
 		return err
-	}
-	if !wasFinal && r.Status.Final() {
-		o.e.finished(r)
 	}
 	return nil
 }

@@ -60,7 +60,9 @@ type Store interface {
 	// k.Dest now shows, and the job is removed unless the request changed
 	// meanwhile, in which case owed is true and the job stays queued. A
 	// job whose destination no longer exists is removed without calling fn.
-	Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error)) (r *approvebot.Request, owed bool, err error)
+	// The committed functions run after the commit, before watchers hear
+	// of it, as Update's do, when fn ran.
+	Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error), committed ...func(*approvebot.Request)) (r *approvebot.Request, owed bool, err error)
 	// OnResolved registers fn to run inside the transition that makes a
 	// request final, once its Receipt is set: what fn sets is committed
 	// with the decision. fn must not use the store and may run more than

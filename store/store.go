@@ -785,7 +785,7 @@ func (s *Bolt) save(tx *bolt.Tx, old *prior, r *approvebot.Request, state []byte
 // removes its outbox job once the destination is up to date. It returns the
 // request as stored and whether the job is still owed (the request changed
 // while it was being shown).
-func (s *Bolt) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error)) (*approvebot.Request, bool, error) {
+func (s *Bolt) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error), committed ...func(*approvebot.Request)) (*approvebot.Request, bool, error) {
 	var out *approvebot.Request
 	var owed bool
 	var jobs []JobKey
@@ -824,6 +824,11 @@ func (s *Bolt) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.De
 	})
 	if err != nil {
 		return nil, false, err
+	}
+	if out != nil { // nil: the job's destination was gone, and fn did not run
+		for _, f := range committed {
+			f(out)
+		}
 	}
 	s.announce(out, jobs)
 	return out, owed, nil

@@ -427,3 +427,66 @@ func (pagerTwin) Name() string { return "twin" }
 func (t pagerTwin) Start(cfg *policy.Config, env bot.Env) (bot.Running, error) {
 	return t.pager.Start(cfg, env)
 }
+
+// A platform cannot take one of the service's own routes, nor one of the
+// admin API's: the start fails and says which.
+func TestPlatformPluginReservedRoute(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, pagerConfig)
+	cfg, err := policy.Load(h.config, h.getenv, append(platforms(), &pager{}).Platforms())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		greedy pagerGreedy
+		want   string
+	}{
+		{pagerGreedy{pager: &pager{}, callback: "GET /metrics"}, "route GET /metrics"},
+		{pagerGreedy{pager: &pager{}, callback: "POST /v1/approvals"}, "route POST /v1/approvals"},
+		{pagerGreedy{pager: &pager{}, admin: "GET /admin/audit"}, "route GET /admin/audit is one of the admin API's own"},
+	} {
+		_, err := buildWith(context.Background(), cfg, append(platforms(), tt.greedy), slog.New(slog.DiscardHandler), nil, bot.SystemClock{}, nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("build with a platform claiming %q%q: %v", tt.greedy.callback, tt.greedy.admin, err)
+		}
+		if !tt.greedy.closed {
+			t.Errorf("the platform claiming %q%q was not closed", tt.greedy.callback, tt.greedy.admin)
+		}
+	}
+}
+
+// pagerGreedy is the pager with one more callback or admin route, of a
+// pattern the service keeps for itself.
+type pagerGreedy struct {
+	*pager
+	callback, admin string
+}
+
+type greedyRunning struct {
+	*pagerRunning
+	g pagerGreedy
+}
+
+func (g pagerGreedy) Start(cfg *policy.Config, env bot.Env) (bot.Running, error) {
+	r, err := g.pager.Start(cfg, env)
+	if err != nil || r == nil {
+		return r, err
+	}
+	return greedyRunning{r.(*pagerRunning), g}, nil
+}
+
+func (r greedyRunning) Routes(e *bot.Engine) bot.Routes {
+	routes := r.pagerRunning.Routes(e)
+	if r.g.callback != "" {
+		routes.Callbacks[r.g.callback] = http.NotFoundHandler()
+	}
+	return routes
+}
+
+func (r greedyRunning) AdminRoutes() map[string]http.HandlerFunc {
+	routes := r.pagerRunning.AdminRoutes()
+	if r.g.admin != "" {
+		routes[r.g.admin] = http.NotFound
+	}
+	return routes
+}

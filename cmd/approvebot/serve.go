@@ -247,17 +247,24 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 			}
 		}
 		adminToken := func() string { return svc.config().Admin.Token }
-		for p, h := range bot.AdminHandlers(st, adminToken, extra) {
+		admin, err := bot.AdminHandlers(st, adminToken, extra)
+		if err != nil {
+			return fail(err)
+		}
+		for p, h := range admin {
 			handlers[p] = h
 		}
 	}
-	svc.api = bot.NewServer(bot.ServerConfig{
+	svc.api, err = bot.NewServer(bot.ServerConfig{
 		Engine:   svc.engine,
 		Signer:   signer,
 		Handlers: handlers,
 		Ready:    newPlatformReadiness(ctx, clock, platforms, log).ready,
 		Logger:   log,
 	})
+	if err != nil {
+		return fail(err)
+	}
 	var tlsConfig *tls.Config
 	if cfg.TLS.CertFile != "" {
 		certs, err := newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log)

@@ -715,11 +715,17 @@ func testWatch(t *testing.T, s store.Store) {
 	if len(c) != 2 || c[1].Version != 2 || c[1].Status != approvebot.StatusDenied || !slices.Equal(order, []string{"committed"}) {
 		t.Fatalf("watch after a decision: %+v, order %v; want version 2 denied, after the committed functions", c, order)
 	}
-	if _, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, post); err != nil {
+	order = nil
+	if _, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, post, func(r *approvebot.Request) {
+		order = append(order, "committed "+r.ID)
+		if len(got()) != 2 {
+			order = append(order, "watched first")
+		}
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if c := got(); len(c) != 3 || c[2].ID != "r1" {
-		t.Fatalf("watch after a delivery: %+v", c)
+	if c := got(); len(c) != 3 || c[2].ID != "r1" || !slices.Equal(order, []string{"committed r1"}) {
+		t.Fatalf("watch after a delivery: %+v, order %v; want it after the committed functions", c, order)
 	}
 	stop()
 	stop()
