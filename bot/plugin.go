@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/store"
 )
 
 // Plugin is a platform package's whole part in approvebot: the rules' side
@@ -31,7 +32,7 @@ type Env struct {
 	// Data is the platform's own corner of the store: opaque values under
 	// its own keys, which no other platform sees (Teams keeps its
 	// conversation references there). Plugins.Start sets it.
-	Data KV
+	Data store.KV
 	// Demo, set by approvebot demo alone, are the people its loopback
 	// sign-in offers in place of an identity provider; a platform with such
 	// a sign-in starts on them even without its section.
@@ -44,14 +45,6 @@ type DemoPerson struct {
 	Name  string
 	Email string
 	Note  string // what they may do, shown on the sign-in page
-}
-
-// KV is a platform's store of opaque values by key.
-type KV interface {
-	Put(key string, data []byte) error
-	Get(key string) ([]byte, error) // nil, nil when absent
-	List() (map[string][]byte, error)
-	Delete(key string) error
 }
 
 // Running is a platform's running side, as Start built it.
@@ -160,7 +153,7 @@ type DoctorEnv struct {
 	Timeout time.Duration
 	// Data is the platform's data in the store, read only, when doctor
 	// could open the file; nil when it could not.
-	Data KV
+	Data store.KV
 	// AskRunning, set when Data is nil but the store file exists (a
 	// running approvebot holds it), reads path from that approvebot's
 	// admin API into out. Neither is set when approvebot never started.
@@ -192,7 +185,7 @@ func (ps Plugins) Platforms() policy.Platforms {
 // order, each with data(DataName(p)) as env.Data. running[i] is ps[i]'s
 // running side, nil for one not started. On an error, those already
 // started are closed again.
-func (ps Plugins) Start(cfg *policy.Config, env Env, data func(platform string) KV) ([]Running, error) {
+func (ps Plugins) Start(cfg *policy.Config, env Env, data func(name string) store.KV) ([]Running, error) {
 	running := make([]Running, len(ps))
 	for i, p := range ps {
 		env.Data = data(DataName(p))

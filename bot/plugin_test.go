@@ -11,6 +11,7 @@ import (
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/policy/confnode"
+	"github.com/approvebot/approvebot/store"
 )
 
 // stubPlugin is a platform whose section is a string; it starts when its
@@ -18,7 +19,7 @@ import (
 type stubPlugin struct {
 	name    string
 	started []*stubRunning
-	data    []KV
+	data    []store.KV
 }
 
 type stubRunning struct {
@@ -68,7 +69,7 @@ func (socketed) RestartOnly(cur, next *policy.Config) (keys, notes []string) {
 }
 
 type namedKV struct {
-	KV
+	store.KV
 	name string
 }
 
@@ -77,7 +78,7 @@ func config(sections map[string]any) *policy.Config { return &policy.Config{Sect
 func TestPluginsStart(t *testing.T) {
 	a, b, c := &stubPlugin{name: "a"}, &stubPlugin{name: "b"}, &stubPlugin{name: "c"}
 	ps := Plugins{a, b, c}
-	data := func(name string) KV { return namedKV{name: name} }
+	data := func(name string) store.KV { return namedKV{name: name} }
 	running, err := ps.Start(config(map[string]any{"a": "on", "c": "on"}), Env{}, data)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/policy"
+	"github.com/approvebot/approvebot/store"
 )
 
 var _ bot.Doctor = Platform{}
@@ -22,7 +23,7 @@ func (Platform) Doctor(ctx context.Context, cfg *policy.Config, env bot.DoctorEn
 	if tc == nil {
 		return
 	}
-	var conv bot.KV = emptyConversations{}
+	var conv store.KV = emptyConversations{}
 	if env.Data != nil {
 		conv = env.Data
 	}

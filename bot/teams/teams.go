@@ -24,6 +24,7 @@ import (
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/ttlcache"
+	"github.com/approvebot/approvebot/store"
 )
 
 // Name is the platform's name in destinations, ballots and approver groups'
@@ -61,7 +62,7 @@ type Config struct {
 	ChannelInterval time.Duration
 	// Conversations persists where the bot is installed, keyed by Teams
 	// channel id: the store's data of the platform (Platform.DataName).
-	Conversations bot.KV
+	Conversations store.KV
 	Logger        *slog.Logger
 	// Clock is the adapter's time: activity tokens' validity, signing
 	// keys' age, cached members and the bot token's expiry. Nil means the

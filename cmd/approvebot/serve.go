@@ -154,7 +154,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 	// it reads from the file, whom it lets decide, where it posts, its
 	// routes, its reloadable secrets and any connection it keeps are its
 	// package's alone. Each keeps its data in a bucket of its own.
-	data := func(name string) bot.KV { return st.PlatformData(name) }
+	data := func(name string) store.KV { return st.PlatformData(name) }
 	svc.running, err = plugins.Start(cfg, bot.Env{Logger: log, Clock: clock, Demo: demo}, data)
 	if err != nil {
 		return fail(err)
