@@ -203,6 +203,27 @@ func (ps Plugins) Start(cfg *policy.Config, env Env, data func(name string) stor
 	return running, nil
 }
 
+// SectionRestart is the usual RestartChecker rule, cur and next being a
+// platform's section in the running and the reloaded file (nil where it has
+// none): adding or removing the section needs a restart, named by name, and
+// so does any change to it but what rotated clears on a copy (the secrets
+// the platform takes on in place), named by what.
+func SectionRestart[T any](name string, cur, next *T, what string, rotated func(*T)) []string {
+	switch {
+	case (cur == nil) != (next == nil):
+		return []string{name}
+	case cur == nil:
+		return nil
+	}
+	a, b := *cur, *next
+	rotated(&a)
+	rotated(&b)
+	if !reflect.DeepEqual(a, b) {
+		return []string{what}
+	}
+	return nil
+}
+
 // RestartOnly lists, in order, the platforms' changes between cur and next
 // that need a restart, and their notes on changes taken on later.
 func (ps Plugins) RestartOnly(cur, next *policy.Config) (keys, notes []string) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"reflect"
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/policy"
@@ -49,26 +48,15 @@ func (Platform) StartLog(r bot.Running) []slog.Attr {
 // restart; all else of the section needs one.
 func (Platform) RestartOnly(cur, next *policy.Config) (keys, notes []string) {
 	a, b := ConfigOf(cur), ConfigOf(next)
-	switch {
-	case (a == nil) != (b == nil):
-		return []string{Name}, nil
-	case a == nil:
-		return nil, nil
-	}
-	if a.AppToken != b.AppToken {
+	if a != nil && b != nil && a.AppToken != b.AppToken {
 		// The Socket Mode connection is open; the new token is used when
 		// approvebot next starts. If the old one is revoked first, the
 		// reconnect is refused and approvebot stops, to be restarted.
 		notes = append(notes, "slack.app_token changed: the open Socket Mode connection keeps the old token; restart approvebot to use the new one")
 	}
-	x, y := *a, *b
-	x.SigningSecret, y.SigningSecret = "", ""
-	x.BotToken, y.BotToken = "", ""
-	x.AppToken, y.AppToken = "", ""
-	if !reflect.DeepEqual(x, y) {
-		keys = append(keys, "slack (other than its secrets)")
-	}
-	return keys, notes
+	return bot.SectionRestart(Name, a, b, "slack (other than its secrets)", func(c *Config) {
+		c.SigningSecret, c.BotToken, c.AppToken = "", "", ""
+	}), notes
 }
 
 // Platform is the adapter itself.

@@ -3,7 +3,6 @@ package teams
 import (
 	"fmt"
 	"net/http"
-	"reflect"
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
@@ -40,19 +39,7 @@ func (Platform) DataName() string { return "conversations" }
 // RestartOnly: the app password rotates in place; all else of the section
 // needs a restart.
 func (Platform) RestartOnly(cur, next *policy.Config) (keys, notes []string) {
-	a, b := ConfigOf(cur), ConfigOf(next)
-	switch {
-	case (a == nil) != (b == nil):
-		return []string{Name}, nil
-	case a == nil:
-		return nil, nil
-	}
-	x, y := *a, *b
-	x.AppPassword, y.AppPassword = "", ""
-	if !reflect.DeepEqual(x, y) {
-		keys = append(keys, "teams (other than app_password)")
-	}
-	return keys, nil
+	return bot.SectionRestart(Name, ConfigOf(cur), ConfigOf(next), "teams (other than app_password)", func(c *Config) { c.AppPassword = "" }), nil
 }
 
 // Platform is the adapter itself.
