@@ -54,9 +54,7 @@ func (rl *reloader) reloadNoting() (*policy.Config, []string, error) {
 	// requests go change in this one step.
 	rl.svc.engine.SetPolicy(next)
 	for _, r := range rl.svc.running {
-		if r != nil {
-			r.Reload(next)
-		}
+		r.Reload(next)
 	}
 	rl.svc.cfg = next
 	rl.svc.log.Info("configuration reloaded", "file", rl.path, "callers", len(next.Callers),

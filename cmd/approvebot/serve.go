@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -68,8 +69,8 @@ type service struct {
 	// reloadMu serialises reloads; cfg is replaced by each one.
 	reloadMu sync.Mutex
 
-	// plugins are the platforms the service is built with, running[i]
-	// plugins[i]'s running side (nil when the configuration leaves it out).
+	// plugins are the platforms the service is built with, running the
+	// running sides of those the configuration names.
 	plugins bot.Plugins
 	running []bot.Running
 
@@ -144,9 +145,8 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 	if rl != nil {
 		rl.svc = svc
 	}
-	closeRunning := func() {}
 	fail := func(err error) (*service, error) {
-		closeRunning()
+		svc.closePlatforms()
 		st.Close()
 		return nil, err
 	}
@@ -155,23 +155,15 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 	// routes, its reloadable secrets and any connection it keeps are its
 	// package's alone. Each keeps its data in a bucket of its own.
 	data := func(name string) store.KV { return st.PlatformData(name) }
-	svc.running, err = plugins.Start(cfg, bot.Env{Logger: log, Clock: clock, Demo: demo}, data)
+	running, err := plugins.Start(cfg, bot.Env{Logger: log, Clock: clock, Demo: demo}, data)
 	if err != nil {
 		return fail(err)
 	}
-	closeRunning = func() {
-		for _, r := range svc.running {
-			if r != nil {
-				r.Close()
-			}
-		}
-	}
+	startLog := plugins.StartLog(running)
+	svc.running = slices.DeleteFunc(running, func(r bot.Running) bool { return r == nil })
 	var platforms []bot.Platform
 	var inboxURL string
 	for _, r := range svc.running {
-		if r == nil {
-			continue
-		}
 		platforms = append(platforms, r.Platform())
 		if rp, ok := r.(bot.RequestPages); ok && inboxURL == "" && cfg.PublicURL != "" {
 			inboxURL = strings.TrimSuffix(cfg.PublicURL, "/") + rp.RequestPath()
@@ -204,9 +196,6 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 		return nil
 	}
 	for _, r := range svc.running {
-		if r == nil {
-			continue
-		}
 		routes := r.Routes(svc.engine)
 		for p, h := range routes.Callbacks {
 			if err := mount(p, guard.Wrap(h, maxCallbackBody)); err != nil {
@@ -252,6 +241,9 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 			return fail(err)
 		}
 		for p, h := range admin {
+			if _, taken := handlers[p]; taken {
+				return fail(fmt.Errorf("route %s is one of the admin API's own", p))
+			}
 			handlers[p] = h
 		}
 	}
@@ -330,7 +322,7 @@ func buildWith(ctx context.Context, cfg *policy.Config, plugins bot.Plugins, log
 	}
 	abs, _ := filepath.Abs(cfg.Store.Path)
 	started := []any{"listen", svc.listener.Addr().String(), "store", abs}
-	started = append(started, plugins.StartLog(svc.running)...)
+	started = append(started, startLog...)
 	log.Info("approvebot started", append(started, "groups", len(cfg.Approvers))...)
 	return svc, nil
 }
@@ -416,16 +408,19 @@ func (svc *service) close(ctx context.Context) {
 	if svc.stopRunners != nil {
 		svc.stopRunners()
 	}
-	for _, r := range svc.running {
-		if r != nil {
-			r.Close()
-		}
-	}
+	svc.closePlatforms()
 	drainCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	svc.engine.Drain(drainCtx)
 	if err := svc.store.Close(); err != nil {
 		svc.log.Error("close store", "err", err)
+	}
+}
+
+// closePlatforms stops what the platforms started (Running's Close).
+func (svc *service) closePlatforms() {
+	for _, r := range svc.running {
+		r.Close()
 	}
 }
 
