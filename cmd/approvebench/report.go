@@ -184,13 +184,15 @@ func (r *report) markdown() string {
 	p("benchmark's own from `getrusage`), divided by the requests. Both run on the same cores: at\n")
 	if in, ok := r.intakeAt(256); ok && in.CPUPerReq+in.BenchCPUPerReq > 0 {
 		both := in.CPUPerReq + in.BenchCPUPerReq
-		p("concurrency 256 one request costs %s of CPU in all, so %d cores can carry at most %s req/s\n", ms(both), r.Machine.Cores,
-			num(float64(r.Machine.Cores)*float64(time.Second)/float64(both)))
-		p("here, and the server alone, with the cores to itself, %s req/s.\n", num(float64(r.Machine.Cores)*float64(time.Second)/float64(in.CPUPerReq)))
+		// What the cores can carry at this CPU per request: all of it, and
+		// the server's alone.
+		capAll := float64(r.Machine.Cores) * float64(time.Second) / float64(both)
+		capServer := float64(r.Machine.Cores) * float64(time.Second) / float64(in.CPUPerReq)
+		p("concurrency 256 one request costs %s of CPU in all, so %d cores can carry at most %s req/s\n", ms(both), r.Machine.Cores, num(capAll))
+		p("here, and the server alone, with the cores to itself, %s req/s.\n", num(capServer))
 		if st := r.Baseline.StoreCreate; st > 0 {
-			p("Against the store alone (below: %s req/s, %s of CPU per request), that CPU bound is %s×\n", num(st), ms(r.Baseline.StoreCPU),
-				ratio(float64(r.Machine.Cores)*float64(time.Second)/float64(both), st))
-			p("here and %s× with the server on cores of its own.\n", ratio(float64(r.Machine.Cores)*float64(time.Second)/float64(in.CPUPerReq), st))
+			p("Against the store alone (below: %s req/s, %s of CPU per request), that CPU bound is %s×\n", num(st), ms(r.Baseline.StoreCPU), ratio(capAll, st))
+			p("here and %s× with the server on cores of its own.\n", ratio(capServer, st))
 		}
 	} else {
 		p("the same cores.\n")
