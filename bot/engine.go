@@ -112,7 +112,7 @@ func New(cfg Config) (*Engine, error) {
 	e.metrics = newMetrics(e)
 	cfg.Store.Watch(func(c store.Commit) {
 		if len(c.Jobs) > 0 {
-			e.outbox.add(c.Jobs)
+			e.outbox.add(c.Jobs, c.Request)
 		}
 		if c.Status.Final() {
 			e.finishedElsewhere(c.ID)
@@ -178,7 +178,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("audit checkpoints: %w", err)
 		}
 	}
-	e.outbox.add(jobs)
+	e.outbox.add(jobs, nil)
 	e.outbox.start(ctx)
 	if err := e.rearmNudges(); err != nil {
 		return fmt.Errorf("reconcile reminders: %w", err)

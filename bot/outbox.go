@@ -65,6 +65,10 @@ type job struct {
 	// recorded (the commit failed): the retry records it instead of posting
 	// a second copy.
 	posted *approvebot.MessageRef
+	// like is the request as a commit announced it or a run read it, nil
+	// until then: a run then reads only the request's state, as what it
+	// was created with never changes.
+	like *approvebot.Request
 }
 
 func newOutbox(e *Engine, workers int, postGiveUp time.Duration) *outbox {
@@ -151,7 +155,9 @@ func (o *outbox) size() int {
 	return len(o.jobs)
 }
 
-func (o *outbox) add(keys []store.JobKey) {
+// add queues the jobs keys name. like, when given, is their request as a
+// commit announced it.
+func (o *outbox) add(keys []store.JobKey, like *approvebot.Request) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, k := range keys {
@@ -159,6 +165,9 @@ func (o *outbox) add(keys []store.JobKey) {
 		if j == nil {
 			j = &job{}
 			o.jobs[k] = j
+		}
+		if j.like == nil && like != nil && like.ID == k.ID {
+			j.like = like
 		}
 		switch {
 		case j.running:
@@ -397,13 +406,24 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 	ctx := WithRequestID(o.ctx, k.ID)
 	// A turn this run does not spend on a post goes back to the pacer.
 	o.mu.Lock()
-	held := j.turn
+	held, like := j.turn, j.like
 	j.turn = nil
 	o.mu.Unlock()
 	defer func() { o.pace.giveBack(held) }()
 
 	v := jobView{postGiveUp: o.postGiveUp, turn: held != nil}
-	r, err := e.store.Get(k.ID)
+	var r *approvebot.Request
+	var err error
+	if like != nil {
+		r, err = e.store.Refresh(like)
+	} else {
+		r, err = e.store.Get(k.ID)
+	}
+	if err == nil && like == nil {
+		o.mu.Lock()
+		j.like = r
+		o.mu.Unlock()
+	}
 	var (
 		d       approvebot.Destination
 		p       Platform

@@ -77,6 +77,11 @@ type Store interface {
 
 	// Get returns the stored request (ErrNotFound when there is none).
 	Get(id string) (*approvebot.Request, error)
+	// Refresh returns the request like Get, given a copy of it that this
+	// store returned or announced (in Commit.Request), however old: what
+	// a request was created with is never written again, so it is taken
+	// from like and only the state transitions change is read.
+	Refresh(like *approvebot.Request) (*approvebot.Request, error)
 	// Status returns a request's status alone, cheaply.
 	Status(id string) (approvebot.Status, error)
 	// Lookup finds a caller's schema 1.0 request by its approval_request_id.
@@ -145,6 +150,12 @@ type Commit struct {
 	// Jobs are the outbox jobs the commit queued: the destinations that
 	// do not show Version yet.
 	Jobs []JobKey
+	// Request is the request as committed, when the store has it at hand
+	// (nil otherwise). What it was created with is exactly what Get
+	// returns; its state may be outdated by the time a watcher reads it
+	// (Refresh reads the current one). It is shared with the caller of the
+	// transition and every watcher: read it, never change it.
+	Request *approvebot.Request
 }
 
 var _ Store = (*Bolt)(nil)

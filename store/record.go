@@ -58,6 +58,35 @@ func headOf(r *approvebot.Request) recordHead {
 	}
 }
 
+// request is a request holding h alone, its state zero.
+func (h recordHead) request() *approvebot.Request {
+	return &approvebot.Request{
+		ID: h.ID, Schema: h.Schema, Caller: h.Caller, IdempotencyKey: h.IdempotencyKey, Digest: h.Digest, BodyDigest: h.BodyDigest,
+		Fields: h.Fields, Context: h.Context, ActionBinding: h.ActionBinding, Chain: h.Chain, CreatedAt: h.CreatedAt,
+	}
+}
+
+// storedForm gives a new request's head the form decoding its record
+// gives: its JSON texts as encoding writes them (compact, with <, > and &
+// escaped) and its creation time without a monotonic reading. The request
+// a creation announces then has the head Get returns, which Refresh
+// relies on.
+func storedForm(r *approvebot.Request) error {
+	for _, m := range []*json.RawMessage{&r.Context, &r.ActionBinding} {
+		if len(*m) == 0 {
+			*m = nil // omitted from the record: read back as nil
+			continue
+		}
+		b, err := json.Marshal(*m)
+		if err != nil {
+			return fmt.Errorf("request %s: %w", r.ID, err)
+		}
+		*m = b
+	}
+	r.CreatedAt = r.CreatedAt.Round(0)
+	return nil
+}
+
 func stateOf(r *approvebot.Request) recordState {
 	return recordState{
 		Deadline: r.Deadline, Status: r.Status, Stage: r.Stage, Entries: r.Entries, Resolution: r.Resolution,

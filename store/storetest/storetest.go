@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"AuditChain", testAuditChain},
 		{"Resolved", testResolved},
 		{"Watch", testWatch},
+		{"Refresh", testRefresh},
 		{"Reads", testReads},
 		{"PlatformData", testPlatformData},
 		{"Closed", testClosed},
@@ -732,6 +733,80 @@ func testWatch(t *testing.T, s store.Store) {
 	mustCreate(t, s, request("r2", t0.Add(time.Hour)))
 	if c := got(); len(c) != 3 {
 		t.Fatalf("watched after stop: %+v", c)
+	}
+}
+
+// testRefresh holds Refresh, given any announced or returned copy of a
+// request, to what Get returns after later transitions; and the request a
+// creation announces to the one stored, even where the creator's copy was
+// in a form that encoding changes (JSON text with spaces and characters
+// that are escaped, a time with a monotonic reading).
+func testRefresh(t *testing.T, s store.Store) {
+	var mu sync.Mutex
+	announced := map[uint64]*approvebot.Request{}
+	stop := s.Watch(func(c store.Commit) {
+		mu.Lock()
+		defer mu.Unlock()
+		if c.Request == nil || c.Request.ID != c.ID {
+			t.Errorf("commit of %s announced request %+v", c.ID, c.Request)
+			return
+		}
+		announced[uint64(len(announced))] = c.Request
+	})
+	defer stop()
+	r := request("r1", t0.Add(time.Hour))
+	r.Context = json.RawMessage(" {\n \"note\" : \"<b>a & b</b>\",\t\"n\": [1, 2.50]\n} ")
+	r.ActionBinding = json.RawMessage(`{}`)
+	r.CreatedAt = time.Now() // with a monotonic reading
+	mustCreate(t, s, r)
+	same := func(what string, got *approvebot.Request) {
+		t.Helper()
+		want := mustGet(t, s, "r1")
+		g, _ := json.Marshal(got)
+		w, _ := json.Marshal(want)
+		if string(g) != string(w) {
+			t.Fatalf("%s:\n got %s\nwant %s", what, g, w)
+		}
+		if !slices.Equal(got.Context, want.Context) || !got.CreatedAt.Equal(want.CreatedAt) || got.CreatedAt != got.CreatedAt.Round(0) {
+			t.Fatalf("%s: head %q %v, want %q %v without a monotonic reading", what, got.Context, got.CreatedAt, want.Context, want.CreatedAt)
+		}
+	}
+	mu.Lock()
+	created := announced[0]
+	mu.Unlock()
+	if created == nil {
+		t.Fatal("creation not announced")
+	}
+	same("the announced creation", created)
+	fresh, err := s.Refresh(created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("refreshed at once", fresh)
+	if _, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, post); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update("r1", func(r *approvebot.Request) (store.Change, error) {
+		r.Status = approvebot.StatusApproved
+		r.Thread = append(r.Thread, approvebot.Note{Kind: approvebot.NoteOutcome, Text: "approved", At: t0})
+		return store.Change{Visible: true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := json.Marshal(created)
+	fresh, err = s.Refresh(created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("refreshed from the creation after a delivery and a decision", fresh)
+	if fresh.Status != approvebot.StatusApproved || fresh.Destinations[0].State != approvebot.DeliveryPosted || len(fresh.Thread) != 1 {
+		t.Fatalf("refresh kept an old state: %+v", fresh)
+	}
+	if after, _ := json.Marshal(created); string(after) != string(before) {
+		t.Fatalf("refresh changed the copy it was given:\n%s\n%s", before, after)
+	}
+	if _, err := s.Refresh(&approvebot.Request{ID: "missing"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refresh of a request never stored: %v, want ErrNotFound", err)
 	}
 }
 
