@@ -468,15 +468,15 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 		var err error
 		switch s.do {
 		case doSettle:
-			err = o.settle(k, nil)
+			err = o.settle(k, r, nil)
 		case doSkip:
-			err = o.settle(k, skipped)
+			err = o.settle(k, r, skipped)
 		case doFail:
 			if v.last.call == callPace {
 				e.log.WarnContext(ctx, "post cannot be made before the deadline at the platform's pace",
 					"platform", d.Platform, "channel", d.Channel, "deadline", r.Deadline)
 			}
-			err = o.fail(k, s.reason, s.config)
+			err = o.fail(k, r, s.reason, s.config)
 		case doAwaitTurn:
 			var interval time.Duration
 			if pp, ok := p.(Paced); ok {
@@ -528,7 +528,7 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			if !fresh {
 				ref = *j.posted
 			}
-			err = o.recordPost(k, ref, version, now)
+			err = o.recordPost(k, r, ref, version, now)
 			if err != nil {
 				// Posting again would show approvers a second copy.
 				j.posted = &ref
@@ -559,10 +559,10 @@ func (o *outbox) run(k store.JobKey, j *job) time.Duration {
 			}
 			continue
 		case doRecordShown:
-			err = o.settle(k, shown(version))
+			err = o.settle(k, r, shown(version))
 		case doGiveUpUpdate:
 			e.log.ErrorContext(ctx, "update failed; giving up", "platform", d.Platform, "channel", d.Channel, "err", v.last.err)
-			err = o.settle(k, updateFailed(s.reason, now))
+			err = o.settle(k, r, updateFailed(s.reason, now))
 		}
 		v.last = callAnswer{call: callStore, err: err}
 	}
@@ -613,16 +613,16 @@ func updateFailed(reason string, now time.Time) func(*approvebot.Request, *appro
 
 // recordPost records a message the platform accepted. If the store cannot
 // record it now, the job keeps the reference and retries the record alone.
-func (o *outbox) recordPost(k store.JobKey, ref approvebot.MessageRef, version uint64, now time.Time) error {
-	return o.settle(k, posted(ref, version, now))
+func (o *outbox) recordPost(k store.JobKey, like *approvebot.Request, ref approvebot.MessageRef, version uint64, now time.Time) error {
+	return o.settle(k, like, posted(ref, version, now))
 }
 
 // settle records a job's result and drops it from the store's outbox (unless
 // the request changed meanwhile, in which case the store keeps it owed and
-// announces it again).
-func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) store.Change) error {
+// announces it again). like is the run's copy of the request (nil: none).
+func (o *outbox) settle(k store.JobKey, like *approvebot.Request, fn func(r *approvebot.Request, d *approvebot.Destination) store.Change) error {
 	wasFinal := false
-	_, _, err := o.e.store.Deliver(k, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
+	_, _, err := o.e.store.Deliver(k, like, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
 		wasFinal = r.Status.Final()
 		if fn == nil {
 			return store.Change{}, nil
@@ -649,8 +649,8 @@ func (o *outbox) settle(k store.JobKey, fn func(r *approvebot.Request, d *approv
 // and if no approver can see the current stage any more, the request ends as
 // undeliverable at once: an agent is never left to wait out its timeout in
 // silence.
-func (o *outbox) fail(k store.JobKey, reason string, config bool) error {
-	return o.settle(k, failed(reason, config, o.e.clock.Now()))
+func (o *outbox) fail(k store.JobKey, like *approvebot.Request, reason string, config bool) error {
+	return o.settle(k, like, failed(reason, config, o.e.clock.Now()))
 }
 
 // failed marks a queued destination failed, and ends its request as

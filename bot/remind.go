@@ -285,7 +285,7 @@ func (o *outbox) replies(k store.JobKey, r *approvebot.Request, d approvebot.Des
 	rp, can := p.(Replier)
 	done := d.Replied
 	record := func(n int) error {
-		return o.settle(k, func(_ *approvebot.Request, d *approvebot.Destination) store.Change {
+		return o.settle(k, r, func(_ *approvebot.Request, d *approvebot.Destination) store.Change {
 			d.Replied = max(d.Replied, n)
 			return store.Change{}
 		})

@@ -78,7 +78,7 @@ func BenchmarkDecide(b *testing.B) {
 				decide += time.Since(t)
 				t = time.Now()
 				for d := range 2 {
-					if _, _, err := s.Deliver(JobKey{ID: id, Dest: d}, func(r *approvebot.Request, d *approvebot.Destination) (Change, error) {
+					if _, _, err := s.Deliver(JobKey{ID: id, Dest: d}, nil, func(r *approvebot.Request, d *approvebot.Destination) (Change, error) {
 						d.State, d.Shown, d.Replied = approvebot.DeliveryPosted, r.Version, len(r.Thread)
 						return Change{}, nil
 					}); err != nil {

@@ -61,8 +61,10 @@ type Store interface {
 	// meanwhile, in which case owed is true and the job stays queued. A
 	// job whose destination no longer exists is removed without calling fn.
 	// The committed functions run after the commit, before watchers hear
-	// of it, as Update's do, when fn ran.
-	Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error), committed ...func(*approvebot.Request)) (r *approvebot.Request, owed bool, err error)
+	// of it, as Update's do, when fn ran. like, when given, is a copy of
+	// the request this store returned or announced: as for Refresh, only
+	// the state is then read.
+	Deliver(k JobKey, like *approvebot.Request, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error), committed ...func(*approvebot.Request)) (r *approvebot.Request, owed bool, err error)
 	// OnResolved registers fn to run inside the transition that makes a
 	// request final, once its Receipt is set: what fn sets is committed
 	// with the decision. fn must not use the store and may run more than

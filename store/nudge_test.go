@@ -36,7 +36,7 @@ func TestNudgeIndexFollowsTransitions(t *testing.T) {
 	checkConsistent(t, s)
 
 	// The first message is posted; then a reminder is sent and the next set.
-	if _, _, err := s.Deliver(JobKey{ID: "ar_n", Dest: 0}, func(r *approvebot.Request, d *approvebot.Destination) (Change, error) {
+	if _, _, err := s.Deliver(JobKey{ID: "ar_n", Dest: 0}, nil, func(r *approvebot.Request, d *approvebot.Destination) (Change, error) {
 		d.State, d.Ref, d.Shown = approvebot.DeliveryPosted, approvebot.MessageRef{Channel: "C0A", ID: "1.1"}, r.Version
 		return Change{}, nil
 	}); err != nil {

@@ -491,31 +491,35 @@ func (s *Bolt) Get(id string) (*approvebot.Request, error) {
 func (s *Bolt) Refresh(like *approvebot.Request) (*approvebot.Request, error) {
 	var r *approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
-		states := tx.Bucket(bucketStates)
-		if states == nil { // schema 2: one record holds everything
-			var err error
-			r, err = getRequest(tx, like.ID)
-			return err
-		}
-		id := []byte(like.ID)
-		st := states.Get(id)
-		if st == nil {
-			if tx.Bucket(bucketRequests).Get(id) == nil {
-				return ErrNotFound
-			}
-			return fmt.Errorf("request %s: corrupt record: its state is missing", like.ID)
-		}
-		// Only the head's fields are copied: decoding the state into a
-		// copy of like whole would write into the slices like shares with
-		// its other readers.
-		fresh := headOf(like).request()
-		if err := json.Unmarshal(st, fresh); err != nil {
-			return fmt.Errorf("request %s: corrupt state record: %w", like.ID, err)
-		}
-		r = fresh
-		return nil
+		var err error
+		r, err = refresh(tx, like)
+		return err
 	})
 	return r, err
+}
+
+// refresh reads like's request as stored, taking its head from like.
+func refresh(tx *bolt.Tx, like *approvebot.Request) (*approvebot.Request, error) {
+	states := tx.Bucket(bucketStates)
+	if states == nil { // schema 2: one record holds everything
+		return getRequest(tx, like.ID)
+	}
+	id := []byte(like.ID)
+	st := states.Get(id)
+	if st == nil {
+		if tx.Bucket(bucketRequests).Get(id) == nil {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("request %s: corrupt record: its state is missing", like.ID)
+	}
+	// Only the head's fields are copied: decoding the state into a copy
+	// of like whole would write into the slices like shares with its
+	// other readers.
+	r := headOf(like).request()
+	if err := json.Unmarshal(st, r); err != nil {
+		return nil, fmt.Errorf("request %s: corrupt state record: %w", like.ID, err)
+	}
+	return r, nil
 }
 
 // Lookup finds a caller's schema 1.0 request by its approval_request_id.
@@ -821,14 +825,24 @@ func (s *Bolt) save(tx *bolt.Tx, old *prior, r *approvebot.Request, state []byte
 // Deliver records what a destination now shows, in one transaction, and
 // removes its outbox job once the destination is up to date. It returns the
 // request as stored and whether the job is still owed (the request changed
-// while it was being shown).
-func (s *Bolt) Deliver(k JobKey, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error), committed ...func(*approvebot.Request)) (*approvebot.Request, bool, error) {
+// while it was being shown). Given like, it reads only the request's state
+// (see Refresh): the outbox holds a copy of every request it delivers.
+func (s *Bolt) Deliver(k JobKey, like *approvebot.Request, fn func(r *approvebot.Request, d *approvebot.Destination) (Change, error), committed ...func(*approvebot.Request)) (*approvebot.Request, bool, error) {
+	if like != nil && like.ID != k.ID {
+		return nil, false, fmt.Errorf("deliver %s: given a copy of request %s", k.ID, like.ID)
+	}
 	var out *approvebot.Request
 	var owed bool
 	var jobs []JobKey
 	err := s.write(func(tx *bolt.Tx) error {
 		out, owed, jobs = nil, false, nil
-		r, err := getRequest(tx, k.ID)
+		var r *approvebot.Request
+		var err error
+		if like != nil {
+			r, err = refresh(tx, like)
+		} else {
+			r, err = getRequest(tx, k.ID)
+		}
 		if err != nil {
 			return err
 		}

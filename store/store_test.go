@@ -307,7 +307,7 @@ func TestIndexesFollowTransitions(t *testing.T) {
 	// Posting destination 0 clears its job; the request did not change.
 	post := func(dest int, ts string) bool {
 		t.Helper()
-		_, owed, err := s.Deliver(JobKey{ID: "ar_a", Dest: dest}, func(r *approvebot.Request, d *approvebot.Destination) (Change, error) {
+		_, owed, err := s.Deliver(JobKey{ID: "ar_a", Dest: dest}, nil, func(r *approvebot.Request, d *approvebot.Destination) (Change, error) {
 			d.State, d.Ref, d.Shown = approvebot.DeliveryPosted, approvebot.MessageRef{Channel: d.Channel, ID: ts}, 1
 			return Change{Events: []approvebot.Event{{Type: approvebot.EventPosted, RequestID: "ar_a", At: t0}}}, nil
 		})
@@ -377,7 +377,7 @@ func TestIndexesFollowTransitions(t *testing.T) {
 		t.Error("a failing transition wrote audit records")
 	}
 	// Deliver for a destination the request does not have just drops the job.
-	if _, _, err := s.Deliver(JobKey{ID: "ar_b", Dest: 7}, func(*approvebot.Request, *approvebot.Destination) (Change, error) {
+	if _, _, err := s.Deliver(JobKey{ID: "ar_b", Dest: 7}, nil, func(*approvebot.Request, *approvebot.Destination) (Change, error) {
 		t.Error("called for a missing destination")
 		return Change{}, nil
 	}); err != nil {

@@ -491,7 +491,7 @@ func testOutbox(t *testing.T, s store.Store) {
 		t.Fatalf("jobs after create: %v, want %v", got, want)
 	}
 	for _, k := range want {
-		r, owed, err := s.Deliver(k, post)
+		r, owed, err := s.Deliver(k, nil, post)
 		if err != nil || owed || r.Destinations[k.Dest].State != approvebot.DeliveryPosted {
 			t.Fatalf("deliver %v: owed %v, %v", k, owed, err)
 		}
@@ -517,7 +517,7 @@ func testOutbox(t *testing.T, s store.Store) {
 		t.Fatalf("jobs after a thread note: %v, want %v", got, want)
 	}
 	for _, k := range want {
-		if _, _, err := s.Deliver(k, post); err != nil {
+		if _, _, err := s.Deliver(k, nil, post); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -531,19 +531,19 @@ func testOutbox(t *testing.T, s store.Store) {
 		t.Fatalf("jobs after a visible change: %v, want %v", got, want)
 	}
 	// A job for a destination the request does not have is dropped.
-	r, owed, err := s.Deliver(store.JobKey{ID: "r1", Dest: 7}, func(*approvebot.Request, *approvebot.Destination) (store.Change, error) {
+	r, owed, err := s.Deliver(store.JobKey{ID: "r1", Dest: 7}, nil, func(*approvebot.Request, *approvebot.Destination) (store.Change, error) {
 		t.Error("deliver called fn for a destination the request does not have")
 		return store.Change{}, nil
 	})
 	if err != nil || owed || r != nil {
 		t.Fatalf("deliver to a missing destination: %v owed %v, %v", r, owed, err)
 	}
-	if _, _, err := s.Deliver(store.JobKey{ID: "nope"}, post); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := s.Deliver(store.JobKey{ID: "nope"}, nil, post); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deliver for an unknown request: %v, want ErrNotFound", err)
 	}
 	// A failed delivery leaves the job owed.
 	bad := errors.New("platform down")
-	if _, _, err := s.Deliver(want[0], func(*approvebot.Request, *approvebot.Destination) (store.Change, error) { return store.Change{}, bad }); !errors.Is(err, bad) {
+	if _, _, err := s.Deliver(want[0], nil, func(*approvebot.Request, *approvebot.Destination) (store.Change, error) { return store.Change{}, bad }); !errors.Is(err, bad) {
 		t.Fatalf("deliver whose fn failed: %v", err)
 	}
 	if got := jobs(t, s); !slices.Equal(got, want) {
@@ -562,7 +562,7 @@ func testDeliverWhileChanged(t *testing.T, s store.Store) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_, owed, err := s.Deliver(k, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
+	_, owed, err := s.Deliver(k, nil, func(r *approvebot.Request, d *approvebot.Destination) (store.Change, error) {
 		d.State, d.Shown = approvebot.DeliveryPosted, 1
 		return store.Change{}, nil
 	})
@@ -572,7 +572,7 @@ func testDeliverWhileChanged(t *testing.T, s store.Store) {
 	if got := jobs(t, s); !slices.Contains(got, k) {
 		t.Fatalf("jobs %v lack the owed %v", got, k)
 	}
-	if _, owed, err := s.Deliver(k, post); err != nil || owed {
+	if _, owed, err := s.Deliver(k, nil, post); err != nil || owed {
 		t.Fatalf("deliver of the current version: owed %v, %v", owed, err)
 	}
 	if got := jobs(t, s); slices.Contains(got, k) {
@@ -717,7 +717,7 @@ func testWatch(t *testing.T, s store.Store) {
 		t.Fatalf("watch after a decision: %+v, order %v; want version 2 denied, after the committed functions", c, order)
 	}
 	order = nil
-	if _, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, post, func(r *approvebot.Request) {
+	if _, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, nil, post, func(r *approvebot.Request) {
 		order = append(order, "committed "+r.ID)
 		if len(got()) != 2 {
 			order = append(order, "watched first")
@@ -736,8 +736,8 @@ func testWatch(t *testing.T, s store.Store) {
 	}
 }
 
-// testRefresh holds Refresh, given any announced or returned copy of a
-// request, to what Get returns after later transitions; and the request a
+// testRefresh holds Refresh and Deliver, given any announced or returned
+// copy of a request, to what Get returns after later transitions; and the request a
 // creation announces to the one stored, even where the creator's copy was
 // in a form that encoding changes (JSON text with spaces and characters
 // that are escaped, a time with a monotonic reading).
@@ -783,9 +783,14 @@ func testRefresh(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	same("refreshed at once", fresh)
-	if _, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, post); err != nil {
+	if _, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, &approvebot.Request{ID: "r2"}, post); err == nil {
+		t.Fatal("a delivery given another request's copy was taken")
+	}
+	delivered, _, err := s.Deliver(store.JobKey{ID: "r1", Dest: 0}, created, post)
+	if err != nil {
 		t.Fatal(err)
 	}
+	same("delivered from the announced creation", delivered)
 	if _, err := s.Update("r1", func(r *approvebot.Request) (store.Change, error) {
 		r.Status = approvebot.StatusApproved
 		r.Thread = append(r.Thread, approvebot.Note{Kind: approvebot.NoteOutcome, Text: "approved", At: t0})
@@ -899,7 +904,7 @@ func testClosed(t *testing.T, s store.Store) {
 	if _, err := s.Update("r1", func(*approvebot.Request) (store.Change, error) { return store.Change{}, nil }); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("update after close: %v, want ErrClosed", err)
 	}
-	if _, _, err := s.Deliver(store.JobKey{ID: "r1"}, post); !errors.Is(err, store.ErrClosed) {
+	if _, _, err := s.Deliver(store.JobKey{ID: "r1"}, nil, post); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("deliver after close: %v, want ErrClosed", err)
 	}
 	if err := s.Ping(); !errors.Is(err, store.ErrClosed) {
