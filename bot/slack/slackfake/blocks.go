@@ -1,6 +1,7 @@
 package slackfake
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -71,6 +72,30 @@ const (
 	maxInputLabel  = 2000
 	maxInputLength = 3000
 )
+
+// checkBlocks validates a message's blocks parameter, unless SetBlockChecks
+// turned that off, and reports whether it carries an actions block. An empty
+// parameter is no blocks. The error is Slack's code.
+func (f *Fake) checkBlocks(raw string) (json.RawMessage, bool, string) {
+	if f.noBlockChecks.Load() {
+		return takeBlocks(raw)
+	}
+	return checkBlocks(raw)
+}
+
+// actionsBlock is how compact JSON, as slack-go sends it, names a block of
+// type actions. Inside a JSON string every quote is escaped, so the bytes can
+// only be the structure itself.
+var actionsBlock = []byte(`"type":"actions"`)
+
+// takeBlocks records a blocks parameter as sent, without decoding it.
+func takeBlocks(raw string) (json.RawMessage, bool, string) {
+	if raw == "" {
+		return nil, false, ""
+	}
+	blocks := json.RawMessage(raw)
+	return blocks, bytes.Contains(blocks, actionsBlock), ""
+}
 
 // checkBlocks validates a blocks parameter and reports whether it carries an
 // actions block. An empty parameter is no blocks. The error is Slack's code.

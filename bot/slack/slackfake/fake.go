@@ -2,8 +2,9 @@
 // Socket Mode connection, and the signed interactions and events it sends
 // an app. It speaks the wire format slack-go uses (form-encoded or JSON
 // bodies in, {"ok":...} JSON out), checks the bot token, enforces the Block
-// Kit limits that make real Slack refuse a message, and keeps the messages
-// it was sent so tests can assert what a person in the channel would see.
+// Kit limits that make real Slack refuse a message (a benchmark may turn
+// that off: SetBlockChecks), and keeps the messages it was sent so tests can
+// assert what a person in the channel would see.
 // It signs interaction payloads the way Slack does, so the adapter's click
 // handler can be driven end to end. It needs no *testing.T: benchmarks and
 // a standalone demo binary use it too.
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/approvebot/approvebot/bot/fakewait"
@@ -89,6 +91,8 @@ type Fake struct {
 	done     chan struct{}
 	closeMu  sync.Once
 	calls    chan Call
+	// noBlockChecks is set by SetBlockChecks(false).
+	noBlockChecks atomic.Bool
 
 	mu         sync.Mutex
 	seq        int64
@@ -118,6 +122,22 @@ func (f *Fake) SetBotToken(token string) {
 	f.botToken = token
 	f.mu.Unlock()
 }
+
+// SetBlockChecks turns the Block Kit checks of message blocks on or off.
+// They are on from New, and every test keeps them on: that is how a test
+// learns that real Slack would refuse what approvebot renders. Only the
+// benchmark turns them off. It runs the fake in its own process on the cores
+// the server under measurement uses, and decoding every message's blocks to
+// check them is most of the fake's work per post; each post checked steals
+// that much from the server and makes it look slower than it is.
+//
+// With checks off, chat.postMessage, chat.update and chat.postEphemeral take
+// their blocks as sent and record them byte for byte; a message is
+// Actionable when its blocks, as compact JSON spells them, hold a block of
+// type actions. Everything else stays as with checks on: the endpoints, the
+// token check, the form parsing, the answers, the text checks, the failures
+// planned, the calls delivered and the counts.
+func (f *Fake) SetBlockChecks(on bool) { f.noBlockChecks.Store(!on) }
 
 func (f *Fake) currentBotToken() string {
 	f.mu.Lock()
@@ -542,7 +562,7 @@ func (f *Fake) postMessage(form url.Values) (map[string]any, string) {
 	if parent := form.Get("thread_ts"); parent != "" {
 		return f.reply(channel, parent, text)
 	}
-	blocks, actionable, errCode := checkBlocks(form.Get("blocks"))
+	blocks, actionable, errCode := f.checkBlocks(form.Get("blocks"))
 	if errCode != "" {
 		return nil, errCode
 	}
@@ -602,7 +622,7 @@ func (f *Fake) Replies(channel, ts string) []Reply {
 func (f *Fake) update(form url.Values) (map[string]any, string) {
 	channel, ts := form.Get("channel"), form.Get("ts")
 	text, rawBlocks := form.Get("text"), form.Get("blocks")
-	blocks, actionable, errCode := checkBlocks(rawBlocks)
+	blocks, actionable, errCode := f.checkBlocks(rawBlocks)
 	if errCode != "" {
 		return nil, errCode
 	}
@@ -637,7 +657,7 @@ func (f *Fake) postEphemeral(form url.Values) (map[string]any, string) {
 	if userID == "" {
 		return nil, "user_not_found"
 	}
-	if _, _, errCode := checkBlocks(form.Get("blocks")); errCode != "" {
+	if _, _, errCode := f.checkBlocks(form.Get("blocks")); errCode != "" {
 		return nil, errCode
 	}
 	if strings.TrimSpace(text) == "" && form.Get("blocks") == "" {

@@ -124,6 +124,60 @@ func TestBlockLimits(t *testing.T) {
 	}
 }
 
+// TestBlockChecksOff shows the switch the benchmark uses: the same post,
+// refused for its blocks with checks on (as from New), is taken and recorded
+// byte for byte with them off, while the token and the text are still
+// checked.
+func TestBlockChecksOff(t *testing.T) {
+	// A button whose text is 76 characters, one past Slack's limit.
+	blocks := `[{"type":"header","text":{"type":"plain_text","text":"h"}},{"type":"actions","block_id":"r","elements":[{"type":"button","action_id":"a","value":"v","text":{"type":"plain_text","text":"` +
+		strings.Repeat("x", 76) + `"}}]}]`
+	post := url.Values{"channel": {"C1"}, "text": {"hi"}, "blocks": {blocks}}
+
+	f := start(t)
+	if _, out := call(t, f, "chat.postMessage", post); slackErr(out) != "invalid_blocks" {
+		t.Fatalf("checks on: %v, want invalid_blocks", out)
+	}
+	if _, out := call(t, f, "chat.update", url.Values{"channel": {"C1"}, "ts": {"1.1"}, "text": {"x"}, "blocks": {"[{"}}); slackErr(out) != "invalid_blocks_format" {
+		t.Errorf("checks on, update: %v, want invalid_blocks_format", out)
+	}
+	if n := f.Posts("C1"); n != 0 {
+		t.Fatalf("checks on: %d posts recorded, want 0", n)
+	}
+
+	f.SetBlockChecks(false)
+	_, out := call(t, f, "chat.postMessage", post)
+	if slackErr(out) != "" {
+		t.Fatalf("checks off: %v, want ok", out)
+	}
+	ts, _ := out["ts"].(string)
+	m, ok := f.Message("C1", ts)
+	if !ok || string(m.Blocks) != blocks || !m.Actionable || m.Text != "hi" || f.Posts("C1") != 1 {
+		t.Errorf("checks off: recorded %+v (found %v, %d posts), want the post as sent, with buttons", m, ok, f.Posts("C1"))
+	}
+	if _, out := call(t, f, "chat.update", url.Values{"channel": {"C1"}, "ts": {ts}, "text": {"done"}, "blocks": {`[{"type":"carousel"}]`}}); slackErr(out) != "" {
+		t.Errorf("checks off, update: %v, want ok", out)
+	}
+	if m, _ := f.Message("C1", ts); m.Actionable || string(m.Blocks) != `[{"type":"carousel"}]` || m.Updates != 1 {
+		t.Errorf("checks off, updated message %+v", m)
+	}
+	wrong := url.Values{"token": {"xoxb-wrong"}, "channel": {"C1"}, "text": {"hi"}, "blocks": {blocks}}
+	if _, out := call(t, f, "chat.postMessage", wrong); slackErr(out) != "invalid_auth" {
+		t.Errorf("checks off, wrong token: %v, want invalid_auth", out)
+	}
+	if _, out := call(t, f, "chat.postMessage", url.Values{"channel": {"C1"}, "text": {" "}, "blocks": {blocks}}); slackErr(out) != "no_text" {
+		t.Errorf("checks off, no text: %v, want no_text", out)
+	}
+	if n := f.Posts("C1"); n != 1 {
+		t.Errorf("checks off: %d posts recorded, want 1", n)
+	}
+
+	f.SetBlockChecks(true)
+	if _, out := call(t, f, "chat.postMessage", post); slackErr(out) != "invalid_blocks" {
+		t.Errorf("checks back on: %v, want invalid_blocks", out)
+	}
+}
+
 func TestMessagesAndUpdates(t *testing.T) {
 	f := start(t)
 	var ts []string
