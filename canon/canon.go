@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -23,6 +24,21 @@ const Prefix = "sha256:"
 // with every \u escape forming whole characters (RFC 8785 requires that
 // such input fail rather than be altered). Duplicate keys are refused.
 func Canonicalize(text []byte) ([]byte, error) {
+	// The canonical form is rarely longer than the text (only numbers
+	// such as 1e2 grow), so one allocation is nearly always enough.
+	return appendCanonical(make([]byte, 0, len(text)), text)
+}
+
+// appendCanonical appends the RFC 8785 form of text to dst, with
+// Canonicalize's checks and errors.
+func appendCanonical(dst, text []byte) ([]byte, error) {
+	out, err := transform(dst, text)
+	if err == nil {
+		return out, nil
+	}
+	// transform checks everything in one pass but stops at the first
+	// fault without naming it; the separate checks name it, in the order
+	// and the words Canonicalize has always used.
 	if !json.Valid(text) {
 		return nil, errors.New("not a single valid JSON value")
 	}
@@ -32,21 +48,33 @@ func Canonicalize(text []byte) ([]byte, error) {
 	if err := checkEscapes(text); err != nil {
 		return nil, err
 	}
-	out, err := transform(text)
-	if err != nil {
-		return nil, fmt.Errorf("canonicalize: %w", err)
+	if errors.Is(err, errInvalid) {
+		// transform refused what the checks accept: never expected,
+		// refused all the same.
+		return nil, errors.New("canonicalize: text refused by the parser but not by the checks")
 	}
-	return out, nil
+	return nil, fmt.Errorf("canonicalize: %w", err)
 }
 
 // Digest returns "sha256:" + hex(SHA-256(JCS(text))).
 func Digest(text []byte) (string, error) {
-	c, err := Canonicalize(text)
+	// The canonical form is only hashed, so it is written to a pooled
+	// buffer instead of a new one per call.
+	bp := digestBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 64<<10 {
+			digestBuffers.Put(bp)
+		}
+	}()
+	c, err := appendCanonical((*bp)[:0], text)
 	if err != nil {
 		return "", err
 	}
+	*bp = c
 	return Sum(c), nil
 }
+
+var digestBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // DigestOf marshals v with encoding/json and digests the result.
 func DigestOf(v any) (string, error) {
@@ -60,7 +88,12 @@ func DigestOf(v any) (string, error) {
 // Sum formats the SHA-256 of bytes already in canonical form.
 func Sum(canonical []byte) string {
 	h := sha256.Sum256(canonical)
-	return Prefix + hex.EncodeToString(h[:])
+	// One allocation for the whole string, not one for the hex and one
+	// for the concatenation.
+	var b [len(Prefix) + 2*sha256.Size]byte
+	copy(b[:], Prefix)
+	hex.Encode(b[len(Prefix):], h[:])
+	return string(b[:])
 }
 
 // checkEscapes refuses \u escapes that do not form whole characters: a high
