@@ -254,6 +254,7 @@ func TestAuditCheckpointsFindTruncationAndRollback(t *testing.T) {
 	if out, err := h.verify("--checkpoints", cp); err == nil || !strings.Contains(out, missing) {
 		t.Errorf("cut file, running: %v\n%s", err, out)
 	}
+	h.waitLogged(`"msg":"the store does not hold the last audit checkpoint`, 1)
 	if !strings.Contains(h.logs.String(), `"msg":"the store does not hold the last audit checkpoint`) ||
 		!bytes.Contains(h.do(http.MethodGet, "/metrics", nil, nil).body, []byte("approvebot_audit_store_behind_checkpoint 1")) {
 		t.Errorf("starting on the cut file is not reported:\n%s", h.logs)
@@ -381,9 +382,7 @@ func TestCheckpointSinkFailure(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(h.logs.String(), "audit checkpoint not written") {
-		t.Errorf("the failing sink is not logged:\n%s", h.logs)
-	}
+	h.waitLogged("audit checkpoint not written", 1)
 	h.stop()
 }
 

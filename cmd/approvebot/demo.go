@@ -79,7 +79,9 @@ func cmdDemo(ctx context.Context, clock bot.Clock, args []string, getenv func(st
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	log := newLogger(stderr, slog.LevelWarn)
+	logs := newLogStream(stderr)
+	defer logs.Close()
+	log := newLogger(logs, slog.LevelWarn)
 	var cfg *policy.Config
 	plugins := platforms()
 	people := demoPeople

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/approvebot/approvebot/bot"
+	"github.com/approvebot/approvebot/bot/fakewait"
 	"github.com/approvebot/approvebot/bot/slack/slackfake"
 )
 
@@ -111,15 +112,32 @@ type harness struct {
 	logs   *syncBuffer
 }
 
+// syncBuffer collects the service's log. Lines reach it from the log
+// stream's goroutine a moment after they are logged, so a test waits for a
+// line (waitLogged) rather than reading the log at once.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changes fakewait.Changes
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.changes.Notify()
 	return b.buf.Write(p)
+}
+
+// WaitFor waits until cond holds, checking it after every write.
+func (b *syncBuffer) WaitFor(ctx context.Context, cond func() bool) error {
+	return b.changes.WaitFor(ctx, cond)
+}
+
+// waitLogged waits until the log holds s n times or more.
+func (h *harness) waitLogged(s string, n int) {
+	h.t.Helper()
+	logs := h.logs
+	waitOn(h.t, logs, fmt.Sprintf("%d log lines with %s", n, s), logs, func() bool { return strings.Count(logs.String(), s) >= n })
 }
 
 func (b *syncBuffer) String() string {

@@ -87,6 +87,8 @@ func TestClickLogLines(t *testing.T) {
 		t.Fatalf("Slack click answered %d", r.status)
 	}
 	th.waitFor("the late Slack clicker told", func() bool { return len(th.slack.Ephemerals()) == 1 })
+	th.waitLogged(`"msg":"click",`, 1)
+	th.waitLogged(`"msg":"slack click",`, 1)
 
 	for _, want := range []map[string]string{
 		{"msg": "click", "platform": "teams", "request_id": id, "decision": "allow"},

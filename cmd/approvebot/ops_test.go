@@ -167,7 +167,8 @@ func TestServeWarnsOfWeakSecrets(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, strings.Replace(baseConfig, "    token: other-agent-token-0123456789", "    token: aaaaaaaaaaaaaaaa", 1))
 	h.start()
-	if !strings.Contains(h.logs.String(), `"msg":"weak secret: approvebot check refuses this config"`) || !strings.Contains(h.logs.String(), "callers[1].token") {
+	h.waitLogged(`"msg":"weak secret: approvebot check refuses this config"`, 1)
+	if !strings.Contains(h.logs.String(), "callers[1].token") {
 		t.Fatalf("no warning in the log:\n%s", h.logs)
 	}
 	if strings.Contains(h.logs.String(), "aaaaaaaaaaaaaaaa") {

@@ -65,6 +65,7 @@ func TestRefusedRequestsAreLoggedOnceAndCounted(t *testing.T) {
 		}
 	}
 	metrics := string(h.do(http.MethodGet, "/metrics", nil, nil).body)
+	h.stop() // every line logged is in h.logs once run has returned
 	for _, c := range refusals {
 		if !strings.Contains(metrics, `approvebot_http_refused_total{reason="`+c.reason+`"} 1`) {
 			t.Errorf("%s: metrics lack %s counted once", c.name, c.reason)

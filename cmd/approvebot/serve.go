@@ -21,6 +21,7 @@ import (
 
 	"github.com/approvebot/approvebot/bot"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
+	"github.com/approvebot/approvebot/cmd/approvebot/internal/logwriter"
 	"github.com/approvebot/approvebot/display"
 	"github.com/approvebot/approvebot/policy"
 	"github.com/approvebot/approvebot/signing"
@@ -95,7 +96,9 @@ func cmdServe(ctx context.Context, clock bot.Clock, args []string, getenv func(s
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, slog.LevelInfo)
+	logs := newLogStream(stderr)
+	defer logs.Close()
+	log := newLogger(logs, slog.LevelInfo)
 	for _, w := range weakSecrets(cfg) {
 		log.Warn("weak secret: approvebot check refuses this config", "problem", w)
 	}
@@ -542,6 +545,14 @@ func (pr *platformReadiness) ready(context.Context) error {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	return pr.err
+}
+
+// newLogStream is where serve and demo log: lines logged while the last
+// ones are being written go out together in one write. The command closes
+// it before it returns, whichever way it ends, so run never returns with a
+// line unwritten. The other commands write to stderr directly.
+func newLogStream(stderr io.Writer) *logwriter.Writer {
+	return logwriter.New(stderr, logwriter.DefaultPending)
 }
 
 // newLogger is the service's logger: JSON lines, durations as text, and the

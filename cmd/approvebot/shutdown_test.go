@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"runtime"
@@ -55,6 +56,17 @@ func TestSIGTERMLetsHeldRequestsBeDecided(t *testing.T) {
 		t.Fatalf("exit after SIGTERM: %v\nlogs:\n%s", c.err, c.logs)
 	}
 	c.checkRaces()
+	// The log was written out before the process exited: every line whole,
+	// the last one the line serve logs as it returns.
+	lines := strings.Split(strings.TrimSpace(c.logs.String()), "\n")
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("log line not whole: %s", l)
+		}
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, `"msg":"stopped"`) {
+		t.Errorf("the log ends with %s, want the line saying approvebot stopped", last)
+	}
 
 	// The outbox was flushed before exit: both copies say approved.
 	for _, m := range h.messages(id) {
