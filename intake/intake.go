@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,11 +55,18 @@ var (
 	v1Optional = []string{"requested_at", "fail_closed_on_timeout", "status"}
 	v1Keys     = slices.Concat([]string{"schema_version", "type", "input_digest"}, presented, []string{"context", "action_binding"}, v1Optional)
 
-	reID     = regexp.MustCompile(`^[A-Za-z0-9_.:~-]{1,` + strconv.Itoa(approvebot.MaxIDLength) + `}$`)
-	reDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	// presentedQuoted is each presented key as JSON text, for the
+	// object input_digest is recomputed over.
+	presentedQuoted = func() []string {
+		q := make([]string, len(presented))
+		for i, k := range presented {
+			q[i] = strconv.Quote(k)
+		}
+		return q
+	}()
 )
 
-// What the id and digest rules expect, for errors.
+// What ValidID and validDigest expect, for errors.
 var (
 	wantID     = fmt.Sprintf("an id of 1 to %d characters, each a letter, digit or one of _ - . : ~, and not only dots", approvebot.MaxIDLength)
 	wantDigest = `"sha256:" followed by exactly 64 lowercase hex digits (0-9, a-f)`
@@ -71,7 +77,36 @@ var (
 // one.
 //
 // An id of dots only ("." or "..") is refused: a URL path cannot name it.
-func ValidID(s string) bool { return reID.MatchString(s) && strings.Trim(s, ".") != "" }
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > approvebot.MaxIDLength {
+		return false
+	}
+	dots := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == ':', c == '~', c == '-':
+			dots = false
+		default:
+			return false
+		}
+	}
+	return !dots
+}
+
+// validDigest reports whether s is "sha256:" and 64 lowercase hex digits.
+func validDigest(s string) bool {
+	hexPart, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return false
+	}
+	for i := 0; i < len(hexPart); i++ {
+		if c := hexPart[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
 
 // Parse reads a request body. Errors are *approvebot.Error with Code
 // EInvalid and Field naming the offending key. Expiry is not judged here:
@@ -121,7 +156,9 @@ func Parse(body []byte) (*Submission, error) {
 	}
 
 	sum := sha256.Sum256(body)
-	s := &Submission{Schema: schema, BodyDigest: "sha256:" + hex.EncodeToString(sum[:])}
+	var bodyDigest [len("sha256:") + 2*sha256.Size]byte
+	hex.Encode(bodyDigest[copy(bodyDigest[:], "sha256:"):], sum[:])
+	s := &Submission{Schema: schema, BodyDigest: string(bodyDigest[:])}
 	if raw, ok := m["context"]; ok {
 		if !isObject(raw) {
 			return nil, fieldErr("context", "want an object")
@@ -163,16 +200,8 @@ func parseLegacy(s *Submission, m map[string]json.RawMessage, body []byte) error
 		}
 	}
 	if raw, ok := m["approvers"]; ok {
-		// Element by element: encoding/json would read a null element as "".
-		var elems []json.RawMessage
-		if !bytes.HasPrefix(raw, []byte("[")) || json.Unmarshal(raw, &elems) != nil {
-			return fieldErr("approvers", "want a list of strings")
-		}
-		f.Approvers = make([]string, len(elems))
-		for i, e := range elems {
-			if f.Approvers[i], err = asString(e); err != nil {
-				return fieldErr("approvers", "want a list of strings; item %d is %s", i, clip(string(e)))
-			}
+		if f.Approvers, err = approvers(raw); err != nil {
+			return err
 		}
 	}
 	d, err := canon.Digest(body)
@@ -183,25 +212,45 @@ func parseLegacy(s *Submission, m map[string]json.RawMessage, body []byte) error
 	return nil
 }
 
+// approvers reads the legacy list of approver groups.
+func approvers(raw json.RawMessage) ([]string, error) {
+	if list, ok := plainStrings(raw); ok {
+		return list, nil
+	}
+	// Element by element: encoding/json would read a null element as "".
+	var elems []json.RawMessage
+	if !bytes.HasPrefix(raw, []byte("[")) || json.Unmarshal(raw, &elems) != nil {
+		return nil, fieldErr("approvers", "want a list of strings")
+	}
+	list := make([]string, len(elems))
+	for i, e := range elems {
+		var err error
+		if list[i], err = asString(e); err != nil {
+			return nil, fieldErr("approvers", "want a list of strings; item %d is %s", i, clip(string(e)))
+		}
+	}
+	return list, nil
+}
+
 func parseV1(s *Submission, m map[string]json.RawMessage) error {
 	f := &s.Fields
 	f.Type = TypeApprovalRequest
 	f.SchemaVersion = approvebot.SchemaV1
 	var err error
 	strs := []struct {
-		key string
-		dst *string
-		re  *regexp.Regexp
-		at  string // the format, for the error
+		key   string
+		dst   *string
+		valid func(string) bool
+		at    string // the format, for the error
 	}{
-		{"input_digest", &f.InputDigest, reDigest, wantDigest},
-		{"approval_request_id", &f.ApprovalRequestID, reID, wantID},
-		{"policy_decision_id", &f.PolicyDecisionID, reID, wantID},
-		{"action_digest", &f.ActionDigest, reDigest, wantDigest},
+		{"input_digest", &f.InputDigest, validDigest, wantDigest},
+		{"approval_request_id", &f.ApprovalRequestID, ValidID, wantID},
+		{"policy_decision_id", &f.PolicyDecisionID, ValidID, wantID},
+		{"action_digest", &f.ActionDigest, validDigest, wantDigest},
 		{"agent_id", &f.AgentID, nil, ""},
 		{"operation", &f.Operation, nil, ""},
 		{"policy_version", &f.PolicyVersion, nil, ""},
-		{"approval_chain_id", &f.ApprovalChainID, reID, wantID},
+		{"approval_chain_id", &f.ApprovalChainID, ValidID, wantID},
 		{"approval_chain_version", &f.ApprovalChainVersion, nil, ""},
 		{"expires_at", &f.ExpiresAt, nil, ""},
 	}
@@ -209,7 +258,7 @@ func parseV1(s *Submission, m map[string]json.RawMessage) error {
 		if *o.dst, err = requiredString(m, o.key); err != nil {
 			return err
 		}
-		if o.re != nil && (!o.re.MatchString(*o.dst) || o.re == reID && !ValidID(*o.dst)) {
+		if o.valid != nil && !o.valid(*o.dst) {
 			return fieldErr(o.key, "want %s; got %q (%d characters)", o.at, clip(*o.dst), utf8.RuneCountInString(*o.dst))
 		}
 	}
@@ -229,12 +278,14 @@ func parseV1(s *Submission, m map[string]json.RawMessage) error {
 	// Hash the presented values as received: the digest covers the agent's
 	// strings, not our reading of them.
 	var x bytes.Buffer
+	x.Grow(512)
 	x.WriteByte('{')
 	for i, k := range presented {
 		if i > 0 {
 			x.WriteByte(',')
 		}
-		fmt.Fprintf(&x, "%q:", k)
+		x.WriteString(presentedQuoted[i])
+		x.WriteByte(':')
 		x.Write(m[k])
 	}
 	x.WriteByte('}')
@@ -431,9 +482,78 @@ func asString(raw json.RawMessage) (string, error) {
 	if !bytes.HasPrefix(raw, []byte(`"`)) {
 		return "", fmt.Errorf("not a string")
 	}
+	if s, ok := plainString(raw); ok {
+		return s, nil
+	}
 	var s string
 	err := json.Unmarshal(raw, &s)
 	return s, err
+}
+
+// plainString returns the value of raw when raw is exactly a JSON string
+// of valid UTF-8 with no escapes: its text between the quotes, as
+// encoding/json would decode it. Nearly every string agents send is one.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	text := raw[1 : len(raw)-1]
+	ascii := true
+	for _, c := range text {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
+	}
+	if !ascii && !utf8.Valid(text) {
+		return "", false
+	}
+	return string(text), true
+}
+
+// plainStrings returns the values of raw when raw is exactly a JSON array
+// of plain strings (see plainString), as approvers reads them.
+func plainStrings(raw []byte) ([]string, bool) {
+	if len(raw) < 2 || raw[0] != '[' {
+		return nil, false
+	}
+	// Plain strings hold no quote, so each element has two.
+	list := make([]string, 0, bytes.Count(raw, []byte(`"`))/2)
+	i := skipSpace(raw, 1)
+	if i < len(raw) && raw[i] == ']' {
+		return list, i+1 == len(raw)
+	}
+	for i < len(raw) && raw[i] == '"' {
+		end := bytes.IndexByte(raw[i+1:], '"')
+		if end < 0 {
+			return nil, false
+		}
+		end += i + 2
+		s, ok := plainString(raw[i:end])
+		if !ok {
+			return nil, false
+		}
+		list = append(list, s)
+		i = skipSpace(raw, end)
+		switch {
+		case i < len(raw) && raw[i] == ',':
+			i = skipSpace(raw, i+1)
+		case i+1 == len(raw) && raw[i] == ']':
+			return list, true
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 func isObject(raw json.RawMessage) bool { return bytes.HasPrefix(raw, []byte("{")) }
