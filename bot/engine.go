@@ -364,7 +364,7 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 		e.arm(stored.ID, stored.Deadline)
 		e.armNudge(stored.ID, stored.Nudge)
 	}
-	e.log.InfoContext(WithRequestID(ctx, stored.ID), "request opened", "caller", o.Caller, "status", stored.Status,
+	e.log.InfoContext(WithRequestID(ctx, stored.ID), "request opened", "caller", o.Caller, "status", string(stored.Status),
 		"groups", groupList(firstStage(stored.Chain)), "deadline", stored.Deadline)
 	return stored, nil
 }
@@ -497,7 +497,7 @@ func (e *Engine) finished(r *approvebot.Request) {
 	e.metrics.decision.Observe(r.Resolution.ResolvedAt.Sub(r.CreatedAt).Seconds())
 	// A timeout or a cancel ends a request with no context at hand: the
 	// line names the request itself.
-	e.log.Info("request resolved", "request_id", r.ID, "status", r.Status, "approver", r.Resolution.Approver)
+	e.log.Info("request resolved", "request_id", r.ID, "status", string(r.Status), "approver", r.Resolution.Approver)
 }
 
 // release lets go of what this process holds open for a request that is
