@@ -17,6 +17,13 @@ func Write(w http.ResponseWriter, status int, v any) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	WriteEncoded(w, status, data)
+}
+
+// WriteEncoded answers with status and data, one JSON value the caller has
+// encoded as encoding/json would, followed by a newline: the bytes Write
+// sends for the value data stands for, without encoding it again.
+func WriteEncoded(w http.ResponseWriter, status int, data []byte) {
 	// RFC 8259 defines no charset parameter: JSON is UTF-8.
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -34,3 +34,15 @@ func TestWrite(t *testing.T) {
 		})
 	}
 }
+
+func TestWriteEncodedSendsWhatWriteSends(t *testing.T) {
+	v := map[string]any{"ok": true, "ts": "1.000001"}
+	want := httptest.NewRecorder()
+	Write(want, http.StatusOK, v)
+	got := httptest.NewRecorder()
+	WriteEncoded(got, http.StatusOK, []byte(`{"ok":true,"ts":"1.000001"}`))
+	if got.Code != want.Code || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") || got.Body.String() != want.Body.String() {
+		t.Errorf("WriteEncoded sent %d %q %q, Write %d %q %q", got.Code, got.Header().Get("Content-Type"), got.Body.String(),
+			want.Code, want.Header().Get("Content-Type"), want.Body.String())
+	}
+}

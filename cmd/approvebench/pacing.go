@@ -149,7 +149,8 @@ func (b *bench) paceScenario(name string, group func(int) string, n, channels in
 				if c.Method != "chat.postMessage" || c.Error != "" {
 					continue
 				}
-				text := c.Form.Get("blocks") + c.Form.Get("text")
+				form := c.Form()
+				text := form.Get("blocks") + form.Get("text")
 				i := strings.Index(text, "pace-"+name+"-")
 				if i < 0 {
 					continue
@@ -160,7 +161,7 @@ func (b *bench) paceScenario(name string, group func(int) string, n, channels in
 				}
 				postsMu.Lock()
 				if posts[k].posted.IsZero() {
-					posts[k].posted, posts[k].channel = c.At, c.Form.Get("channel")
+					posts[k].posted, posts[k].channel = c.At, form.Get("channel")
 					got++
 				}
 				postsMu.Unlock()

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/approvebot/approvebot/bot/fakewait"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
@@ -45,11 +46,22 @@ const maxBody = 4 << 20
 
 // Call is one request the fake received.
 type Call struct {
-	Method string     // e.g. "chat.postMessage"
-	Form   url.Values // the parameters, whether sent as a form, a query or JSON
-	Error  string     // the Slack error answered, or "" when ok
-	Status int        // the HTTP status answered
-	At     time.Time  // when the call arrived
+	Method string    // e.g. "chat.postMessage"
+	Error  string    // the Slack error answered, or "" when ok
+	Status int       // the HTTP status answered
+	At     time.Time // when the call arrived
+	params *params   // nil when they could not be read
+}
+
+// Form returns the call's parameters, whether sent as a form, a query or
+// JSON; nil when they could not be read. With block checks off, a message
+// call's are decoded here, the first time any of them is read (see
+// SetBlockChecks).
+func (c Call) Form() url.Values {
+	if c.params == nil {
+		return nil
+	}
+	return c.params.all()
 }
 
 // Message is a posted message as it now stands.
@@ -60,6 +72,33 @@ type Message struct {
 	Blocks     json.RawMessage
 	Updates    int
 	Actionable bool // it has an actions block: buttons are showing
+}
+
+// message is a posted message as the fake keeps it. With block checks off,
+// its blocks may still be in the parameters they came in, to be decoded the
+// first time someone reads them: then blocksIn holds those parameters, and
+// Blocks and Actionable are unset.
+type message struct {
+	Message
+	blocksIn *params
+}
+
+// setBlocks records the blocks a post or an update sent.
+func (m *message) setBlocks(b sentBlocks) {
+	m.Blocks, m.Actionable, m.blocksIn = b.raw, b.actionable, b.in
+}
+
+// read returns the message as it stands. It is called on a copy taken
+// under f.mu, outside it: decoding blocks still in their parameters takes
+// the time it takes without holding up the fake.
+func (m message) read() Message {
+	out := m.Message
+	if m.blocksIn != nil {
+		out.Blocks, out.Actionable = m.blocksIn.takenBlocks()
+		return out
+	}
+	out.Blocks = slices.Clone(m.Blocks)
+	return out
 }
 
 // Ephemeral is a message shown to one user only.
@@ -96,7 +135,7 @@ type Fake struct {
 
 	mu         sync.Mutex
 	seq        int64
-	messages   map[string]*Message // by channel + "\x00" + ts
+	messages   map[string]*message // by channel + "\x00" + ts
 	replies    []Reply
 	posts      map[string]int
 	ephemerals []Ephemeral
@@ -134,9 +173,13 @@ func (f *Fake) SetBotToken(token string) {
 // With checks off, chat.postMessage, chat.update and chat.postEphemeral take
 // their blocks as sent and record them byte for byte; a message is
 // Actionable when its blocks, as compact JSON spells them, hold a block of
-// type actions. Everything else stays as with checks on: the endpoints, the
-// token check, the form parsing, the answers, the text checks, the failures
-// planned, the calls delivered and the counts.
+// type actions. Sent as a form, such a call's parameters are not decoded
+// as it arrives: the few its answer depends on (token, channel, text, ts,
+// thread_ts, user) are taken out of the body, the rest is decoded from it,
+// once, the first time anything reads it (Messages, Message, a Call's
+// Form). Everything else stays as with checks on: the endpoints, the token
+// check, the parameters' values and the bodies refused, the answers, the
+// text checks, the failures planned, the calls delivered and the counts.
 func (f *Fake) SetBlockChecks(on bool) { f.noBlockChecks.Store(!on) }
 
 func (f *Fake) currentBotToken() string {
@@ -151,7 +194,7 @@ func New(botToken string) *Fake {
 		botToken: botToken,
 		done:     make(chan struct{}),
 		calls:    make(chan Call, 4096),
-		messages: map[string]*Message{},
+		messages: map[string]*message{},
 		posts:    map[string]int{},
 		users:    map[string]*user{},
 		groups:   map[string][]string{},
@@ -284,12 +327,14 @@ func (f *Fake) RemoveChannel(id string) {
 // Messages returns every posted message, oldest first.
 func (f *Fake) Messages() []Message {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]Message, 0, len(f.messages))
+	kept := make([]message, 0, len(f.messages))
 	for _, m := range f.messages {
-		c := *m
-		c.Blocks = slices.Clone(m.Blocks)
-		out = append(out, c)
+		kept = append(kept, *m)
+	}
+	f.mu.Unlock()
+	out := make([]Message, len(kept))
+	for i, m := range kept {
+		out[i] = m.read()
 	}
 	sort.Slice(out, func(i, j int) bool { return tsLess(out[i].TS, out[j].TS) })
 	return out
@@ -298,14 +343,16 @@ func (f *Fake) Messages() []Message {
 // Message returns the message at channel and ts.
 func (f *Fake) Message(channel, ts string) (Message, bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	m, ok := f.messages[channel+"\x00"+ts]
+	var kept message
+	if ok {
+		kept = *m
+	}
+	f.mu.Unlock()
 	if !ok {
 		return Message{}, false
 	}
-	c := *m
-	c.Blocks = slices.Clone(m.Blocks)
-	return c, true
+	return kept.read(), true
 }
 
 // Posts counts the chat.postMessage calls that succeeded in channel.
@@ -418,16 +465,16 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at := time.Now()
-	form, err := readParams(r)
+	p, err := f.readParams(r, method)
 	if err != nil {
 		f.finish(w, Call{Method: method, Status: http.StatusOK, Error: "invalid_form_data", At: at}, nil)
 		return
 	}
-	call := Call{Method: method, Form: form, Status: http.StatusOK, At: at}
+	call := Call{Method: method, params: p, Status: http.StatusOK, At: at}
 
 	f.mu.Lock()
 	f.counts[method]++
-	failure := f.takeFailureLocked(method, form.Get("channel"))
+	failure := f.takeFailureLocked(method, p.Get("channel"))
 	f.notifyLocked()
 	f.mu.Unlock()
 
@@ -437,7 +484,7 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	token := form.Get("token")
+	token := p.Get("token")
 	if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
 		token = h
 	}
@@ -452,6 +499,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The message calls read p as it came, scanned or decoded; every other
+	// call's params were decoded as they arrived.
 	var resp map[string]any
 	switch method {
 	case "auth.test":
@@ -466,31 +515,48 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		f.mu.Unlock()
 	case "chat.postMessage":
-		resp, call.Error = f.postMessage(form)
+		var a posted
+		a, call.Error = f.postMessage(p)
+		f.finishPosted(w, call, a)
+		return
 	case "chat.update":
-		resp, call.Error = f.update(form)
+		var a posted
+		a, call.Error = f.update(p)
+		f.finishPosted(w, call, a)
+		return
 	case "chat.postEphemeral":
-		resp, call.Error = f.postEphemeral(form)
+		resp, call.Error = f.postEphemeral(p)
 	case "users.info":
-		resp, call.Error = f.userInfo(form)
+		resp, call.Error = f.userInfo(p.all())
 	case "conversations.info":
-		resp, call.Error = f.conversationInfo(form)
+		resp, call.Error = f.conversationInfo(p.all())
 	case "conversations.open":
-		resp, call.Error = f.openConversation(form)
+		resp, call.Error = f.openConversation(p.all())
 	case "users.lookupByEmail":
-		resp, call.Error = f.lookupByEmail(form)
+		resp, call.Error = f.lookupByEmail(p.all())
 	case "views.open":
-		resp, call.Error = f.viewsOpen(form)
+		resp, call.Error = f.viewsOpen(p.all())
 	case "views.update":
-		resp, call.Error = f.viewsUpdate(form)
+		resp, call.Error = f.viewsUpdate(p.all())
 	case "views.publish":
-		resp, call.Error = f.viewsPublish(form)
+		resp, call.Error = f.viewsPublish(p.all())
 	case "usergroups.users.list":
-		resp, call.Error = f.usergroupMembers(form)
+		resp, call.Error = f.usergroupMembers(p.all())
 	default:
 		call.Error = "unknown_method"
 	}
 	f.finish(w, call, resp)
+}
+
+// finishPosted answers a message call with a, or with its error, and
+// records the call.
+func (f *Fake) finishPosted(w http.ResponseWriter, call Call, a posted) {
+	if call.Error != "" {
+		f.finish(w, call, nil)
+		return
+	}
+	jsonhttp.WriteEncoded(w, call.Status, a.appendJSON(make([]byte, 0, 256)))
+	f.record(call)
 }
 
 // finish answers with Slack's envelope and records the call.
@@ -516,10 +582,23 @@ func (f *Fake) record(call Call) {
 	f.mu.Unlock()
 }
 
-// readParams gathers a call's parameters from the query and a form or JSON
+// readParams gathers a call's parameters. With block checks off, a message
+// call's form body is scanned rather than decoded (see params).
+func (f *Fake) readParams(r *http.Request, method string) (*params, error) {
+	if f.noBlockChecks.Load() && scanMethods[method] && scannable(r) {
+		return readScanned(r)
+	}
+	v, err := decodeParams(r)
+	if err != nil {
+		return nil, err
+	}
+	return decodedParams(v), nil
+}
+
+// decodeParams gathers a call's parameters from the query and a form or JSON
 // body. JSON values that are not strings (blocks, booleans) are kept as
 // their JSON text, which is how a form would carry them.
-func readParams(r *http.Request) (url.Values, error) {
+func decodeParams(r *http.Request) (url.Values, error) {
 	r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct != "application/json" {
@@ -544,42 +623,70 @@ func readParams(r *http.Request) (url.Values, error) {
 	return form, nil
 }
 
-func (f *Fake) postMessage(form url.Values) (map[string]any, string) {
-	channel := form.Get("channel")
+// sentBlocks are a message call's blocks parameter as a post or an update
+// records them: checked, or taken as sent, or still in the parameters they
+// came in (in), to be decoded when first read.
+type sentBlocks struct {
+	sent       bool // the parameter was sent, and not empty
+	raw        json.RawMessage
+	actionable bool
+	in         *params
+}
+
+// blocksOf returns a message call's blocks, checked unless SetBlockChecks
+// turned that off. The error is Slack's code.
+func (f *Fake) blocksOf(p *params) (sentBlocks, string) {
+	if p.lazy {
+		if !p.blocksSent {
+			return sentBlocks{}, ""
+		}
+		return sentBlocks{sent: true, in: p}, ""
+	}
+	raw := p.Get("blocks")
+	blocks, actionable, errCode := f.checkBlocks(raw)
+	if errCode != "" {
+		return sentBlocks{}, errCode
+	}
+	return sentBlocks{sent: raw != "", raw: blocks, actionable: actionable}, ""
+}
+
+func (f *Fake) postMessage(p *params) (posted, string) {
+	channel := p.Get("channel")
 	if channel == "" {
-		return nil, "channel_not_found"
+		return posted{}, "channel_not_found"
 	}
 	f.mu.Lock()
 	ch, declared := f.channels[channel]
 	f.mu.Unlock()
 	switch {
 	case declared && ch == nil:
-		return nil, "channel_not_found"
+		return posted{}, "channel_not_found"
 	case declared && !ch.Member:
-		return nil, "not_in_channel"
+		return posted{}, "not_in_channel"
 	}
-	text := form.Get("text")
-	if parent := form.Get("thread_ts"); parent != "" {
+	text := p.Get("text")
+	if parent := p.Get("thread_ts"); parent != "" {
 		return f.reply(channel, parent, text)
 	}
-	blocks, actionable, errCode := f.checkBlocks(form.Get("blocks"))
+	blocks, errCode := f.blocksOf(p)
 	if errCode != "" {
-		return nil, errCode
+		return posted{}, errCode
 	}
 	if strings.TrimSpace(text) == "" {
-		return nil, "no_text"
+		return posted{}, "no_text"
 	}
-	if len([]rune(text)) > 40000 {
-		return nil, "msg_too_long"
+	if utf8.RuneCountInString(text) > 40000 {
+		return posted{}, "msg_too_long"
 	}
+	m := &message{Message: Message{Channel: channel, Text: text}}
+	m.setBlocks(blocks)
 	f.mu.Lock()
 	f.seq++
-	ts := formatTS(f.seq)
-	f.messages[channel+"\x00"+ts] = &Message{Channel: channel, TS: ts, Text: text, Blocks: blocks, Actionable: actionable}
+	m.TS = formatTS(f.seq)
+	f.messages[channel+"\x00"+m.TS] = m
 	f.posts[channel]++
 	f.mu.Unlock()
-	return map[string]any{"channel": channel, "ts": ts,
-		"message": map[string]any{"type": "message", "text": text, "ts": ts, "bot_id": "B0FAKEBOT"}}, ""
+	return posted{channel: channel, ts: m.TS, text: text}, ""
 }
 
 // Reply is a message posted in the thread of another.
@@ -589,20 +696,19 @@ type Reply struct {
 
 // reply records a thread reply. Replies are kept apart from Messages and
 // Posts, which count what stands in the channel itself.
-func (f *Fake) reply(channel, parent, text string) (map[string]any, string) {
+func (f *Fake) reply(channel, parent, text string) (posted, string) {
 	if strings.TrimSpace(text) == "" {
-		return nil, "no_text"
+		return posted{}, "no_text"
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.messages[channel+"\x00"+parent]; !ok {
-		return nil, "thread_not_found"
+		return posted{}, "thread_not_found"
 	}
 	f.seq++
 	ts := formatTS(f.seq)
 	f.replies = append(f.replies, Reply{Channel: channel, ThreadTS: parent, TS: ts, Text: text})
-	return map[string]any{"channel": channel, "ts": ts,
-		"message": map[string]any{"type": "message", "text": text, "ts": ts, "thread_ts": parent, "bot_id": "B0FAKEBOT"}}, ""
+	return posted{channel: channel, ts: ts, threadTS: parent, text: text}, ""
 }
 
 // Replies lists the replies posted in the thread of the message at
@@ -619,48 +725,94 @@ func (f *Fake) Replies(channel, ts string) []Reply {
 	return out
 }
 
-func (f *Fake) update(form url.Values) (map[string]any, string) {
-	channel, ts := form.Get("channel"), form.Get("ts")
-	text, rawBlocks := form.Get("text"), form.Get("blocks")
-	blocks, actionable, errCode := f.checkBlocks(rawBlocks)
+func (f *Fake) update(p *params) (posted, string) {
+	channel, ts, text := p.Get("channel"), p.Get("ts"), p.Get("text")
+	blocks, errCode := f.blocksOf(p)
 	if errCode != "" {
-		return nil, errCode
+		return posted{}, errCode
 	}
-	if text == "" && rawBlocks == "" {
-		return nil, "no_text"
+	if text == "" && !blocks.sent {
+		return posted{}, "no_text"
 	}
-	if len([]rune(text)) > 40000 {
-		return nil, "msg_too_long"
+	if utf8.RuneCountInString(text) > 40000 {
+		return posted{}, "msg_too_long"
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m, ok := f.messages[channel+"\x00"+ts]
 	if !ok {
-		return nil, "message_not_found"
+		return posted{}, "message_not_found"
 	}
 	if text != "" {
 		m.Text = text
 	}
 	// Slack keeps the blocks when none are sent; "[]" clears them.
-	if rawBlocks != "" {
-		m.Blocks, m.Actionable = blocks, actionable
+	if blocks.sent {
+		m.setBlocks(blocks)
 	}
 	m.Updates++
-	return map[string]any{"channel": channel, "ts": ts, "text": m.Text}, ""
+	return posted{update: true, channel: channel, ts: ts, text: m.Text}, ""
 }
 
-func (f *Fake) postEphemeral(form url.Values) (map[string]any, string) {
-	channel, userID, text := form.Get("channel"), form.Get("user"), form.Get("text")
+// posted is Slack's answer to a message posted, posted in a thread
+// (threadTS set) or updated, written byte for byte as encoding/json writes
+// the map of it (keys in order), without building that map.
+type posted struct {
+	update                      bool
+	channel, ts, threadTS, text string
+}
+
+// appendJSON appends the answer, "ok" included.
+func (a posted) appendJSON(b []byte) []byte {
+	b = append(b, `{"channel":`...)
+	b = appendJSONString(b, a.channel)
+	if a.update {
+		b = append(b, `,"ok":true,"text":`...)
+		b = appendJSONString(b, a.text)
+		b = append(b, `,"ts":`...)
+		b = appendJSONString(b, a.ts)
+		return append(b, '}')
+	}
+	b = append(b, `,"message":{"bot_id":"B0FAKEBOT","text":`...)
+	b = appendJSONString(b, a.text)
+	if a.threadTS != "" {
+		b = append(b, `,"thread_ts":`...)
+		b = appendJSONString(b, a.threadTS)
+	}
+	b = append(b, `,"ts":`...)
+	b = appendJSONString(b, a.ts)
+	b = append(b, `,"type":"message"},"ok":true,"ts":`...)
+	b = appendJSONString(b, a.ts)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json writes a string: printable
+// ASCII that needs no escape as it is, anything else through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func (f *Fake) postEphemeral(p *params) (map[string]any, string) {
+	channel, userID, text := p.Get("channel"), p.Get("user"), p.Get("text")
 	if channel == "" {
 		return nil, "channel_not_found"
 	}
 	if userID == "" {
 		return nil, "user_not_found"
 	}
-	if _, _, errCode := f.checkBlocks(form.Get("blocks")); errCode != "" {
+	blocks, errCode := f.blocksOf(p)
+	if errCode != "" {
 		return nil, errCode
 	}
-	if strings.TrimSpace(text) == "" && form.Get("blocks") == "" {
+	if strings.TrimSpace(text) == "" && !blocks.sent {
 		return nil, "no_text"
 	}
 	f.mu.Lock()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -178,6 +180,135 @@ func TestBlockChecksOff(t *testing.T) {
 	}
 }
 
+// TestBlockChecksOffReadsLater shows that with checks off, a message call
+// whose form is read only in part as it arrives, the rest when someone asks,
+// is answered and recorded as with checks on: the same answer byte for byte,
+// the same messages, replies and ephemerals, the same parameters read from
+// Calls, escapes, '+' and repeated keys decoded as url.Values.Get does.
+func TestBlockChecksOffReadsLater(t *testing.T) {
+	blocks := `[{"type":"section","text":{"type":"mrkdwn","text":"50% off & <b>+1</b> = ü; \"q\""}},` + button("ar_1") + `]`
+	text := "Approve? 100% + more & ü <x>"
+	escaped := url.QueryEscape(blocks)
+	many := strings.Repeat("x=1&", 150)
+	const first = "1700000000.000001" // the first post's ts in a new fake
+	tests := []struct {
+		name, method, body, want string
+	}{
+		{"encoded by url.Values", "chat.postMessage", url.Values{"token": {token}, "channel": {"C1"}, "text": {text}, "blocks": {blocks}}.Encode(), ""},
+		{"plus, lowercase escapes, repeated keys", "chat.postMessage", "token=" + token + "&channel=C1&text=a+b%2bc%e2%82%ac&text=second&blocks=" + escaped + "&blocks=%5B%5D", ""},
+		{"escaped keys, empty pairs", "chat.postMessage", "&&%74oken=" + token + "&&chann%65l=C%31&t%65xt=hi+there&bl%6fcks=" + escaped + "&", ""},
+		{"no blocks", "chat.postMessage", "token=" + token + "&channel=C2&text=plain", ""},
+		{"empty blocks", "chat.postMessage", "token=" + token + "&channel=C2&text=plain&blocks=", ""},
+		{"many parameters", "chat.postMessage", many + "token=" + token + "&channel=C1&text=many&blocks=" + escaped, ""},
+		{"reply", "chat.postMessage", "token=" + token + "&channel=C1&thread_ts=" + first + "&text=re+%3Cply%3E", ""},
+		{"reply without a thread", "chat.postMessage", "token=" + token + "&channel=C1&thread_ts=1.1&text=x", "thread_not_found"},
+		{"bad escape", "chat.postMessage", "token=" + token + "&channel=C1&text=100%&blocks=" + escaped, "invalid_form_data"},
+		{"bad escape in blocks", "chat.postMessage", "token=" + token + "&channel=C1&text=hi&blocks=%5B%zz", "invalid_form_data"},
+		{"semicolon", "chat.postMessage", "token=" + token + "&channel=C1;text=hi", "invalid_form_data"},
+		{"no text", "chat.postMessage", "token=" + token + "&channel=C1&text=+&blocks=" + escaped, "no_text"},
+		{"no channel", "chat.postMessage", "token=" + token + "&text=hi", "channel_not_found"},
+		{"no token", "chat.postMessage", "channel=C1&text=hi", "not_authed"},
+		{"wrong token", "chat.postMessage", "token=xoxb-wrong&channel=C1&text=hi", "invalid_auth"},
+		{"update", "chat.update", "token=" + token + "&channel=C1&ts=" + first + "&text=Done+%26+dusted&blocks=%5B%5D", ""},
+		{"update keeps blocks", "chat.update", "token=" + token + "&channel=C1&ts=1700000000.000002&text=new", ""},
+		{"update, blocks only", "chat.update", "token=" + token + "&channel=C1&ts=1700000000.000003&blocks=" + escaped, ""},
+		{"update, nothing", "chat.update", "token=" + token + "&channel=C1&ts=" + first, "no_text"},
+		{"update, empty blocks", "chat.update", "token=" + token + "&channel=C1&ts=" + first + "&blocks=&blocks=%5B%5D", "no_text"},
+		{"update, no message", "chat.update", "token=" + token + "&channel=C1&ts=1.1&text=x", "message_not_found"},
+		{"ephemeral", "chat.postEphemeral", "token=" + token + "&channel=C1&user=U1&text=only+you%21", ""},
+		{"ephemeral, blocks only", "chat.postEphemeral", "token=" + token + "&channel=C1&user=U1&blocks=" + escaped, ""},
+		{"ephemeral, nothing", "chat.postEphemeral", "token=" + token + "&channel=C1&user=U1", "no_text"},
+		{"ephemeral, empty blocks", "chat.postEphemeral", "token=" + token + "&channel=C1&user=U1&text=+&blocks=", "no_text"},
+	}
+	on, off := start(t), start(t)
+	off.SetBlockChecks(false)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			onStatus, onBody := postRaw(t, on, tt.method, tt.body)
+			offStatus, offBody := postRaw(t, off, tt.method, tt.body)
+			var out map[string]any
+			if err := json.Unmarshal(offBody, &out); err != nil || slackErr(out) != tt.want {
+				t.Errorf("checks off: %s, want error %q", offBody, tt.want)
+			}
+			if offStatus != onStatus || string(offBody) != string(onBody) {
+				t.Errorf("checks off answered %d %s, checks on %d %s", offStatus, offBody, onStatus, onBody)
+			}
+			onCall, offCall := <-on.Calls(), <-off.Calls()
+			if offCall.Method != onCall.Method || offCall.Error != onCall.Error || !reflect.DeepEqual(offCall.Form(), onCall.Form()) {
+				t.Errorf("checks off recorded the call %+v with %v, checks on %+v with %v", offCall, offCall.Form(), onCall, onCall.Form())
+			}
+			want, err := url.ParseQuery(tt.body)
+			if got := offCall.Form(); err == nil && !reflect.DeepEqual(got, want) {
+				t.Errorf("checks off: the call's form %v, want %v", got, want)
+			}
+		})
+	}
+	if got, want := off.Messages(), on.Messages(); !reflect.DeepEqual(got, want) {
+		t.Errorf("checks off recorded %+v, checks on %+v", got, want)
+	}
+	if m, _ := off.Message("C1", "1700000000.000003"); m.Channel != "C1" || m.Text != "hi there" || string(m.Blocks) != blocks || !m.Actionable {
+		t.Errorf("checks off: the post with escaped keys is %+v, want its text and blocks as sent", m)
+	}
+	if m, _ := off.Message("C1", "1700000000.000002"); m.Text != "new" || string(m.Blocks) != blocks || !m.Actionable {
+		t.Errorf("checks off: the update without blocks left %+v, want the blocks first sent", m)
+	}
+	if m, _ := off.Message("C1", first); m.Text != "Done & dusted" || string(m.Blocks) != "[]" || m.Actionable || m.Updates != 1 {
+		t.Errorf("checks off: the updated post is %+v", m)
+	}
+	if got, want := off.Replies("C1", first), on.Replies("C1", first); len(got) != 1 || got[0].Text != "re <ply>" || !reflect.DeepEqual(got, want) {
+		t.Errorf("checks off: replies %+v, checks on %+v", got, want)
+	}
+	if got, want := off.Ephemerals(), on.Ephemerals(); len(got) != 2 || got[0].Text != "only you!" || !reflect.DeepEqual(got, want) {
+		t.Errorf("checks off: ephemerals %+v, checks on %+v", got, want)
+	}
+}
+
+// TestBlockChecksOffReadConcurrently reads a post whose form is still
+// undecoded from many goroutines at once, through every way in: run with
+// -race, it shows the form is decoded safely, and the same for all.
+func TestBlockChecksOffReadConcurrently(t *testing.T) {
+	f := start(t)
+	f.SetBlockChecks(false)
+	blocks := "[" + button("ar_2") + "]"
+	_, out := call(t, f, "chat.postMessage", url.Values{"channel": {"C1"}, "text": {"hi"}, "blocks": {blocks}})
+	ts, _ := out["ts"].(string)
+	c := <-f.Calls()
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			var got string
+			switch i % 3 {
+			case 0:
+				got = c.Form().Get("blocks")
+			case 1:
+				m, _ := f.Message("C1", ts)
+				got = string(m.Blocks)
+			default:
+				got = string(f.Messages()[0].Blocks)
+			}
+			if got != blocks {
+				t.Errorf("read %d: blocks %s, want %s", i, got, blocks)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// postRaw posts body as a form and returns the answer as sent.
+func postRaw(t *testing.T, f *slackfake.Fake, method, body string) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(f.URL()+method, "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, out
+}
+
 func TestMessagesAndUpdates(t *testing.T) {
 	f := start(t)
 	var ts []string
@@ -314,7 +445,7 @@ func TestWaitForAndCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := <-f.Calls()
-	if c.Method != "chat.postMessage" || c.Form.Get("channel") != "C7" || c.Error != "" {
+	if c.Method != "chat.postMessage" || c.Form().Get("channel") != "C7" || c.Error != "" {
 		t.Errorf("call = %+v", c)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
