@@ -287,15 +287,11 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	r.Nudge = nextNudge(r)
 	// The chain and deadline are fixed from here on; recording them lets
 	// audit verification prove the stored request still has them.
-	asked := map[string]any{
-		"schema": r.Schema, "digest": r.Digest, "body_digest": r.BodyDigest, "fields": r.Fields, "chain": r.Chain, "deadline": r.Deadline,
-	}
-	if len(sub.Naive) > 0 {
-		asked["naive_times"] = sub.Naive // had no UTC offset; read as UTC
-	}
-	if f := sub.Fields.FailClosedOnTimeout; f != nil {
+	asked := requestedDetail{
+		Schema: r.Schema, Digest: r.Digest, BodyDigest: r.BodyDigest, Fields: r.Fields, Chain: r.Chain, Deadline: r.Deadline,
+		NaiveTimes: sub.Naive, // had no UTC offset; read as UTC
 		// Recorded as asked; approvebot never approves on timeout either way.
-		asked["fail_closed_on_timeout"] = *f
+		FailClosedOnTimeout: sub.Fields.FailClosedOnTimeout,
 	}
 	events := []approvebot.Event{event(approvebot.EventRequested, r.ID, now, o.Caller, asked)}
 	if r.Status.Final() {
@@ -367,6 +363,21 @@ func (e *Engine) Submit(ctx context.Context, sub *intake.Submission, o SubmitOpt
 	e.log.InfoContext(WithRequestID(ctx, stored.ID), "request opened", "caller", o.Caller, "status", string(stored.Status),
 		"groups", groupList(firstStage(stored.Chain)), "deadline", stored.Deadline)
 	return stored, nil
+}
+
+// requestedDetail is the detail of a request's approval_requested event.
+// Its fields are in the order of their names, so it encodes as the map of
+// the same keys did (encoding/json sorts a map's keys), without sorting or
+// boxing a value per key on every request.
+type requestedDetail struct {
+	BodyDigest          string            `json:"body_digest"`
+	Chain               approvebot.Chain  `json:"chain"`
+	Deadline            time.Time         `json:"deadline"`
+	Digest              string            `json:"digest"`
+	FailClosedOnTimeout *bool             `json:"fail_closed_on_timeout,omitempty"`
+	Fields              approvebot.Fields `json:"fields"`
+	NaiveTimes          []string          `json:"naive_times,omitempty"`
+	Schema              string            `json:"schema"`
 }
 
 // eventConflict records a submission refused because its id or

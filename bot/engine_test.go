@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -476,5 +477,50 @@ func TestDecidedElsewhere(t *testing.T) {
 	}
 	if w, err := rg.engine.Wait(context.Background(), r.ID); err != nil || w.Status != approvebot.StatusDenied {
 		t.Fatalf("wait after: %v %+v", err, w)
+	}
+}
+
+// TestRequestedDetailEncodesAsTheMap: the approval_requested detail encodes
+// byte for byte as the map of the same keys it replaced (what audit
+// records written before it hold), with and without each optional key.
+func TestRequestedDetailEncodesAsTheMap(t *testing.T) {
+	yes, no := true, false
+	target := "accounts/42"
+	chain := approvebot.Chain{ID: "payments", Stages: []approvebot.Stage{{
+		Groups: []approvebot.Group{{Name: "ops", Sides: map[string]approvebot.Side{"chat": {Channels: []string{"C0<&>"}, Users: []string{"U1"}}}}},
+		Quorum: approvebot.Quorum{Mode: approvebot.QuorumAny},
+	}}}
+	for i, c := range []struct {
+		naive  []string
+		closed *bool
+		body   string
+	}{
+		{}, {naive: []string{"requested_at"}}, {closed: &yes}, {closed: &no, naive: []string{"a", "b"}, body: "sha256:ff"},
+		{naive: []string{}},
+	} {
+		fields := approvebot.Fields{Type: "approval_request", AgentID: "agent <1>", Action: "transfer \u2028 & more", Approvers: []string{"ops"},
+			TargetResource: &target, FailClosedOnTimeout: c.closed}
+		deadline := time.Date(2026, 12, 2, 12, 0, 0, 123, time.UTC)
+		old := map[string]any{
+			"schema": approvebot.SchemaLegacy, "digest": "sha256:00", "body_digest": c.body, "fields": fields, "chain": chain, "deadline": deadline,
+		}
+		if len(c.naive) > 0 {
+			old["naive_times"] = c.naive
+		}
+		if c.closed != nil {
+			old["fail_closed_on_timeout"] = *c.closed
+		}
+		want, err := json.Marshal(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := json.Marshal(requestedDetail{Schema: approvebot.SchemaLegacy, Digest: "sha256:00", BodyDigest: c.body, Fields: fields, Chain: chain,
+			Deadline: deadline, NaiveTimes: c.naive, FailClosedOnTimeout: c.closed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, want)
+		}
 	}
 }
