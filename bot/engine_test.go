@@ -524,3 +524,16 @@ func TestRequestedDetailEncodesAsTheMap(t *testing.T) {
 		}
 	}
 }
+
+// TestPostedDetailEncodesAsTheMap: likewise for message_posted.
+func TestPostedDetailEncodesAsTheMap(t *testing.T) {
+	ref := approvebot.MessageRef{Channel: "C0<OPS>", ID: "1700000000.000100"}
+	want, err := json.Marshal(map[string]any{"platform": "chat", "channel": "C0&OPS", "ref": ref, "version": uint64(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(postedDetail{Platform: "chat", Channel: "C0&OPS", Ref: ref, Version: 3})
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("got %s (%v)\nwant %s", got, err, want)
+	}
+}

@@ -584,10 +584,20 @@ func posted(ref approvebot.MessageRef, version uint64, now time.Time) func(*appr
 	return func(r *approvebot.Request, d *approvebot.Destination) store.Change {
 		d.State, d.Ref, d.Shown, d.Error = approvebot.DeliveryPosted, ref, version, ""
 		d.Replied = len(r.Thread) // a new message starts its own thread
-		return store.Change{Events: []approvebot.Event{event(approvebot.EventPosted, r.ID, now, "", map[string]any{
-			"platform": d.Platform, "channel": d.Channel, "ref": ref, "version": version,
+		return store.Change{Events: []approvebot.Event{event(approvebot.EventPosted, r.ID, now, "", postedDetail{
+			Platform: d.Platform, Channel: d.Channel, Ref: ref, Version: version,
 		})}}
 	}
+}
+
+// postedDetail is the detail of a message_posted event, its fields in the
+// order of their names so that it encodes as the map of the same keys did
+// (see requestedDetail).
+type postedDetail struct {
+	Channel  string                `json:"channel"`
+	Platform string                `json:"platform"`
+	Ref      approvebot.MessageRef `json:"ref"`
+	Version  uint64                `json:"version"`
 }
 
 // shown records that the message shows version (or a later one already).
