@@ -362,12 +362,18 @@ func tail(path string) string {
 // and a new handshake for every request.
 func newTransport() *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          0,
-		MaxIdleConnsPerHost:   1024,
-		MaxConnsPerHost:       0,
-		IdleConnTimeout:       90 * time.Second,
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 1024,
+		MaxConnsPerHost:     0,
+		// Below half of the server's header_timeout (5 s by default): at
+		// server.max_connections the server may close a connection idle
+		// that long to make room, and a request sent on one as it is
+		// closed fails with EOF (a POST is not retried). Dropping idle
+		// connections sooner, as a client of approvebot should, means
+		// none is reused once it can be closed.
+		IdleConnTimeout:       time.Second,
 		ResponseHeaderTimeout: 0, // held requests answer when someone decides
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true,
