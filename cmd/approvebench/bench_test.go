@@ -4,12 +4,29 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// TestMain lets the test binary be the floor server when the benchmark
+// under test starts itself as one (floor.go).
+func TestMain(m *testing.M) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	if child, err := floorChild(ctx); child {
+		if err != nil {
+			os.Stderr.WriteString("floor server: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 // TestSmallRunWritesReport runs the whole benchmark with tiny numbers: the
 // real binary, the fake Slack, every part. It checks the report is complete
@@ -44,6 +61,7 @@ func TestSmallRunWritesReport(t *testing.T) {
 		"## Machine", "| Cores | ", "| Store filesystem | ",
 		"## Summary",
 		"| 1 | Intake at concurrency 256",
+		"| 1 | The same for HTTP alone", "**HTTP alone.**",
 		"| 2 | Resident memory per held request (100 held)",
 		"| 2 | Errors while holding | 0 |",
 		"| 2 | File descriptors with 100 held",

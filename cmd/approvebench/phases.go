@@ -50,7 +50,10 @@ func (b *bench) intakeRuns() error {
 		b.rep.Intake = append(b.rep.Intake, res)
 		b.settle(s)
 	}
-	return b.stop(s)
+	if err := b.stop(s); err != nil {
+		return err
+	}
+	return b.floorRun()
 }
 
 // heldResult is what holding many requests costs.

@@ -19,6 +19,7 @@ type report struct {
 	LoadAfter  string
 	Baseline   baselineResult
 	Intake     []intakeResult
+	Floor      intakeResult // HTTP alone (floor.go), at the highest concurrency
 	Held       heldResult
 	Restart    restartResult
 	Growth     []growthResult
@@ -112,6 +113,10 @@ func (r *report) markdown() string {
 			p("| 1 | Posted intake at concurrency 256 against the store alone (`store.Create`, same run) | %s× (%s / %s req/s) | ≥ %.1f× | %s |\n",
 				ratio(in.Posted, r.Baseline.StoreCreate), num(in.Posted), num(r.Baseline.StoreCreate), targetIntakeRatio,
 				verdict(in.Posted >= targetIntakeRatio*r.Baseline.StoreCreate && in.Errors == 0))
+			if fl := r.Floor; fl.Posted > 0 {
+				p("| 1 | The same for HTTP alone: a server that only reads each body, answers 202 and posts one message (section 1) | %s× (%s req/s) | for reference: no service that speaks the same HTTP could reach more here | |\n",
+					ratio(fl.Posted, r.Baseline.StoreCreate), num(fl.Posted))
+			}
 		}
 	}
 	h := r.Held
@@ -198,6 +203,17 @@ func (r *report) markdown() string {
 		}
 	} else {
 		p("the same cores.\n")
+	}
+	if fl, in := r.Floor, r.Intake; fl.Posted > 0 && len(in) > 0 {
+		last := in[len(in)-1]
+		p("\n**HTTP alone.** The same agents and fake Slack, at concurrency %d, against a server that does\n", fl.Concurrency)
+		p("nothing but HTTP: it reads each body, answers `202` and posts one message of %s bytes of\n", num(float64(floorBlocksBytes)))
+		p("blocks to the fake, parsing, storing, digesting and logging nothing (this benchmark's own\n")
+		p("binary as a child process, `floor.go`). It posted %s req/s, with %s of server CPU and %s of\n", num(fl.Posted), ms(fl.CPUPerReq), ms(fl.BenchCPUPerReq))
+		p("the benchmark's per request: %s× the store alone. That is as far as any service answering\n", ratio(fl.Posted, r.Baseline.StoreCreate))
+		p("agents and posting to Slack over HTTP could go on these cores with this benchmark beside it;\n")
+		p("approvebot posted %s req/s, %s× of it, and its server CPU per request is %s× the floor's.\n",
+			num(last.Posted), ratio(last.Posted, fl.Posted), ratio(float64(last.CPUPerReq), float64(fl.CPUPerReq)))
 	}
 	bl := r.Baseline
 	p("\nThe machine's limit, measured in the same run in the same directory, with values of %d bytes\n", bl.ValueBytes)

@@ -115,6 +115,7 @@ type server struct {
 	fake  *slackfake.Fake
 	exit  chan error
 	ready time.Duration // from exec to the first /readyz 200
+	stdin io.Closer     // the floor server's, held open while it runs
 }
 
 // startServer runs `approvebot serve` on dir (which may hold a store already)

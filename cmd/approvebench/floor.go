@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// The HTTP floor is what posted intake costs when nothing but HTTP is done:
+// a child process (this benchmark's own binary, started with floorEnv set)
+// reads each agent's body, answers 202 and posts one message of the size
+// approvebot posts to the same fake Slack, with nothing parsed, stored,
+// digested or logged. Measured like intake, on the same cores with the same
+// agents and fake, it is the most any service that speaks these two HTTP
+// exchanges per request could post here, so it bounds the share of the
+// store alone that posted intake can reach on this machine.
+
+// floorEnv names the fake Slack's URL in the child's environment; its
+// presence makes the process the floor server instead of the benchmark.
+const floorEnv = "APPROVEBENCH_FLOOR_SLACK_URL"
+
+// floorWorkers is how many posts the floor server makes at once, as many
+// as approvebot's outbox workers.
+const floorWorkers = 64
+
+// floorBlocksBytes is the size of the blocks the floor server posts: about
+// what approvebot's message for the benchmark's request takes.
+const floorBlocksBytes = 3000
+
+// floorChild runs the floor server when the environment asks for it, and
+// says whether it did (the process then exits with its error).
+func floorChild(ctx context.Context) (bool, error) {
+	slackURL, ok := os.LookupEnv(floorEnv)
+	if !ok {
+		return false, nil
+	}
+	return true, serveFloor(ctx, slackURL, os.Stdout)
+}
+
+// serveFloor listens on loopback, prints the address as approvebot does,
+// and serves until ctx ends (SIGTERM) or its standard input closes (the
+// benchmark holds it open, so a benchmark that dies takes it along).
+func serveFloor(ctx context.Context, slackURL string, stdout io.Writer) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = floorWorkers
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	form := url.Values{
+		"token": {botToken}, "channel": {channel}, "text": {"Approval needed"},
+		"blocks": {floorBlocks()},
+	}.Encode()
+	posts := make(chan struct{}, 1<<20)
+	var failed atomic.Int64
+	for range floorWorkers {
+		go func() {
+			for range posts {
+				if err := floorPost(client, slackURL, form); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	var n atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "approvebench_floor_failed_posts %d\n", failed.Load())
+	})
+	mux.HandleFunc("POST /v1/approvals", func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+callerToken)) != 1 {
+			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		if _, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10)); err != nil {
+			http.Error(w, `{"error":"body"}`, http.StatusBadRequest)
+			return
+		}
+		posts <- struct{}{}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"approved":false,"status":"pending","approval_request_id":"ar_floor_%d"}`, n.Add(1))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	fmt.Fprintf(stdout, "approvebot listening on http://%s\n", ln.Addr())
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	context.AfterFunc(ctx, func() { _ = srv.Close() })
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// floorPost posts one message as the Slack client would, and reads the
+// answer through.
+func floorPost(c *http.Client, slackURL, form string) error {
+	resp, err := c.Post(strings.TrimSuffix(slackURL, "/")+"/chat.postMessage", "application/x-www-form-urlencoded", strings.NewReader(form))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"ok":true`) {
+		return fmt.Errorf("chat.postMessage: HTTP %d %s", resp.StatusCode, clip(body))
+	}
+	return nil
+}
+
+// floorBlocks is a Block Kit message of about floorBlocksBytes: sections of
+// labelled fields, as approvebot's are.
+func floorBlocks() string {
+	var b strings.Builder
+	b.WriteString(`[{"type":"header","text":{"type":"plain_text","text":"Approval needed"}}`)
+	for i := 0; b.Len() < floorBlocksBytes; i++ {
+		fmt.Fprintf(&b, `,{"type":"section","fields":[{"type":"plain_text","text":"field %d\nvalue %d of the request"},{"type":"plain_text","text":"other %d\nanother value"}]}`, i, i, i)
+	}
+	b.WriteString(`]`)
+	return b.String()
+}
+
+// floorRun measures the HTTP floor at the highest intake concurrency, with
+// as many requests as intake takes there.
+func (b *bench) floorRun() error {
+	levels := b.rep.Sizes.Levels
+	c := levels[len(levels)-1]
+	n := b.rep.Sizes.Intake[c]
+	s, err := b.startFloor()
+	if err != nil {
+		return err
+	}
+	defer s.kill()
+	if _, err := b.intake(s, "floor-warm", 200, 16); err != nil {
+		return err
+	}
+	b.logf("floor: %d requests at concurrency %d to a server that only speaks HTTP", n, c)
+	res, err := b.intake(s, "floor", n, c)
+	if err != nil {
+		return err
+	}
+	if f := b.metric(s, "approvebench_floor_failed_posts"); f != 0 {
+		return fmt.Errorf("floor server: %v posts failed", f)
+	}
+	b.logf("floor: c=%d posted %.0f/s, CPU per request: server %v, benchmark %v", c, res.Posted, res.CPUPerReq, res.BenchCPUPerReq)
+	b.rep.Floor = res
+	return b.stop(s)
+}
+
+// startFloor runs this binary as the floor server against a new fake.
+func (b *bench) startFloor() (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	fake := newFake()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), floorEnv+"="+fake.URL())
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		fake.Close()
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		fake.Close()
+		return nil, err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		fake.Close()
+		return nil, err
+	}
+	s := &server{cmd: cmd, fake: fake, exit: make(chan error, 1), stdin: stdin}
+	go func() { s.exit <- cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	u, ok := strings.CutPrefix(strings.TrimSpace(line), "approvebot listening on ")
+	if err != nil || !ok {
+		s.kill()
+		return nil, fmt.Errorf("floor server did not start: %q %v", line, err)
+	}
+	s.url = u
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
+	defer cancel()
+	for {
+		if ok, _ := b.ready(s.url); ok {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			s.kill()
+			return nil, errors.New("floor server not ready after a minute")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
