@@ -450,19 +450,60 @@ harder as memory nears it rather than the container being killed.
   digests, two transactions, the Slack call, their JSON) to halve, to 0.13 ms, where no single
   part of it is more than a tenth ("Where the time goes", above).
 
+### Then: reading less per post, parsing once, and a floor to measure against
+
+Profiled at concurrency 256, what a posted request cost the server beyond HTTP was mostly
+work done twice or by reflection: decoding the whole request for the outbox's run and again in
+its ` + "`Deliver`" + ` (13 %), reading the agent's body through ` + "`json.Decoder`" + ` tokens and
+canonicalizing in four passes (9 %), each log line's own system call (4 %), and on the
+benchmark's side the fake Slack checking and parsing every post it was sent (a third of the
+benchmark's CPU). Changed:
+
+| Where | What | Measured |
+|---|---|---|
+| ` + "`store.Refresh`, `Deliver(k, like, …)`, `Commit.Request`" + ` | A commit announces the request as committed; the outbox keeps that copy and reads only the request's state record for each run and each delivery, as what a request was created with is written once and never changes. A creation gives its request the form decoding gives (JSON texts as encoded, no monotonic reading), so the copy's head is the one ` + "`Get`" + ` returns; the store's contract suite holds the two equal. | two full decodes per post → two decodes of the 260-byte state |
+| ` + "`intake/scan.go`" + ` | One pass over the body's bytes finds its members and duplicate keys; any problem reruns the old reader, so every error is worded as before (a differential fuzz target holds the two equal). | ` + "`Parse`" + ` of an AGT legacy body 27-40 µs → 4.5-6.8 µs |
+| ` + "`canon/transform.go`" + ` | One pass checks, orders and writes the text; sorted objects are copied in place. | an ` + "`approval_requested`" + ` detail 10.7 µs → 1.9 µs |
+| ` + "`cmd/approvebot/internal/logwriter`" + ` | Lines logged while the last ones are being written go out in one write. | up to 110-150 lines per system call (a tight loop of logging) |
+| ` + "`bot/engine.go`, `bot/outbox.go`, `approvebot.go`" + ` | Event details are structs in key order (the same bytes as the maps they replace); a group's names are written without a ` + "`json.Marshal`" + ` each. | |
+| ` + "`slackfake`" + ` (the benchmark's side) | During the benchmark the fake keeps each post's body and decodes it only when read; the tests keep every check. | 88-106 µs → 14-21 µs of the fake's CPU per post |
+
+Back to back on the same machine (2026-12-02 16:30-16:33 UTC, load average 1-2.6, three pairs,
+` + "`approvebench -only intake -concurrency 256 -requests 40000`" + `), the tree before these
+changes against the tree after:
+
+| Run | Posted req/s, c=256 | Server CPU per request | Benchmark CPU per request |
+|---|---:|---:|---:|
+| Before | 2,511 / 2,942 / 3,084 | 0.48 / 0.40 / 0.39 ms | 0.22 / 0.18 / 0.18 ms |
+| After | 3,612 / 3,363 / 4,075 | 0.35 / 0.35 / 0.31 ms | 0.12 / 0.13 / 0.12 ms |
+
+The store alone moved too, because ` + "`store.Create`" + ` canonicalizes every event's detail: in the
+same hour two baseline runs each gave 15,330 and 14,457 req/s before and 19,208 and 22,018 after.
+Posted intake rose by about 30 %, and its share of the store alone stayed near 0.2×: both sides
+of that ratio got faster.
+
+**HTTP alone.** To see how far the share could go at all, the benchmark now also measures a
+server that does nothing but the same HTTP (section 1): it reads each body, answers ` + "`202`" + ` and
+posts one message of the same size. It reaches about 0.6× the store alone on these cores, with
+about 0.08 ms of server CPU per request. approvebot spends about 0.3 ms: the 0.4× goal would
+need approvebot's own work per request, everything it does beyond HTTP (parsing, digests, two
+commits and their audit records, rendering, the Slack client's form), cut by about two thirds.
+Measured but not kept: handing slack-go pre-encoded blocks costs more than the reflection it
+replaces, because encoding/json re-checks every byte a ` + "`MarshalJSON`" + ` returns; the saving would
+need approvebot to send ` + "`chat.postMessage`" + ` itself rather than through slack-go.
+
 ### What is the machine's
 
 - **Intake** is bound by CPU, not by the disk: bbolt with group commit, and approvebot's store
   driven alone, each take several times the intake rate (section 1, the machine's limit). The
-  server (about 0.7 ms of CPU per request), the 256 agents and the fake Slack (about 0.3 ms,
-  mostly the fake checking Block Kit JSON, which it no longer does during the benchmark) share
-  two cores, which caps the whole near 2,000 req/s:
-  section 1 computes the cap for this run from the CPU columns. With the cores to itself, the
-  server's own cost allows about 2,900 req/s. The server's time goes to JSON encoding and
-  decoding of requests (about 19 %), the HTTP server (15 %), garbage collection (15 %), system
-  calls (15 %: sockets, ` + "`pwrite`" + `, ` + "`fdatasync`" + `), the Slack client library (10 %) and intake
-  parsing and digests (8 %). At concurrency 1 each request waits for two commits of its own
-  (creating it, recording its message), so it runs at the disk's pace, not the CPU's.
+  server, the 256 agents and the fake Slack share two cores: section 1 computes from the CPU
+  columns what they can carry in this run, with the server alone and beside the benchmark, and
+  sets both against HTTP alone. The server's time goes to the HTTP server and the Slack client
+  (their sockets, buffers and the client's form encoding, about 40 % together), bbolt's commits
+  (about 10 %), encoding JSON (requests, events, the Slack client's blocks: about 12 %), garbage
+  collection (about 15 % with allocation), and reading the request's state (about 7 %). At
+  concurrency 1 each request waits for two commits of its own (creating it, recording its
+  message), so it runs at the disk's pace, not the CPU's.
 - **Memory per held request** is now a socket, a small struct, a timer and a callback: about
   14-19 KiB resident with 10,000 held, where ` + "`net/http`" + ` kept 56-58 KiB (its 4 KiB read
   buffer, 4 + 2 KiB write buffers, the request, the handler's 8 KiB stack and a background reader).
