@@ -13,6 +13,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/approvebot/approvebot/internal/jsonlex"
 )
 
 // Prefix starts every digest string.
@@ -117,7 +119,7 @@ func checkEscapes(text []byte) error {
 			if text[i] != 'u' {
 				continue
 			}
-			r := hex4(text[i+1 : i+5])
+			r, _ := jsonlex.Hex4(text[i+1:]) // json.Valid has checked the digits
 			i += 4
 			if !utf16.IsSurrogate(r) {
 				continue
@@ -128,7 +130,7 @@ func checkEscapes(text []byte) error {
 			if i+6 >= len(text) || text[i+1] != '\\' || text[i+2] != 'u' {
 				return fmt.Errorf("unpaired surrogate \\u%04x at byte %d", r, i-5)
 			}
-			lo := hex4(text[i+3 : i+7])
+			lo, _ := jsonlex.Hex4(text[i+3:])
 			if lo < 0xDC00 || lo > 0xDFFF {
 				return fmt.Errorf("unpaired surrogate \\u%04x at byte %d", r, i-5)
 			}
@@ -136,21 +138,4 @@ func checkEscapes(text []byte) error {
 		}
 	}
 	return nil
-}
-
-// hex4 reads four hex digits that json.Valid has already checked.
-func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c-'a') + 10
-		default:
-			r |= rune(c-'A') + 10
-		}
-	}
-	return r
 }

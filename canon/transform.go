@@ -10,6 +10,7 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/approvebot/approvebot/internal/jsonlex"
 	"github.com/gowebpki/jcs"
 )
 
@@ -414,25 +415,11 @@ func (p *parser) escapedStr(out []byte) (_ []byte, escaped bool, _ error) {
 
 // hex4 reads the four hex digits of a \u escape.
 func (p *parser) hex4() (rune, bool) {
-	if p.i+4 > len(p.in) {
-		return 0, false
+	r, ok := jsonlex.Hex4(p.in[p.i:])
+	if ok {
+		p.i += 4
 	}
-	var r rune
-	for _, c := range p.in[p.i : p.i+4] {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			r |= rune(c-'A') + 10
-		default:
-			return 0, false
-		}
-	}
-	p.i += 4
-	return r, true
+	return r, ok
 }
 
 // unescape appends the value of a string token's content that str has
@@ -446,32 +433,16 @@ func unescape(b, s []byte) []byte {
 			continue
 		}
 		i++
-		switch s[i] {
-		case 'b':
-			b = append(b, '\b')
-		case 'f':
-			b = append(b, '\f')
-		case 'n':
-			b = append(b, '\n')
-		case 'r':
-			b = append(b, '\r')
-		case 't':
-			b = append(b, '\t')
-		case 'u':
-			b = append(b, byte(hexDigit(s[i+3])<<4|hexDigit(s[i+4])))
+		if s[i] == 'u' {
+			r, _ := jsonlex.Hex4(s[i+1:])
+			b = append(b, byte(r))
 			i += 4
-		default: // " or \
-			b = append(b, s[i])
+			continue
 		}
+		e, _ := jsonlex.Escaped(s[i])
+		b = append(b, e)
 	}
 	return b
-}
-
-func hexDigit(c byte) byte {
-	if c <= '9' {
-		return c - '0'
-	}
-	return c - 'a' + 10
 }
 
 // number writes a number as ES6 does, after checking it has JSON's form.

@@ -7,6 +7,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/approvebot/approvebot/internal/jsonlex"
 )
 
 // smallObject is how many keys an object holds before its duplicate check
@@ -368,22 +370,13 @@ func unquote(s []byte) []byte {
 		switch {
 		case c == '\\':
 			switch s[r+1] {
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
 			case 'u':
-				rr := hex4(s[r+2:])
+				rr, _ := jsonlex.Hex4(s[r+2:])
 				r += 6
 				if utf16.IsSurrogate(rr) {
 					if r+6 <= len(s) && s[r] == '\\' && s[r+1] == 'u' {
-						if dec := utf16.DecodeRune(rr, hex4(s[r+2:])); dec != unicode.ReplacementChar {
+						lo, _ := jsonlex.Hex4(s[r+2:])
+						if dec := utf16.DecodeRune(rr, lo); dec != unicode.ReplacementChar {
 							r += 6
 							b = utf8.AppendRune(b, dec)
 							continue
@@ -393,8 +386,9 @@ func unquote(s []byte) []byte {
 				}
 				b = utf8.AppendRune(b, rr)
 				continue
-			default: // '"', '\\', '/'
-				b = append(b, s[r+1])
+			default: // the scan let only JSON's escapes through
+				e, _ := jsonlex.Escaped(s[r+1])
+				b = append(b, e)
 			}
 			r += 2
 		case c < utf8.RuneSelf:
@@ -407,21 +401,4 @@ func unquote(s []byte) []byte {
 		}
 	}
 	return b
-}
-
-// hex4 reads four hex digits already checked to be there.
-func hex4(s []byte) rune {
-	var r rune
-	for _, c := range s[:4] {
-		switch {
-		case c <= '9':
-			c -= '0'
-		case c <= 'F':
-			c -= 'A' - 10
-		default:
-			c -= 'a' - 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
 }
