@@ -11,6 +11,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/approvebot/approvebot/internal/jsonlex"
 )
 
 // Status is where a request stands. Every status but pending is final.
@@ -153,10 +155,7 @@ type sideJSON struct {
 // platforms in name order: the shape requests have been stored in since the
 // first release.
 func (g Group) MarshalJSON() ([]byte, error) {
-	b, err := appendJSONString(append(make([]byte, 0, 128), `{"name":`...), g.Name)
-	if err != nil {
-		return nil, err
-	}
+	b := jsonlex.AppendString(append(make([]byte, 0, 128), `{"name":`...), g.Name)
 	for _, p := range slices.Sorted(maps.Keys(g.Sides)) {
 		if p == groupName {
 			return nil, fmt.Errorf("group %s: %q cannot name a platform", g.Name, p)
@@ -166,9 +165,7 @@ func (g Group) MarshalJSON() ([]byte, error) {
 		if s.legacyGroups {
 			js.Groups, js.Usergroups = nil, s.Groups
 		}
-		if b, err = appendJSONString(append(b, ','), p); err != nil {
-			return nil, err
-		}
+		b = jsonlex.AppendString(append(b, ','), p)
 		side, err := json.Marshal(js)
 		if err != nil {
 			return nil, err
@@ -176,21 +173,6 @@ func (g Group) MarshalJSON() ([]byte, error) {
 		b = append(append(b, ':'), side...)
 	}
 	return append(b, '}'), nil
-}
-
-// appendJSONString appends s as encoding/json writes a string. Names (of
-// groups, platforms) are nearly always printable ASCII that needs no
-// escape, which is copied between quotes; anything else is left to
-// encoding/json, whose escaping (of <, > and &, of U+2028 and U+2029, of
-// invalid UTF-8) this must not differ from.
-func appendJSONString(b []byte, s string) ([]byte, error) {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, err := json.Marshal(s)
-			return append(b, q...), err
-		}
-	}
-	return append(append(append(b, '"'), s...), '"'), nil
 }
 
 // UnmarshalJSON reads a stored group: every key but "name" is a platform's

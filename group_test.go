@@ -66,20 +66,3 @@ func sameGroup(a, b Group) bool {
 	}
 	return true
 }
-
-// FuzzAppendJSONString holds the names' string writer to encoding/json.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{"", "ops", "treasury-ops_2", "a b", `q"uote`, `back\slash`, "<b>", "a&b", "tab\t", "\u2028", "é", "\xff", "~", "\x7f", "dm:U0123"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := appendJSONString([]byte("x"), s)
-		if err != nil || string(got) != "x"+string(want) {
-			t.Fatalf("%q: got %s (%v), want x%s", s, got, err, want)
-		}
-	})
-}

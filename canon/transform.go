@@ -92,16 +92,7 @@ type member struct {
 	from, to int
 }
 
-func (p *parser) space() {
-	for p.i < len(p.in) {
-		switch p.in[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
-		}
-	}
-}
+func (p *parser) space() { p.i = jsonlex.SkipSpace(p.in, p.i) }
 
 func (p *parser) value(out []byte, depth int) ([]byte, error) {
 	p.space()
@@ -336,7 +327,6 @@ var plain = func() (t [256]bool) {
 // escapedStr continues str from the first backslash, the opening quote
 // and the plain bytes before it already written.
 func (p *parser) escapedStr(out []byte) (_ []byte, escaped bool, _ error) {
-	const hex = "0123456789abcdef"
 	for p.i < len(p.in) {
 		c := p.in[p.i]
 		switch {
@@ -388,22 +378,9 @@ func (p *parser) escapedStr(out []byte) (_ []byte, escaped bool, _ error) {
 				}
 				r = utf16.DecodeRune(r, lo)
 			}
-			switch {
-			case r == '"' || r == '\\':
-				out = append(out, '\\', byte(r))
-			case r == '\b':
-				out = append(out, '\\', 'b')
-			case r == '\f':
-				out = append(out, '\\', 'f')
-			case r == '\n':
-				out = append(out, '\\', 'n')
-			case r == '\r':
-				out = append(out, '\\', 'r')
-			case r == '\t':
-				out = append(out, '\\', 't')
-			case r < 0x20:
-				out = append(out, '\\', 'u', '0', '0', hex[r>>4], hex[r&0xf])
-			default:
+			if r < 0x20 || r == '"' || r == '\\' {
+				out = appendEscape(out, byte(r))
+			} else {
 				out = utf8.AppendRune(out, r)
 			}
 		default:
@@ -449,42 +426,17 @@ func unescape(b, s []byte) []byte {
 // Integers of up to 15 digits are exact in a float64 and written as they
 // are (but for "-0"); the rest are parsed and formatted.
 func (p *parser) number(out []byte) ([]byte, error) {
-	start := p.i
-	if p.i < len(p.in) && p.in[p.i] == '-' {
-		p.i++
-	}
-	switch {
-	case p.i < len(p.in) && p.in[p.i] == '0':
-		p.i++
-	case p.i < len(p.in) && p.in[p.i] >= '1' && p.in[p.i] <= '9':
-		p.digits()
-	default:
+	end, ok := jsonlex.Number(p.in, p.i)
+	if !ok {
 		return nil, errInvalid
 	}
-	simple := true
-	if p.i < len(p.in) && p.in[p.i] == '.' {
-		p.i++
-		if p.digits() == 0 {
-			return nil, errInvalid
-		}
-		simple = false
-	}
-	if p.i < len(p.in) && (p.in[p.i] == 'e' || p.in[p.i] == 'E') {
-		p.i++
-		if p.i < len(p.in) && (p.in[p.i] == '+' || p.in[p.i] == '-') {
-			p.i++
-		}
-		if p.digits() == 0 {
-			return nil, errInvalid
-		}
-		simple = false
-	}
-	lit := p.in[start:p.i]
+	lit := p.in[p.i:end]
+	p.i = end
 	digits := len(lit)
 	if lit[0] == '-' {
 		digits--
 	}
-	if simple && digits <= 15 && string(lit) != "-0" {
+	if simple := !bytes.ContainsAny(lit, ".eE"); simple && digits <= 15 && string(lit) != "-0" {
 		return append(out, lit...), nil
 	}
 	f, err := strconv.ParseFloat(string(lit), 64)
@@ -496,14 +448,6 @@ func (p *parser) number(out []byte) ([]byte, error) {
 		return nil, err
 	}
 	return append(out, s...), nil
-}
-
-func (p *parser) digits() int {
-	start := p.i
-	for p.i < len(p.in) && p.in[p.i] >= '0' && p.in[p.i] <= '9' {
-		p.i++
-	}
-	return p.i - start
 }
 
 // compareKeys orders keys, valid UTF-8, as RFC 8785 does: by UTF-16 code
@@ -548,7 +492,6 @@ func utf16Weight(r rune) int {
 // other character as itself. Invalid UTF-8 is written as U+FFFD, as
 // encoding/json would have made it.
 func AppendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0 // s[start:i] is still to be copied as it is
 	for i := 0; i < len(s); {
@@ -569,26 +512,31 @@ func AppendString(b []byte, s string) []byte {
 			start = i
 			continue
 		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\b':
-			b = append(b, '\\', 'b')
-		case '\f':
-			b = append(b, '\\', 'f')
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		}
+		b = appendEscape(append(b, s[start:i]...), c)
 		i++
 		start = i
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendEscape appends the RFC 8785 escape of c, a quote, a backslash or a
+// control character: the short forms where JSON has one, \u00xx otherwise.
+func appendEscape(b []byte, c byte) []byte {
+	const hex = "0123456789abcdef"
+	switch c {
+	case '"', '\\':
+		return append(b, '\\', c)
+	case '\b':
+		return append(b, '\\', 'b')
+	case '\f':
+		return append(b, '\\', 'f')
+	case '\n':
+		return append(b, '\\', 'n')
+	case '\r':
+		return append(b, '\\', 'r')
+	case '\t':
+		return append(b, '\\', 't')
+	}
+	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 }

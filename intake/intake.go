@@ -19,6 +19,7 @@ import (
 
 	"github.com/approvebot/approvebot"
 	"github.com/approvebot/approvebot/canon"
+	"github.com/approvebot/approvebot/internal/jsonlex"
 )
 
 // Submission is a parsed request body.
@@ -521,7 +522,7 @@ func plainStrings(raw []byte) ([]string, bool) {
 	}
 	// Plain strings hold no quote, so each element has two.
 	list := make([]string, 0, bytes.Count(raw, []byte(`"`))/2)
-	i := skipSpace(raw, 1)
+	i := jsonlex.SkipSpace(raw, 1)
 	if i < len(raw) && raw[i] == ']' {
 		return list, i+1 == len(raw)
 	}
@@ -536,10 +537,10 @@ func plainStrings(raw []byte) ([]string, bool) {
 			return nil, false
 		}
 		list = append(list, s)
-		i = skipSpace(raw, end)
+		i = jsonlex.SkipSpace(raw, end)
 		switch {
 		case i < len(raw) && raw[i] == ',':
-			i = skipSpace(raw, i+1)
+			i = jsonlex.SkipSpace(raw, i+1)
 		case i+1 == len(raw) && raw[i] == ']':
 			return list, true
 		default:
@@ -547,13 +548,6 @@ func plainStrings(raw []byte) ([]string, bool) {
 		}
 	}
 	return nil, false
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
 }
 
 func isObject(raw json.RawMessage) bool { return bytes.HasPrefix(raw, []byte("{")) }

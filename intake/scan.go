@@ -251,15 +251,14 @@ func (s *scanner) skipString() (plain, ok bool) {
 			if i+1 >= len(t) {
 				return false, false
 			}
-			switch t[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(t) || !isHex(t[i+2]) || !isHex(t[i+3]) || !isHex(t[i+4]) || !isHex(t[i+5]) {
+			if t[i+1] == 'u' {
+				if _, ok := jsonlex.Hex4(t[i+2:]); !ok {
 					return false, false
 				}
 				i += 6
-			default:
+			} else if _, ok := jsonlex.Escaped(t[i+1]); ok {
+				i += 2
+			} else {
 				return false, false
 			}
 		default: // a control character
@@ -279,41 +278,11 @@ var stringSafe = func() (safe [256]bool) {
 }()
 
 // number reads a number as RFC 8259 spells one; what follows it is the
-// caller's to judge ("01" is a 0 followed by a stray 1).
+// caller's to judge.
 func (s *scanner) number() bool {
-	t, i := s.text, s.pos
-	if t[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= len(t):
-		return false
-	case t[i] == '0':
-		i++
-	case '1' <= t[i] && t[i] <= '9':
-		i = skipDigits(t, i+1)
-	default:
-		return false
-	}
-	if i < len(t) && t[i] == '.' {
-		i++
-		if i >= len(t) || !isDigit(t[i]) {
-			return false
-		}
-		i = skipDigits(t, i+1)
-	}
-	if i < len(t) && (t[i] == 'e' || t[i] == 'E') {
-		i++
-		if i < len(t) && (t[i] == '+' || t[i] == '-') {
-			i++
-		}
-		if i >= len(t) || !isDigit(t[i]) {
-			return false
-		}
-		i = skipDigits(t, i+1)
-	}
-	s.pos = i
-	return true
+	end, ok := jsonlex.Number(s.text, s.pos)
+	s.pos = end
+	return ok
 }
 
 func (s *scanner) literal(word string) bool {
@@ -324,16 +293,7 @@ func (s *scanner) literal(word string) bool {
 	return true
 }
 
-func (s *scanner) skipSpace() {
-	for s.pos < len(s.text) {
-		switch s.text[s.pos] {
-		case ' ', '\t', '\r', '\n':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
+func (s *scanner) skipSpace() { s.pos = jsonlex.SkipSpace(s.text, s.pos) }
 
 func (s *scanner) consume(c byte) bool {
 	if s.pos < len(s.text) && s.text[s.pos] == c {
@@ -341,19 +301,6 @@ func (s *scanner) consume(c byte) bool {
 		return true
 	}
 	return false
-}
-
-func skipDigits(t []byte, i int) int {
-	for i < len(t) && isDigit(t[i]) {
-		i++
-	}
-	return i
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // unquote returns the value of a string's text (between its quotes, its

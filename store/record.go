@@ -123,14 +123,21 @@ func decodeRecord(tx *bolt.Tx, id, v []byte) (*approvebot.Request, error) {
 	if states == nil {
 		return &r, nil
 	}
-	st := states.Get(id)
-	if st == nil {
-		return nil, fmt.Errorf("request %s: corrupt record: its state is missing", id)
-	}
-	if err := json.Unmarshal(st, &r); err != nil {
-		return nil, fmt.Errorf("request %s: corrupt state record: %w", id, err)
+	if err := decodeState(id, states.Get(id), &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
+}
+
+// decodeState reads st, the state record of request id, into r.
+func decodeState(id, st []byte, r *approvebot.Request) error {
+	if st == nil {
+		return fmt.Errorf("request %s: corrupt record: its state is missing", id)
+	}
+	if err := json.Unmarshal(st, r); err != nil {
+		return fmt.Errorf("request %s: corrupt state record: %w", id, err)
+	}
+	return nil
 }
 
 // stateRecord is the record that holds a request's status: its state, or

@@ -492,32 +492,29 @@ func (s *Bolt) Refresh(like *approvebot.Request) (*approvebot.Request, error) {
 	var r *approvebot.Request
 	err := s.view(func(tx *bolt.Tx) error {
 		var err error
-		r, err = refresh(tx, like)
+		r, err = refresh(tx, like.ID, like)
 		return err
 	})
 	return r, err
 }
 
-// refresh reads like's request as stored, taking its head from like.
-func refresh(tx *bolt.Tx, like *approvebot.Request) (*approvebot.Request, error) {
+// refresh reads request id as stored, taking its head from like when given.
+func refresh(tx *bolt.Tx, id string, like *approvebot.Request) (*approvebot.Request, error) {
 	states := tx.Bucket(bucketStates)
-	if states == nil { // schema 2: one record holds everything
-		return getRequest(tx, like.ID)
+	if like == nil || states == nil { // schema 2: one record holds everything
+		return getRequest(tx, id)
 	}
-	id := []byte(like.ID)
-	st := states.Get(id)
-	if st == nil {
-		if tx.Bucket(bucketRequests).Get(id) == nil {
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("request %s: corrupt record: its state is missing", like.ID)
+	k := []byte(id)
+	st := states.Get(k)
+	if st == nil && tx.Bucket(bucketRequests).Get(k) == nil {
+		return nil, ErrNotFound
 	}
 	// Only the head's fields are copied: decoding the state into a copy
 	// of like whole would write into the slices like shares with its
 	// other readers.
 	r := headOf(like).request()
-	if err := json.Unmarshal(st, r); err != nil {
-		return nil, fmt.Errorf("request %s: corrupt state record: %w", like.ID, err)
+	if err := decodeState(k, st, r); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -836,13 +833,7 @@ func (s *Bolt) Deliver(k JobKey, like *approvebot.Request, fn func(r *approvebot
 	var jobs []JobKey
 	err := s.write(func(tx *bolt.Tx) error {
 		out, owed, jobs = nil, false, nil
-		var r *approvebot.Request
-		var err error
-		if like != nil {
-			r, err = refresh(tx, like)
-		} else {
-			r, err = getRequest(tx, k.ID)
-		}
+		r, err := refresh(tx, k.ID, like)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -171,45 +171,24 @@ func (b *bench) startFloor() (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	dir, err := b.newDir("floor")
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "floor.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
 	fake := newFake()
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), floorEnv+"="+fake.URL())
+	cmd.Stderr = logFile
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		fake.Close()
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		fake.Close()
-		return nil, err
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		fake.Close()
-		return nil, err
-	}
-	s := &server{cmd: cmd, fake: fake, exit: make(chan error, 1), stdin: stdin}
-	go func() { s.exit <- cmd.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "approvebot listening on ")
-	if err != nil || !ok {
-		s.kill()
-		return nil, fmt.Errorf("floor server did not start: %q %v", line, err)
-	}
-	s.url = u
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
-	defer cancel()
-	for {
-		if ok, _ := b.ready(s.url); ok {
-			return s, nil
-		}
-		select {
-		case <-ctx.Done():
-			s.kill()
-			return nil, errors.New("floor server not ready after a minute")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	return b.launch(&server{cmd: cmd, dir: dir, logs: logPath, fake: fake, stdin: stdin})
 }

@@ -147,16 +147,24 @@ func (b *bench) startServerWith(dir string, fake *slackfake.Fake, config func() 
 	// Logs go straight to a file: the kernel copies them, not this process,
 	// which shares the machine's cores with the server.
 	cmd.Stderr = logFile
+	return b.launch(&server{cmd: cmd, dir: dir, logs: logPath, fake: fake})
+}
+
+// launch starts s.cmd, a server that prints "approvebot listening on URL"
+// first on its stdout, and waits until its /readyz answers 200. It closes
+// s.fake when the server cannot be started.
+func (b *bench) launch(s *server) (*server, error) {
+	cmd, fake, logPath := s.cmd, s.fake, s.logs
+	s.exit = make(chan error, 1)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		fake.Close()
 		return nil, err
 	}
-	s := &server{cmd: cmd, dir: dir, logs: logPath, fake: fake, exit: make(chan error, 1)}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		fake.Close()
-		return nil, fmt.Errorf("start %s: %w", b.bin, err)
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	lines := make(chan string, 1)
 	go func() {

@@ -3,6 +3,7 @@ package jsonlex
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -34,4 +35,37 @@ func TestAgainstEncodingJSON(t *testing.T) {
 			t.Errorf("%q read as hex digits", bad)
 		}
 	}
+}
+
+// FuzzAppendString holds the string writer to encoding/json.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "ops", "treasury-ops_2", "a b", `q"uote`, `back\slash`, "<b>", "a&b", "tab\t", "\u2028", "é", "\xff", "~", "\x7f", "dm:U0123"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendString([]byte("x"), s); string(got) != "x"+string(want) {
+			t.Fatalf("%q: got %s, want x%s", s, got, want)
+		}
+	})
+}
+
+// FuzzNumber holds the number reader to encoding/json: a text is one
+// number, read whole, exactly when encoding/json takes it as one.
+func FuzzNumber(f *testing.F) {
+	for _, s := range []string{"0", "-0", "1", "12.5", "1e5", "1E+2", "-1.5e-3", "01", "1.", ".5", "-", "1e", "1e+", "+1", "0x1", "1.2.3", "00", "9007199254740993"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var n json.Number
+		want := len(s) > 0 && (s[0] == '-' || '0' <= s[0] && s[0] <= '9') && strings.TrimSpace(s) == s &&
+			json.Valid([]byte(s)) && json.Unmarshal([]byte(s), &n) == nil
+		end, ok := Number([]byte(s), 0)
+		if got := ok && end == len(s); got != want {
+			t.Fatalf("%q: read whole %v (end %d, ok %v), encoding/json %v", s, got, end, ok, want)
+		}
+	})
 }

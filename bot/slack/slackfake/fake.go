@@ -30,6 +30,7 @@ import (
 
 	"github.com/approvebot/approvebot/bot/fakewait"
 	"github.com/approvebot/approvebot/bot/jsonhttp"
+	"github.com/approvebot/approvebot/internal/jsonlex"
 )
 
 // TeamID is the workspace the fake reports from auth.test.
@@ -765,39 +766,25 @@ type posted struct {
 // appendJSON appends the answer, "ok" included.
 func (a posted) appendJSON(b []byte) []byte {
 	b = append(b, `{"channel":`...)
-	b = appendJSONString(b, a.channel)
+	b = jsonlex.AppendString(b, a.channel)
 	if a.update {
 		b = append(b, `,"ok":true,"text":`...)
-		b = appendJSONString(b, a.text)
+		b = jsonlex.AppendString(b, a.text)
 		b = append(b, `,"ts":`...)
-		b = appendJSONString(b, a.ts)
+		b = jsonlex.AppendString(b, a.ts)
 		return append(b, '}')
 	}
 	b = append(b, `,"message":{"bot_id":"B0FAKEBOT","text":`...)
-	b = appendJSONString(b, a.text)
+	b = jsonlex.AppendString(b, a.text)
 	if a.threadTS != "" {
 		b = append(b, `,"thread_ts":`...)
-		b = appendJSONString(b, a.threadTS)
+		b = jsonlex.AppendString(b, a.threadTS)
 	}
 	b = append(b, `,"ts":`...)
-	b = appendJSONString(b, a.ts)
+	b = jsonlex.AppendString(b, a.ts)
 	b = append(b, `,"type":"message"},"ok":true,"ts":`...)
-	b = appendJSONString(b, a.ts)
+	b = jsonlex.AppendString(b, a.ts)
 	return append(b, '}')
-}
-
-// appendJSONString appends s as encoding/json writes a string: printable
-// ASCII that needs no escape as it is, anything else through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 func (f *Fake) postEphemeral(p *params) (map[string]any, string) {
