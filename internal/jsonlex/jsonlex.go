@@ -3,7 +3,7 @@
 // numbers, and strings written as encoding/json writes them.
 package jsonlex
 
-import "encoding/json"
+import "unicode/utf8"
 
 // Hex4 reads the first four bytes of b as the hex digits of a \u escape,
 // and says whether they were (false too when b is shorter).
@@ -105,19 +105,61 @@ func digits(b []byte, i int) int {
 	return i
 }
 
-// AppendString appends s as encoding/json writes a string. Most strings
-// written by hand (names, ids, timestamps) are printable ASCII that needs no
-// escape, which is copied between quotes; anything else goes through
-// encoding/json, whose escaping (of <, > and &, of U+2028 and U+2029, of
-// invalid UTF-8) this must not differ from.
+// AppendString appends s as encoding/json writes a string: <, > and & as
+// \u003c, \u003e and \u0026, U+2028 and U+2029 as \u2028 and \u2029,
+// invalid UTF-8 as \ufffd, control characters as \n, \t, \r, \b, \f or
+// \u00XX. Its callers write JSON by hand to avoid encoding/json's reflection
+// on hot paths, and whoever reads what they write may compare it byte for
+// byte with encoding/json's (Slack's blocks, an audit record), so it must
+// not differ: FuzzAppendString holds it to encoding/json.
 func AppendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+const hexDigits = "0123456789abcdef"

@@ -39,7 +39,7 @@ func TestAgainstEncodingJSON(t *testing.T) {
 
 // FuzzAppendString holds the string writer to encoding/json.
 func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "ops", "treasury-ops_2", "a b", `q"uote`, `back\slash`, "<b>", "a&b", "tab\t", "\u2028", "é", "\xff", "~", "\x7f", "dm:U0123"} {
+	for _, s := range []string{"", "ops", "treasury-ops_2", "a b", `q"uote`, `back\slash`, "<b>", "a&b", "tab\t", "\u2028", "é", "\xff", "~", "\x7f", "dm:U0123", "\b\f\x00\x1f\r\n", "x\u2029y", "cut\xe2\x80", "line\nbreak", "\U0001F512 lock"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
