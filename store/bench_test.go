@@ -115,3 +115,25 @@ func BenchmarkCreate(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecodeState is reading the state of a pending request shown in
+// two channels, as Get, Refresh and Deliver do for every call.
+func BenchmarkDecodeState(b *testing.B) {
+	r := benchRequest(1)
+	for i := range r.Destinations {
+		d := &r.Destinations[i]
+		d.State, d.Shown = approvebot.DeliveryPosted, r.Version
+		d.Ref = approvebot.MessageRef{Channel: d.Channel, ID: fmt.Sprintf("1767225600.00%04d", i)}
+	}
+	st, err := encodeState(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := []byte(r.ID)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := decodeState(id, st, headOf(r).request()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

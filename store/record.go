@@ -134,6 +134,9 @@ func decodeState(id, st []byte, r *approvebot.Request) error {
 	if st == nil {
 		return fmt.Errorf("request %s: corrupt record: its state is missing", id)
 	}
+	if decodePendingState(st, r) {
+		return nil
+	}
 	if err := json.Unmarshal(st, r); err != nil {
 		return fmt.Errorf("request %s: corrupt state record: %w", id, err)
 	}
