@@ -216,7 +216,8 @@ func (b *bench) floorMeasure(name string, withStore bool, n, c int) (intakeResul
 			return intakeResult{}, fmt.Errorf("%s server: %s %v", name, m, f)
 		}
 	}
-	b.logf("%s: c=%d posted %.0f/s, CPU per request: server %v, benchmark %v", name, c, res.Posted, res.CPUPerReq, res.BenchCPUPerReq)
+	b.logf("%s: c=%d accepted %.0f/s (p50 %v, p99 %v), posted %.0f/s, CPU per request: server %v, benchmark %v",
+		name, c, res.Accepted, res.AcceptP50, res.AcceptP99, res.Posted, res.CPUPerReq, res.BenchCPUPerReq)
 	return res, b.stop(s)
 }
 
