@@ -11,10 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/approvebot/approvebot/store"
 )
 
-// TestMain lets the test binary be the floor server when the benchmark
-// under test starts itself as one (floor.go).
+// TestMain lets the test binary be the floor server, with the store or
+// without, when the benchmark under test starts itself as one (floor.go).
 func TestMain(m *testing.M) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
@@ -61,7 +63,7 @@ func TestSmallRunWritesReport(t *testing.T) {
 		"## Machine", "| Cores | ", "| Store filesystem | ",
 		"## Summary",
 		"| 1 | Intake at concurrency 256",
-		"| 1 | The same for HTTP alone", "**HTTP alone.**",
+		"| 1 | The same for HTTP alone", "**HTTP alone.**", "**HTTP and the store.**",
 		"| 2 | Resident memory per held request (100 held)",
 		"| 2 | Errors while holding | 0 |",
 		"| 2 | File descriptors with 100 held",
@@ -85,6 +87,20 @@ func TestSmallRunWritesReport(t *testing.T) {
 		if strings.Contains(report, bad) {
 			t.Errorf("report contains %q:\n%s", bad, report)
 		}
+	}
+	// The floor with the store created every request it answered (200 to
+	// warm up, then the 50 measured), each under an id of its own.
+	st, err := store.Open(filepath.Join(dir, "work", "floor-store", "store.db"), store.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := st.Stats()
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats.Requests != 250 {
+		t.Errorf("the floor's store holds %d requests, want 250", stats.Requests)
 	}
 	// Every intake level and growth step has its row, with a rate.
 	for _, row := range []string{`\| 1 \| 50 \| [0-9,]+ \| [0-9,]+ \|`, `\| 16 \| 50 \|`, `\| 256 \| 50 \|`, `\| 20 \| [0-9,]+ \|`, `\| 200 \| [0-9,]+ \|`} {

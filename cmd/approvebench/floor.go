@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/approvebot/approvebot/store"
 )
 
 // The HTTP floor is what posted intake costs when nothing but HTTP is done:
@@ -25,10 +27,20 @@ import (
 // agents and fake, it is the most any service that speaks these two HTTP
 // exchanges per request could post here, so it bounds the share of the
 // store alone that posted intake can reach on this machine.
+//
+// Started with floorStoreEnv as well, the floor also does the store alone's
+// work for each request before answering (createAlone, on a store opened as
+// the baseline opens it): HTTP and the store, with nothing of approvebot's
+// own between them.
 
 // floorEnv names the fake Slack's URL in the child's environment; its
 // presence makes the process the floor server instead of the benchmark.
 const floorEnv = "APPROVEBENCH_FLOOR_SLACK_URL"
+
+// floorStoreEnv names, in the floor server's environment, a directory in
+// which it opens approvebot's store and creates one request per agent
+// request.
+const floorStoreEnv = "APPROVEBENCH_FLOOR_STORE"
 
 // floorWorkers is how many posts the floor server makes at once, as many
 // as approvebot's outbox workers.
@@ -45,13 +57,30 @@ func floorChild(ctx context.Context) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	return true, serveFloor(ctx, slackURL, os.Stdout)
+	return true, serveFloor(ctx, slackURL, os.Getenv(floorStoreEnv), os.Stdout)
 }
 
 // serveFloor listens on loopback, prints the address as approvebot does,
 // and serves until ctx ends (SIGTERM) or its standard input closes (the
-// benchmark holds it open, so a benchmark that dies takes it along).
-func serveFloor(ctx context.Context, slackURL string, stdout io.Writer) error {
+// benchmark holds it open, so a benchmark that dies takes it along). With
+// storeDir set, it creates each request in the store there before
+// answering.
+func serveFloor(ctx context.Context, slackURL, storeDir string, stdout io.Writer) (err error) {
+	var bl *builder
+	var st *store.Bolt
+	if storeDir != "" {
+		if bl, err = newBuilder(storeDir); err != nil {
+			return err
+		}
+		if st, err = openStoreAlone(storeDir); err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := st.Close(); err == nil {
+				err = cerr
+			}
+		}()
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -74,11 +103,12 @@ func serveFloor(ctx context.Context, slackURL string, stdout io.Writer) error {
 			}
 		}()
 	}
-	var n atomic.Int64
+	var n, failedCreates atomic.Int64
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "approvebench_floor_failed_posts %d\n", failed.Load())
+		fmt.Fprintf(w, "approvebench_floor_failed_creates %d\n", failedCreates.Load())
 	})
 	mux.HandleFunc("POST /v1/approvals", func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+callerToken)) != 1 {
@@ -89,10 +119,18 @@ func serveFloor(ctx context.Context, slackURL string, stdout io.Writer) error {
 			http.Error(w, `{"error":"body"}`, http.StatusBadRequest)
 			return
 		}
+		i := n.Add(1)
+		if st != nil {
+			if err := createAlone(st, bl, int(i)); err != nil {
+				failedCreates.Add(1)
+				http.Error(w, `{"error":"store"}`, http.StatusInternalServerError)
+				return
+			}
+		}
 		posts <- struct{}{}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
-		fmt.Fprintf(w, `{"approved":false,"status":"pending","approval_request_id":"ar_floor_%d"}`, n.Add(1))
+		fmt.Fprintf(w, `{"approved":false,"status":"pending","approval_request_id":"ar_floor_%d"}`, i)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	fmt.Fprintf(stdout, "approvebot listening on http://%s\n", ln.Addr())
@@ -138,40 +176,59 @@ func floorBlocks() string {
 	return b.String()
 }
 
-// floorRun measures the HTTP floor at the highest intake concurrency, with
-// as many requests as intake takes there.
+// floorRun measures the HTTP floor, then the same with the store's work,
+// at the highest intake concurrency, with as many requests as intake takes
+// there.
 func (b *bench) floorRun() error {
 	levels := b.rep.Sizes.Levels
 	c := levels[len(levels)-1]
 	n := b.rep.Sizes.Intake[c]
-	s, err := b.startFloor()
-	if err != nil {
+	var err error
+	if b.rep.Floor, err = b.floorMeasure("floor", false, n, c); err != nil {
 		return err
 	}
-	defer s.kill()
-	if _, err := b.intake(s, "floor-warm", 200, 16); err != nil {
-		return err
-	}
-	b.logf("floor: %d requests at concurrency %d to a server that only speaks HTTP", n, c)
-	res, err := b.intake(s, "floor", n, c)
-	if err != nil {
-		return err
-	}
-	if f := b.metric(s, "approvebench_floor_failed_posts"); f != 0 {
-		return fmt.Errorf("floor server: %v posts failed", f)
-	}
-	b.logf("floor: c=%d posted %.0f/s, CPU per request: server %v, benchmark %v", c, res.Posted, res.CPUPerReq, res.BenchCPUPerReq)
-	b.rep.Floor = res
-	return b.stop(s)
+	b.rep.FloorStore, err = b.floorMeasure("floor-store", true, n, c)
+	return err
 }
 
-// startFloor runs this binary as the floor server against a new fake.
-func (b *bench) startFloor() (*server, error) {
+// floorMeasure runs n requests at concurrency c against a floor server,
+// with the store's work or without.
+func (b *bench) floorMeasure(name string, withStore bool, n, c int) (intakeResult, error) {
+	s, err := b.startFloor(name, withStore)
+	if err != nil {
+		return intakeResult{}, err
+	}
+	defer s.kill()
+	if _, err := b.intake(s, name+"-warm", 200, 16); err != nil {
+		return intakeResult{}, err
+	}
+	what := "only speaks HTTP"
+	if withStore {
+		what = "speaks HTTP and creates each request in approvebot's store"
+	}
+	b.logf("%s: %d requests at concurrency %d to a server that %s", name, n, c, what)
+	res, err := b.intake(s, name, n, c)
+	if err != nil {
+		return intakeResult{}, err
+	}
+	for _, m := range []string{"approvebench_floor_failed_posts", "approvebench_floor_failed_creates"} {
+		if f := b.metric(s, m); f != 0 {
+			return intakeResult{}, fmt.Errorf("%s server: %s %v", name, m, f)
+		}
+	}
+	b.logf("%s: c=%d accepted %.0f/s (p50 %v, p99 %v), posted %.0f/s, CPU per request: server %v, benchmark %v",
+		name, c, res.Accepted, res.AcceptP50, res.AcceptP99, res.Posted, res.CPUPerReq, res.BenchCPUPerReq)
+	return res, b.stop(s)
+}
+
+// startFloor runs this binary as the floor server against a new fake, in
+// a new directory called name; withStore, its store is in that directory.
+func (b *bench) startFloor(name string, withStore bool) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := b.newDir("floor")
+	dir, err := b.newDir(name)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +241,9 @@ func (b *bench) startFloor() (*server, error) {
 	fake := newFake()
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), floorEnv+"="+fake.URL())
+	if withStore {
+		cmd.Env = append(cmd.Env, floorStoreEnv+"="+dir)
+	}
 	cmd.Stderr = logFile
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

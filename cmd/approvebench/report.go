@@ -20,6 +20,7 @@ type report struct {
 	Baseline   baselineResult
 	Intake     []intakeResult
 	Floor      intakeResult // HTTP alone (floor.go), at the highest concurrency
+	FloorStore intakeResult // HTTP and the store: the floor doing the store alone's work per request
 	Held       heldResult
 	Restart    restartResult
 	Growth     []growthResult
@@ -214,6 +215,17 @@ func (r *report) markdown() string {
 		p("agents and posting to Slack over HTTP could go on these cores with this benchmark beside it;\n")
 		p("approvebot posted %s req/s, %s× of it, and its server CPU per request is %s× the floor's.\n",
 			num(last.Posted), ratio(last.Posted, fl.Posted), ratio(float64(last.CPUPerReq), float64(fl.CPUPerReq)))
+	}
+	if fs, in := r.FloorStore, r.Intake; fs.Posted > 0 && len(in) > 0 {
+		last := in[len(in)-1]
+		p("\n**HTTP and the store.** The same server, which before answering each request also does what\n")
+		p("the store alone does for one: it parses a body like the agent's, builds the request as the engine\n")
+		p("stores a new one and creates it with its first event (`store.Create`: group commit, fsync, JSON,\n")
+		p("audit chain), in a store opened as that baseline opens it (`floor.go`, `baseline.go`). It posted\n")
+		p("%s req/s, with %s of server CPU and %s of the benchmark's per request: %s× the store\n", num(fs.Posted), ms(fs.CPUPerReq), ms(fs.BenchCPUPerReq), ratio(fs.Posted, r.Baseline.StoreCreate))
+		p("alone. That is what HTTP and the store's own work reach here with nothing between them (no\n")
+		p("routing, outbox, rendering or second commit); approvebot posted %s× of it, and its server\n", ratio(last.Posted, fs.Posted))
+		p("CPU per request is %s× this server's.\n", ratio(float64(last.CPUPerReq), float64(fs.CPUPerReq)))
 	}
 	bl := r.Baseline
 	p("\nThe machine's limit, measured in the same run in the same directory, with values of %d bytes\n", bl.ValueBytes)
